@@ -1,0 +1,113 @@
+"""One cell = workload × strategy × runtime: plan, check support, run the worker, verify.
+
+Every way a cell can end becomes a `ResultRow` with a status; nothing here raises for a
+cell's own failure, so one bad cell never ends a suite.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.launch import run_worker
+from harness.measure import MeasureSettings
+from harness.probe import ProbeResult
+from harness.protocol import save_tensors
+from harness.results import ResultRow
+from harness.runtimes.base import Runtime
+from harness.strategy import Strategy, Unsupported
+from harness.verify import compare
+from harness.workload import Workload
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: Workload
+    strategy: Strategy
+    runtime: Runtime
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.workload.spec, self.strategy.spec, self.runtime.spec)
+
+    def __str__(self) -> str:
+        return " | ".join(self.key)
+
+
+def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
+             probe: ProbeResult | None = None, workdir: Path | None = None) -> ResultRow:
+    t0 = time.perf_counter()
+    w, s, rt = cell.workload, cell.strategy, cell.runtime
+    base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
+                            "runtime": rt.spec, "flops": w.flops(),
+                            "compulsory_bytes": w.compulsory_bytes(),
+                            "settings": settings.to_dict()}
+
+    def row(status: str, reason: str = "", **extra: Any) -> ResultRow:
+        return ResultRow(status=status, reason=reason, wall_s=time.perf_counter() - t0,
+                         **base, **extra)
+
+    if probe is not None and probe.status != "ok":
+        return row("unavailable", probe.message)
+    try:
+        plan = s.plan(w)
+    except Unsupported as exc:
+        return row("unsupported", str(exc))
+    expected_counts = plan.expected_counts()
+    base["expected_counts"] = expected_counts
+    if probe is not None:
+        missing = probe.missing(plan.requires)
+        if missing:
+            why = "; ".join(f"{c} ({probe.capabilities.get(c, {}).get('detail', 'absent')})"
+                            for c in missing)
+            return row("unsupported", f"{rt.NAME} lacks {', '.join(missing)}: {why}")
+    data = w.generate(settings.seed)
+    reference = w.reference(data)
+    tol = w.tolerance()
+    base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
+    with tempfile.TemporaryDirectory(prefix="membench-cell-", dir=workdir) as tmp:
+        d = Path(tmp)
+        plan_path = d / "plan.json"
+        plan_path.write_text(plan.to_json(), encoding="utf-8")
+        inputs = save_tensors(d, data)
+        outcome = run_worker(rt, {"kind": "cell", "runtime": rt.spec,
+                                  "plan_path": str(plan_path), "inputs": inputs,
+                                  "settings": settings.to_dict()}, d, timeout_s)
+        resp = outcome.response or {}
+        if resp.get("runtime"):
+            base["runtime_info"] = resp["runtime"]
+        if outcome.status != "ok":
+            return row(outcome.status, outcome.message)
+        outputs = {}
+        for t in w.by_role("output"):
+            path = resp.get("outputs", {}).get(t.name)
+            if path is None:
+                return row("crashed", f"worker returned no output {t.name}")
+            outputs[t.name] = np.fromfile(path, dtype=np.dtype(t.dtype).newbyteorder("<")) \
+                .reshape(t.shape)
+    counters = {k: int(v) for k, v in resp.get("counters", {}).items()}
+    measured = {"phases": resp.get("phases", {}), "memory": resp.get("memory", {}),
+                "counters": counters,
+                "bytes_copied_per_run": counters.get("bytes_copied"),
+                "host_calls_per_run": counters.get("host_calls"),
+                "calls_per_run": counters.get("calls")}
+    verdict = compare(outputs, reference, tol)
+    if not verdict.ok:
+        return row("invalid", verdict.message, max_abs_err=verdict.max_abs_err,
+                   err_index=verdict.index, err_tensor=verdict.tensor, **measured)
+    mismatched = {k: (v, counters.get(k)) for k, v in expected_counts.items()
+                  if counters.get(k) != v}
+    if mismatched:
+        text = ", ".join(f"{k}: plan {v} vs worker {got}" for k, (v, got) in mismatched.items())
+        return row("invalid", f"worker did not do what the plan says ({text})",
+                   max_abs_err=verdict.max_abs_err, **measured)
+    samples = tuple(float(x) for x in resp.get("timing", {}).get("samples_s", ()))
+    return row("ok", "", median_s=statistics.median(samples) if samples else None,
+               samples_s=samples, inner=int(resp.get("timing", {}).get("inner", 0)),
+               max_abs_err=verdict.max_abs_err, metrics=w.metrics(data, outputs), **measured)

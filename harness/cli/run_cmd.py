@@ -1,0 +1,83 @@
+"""`membench run`: run the cross product of workloads × strategies × runtimes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.cell import Cell
+from harness.console import print_summary, stderr_console
+from harness.measure import MeasureSettings
+from harness.results import ResultRow
+from harness.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
+from harness.suite import load_suite
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run cells and write results",
+                       description="Run the cross product of workloads, strategies and "
+                                   "runtimes; every cell in its own worker process.")
+    p.add_argument("--suite", help="suite name (suites/NAME.toml) or path to a suite TOML")
+    p.add_argument("--workload", action="append", default=[], metavar="SPEC",
+                   help="workload spec, e.g. gemm:m=37,n=53,k=91 (repeatable)")
+    p.add_argument("--strategy", action="append", default=[], metavar="SPEC",
+                   help="strategy spec, e.g. per-module (repeatable)")
+    p.add_argument("--runtime", action="append", default=[], metavar="SPEC",
+                   help="runtime spec, e.g. wasmtime:bounds=explicit (repeatable)")
+    p.add_argument("--out", default="results", type=Path, help="results directory (default: results/)")
+    p.add_argument("--repeat", type=int, metavar="N", help="timed samples per cell")
+    p.add_argument("--sample-time", type=float, metavar="S", help="target seconds per sample")
+    p.add_argument("--cell-timeout", type=float, metavar="S", help="seconds before a cell is killed")
+    p.add_argument("--seed", type=int, help="seed of the generated inputs and weights")
+    p.set_defaults(func=main)
+
+
+def build_request(args: argparse.Namespace) -> RunRequest:
+    suite = load_suite(args.suite) if args.suite else None
+    if suite is None and not args.workload:
+        suite = load_suite("default")
+    settings: dict[str, Any] = dict(suite.settings) if suite else {}
+    timeout = float(settings.pop("cell_timeout", 120.0))
+    if args.repeat is not None:
+        settings["samples"] = args.repeat
+    if args.sample_time is not None:
+        settings["sample_s"] = args.sample_time
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    if args.cell_timeout is not None:
+        timeout = args.cell_timeout
+    from harness.errors import SpecError
+
+    for key in ("samples", "sample_s"):
+        if key in settings and settings[key] <= 0:
+            raise SpecError(f"--{'repeat' if key == 'samples' else 'sample-time'} must be positive")
+    if timeout <= 0:
+        raise SpecError("--cell-timeout must be positive")
+    return RunRequest(
+        workloads=tuple(args.workload) or (suite.workloads if suite else ()),
+        strategies=tuple(args.strategy) or (suite.strategies if suite else ()) or ("shared",),
+        runtimes=tuple(args.runtime) or (suite.runtimes if suite else ()) or ("wasmtime",),
+        settings=MeasureSettings.from_dict(settings), cell_timeout=timeout,
+        suite=suite.name if suite else None)
+
+
+def main(args: argparse.Namespace) -> int:
+    req = build_request(args)
+    regs = Registries.from_entry_points()
+    cells = expand(req, regs)
+    run_dir = prepare_run_dir(args.out, new_run_id())
+    con = stderr_console()
+    con.print(f"membench: {len(cells)} cells -> {run_dir}")
+
+    def progress(i: int, n: int, cell: Cell, row: ResultRow | None) -> None:
+        if row is None:
+            con.print(f"[{i + 1}/{n}] {cell} ...", end="\r")
+        else:
+            con.print(f"[{i}/{n}] {cell}: {row.status}" + (f" ({row.reason[:80]})"
+                                                          if row.reason else "") + " " * 10)
+
+    rows = execute(cells, run_dir, req, progress)
+    print_summary(rows)
+    print(f"results: {run_dir}")
+    return 0

@@ -1,0 +1,81 @@
+"""`MemoryLowering`: how a strategy turns an abstract buffer access into wasm.
+
+A kernel says "load f32 from buffer `a` at byte address X"; the lowering decides whether
+that is `f32.load` on memory `$heap`, a call to an imported host function, or a lookup in
+a software page cache. Buffers are grouped into named *spaces* ("heap", "weights",
+"scratch", ...) that the strategy maps to memories.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+from harness.codegen.expr import Expr
+from harness.codegen.module import ModuleBuilder
+
+_LOAD = {"i32": "i32.load", "f32": "f32.load", "i64": "i64.load", "f64": "f64.load",
+         "v128": "v128.load"}
+_STORE = {"i32": "i32.store", "f32": "f32.store", "i64": "i64.store", "f64": "f64.store",
+          "v128": "v128.store"}
+
+
+class MemoryLowering(ABC):
+    """Strategy-supplied translation of buffer accesses (one instance per module)."""
+
+    #: wasm features the generated module needs because of this lowering
+    #: (e.g. "multi-memory"); the plan collects them so unsupported runtimes say so.
+    features: frozenset[str] = frozenset()
+
+    @abstractmethod
+    def declare(self, mb: ModuleBuilder) -> None:
+        """Add the memories, imports and globals this lowering's accesses refer to."""
+
+    def finish(self, mb: ModuleBuilder) -> None:  # noqa: B027 - optional hook
+        """Add helper functions after the kernel body was emitted (if any were used)."""
+
+    @abstractmethod
+    def load(self, space: str, addr: Expr, ty: str, offset: int) -> Expr:
+        """An expression loading a `ty` value from byte address `addr + offset` of `space`."""
+
+    @abstractmethod
+    def store(self, space: str, addr: Expr, value: Expr, ty: str, offset: int) -> str:
+        """A statement storing `value` (of type `ty`) at byte address `addr + offset`."""
+
+
+class DirectLowering(MemoryLowering):
+    """Plain loads and stores on memories the module can address (by WAT name, e.g. `$heap`).
+
+    `spaces` maps each space to a memory name; `declarations` are the WAT memory fields
+    (imports or definitions) that introduce those names.
+    """
+
+    def __init__(self, spaces: Mapping[str, str], declarations: Sequence[str],
+                 features: frozenset[str] = frozenset()) -> None:
+        self.spaces = dict(spaces)
+        self.declarations = list(declarations)
+        self.features = features
+
+    def declare(self, mb: ModuleBuilder) -> None:
+        for decl in self.declarations:
+            if decl.lstrip().startswith("(import"):
+                mb.add_import(decl)
+            else:
+                mb.add_memory(decl)
+
+    def _mem(self, space: str) -> str:
+        try:
+            return self.spaces[space]
+        except KeyError:
+            raise KeyError(f"lowering has no memory for space {space!r}; "
+                           f"known: {sorted(self.spaces)}") from None
+
+    def load(self, space: str, addr: Expr, ty: str, offset: int) -> Expr:
+        off = f" offset={offset}" if offset else ""
+        return Expr(f"({_LOAD[ty]} {self._mem(space)}{off} {addr.wat})", ty)
+
+    def store(self, space: str, addr: Expr, value: Expr, ty: str, offset: int) -> str:
+        if value.ty != ty:
+            raise TypeError(f"storing {value.ty} as {ty}")
+        off = f" offset={offset}" if offset else ""
+        return f"({_STORE[ty]} {self._mem(space)}{off} {addr.wat} {value.wat})"

@@ -1,0 +1,40 @@
+"""The harness's own error types.
+
+Every error a user can cause (a typo in a spec, an impossible shape, a missing suite)
+is a `MembenchError`: the CLI prints its message on one line and exits 2. Anything
+else escaping is a bug in the harness.
+"""
+
+from __future__ import annotations
+
+
+class MembenchError(Exception):
+    """Base class: a problem the user can fix, reported as one line (exit status 2)."""
+
+
+class SpecError(MembenchError):
+    """A malformed `name:key=value,...` spec or an invalid parameter value."""
+
+
+class UnknownNameError(SpecError):
+    """A plugin or parameter name that is not registered; the message lists valid names."""
+
+
+class ShapeError(MembenchError):
+    """A workload whose shapes are impossible (non-positive, over the wasm32 limit, ...)."""
+
+
+class PlanError(MembenchError):
+    """A plan that is internally inconsistent (unknown memory, region out of bounds, ...)."""
+
+
+class SuiteError(MembenchError):
+    """A suite TOML that is missing or malformed."""
+
+
+class ResultsError(MembenchError):
+    """A results directory or file that cannot be read or written."""
+
+
+class WorkerProtocolError(MembenchError):
+    """A worker answered with something that is not a valid protocol message."""

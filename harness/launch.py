@@ -1,0 +1,93 @@
+"""Starting a worker process and turning however it ended into an outcome.
+
+The worker runs in its own session (process group) so a timeout kills it and anything it
+started. Exit by signal (segfault, OOM kill) or without a response is `crashed`, with the
+signal name or the tail of stderr; over the time limit is `timeout`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.protocol import PROTOCOL, REQUEST, read_response
+from harness.runtimes.base import Runtime
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    status: str                      # ok / trapped / crashed / timeout (from the worker's view)
+    message: str
+    response: dict[str, Any] | None
+    wall_s: float
+
+
+def _tail(path: Path, limit: int = 600) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[-3:])[-limit:]
+
+
+def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
+               timeout_s: float, env: dict[str, str] | None = None) -> WorkerOutcome:
+    """Write `request` into `workdir`, run the runtime's worker on it, collect the outcome."""
+    import time
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    req_path = workdir / REQUEST
+    req_path.write_text(json.dumps(request), encoding="utf-8")
+    argv = [*runtime.worker_argv(), str(req_path)]
+    stdout, stderr = workdir / "worker.stdout", workdir / "worker.stderr"
+    t0 = time.perf_counter()
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True, env=env)
+        except OSError as exc:
+            return WorkerOutcome("crashed", f"cannot start worker {argv[0]}: {exc.strerror}",
+                                 None, 0.0)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return WorkerOutcome("timeout", f"no result after {timeout_s:g} s; worker killed",
+                                 None, time.perf_counter() - t0)
+        except BaseException:  # Ctrl-C: never leave a worker behind
+            _kill_group(proc)
+            raise
+    wall = time.perf_counter() - t0
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed (out of memory?)",
+               "SIGABRT": "aborted", "SIGBUS": "bus error"}.get(name, "terminated")
+        tail = _tail(stderr)
+        return WorkerOutcome("crashed", f"worker died with {name} ({why})"
+                             + (f": {tail}" if tail else ""), None, wall)
+    try:
+        resp = read_response(workdir)
+    except (OSError, json.JSONDecodeError) as exc:
+        return WorkerOutcome("crashed", f"unreadable worker response: {exc}", None, wall)
+    if resp is None:
+        tail = _tail(stderr)
+        return WorkerOutcome("crashed", f"worker exited with status {code} and no result"
+                             + (f": {tail}" if tail else ""), None, wall)
+    if resp.get("protocol") != PROTOCOL:
+        return WorkerOutcome("crashed", f"worker speaks protocol {resp.get('protocol')!r}, "
+                             f"expected {PROTOCOL}", None, wall)
+    return WorkerOutcome(str(resp.get("status", "crashed")), str(resp.get("message", "")),
+                         resp, wall)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

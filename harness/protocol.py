@@ -1,0 +1,70 @@
+"""The worker protocol: one JSON request file in, one JSON response file out.
+
+Language-neutral on purpose (the V8 worker is plain JavaScript): tensors travel as raw
+little-endian files next to the request, the plan as JSON with base64 wasm bytes. The
+response is written atomically, so a worker that dies mid-write leaves no response and
+the harness reports the death instead of half a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROTOCOL = 1
+REQUEST = "request.json"
+RESPONSE = "response.json"
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to `path` via a temp file + fsync + rename: readers see all or nothing."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1, default=_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return sorted(o) if isinstance(o, (set, frozenset)) else list(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def save_tensors(directory: Path, tensors: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Raw little-endian files, one per tensor; returns the request's `inputs` entry."""
+    out = {}
+    for name, arr in tensors.items():
+        path = Path(directory) / f"in_{name}.bin"
+        np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tofile(path)
+        out[name] = {"path": str(path), "dtype": str(arr.dtype), "shape": list(arr.shape)}
+    return out
+
+
+def load_tensors(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    return {name: np.fromfile(e["path"], dtype=np.dtype(e["dtype"]).newbyteorder("<"))
+            .reshape(e["shape"]) for name, e in entries.items()}
+
+
+def read_response(directory: Path) -> dict[str, Any] | None:
+    path = Path(directory) / RESPONSE
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,149 @@
+"""Results: one JSON row per cell, appended to `results.jsonl` and flushed before the next.
+
+Rows are frozen records; `run.json` beside them holds the run manifest. `read_rows`
+tolerates a truncated last line (a run killed mid-write) and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.errors import ResultsError
+from harness.protocol import _default
+
+RESULTS = "results.jsonl"
+MANIFEST = "run.json"
+
+STATUSES = ("ok", "invalid", "trapped", "crashed", "timeout", "unsupported", "unavailable",
+            "skipped")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One cell's outcome. Timings are meaningful only when `status == "ok"`."""
+
+    run_id: str
+    workload: str
+    strategy: str
+    runtime: str
+    status: str
+    reason: str = ""
+    kind: str = "cell"
+    median_s: float | None = None
+    samples_s: tuple[float, ...] = ()
+    inner: int = 0
+    phases: dict[str, Any] = field(default_factory=dict)
+    bytes_copied_per_run: int | None = None
+    host_calls_per_run: int | None = None
+    calls_per_run: int | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    expected_counts: dict[str, int] = field(default_factory=dict)
+    max_abs_err: float | None = None
+    err_index: tuple[int, ...] = ()
+    err_tensor: str = ""
+    tolerance: dict[str, float] = field(default_factory=dict)
+    flops: int = 0
+    compulsory_bytes: int = 0
+    memory: dict[str, int] = field(default_factory=dict)
+    runtime_info: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def cell(self) -> str:
+        return f"{self.workload} | {self.strategy} | {self.runtime}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cell"] = self.cell
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResultRow:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for key in ("samples_s", "err_index"):
+            if key in known and known[key] is not None:
+                known[key] = tuple(known[key])
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise ResultsError(f"malformed result row: {exc}") from None
+
+
+class ResultsWriter:
+    """Appends rows to a JSONL file; each row is flushed and fsync'd before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._f: TextIO = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across appends
+        except OSError as exc:
+            raise ResultsError(f"cannot write results to {self.path}: {exc.strerror}") from None
+
+    def append(self, row: ResultRow) -> None:
+        self._f.write(json.dumps(row.to_dict(), default=_default, allow_nan=True) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the JSON object of each valid line; warn about (and skip) malformed ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"no results file at {path}")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            where = "truncated last line" if n >= len(lines) - 1 else f"malformed line {n}"
+            warnings.warn(f"{path}: skipping {where}", stacklevel=2)
+            continue
+        if not isinstance(obj, dict):
+            warnings.warn(f"{path}: skipping line {n}: not a JSON object", stacklevel=2)
+            continue
+        yield obj
+
+
+def read_rows(run_dir: Path) -> list[ResultRow]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir} is not a directory")
+    if not (run_dir / RESULTS).exists():
+        raise ResultsError(f"{run_dir} is not a run directory (no {RESULTS})")
+    rows = []
+    for obj in iter_rows(run_dir / RESULTS):
+        try:
+            rows.append(ResultRow.from_dict(obj))
+        except ResultsError as exc:
+            warnings.warn(f"{run_dir / RESULTS}: {exc}", stacklevel=2)
+    return rows
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ResultsError(f"{run_dir} has no {MANIFEST}") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ResultsError(f"{path} is not valid JSON: {exc}") from None

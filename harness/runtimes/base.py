@@ -1,0 +1,90 @@
+"""The narrow interface every runtime sits behind (in the manner of Sightglass's engines).
+
+`Runtime` is the registered plugin, used by the harness process: it says how to start the
+worker that executes plans, and whether it can start at all. Runtimes embedded in Python
+also provide a `Backend`: a handful of primitives (store, compile, memory, instantiate,
+call) that `harness.runtimes.executor` turns into plan execution, so no runtime contains
+strategy-specific code.
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.plan import Device, HostFunc, Import, Memory, Module
+from harness.registry import Plugin
+
+
+class Runtime(Plugin):
+    """Parent-side description of a runtime (registered under `membench.runtimes`)."""
+
+    def worker_argv(self) -> list[str]:
+        """Command that starts this runtime's worker; the request path is appended."""
+        return [sys.executable, "-m", "harness.worker"]
+
+    def unavailable_reason(self) -> str | None:
+        """Why this runtime cannot run on this machine (None when it can)."""
+        return None
+
+    def backend(self) -> Backend:
+        """The in-worker backend (called inside the worker process only)."""
+        raise NotImplementedError(f"{self.NAME} has no Python backend; it runs its own worker")
+
+
+class TrapError(Exception):
+    """A wasm trap raised while executing a plan (the cell's status becomes `trapped`)."""
+
+
+class Backend(ABC):
+    """Primitives a Python-embedded runtime provides to the generic plan executor."""
+
+    @abstractmethod
+    def version(self) -> str:
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """The effective configuration (recorded in every result row)."""
+        return {}
+
+    @abstractmethod
+    def new_store(self, device: Device) -> Any:
+        """A store (or runtime) for one device."""
+
+    @abstractmethod
+    def compile(self, store: Any, module: Module) -> Any:
+        """Compile `module` for use in `store`'s engine."""
+
+    @abstractmethod
+    def new_memory(self, store: Any, memory: Memory) -> Any:
+        """A host-created wasm memory."""
+
+    @abstractmethod
+    def instantiate(self, store: Any, compiled: Any, imports: Sequence[tuple[Import, Any]]) -> Any:
+        """Instantiate with every import already resolved to a runtime object."""
+
+    @abstractmethod
+    def export(self, store: Any, instance: Any, name: str) -> Any:
+        """An export of an instance (memory or function)."""
+
+    @abstractmethod
+    def memory_array(self, store: Any, memory: Any) -> np.ndarray:
+        """A uint8 NumPy view of a wasm memory's current bytes (valid until it grows)."""
+
+    @abstractmethod
+    def make_call(self, store: Any, instance: Any, export: str,
+                  args: Sequence[int]) -> Callable[[], None]:
+        """A zero-argument callable invoking `export(*args)` as cheaply as the embedding allows."""
+
+    def host_func(self, store: Any, hf: HostFunc, impl: Callable[..., Any],
+                  params: Sequence[str], results: Sequence[str]) -> Any:
+        """A host function object wrapping `impl` with the given wasm signature."""
+        raise NotImplementedError("this runtime cannot create host functions")
+
+    def trap_types(self) -> tuple[type[BaseException], ...]:
+        """Exception types the runtime raises for a wasm trap."""
+        return (TrapError,)

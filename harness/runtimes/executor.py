@@ -1,0 +1,188 @@
+"""Generic plan execution over a `Backend`: the part every Python-embedded runtime shares.
+
+Loads a plan (compile each module once per engine, create memories, instantiate in plan
+order, write weights), turns the run steps into a list of closures, and counts what it
+actually does (bytes copied, calls, host calls) so the harness can check the plan's claims.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from harness import hostfuncs
+from harness.plan import Call, Copy, Plan, Read, Region, Write
+from harness.runtimes.base import Backend
+
+COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
+
+
+class LoadedPlan:
+    """A plan instantiated on one backend, ready to run inferences."""
+
+    def __init__(self, backend: Backend, plan: Plan, data: Mapping[str, np.ndarray]) -> None:
+        self.backend = backend
+        self.plan = plan
+        self.data = {k: np.ascontiguousarray(v) for k, v in data.items()}
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.compile_s: dict[str, float] = {}
+        self.instantiate_s: dict[str, float] = {}
+        self.setup_s = 0.0
+        self.stores: dict[str, Any] = {}
+        self.memories: dict[str, Any] = {}     # plan memory id -> runtime memory object
+        self.buffers: dict[str, np.ndarray] = {}  # plan memory id -> host buffer (kind buffer)
+        self.instances: dict[str, Any] = {}
+        self.outputs: dict[str, np.ndarray] = {}
+        self._steps: list[Callable[[], None]] = []
+
+    # -- loading ------------------------------------------------------------------------
+    def load(self) -> None:
+        plan, be = self.plan, self.backend
+        for dev in plan.devices:
+            self.stores[dev.name] = be.new_store(dev)
+        dev_of = {d.name: d for d in plan.devices}
+        compiled: dict[tuple[str, str], Any] = {}
+        inst_dev = {i.name: i.device for i in plan.instances}
+        for inst in plan.instances:
+            key = (dev_of[inst.device].engine, inst.module)
+            if key not in compiled:
+                module = next(m for m in plan.modules if m.name == inst.module)
+                t0 = time.perf_counter()
+                compiled[key] = be.compile(self.stores[inst.device], module)
+                label = inst.module if dev_of[inst.device].engine == "default" else \
+                    f"{inst.module}@{dev_of[inst.device].engine}"
+                self.compile_s[label] = time.perf_counter() - t0
+        for mem in plan.memories:
+            if mem.kind == "host":
+                self.memories[mem.id] = be.new_memory(self.stores[mem.device], mem)
+            elif mem.kind == "buffer":
+                self.buffers[mem.id] = np.zeros(mem.size, dtype=np.uint8)
+        host_objs = {
+            hf.id: be.host_func(self.stores[hf.device], hf, hostfuncs.python_impl(hf, self),
+                                hostfuncs.signature(hf.kind).params,
+                                hostfuncs.signature(hf.kind).results)
+            for hf in plan.host_funcs
+        }
+        for inst in plan.instances:
+            store = self.stores[inst.device]
+            resolved = []
+            for imp in inst.imports:
+                if imp.kind == "memory":
+                    resolved.append((imp, self._memory_obj(imp.target)))
+                elif imp.target.startswith("host:"):
+                    resolved.append((imp, host_objs[imp.target[5:]]))
+                else:
+                    src, export = imp.target.split(".", 1)
+                    if inst_dev[src] != inst.device:
+                        raise ValueError(f"{inst.name} imports {imp.target} across devices")
+                    resolved.append((imp, be.export(store, self.instances[src], export)))
+            key = (dev_of[inst.device].engine, inst.module)
+            t0 = time.perf_counter()
+            self.instances[inst.name] = be.instantiate(store, compiled[key], resolved)
+            self.instantiate_s[inst.name] = time.perf_counter() - t0
+            for mem in plan.memories:  # exported memories become reachable now
+                if mem.kind == "export" and mem.instance == inst.name:
+                    self.memories[mem.id] = be.export(store, self.instances[inst.name], mem.export or "")
+        t0 = time.perf_counter()
+        for step in self.compile_steps(plan.setup):
+            step()
+        self.setup_s = time.perf_counter() - t0
+        self._steps = self.compile_steps(plan.run)
+
+    def _memory_obj(self, mem_id: str) -> Any:
+        if mem_id not in self.memories:
+            raise ValueError(f"memory {mem_id} is not available yet (instantiation order?)")
+        return self.memories[mem_id]
+
+    def array(self, mem_id: str) -> np.ndarray:
+        """uint8 view of a plan memory (host buffer or wasm memory)."""
+        if mem_id in self.buffers:
+            return self.buffers[mem_id]
+        mem = self.plan.memory(mem_id)
+        return self.backend.memory_array(self.stores[mem.device], self._memory_obj(mem_id))
+
+    def _addr(self, region: Region) -> int:
+        arr = self.array(region.memory)
+        if region.end > arr.size:
+            raise ValueError(f"region {region} exceeds memory {region.memory} ({arr.size} bytes)")
+        return int(arr.ctypes.data) + region.offset
+
+    # -- steps --------------------------------------------------------------------------
+    def compile_steps(self, steps: tuple[Any, ...]) -> list[Callable[[], None]]:
+        out: list[Callable[[], None]] = []
+        c = self.counters
+        memmove = ctypes.memmove
+        for step in steps:
+            if isinstance(step, Write):
+                src = self.data[step.tensor]
+                if src.nbytes != step.dst.size:
+                    raise ValueError(f"write {step.tensor}: {src.nbytes} bytes into {step.dst.size}")
+                out.append(_write(memmove, self._addr(step.dst), src, c))
+            elif isinstance(step, Copy):
+                out.append(_copy(memmove, self._addr(step.src), self._addr(step.dst),
+                                 step.src.size, c))
+            elif isinstance(step, Call):
+                store = self.stores[next(i.device for i in self.plan.instances
+                                         if i.name == step.instance)]
+                fn = self.backend.make_call(store, self.instances[step.instance], step.export,
+                                            step.args)
+                out.append(_call(fn, c))
+            elif isinstance(step, Read):
+                dst = np.empty(step.src.size, dtype=np.uint8)
+                self.outputs[step.tensor] = dst
+                out.append(_read(memmove, self._addr(step.src), dst, c))
+            else:
+                raise TypeError(f"unknown step {step!r}")
+        return out
+
+    def run_once(self) -> None:
+        for step in self._steps:
+            step()
+
+    def reset_counters(self) -> None:
+        for k in self.counters:
+            self.counters[k] = 0
+
+    def linear_bytes(self) -> int:
+        """Bytes of wasm linear memory committed (sum over every distinct wasm memory)."""
+        total = 0
+        for mem in self.plan.memories:
+            if mem.kind != "buffer" and mem.id in self.memories:
+                total += self.array(mem.id).size
+        return total
+
+
+def _write(memmove: Any, dst: int, src: np.ndarray, c: dict[str, int]) -> Callable[[], None]:
+    addr, n = int(src.ctypes.data), src.nbytes
+
+    def step() -> None:
+        memmove(dst, addr, n)
+        c["bytes_written"] += n
+    return step
+
+
+def _copy(memmove: Any, src: int, dst: int, n: int, c: dict[str, int]) -> Callable[[], None]:
+    def step() -> None:
+        memmove(dst, src, n)
+        c["bytes_copied"] += n
+    return step
+
+
+def _call(fn: Callable[[], None], c: dict[str, int]) -> Callable[[], None]:
+    def step() -> None:
+        fn()
+        c["calls"] += 1
+    return step
+
+
+def _read(memmove: Any, src: int, dst: np.ndarray, c: dict[str, int]) -> Callable[[], None]:
+    addr, n = int(dst.ctypes.data), dst.nbytes
+
+    def step() -> None:
+        memmove(addr, src, n)
+        c["bytes_read"] += n
+    return step

@@ -1,0 +1,88 @@
+"""Statistics on timing samples: robust summaries and two-sample comparisons.
+
+Medians and bootstrap intervals rather than means and normal theory: timing samples are
+skewed (interference only ever adds time). Comparisons follow the practice of Google
+Benchmark's compare.py (Mann-Whitney U) and asv (ratio of medians with a threshold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    median: float
+    mean: float
+    stdev: float
+    iqr: float
+    cv: float                 # stdev / mean
+    ci_low: float             # bootstrap 95% CI of the median
+    ci_high: float
+    outliers: int             # samples outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] (flagged, kept)
+
+    @property
+    def rel_iqr(self) -> float:
+        return self.iqr / self.median if self.median else float("nan")
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def bootstrap_median_ci(x: np.ndarray, level: float = 0.95, n_boot: int = BOOTSTRAP,
+                        seed: int = 0) -> tuple[float, float]:
+    if x.size == 1:
+        return float(x[0]), float(x[0])
+    idx = _rng(seed).integers(0, x.size, size=(n_boot, x.size))
+    meds = np.median(x[idx], axis=1)
+    lo, hi = np.quantile(meds, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def summarize(samples: Sequence[float], seed: int = 0) -> Summary:
+    x = np.asarray(samples, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no samples to summarize")
+    q1, med, q3 = np.quantile(x, [0.25, 0.5, 0.75])
+    iqr = q3 - q1
+    mean = float(x.mean())
+    sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    lo, hi = bootstrap_median_ci(x, seed=seed)
+    out = int(((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr)).sum())
+    return Summary(n=int(x.size), median=float(med), mean=mean, stdev=sd, iqr=float(iqr),
+                   cv=sd / mean if mean else float("nan"), ci_low=lo, ci_high=hi, outliers=out)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    ratio: float              # median(current) / median(base); > 1 means slower
+    ci_low: float             # bootstrap 95% CI of the ratio
+    ci_high: float
+    p_slower: float           # one-sided Mann-Whitney U: current > base
+    p_faster: float           # one-sided Mann-Whitney U: current < base
+
+
+def compare_samples(base: Sequence[float], current: Sequence[float], seed: int = 0,
+                    n_boot: int = BOOTSTRAP) -> Comparison:
+    """Ratio of medians with a bootstrap CI, and one-sided Mann-Whitney U both ways."""
+    from scipy.stats import mannwhitneyu
+
+    b = np.asarray(base, dtype=np.float64)
+    c = np.asarray(current, dtype=np.float64)
+    if b.size == 0 or c.size == 0:
+        raise ValueError("both sample sets need at least one sample")
+    ratio = float(np.median(c) / np.median(b))
+    rng = _rng(seed)
+    mb = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
+    mc = np.median(c[rng.integers(0, c.size, size=(n_boot, c.size))], axis=1)
+    lo, hi = np.quantile(mc / mb, [0.025, 0.975])
+    p_slower = float(mannwhitneyu(c, b, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(c, b, alternative="less").pvalue)
+    return Comparison(ratio, float(lo), float(hi), p_slower, p_faster)

@@ -1,0 +1,153 @@
+"""Worker process: `python -m harness.worker REQUEST.json`.
+
+Executes one request (a cell, a probe or a calibration) for one runtime in its own
+process, so a crash, trap or hang ends the cell and not the suite. Writes
+`response.json` (atomically) and output tensors next to the request.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.measure import MeasureSettings, time_cold, time_steady
+from harness.plan import Plan
+from harness.protocol import PROTOCOL, RESPONSE, load_tensors, write_json_atomic
+from harness.registry import RUNTIMES, Registry
+from harness.runtimes.base import Backend, Runtime, TrapError
+from harness.runtimes.executor import LoadedPlan
+
+
+def _memory_now() -> dict[str, int]:
+    try:
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return {"rss": int(info.rss), "vms": int(info.vms)}
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        return {"rss": 0, "vms": 0}
+
+
+def _peak_rss() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def runtime_info(rt: Runtime, be: Backend) -> dict[str, Any]:
+    return {"name": rt.NAME, "spec": rt.spec, "version": be.version(), "config": be.config(),
+            "python": sys.version.split()[0]}
+
+
+def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
+    plan = Plan.from_json(Path(req["plan_path"]).read_text(encoding="utf-8"))
+    data = load_tensors(req["inputs"])
+    settings = MeasureSettings.from_dict(req.get("settings", {}))
+    before = _memory_now()
+    lp = LoadedPlan(be, plan, data)
+    resp: dict[str, Any] = {"status": "ok", "message": ""}
+    try:
+        lp.load()
+        after_load = _memory_now()
+        linear = lp.linear_bytes()
+        lp.reset_counters()
+        first_s = time_cold(lp.run_once)
+        per_run = dict(lp.counters)
+        first_out = {k: v.copy() for k, v in lp.outputs.items()}
+        lp.reset_counters()
+        timing = time_steady(lp.run_once, settings, first_s)
+        n = timing.inferences()
+        drift = {k: v for k, v in lp.counters.items() if v != per_run[k] * n}
+        if drift:
+            raise RuntimeError(f"counters differ between inferences: per run {per_run}, "
+                               f"after {n} runs {lp.counters}")
+        changed = [k for k, v in lp.outputs.items() if not np.array_equal(v, first_out[k])]
+        if changed:
+            resp["status"] = "crashed"
+            resp["message"] = (f"outputs {changed} changed between inferences "
+                               "(state leaks from one inference into the next)")
+    except be.trap_types() as exc:
+        return {"status": "trapped", "message": _one_line(exc)}
+    outputs = {}
+    for name, raw in first_out.items():
+        path = out_dir / f"out_{name}.bin"
+        raw.tofile(path)
+        outputs[name] = str(path)
+    resp.update({
+        "phases": {"compile_s": lp.compile_s, "instantiate_s": lp.instantiate_s,
+                   "setup_s": lp.setup_s, "first_run_s": timing.first_s},
+        "timing": {"inner": timing.inner, "warmup_runs": timing.warmup_runs,
+                   "samples_s": timing.samples_s},
+        "counters": per_run,
+        "memory": {"baseline_rss": before["rss"], "rss_after_load": after_load["rss"],
+                   "peak_rss": _peak_rss(), "linear_bytes": linear,
+                   "vms_reserved": after_load["vms"] - before["vms"]},
+        "outputs": outputs,
+    })
+    return resp
+
+
+def run_probe(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
+    """Run each probe plan once; a capability is present if the plan loads, runs and
+    produces the expected bytes."""
+    caps: dict[str, Any] = {}
+    for probe in req["probes"]:
+        plan = Plan.from_json(Path(probe["plan_path"]).read_text(encoding="utf-8"))
+        data = load_tensors(probe.get("inputs", {}))
+        try:
+            lp = LoadedPlan(be, plan, data)
+            lp.load()
+            lp.run_once()
+            got = {k: v.tobytes().hex() for k, v in lp.outputs.items()}
+            ok = got == probe["expect"]
+            caps[probe["capability"]] = {"ok": ok, "detail": "" if ok else
+                                         f"ran but produced {got}, expected {probe['expect']}"}
+        except Exception as exc:  # a missing feature shows up as any kind of error
+            caps[probe["capability"]] = {"ok": False, "detail": _one_line(exc)}
+    return {"status": "ok", "message": "", "capabilities": caps}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[:4])[:500]
+
+
+HANDLERS = {"cell": run_cell, "probe": run_probe}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m harness.worker REQUEST.json", file=sys.stderr)
+        return 2
+    req_path = Path(args[0])
+    out_dir = req_path.parent
+    t0 = time.perf_counter()
+    req = json.loads(req_path.read_text(encoding="utf-8"))
+    resp: dict[str, Any]
+    try:
+        rt: Runtime = Registry[Runtime](RUNTIMES, "runtime").create(req["runtime"])
+        be = rt.backend()
+        info = runtime_info(rt, be)
+        resp = HANDLERS[req["kind"]](req, rt, be, out_dir)
+        resp["runtime"] = info
+    except TrapError as exc:
+        resp = {"status": "trapped", "message": _one_line(exc)}
+    except Exception as exc:
+        resp = {"status": "crashed", "message": _one_line(exc),
+                "traceback": traceback.format_exc(limit=8)}
+    resp["protocol"] = PROTOCOL
+    resp["worker_s"] = time.perf_counter() - t0
+    write_json_atomic(out_dir / RESPONSE, resp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

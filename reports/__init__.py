@@ -1,0 +1,1 @@
+"""Reports: HTML and PNG from results, comparison of runs."""

@@ -1,0 +1,1 @@
+"""Memory strategies, one module each, registered through the `membench.strategies` entry point."""

@@ -1,0 +1,65 @@
+"""`shared`: one growable memory created by the device (host), imported by every module.
+
+Models a runtime that gives all executables on a device a single linear memory: the
+device allocator suballocates every tensor inside it (aligned, reusing the space of
+intermediates whose lifetimes do not overlap), and each module gets its own scratch
+region. Buffers cross executables by address, so an inference copies nothing.
+
+Trade-off exposed: zero copies, but no isolation — any executable can read or write
+any tensor (and any other executable's scratch) in the device memory.
+
+Memory numbering: the device heap is the module's only memory, imported as memory 0
+(`env.heap`); scratch is a region of the same memory.
+"""
+
+from __future__ import annotations
+
+from harness.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
+from harness.codegen import DirectLowering, build_kernel_module
+from harness.codegen.kernel import SCRATCH
+from harness.plan import Device, Import, Instance, Memory, Plan, Read, Write
+from harness.strategy import PlanBuilder, Strategy
+from harness.workload import Workload
+
+HEAP_IMPORT = '(import "env" "heap" (memory $heap 0))'
+
+
+class SharedStrategy(Strategy):
+    NAME = "shared"
+    DESCRIPTION = "one host-created memory imported by every module; zero copies, no isolation"
+
+    def plan(self, workload: Workload) -> Plan:
+        pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
+        pb.devices.append(Device("dev0"))
+        spans = lifetimes(workload)
+        items = [(t.name, t.nbytes, *spans[t.name]) for t in workload.tensors]
+        offsets, top = allocate_with_reuse(items)
+        # each executable's scratch lives after the tensors, one private region per module
+        scratch_at: dict[str, int] = {}
+        for d in workload.dispatches:
+            if d.kernel.scratch_bytes:
+                scratch_at[d.name] = top
+                top = align_up(top + d.kernel.scratch_bytes)
+        pb.memories.append(Memory(id="heap", device="dev0", kind="host",
+                                  min_pages=pages_for(top), role="heap"))
+        for t in workload.tensors:
+            pb.place(t.name, "heap", offsets[t.name], t.nbytes)
+        lowering = DirectLowering({"heap": "$heap", SCRATCH: "$heap"}, [HEAP_IMPORT],
+                                  frozenset({"imported-memory"}))
+        for d in workload.dispatches:
+            spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
+            km = build_kernel_module(d.kernel, lowering, spaces)
+            mod = pb.add_module(km)
+            inst = f"{d.name}"
+            pb.instances.append(Instance(inst, mod, "dev0",
+                                         (Import("env", "heap", "memory", "heap"),)))
+            addrs = {b: offsets[t] for b, t in d.bindings}
+            if d.kernel.scratch_bytes:
+                addrs[SCRATCH] = scratch_at[d.name]
+            pb.run.append(pb.call(inst, km, addrs, d.name))
+        for t in workload.by_role("weight"):
+            pb.setup.append(Write(t.name, pb.placements_region(t.name)))
+        pb.run[:0] = [Write(t.name, pb.placements_region(t.name))
+                      for t in workload.by_role("input")]
+        pb.run += [Read(t.name, pb.placements_region(t.name)) for t in workload.by_role("output")]
+        return pb.build()

@@ -1,0 +1,57 @@
+"""The `membench` command: exit codes, messages, files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import read_rows
+
+
+def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
+    code = main(["run", "--workload", "gemm:m=5,n=7,k=3", "--strategy", "shared",
+                 "--strategy", "per-module", "--runtime", "wasmtime", "--out", str(tmp_path),
+                 "--repeat", "3", "--sample-time", "0.0005"])
+    assert code == 0
+    (run_dir,) = list(tmp_path.iterdir())
+    rows = read_rows(run_dir)
+    assert [r.status for r in rows] == ["ok", "ok"]
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    for key in ("run_id", "workload", "strategy", "runtime", "status", "reason", "phases",
+                "samples_s", "median_s", "bytes_copied_per_run", "host_calls_per_run",
+                "max_abs_err"):
+        assert key in first
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["cells_done"] == 2
+    assert manifest["fingerprint"]["cpu_count"] and "commit" in manifest["fingerprint"]["git"]
+    assert manifest["runtimes"]["wasmtime"]["capabilities"]["multi-memory"]["ok"] is True
+    out = capsys.readouterr().out
+    assert "gemm:m=5,n=7,k=3" in out and "per-module" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--workload", "gemn"], "unknown workload 'gemn' (did you mean 'gemm'?)"),
+    (["run", "--workload", "gemm", "--strategy", "sharde"], "did you mean 'shared'?"),
+    (["run", "--workload", "gemm", "--runtime", "wasmtim"], "did you mean 'wasmtime'?"),
+    (["run", "--workload", "gemm:m=0"], "must be >= 1"),
+    (["run", "--workload", "gemm:x=1"], "unknown parameter of gemm 'x'"),
+    (["run", "--suite", "nosuch"], "no suite 'nosuch'"),
+    (["run", "--workload", "gemm:m=65536,n=65536,k=1"], "wasm32 memory holds at most"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, argv, message) -> None:
+    code = main([*argv, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_list_names_every_plugin(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("gemm", "bias-relu", "mlp", "shared", "per-module", "wasmtime", "quick"):
+        assert name in out

@@ -1,0 +1,1 @@
+"""ML workloads: kernel families (`kernels/`) and multi-dispatch models (`models/`)."""

@@ -1,0 +1,1 @@
+"""Kernel families, one module each; each has a NumPy reference and a documented tolerance."""

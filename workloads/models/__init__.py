@@ -1,0 +1,1 @@
+"""Models as multi-executable pipelines: each dispatch is its own module."""
