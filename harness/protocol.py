@@ -37,6 +37,21 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         raise
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to `path` via a temp file + fsync + rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _default(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)

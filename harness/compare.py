@@ -1,0 +1,147 @@
+"""Comparing two runs cell by cell with a statistical verdict that does not cry wolf.
+
+Per cell: ratio of medians (current / base) with a bootstrap 95% CI, and one-sided
+Mann-Whitney U tests in both directions; p-values are Benjamini-Hochberg corrected across
+cells (per direction). Verdicts:
+
+* `slower`    — corrected p(slower) < alpha and ratio > 1 + threshold
+* `faster`    — corrected p(faster) < alpha and ratio < 1 / (1 + threshold)
+* `unchanged` — the ratio's CI lies inside [1 / (1 + threshold), 1 + threshold]
+* `unsure`    — neither: too noisy to tell (said so, never passed off as unchanged)
+
+The band is symmetric in log space, so "10% slower" and "10% faster" mean the same size
+of change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.results import ResultRow
+from harness.stats import compare_samples
+
+VERDICTS = ("slower", "faster", "unchanged", "unsure")
+
+CellKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    key: CellKey
+    base_median: float
+    current_median: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_slower: float
+    p_faster: float
+    q_slower: float            # Benjamini-Hochberg adjusted
+    q_faster: float
+    n_base: int
+    n_current: int
+    verdict: str
+
+    @property
+    def cell(self) -> str:
+        return " | ".join(self.key)
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    threshold: float
+    alpha: float
+    cells: tuple[CellComparison, ...]
+    only_base: tuple[CellKey, ...] = ()
+    only_current: tuple[CellKey, ...] = ()
+    #: cells present on both sides but not `ok` on at least one (key, base status, current status)
+    not_comparable: tuple[tuple[CellKey, str, str], ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for c in self.cells if c.verdict == verdict)
+
+    @property
+    def regressed(self) -> bool:
+        return self.count("slower") > 0
+
+
+def benjamini_hochberg(p: Sequence[float]) -> list[float]:
+    """BH-adjusted p-values (q-values), monotone and capped at 1."""
+    arr = np.asarray(p, dtype=np.float64)
+    n = arr.size
+    if n == 0:
+        return []
+    order = np.argsort(arr)
+    ranked = arr[order] * n / np.arange(1, n + 1)
+    # enforce monotonicity from the largest p downwards
+    adj = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(adj, 1.0)
+    return [float(x) for x in out]
+
+
+def verdict_for(ratio: float, ci_low: float, ci_high: float, q_slower: float, q_faster: float,
+                threshold: float, alpha: float) -> str:
+    hi, lo = 1.0 + threshold, 1.0 / (1.0 + threshold)
+    if q_slower < alpha and ratio > hi:
+        return "slower"
+    if q_faster < alpha and ratio < lo:
+        return "faster"
+    if lo <= ci_low and ci_high <= hi:
+        return "unchanged"
+    return "unsure"
+
+
+def _cells(rows: Sequence[ResultRow]) -> dict[CellKey, ResultRow]:
+    out: dict[CellKey, ResultRow] = {}
+    for r in rows:
+        if r.kind == "cell":
+            out[(r.workload, r.strategy, r.runtime)] = r
+    return out
+
+
+def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
+                 threshold: float = 0.05, alpha: float = 0.01, seed: int = 0,
+                 key_map: Any = None) -> RunComparison:
+    """Match cells by (workload, strategy, runtime) and compare their samples.
+
+    `key_map` (optional callable) rewrites keys before matching, e.g. to pair an A/B
+    run's `wasmtime` cells with its `wasmtime:bounds=explicit` cells.
+    """
+    b, c = _cells(base), _cells(current)
+    if key_map is not None:
+        b = {key_map(k, "base"): v for k, v in b.items()}
+        c = {key_map(k, "current"): v for k, v in c.items()}
+    only_b = tuple(sorted(set(b) - set(c)))
+    only_c = tuple(sorted(set(c) - set(b)))
+    pending = []
+    skipped = []
+    for key in sorted(set(b) & set(c)):
+        rb, rc = b[key], c[key]
+        if rb.status != "ok" or rc.status != "ok" or not rb.samples_s or not rc.samples_s:
+            skipped.append((key, rb.status, rc.status))
+            continue
+        cmp = compare_samples(rb.samples_s, rc.samples_s, seed=seed)
+        pending.append((key, rb, rc, cmp))
+    q_s = benjamini_hochberg([p[3].p_slower for p in pending])
+    q_f = benjamini_hochberg([p[3].p_faster for p in pending])
+    cells = []
+    for (key, rb, rc, cmp), qs, qf in zip(pending, q_s, q_f, strict=True):
+        cells.append(CellComparison(
+            key=key, base_median=float(np.median(rb.samples_s)),
+            current_median=float(np.median(rc.samples_s)), ratio=cmp.ratio,
+            ci_low=cmp.ci_low, ci_high=cmp.ci_high, p_slower=cmp.p_slower,
+            p_faster=cmp.p_faster, q_slower=qs, q_faster=qf, n_base=len(rb.samples_s),
+            n_current=len(rc.samples_s),
+            verdict=verdict_for(cmp.ratio, cmp.ci_low, cmp.ci_high, qs, qf, threshold, alpha)))
+    notes = []
+    small = [cc for cc in cells if min(cc.n_base, cc.n_current) < 5]
+    if small:
+        notes.append(f"{len(small)} cells have fewer than 5 samples on a side: "
+                     "Mann-Whitney U cannot reach small p-values; expect `unsure`")
+    return RunComparison(threshold, alpha, tuple(cells), only_b, only_c, tuple(skipped),
+                         tuple(notes))

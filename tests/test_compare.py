@@ -1,0 +1,98 @@
+"""`membench compare`: verdicts, Benjamini-Hochberg, exit codes and outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.compare import benjamini_hochberg, compare_runs, verdict_for
+from harness.results import read_rows
+from tests.runfactory import make_run
+
+
+def _samples(center: float, rel_sd: float, n: int = 20, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(center * (1 + rel_sd * rng.standard_normal(n)))
+
+
+CELLS = {
+    ("w-slow", "s", "r"): (1.0, 1.20, 0.01),
+    ("w-fast", "s", "r"): (1.0, 0.80, 0.01),
+    ("w-same", "s", "r"): (1.0, 1.00, 0.005),
+    ("w-noisy", "s", "r"): (1.0, 1.03, 0.30),
+}
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> tuple[Path, Path]:
+    base = make_run(tmp_path, "base", {k: _samples(b, sd, seed=1) for k, (b, _, sd) in CELLS.items()})
+    cur = make_run(tmp_path, "cur", {k: _samples(c, sd, seed=2) for k, (_, c, sd) in CELLS.items()})
+    return base, cur
+
+
+def test_each_verdict(runs) -> None:
+    base, cur = runs
+    cmp = compare_runs(read_rows(base), read_rows(cur), threshold=0.05, alpha=0.01)
+    got = {c.key[0]: c.verdict for c in cmp.cells}
+    assert got == {"w-slow": "slower", "w-fast": "faster", "w-same": "unchanged",
+                   "w-noisy": "unsure"}
+    slow = next(c for c in cmp.cells if c.key[0] == "w-slow")
+    assert slow.ci_low > 1.1 and slow.ratio == pytest.approx(1.2, rel=0.03)
+
+
+def test_verdict_rules() -> None:
+    assert verdict_for(1.10, 1.08, 1.12, 0.001, 1.0, 0.05, 0.01) == "slower"
+    assert verdict_for(1.10, 1.08, 1.12, 0.02, 1.0, 0.05, 0.01) == "unsure"  # not significant
+    assert verdict_for(1.03, 1.01, 1.05, 0.001, 1.0, 0.05, 0.01) == "unchanged"  # small
+    assert verdict_for(0.90, 0.88, 0.92, 1.0, 0.001, 0.05, 0.01) == "faster"
+    assert verdict_for(1.00, 0.90, 1.10, 0.5, 0.5, 0.05, 0.01) == "unsure"
+
+
+def test_benjamini_hochberg_known_values() -> None:
+    # classic example: p = 0.01, 0.04, 0.03, 0.005 -> q = 0.02, 0.04, 0.04, 0.02
+    q = benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
+    assert q == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert benjamini_hochberg([]) == []
+    assert benjamini_hochberg([0.9, 0.95]) == pytest.approx([0.95, 0.95])
+
+
+def test_bh_turns_a_lone_marginal_p_into_no_regression(tmp_path: Path) -> None:
+    """Among many unchanged cells, one with p just under alpha is not flagged after BH."""
+    q = benjamini_hochberg([0.009] + [0.5] * 49)
+    assert q[0] > 0.01
+
+
+def test_exit_codes_and_outputs(runs, tmp_path: Path, capsys) -> None:
+    base, cur = runs
+    assert main(["compare", str(base), str(cur)]) == 1  # w-slow regressed
+    md = (cur / "compare.md").read_text()
+    assert "w-slow" in md and "slower" in md and "| cell |" in md
+    assert (cur / "compare.html").read_text().count("<tr") == 5
+    assert (cur / "compare_ratio.png").stat().st_size > 1000
+    assert main(["compare", str(base), str(base), "--out", str(tmp_path / "o")]) == 0
+    assert main(["compare", str(base), str(tmp_path / "nope")]) == 2
+    assert main(["compare", str(base), str(cur), "--threshold", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "expected a fraction like 5%" in err
+
+
+def test_cross_machine_refused_unless_allowed(tmp_path: Path, capsys) -> None:
+    cells = {("w", "s", "r"): _samples(1.0, 0.01)}
+    a = make_run(tmp_path, "a", cells, machine="m1")
+    b = make_run(tmp_path, "b", cells, machine="m2")
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "different machines" in capsys.readouterr().err
+    assert main(["compare", str(a), str(b), "--allow-cross-machine"]) == 0
+
+
+def test_one_sided_and_failed_cells_listed(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "a", {("x", "s", "r"): _samples(1, 0.01), ("gone", "s", "r"): [1.0],
+                                 ("bad", "s", "r"): _samples(1, 0.01)})
+    b = make_run(tmp_path, "b", {("x", "s", "r"): _samples(1, 0.01), ("new", "s", "r"): [1.0],
+                                 ("bad", "s", "r"): []})
+    cmp = compare_runs(read_rows(a), read_rows(b))
+    assert cmp.only_base == (("gone", "s", "r"),) and cmp.only_current == (("new", "s", "r"),)
+    assert cmp.not_comparable == ((("bad", "s", "r"), "ok", "crashed"),)

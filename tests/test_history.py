@@ -1,0 +1,90 @@
+"""`membench history` and step detection; `membench merge`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.history import CellHistory, RunPoint, detect_steps, load_history, piecewise_constant
+from harness.merge import merge_runs
+from harness.results import read_rows
+from tests.runfactory import make_run
+
+
+def _hist(values: list[float]) -> CellHistory:
+    return CellHistory("m", ("w", "s", "r"),
+                       [RunPoint(f"r{i:04d}", f"t{i:04d}", f"c{i}", "1", v)
+                        for i, v in enumerate(values)])
+
+
+def test_piecewise_constant_finds_planted_steps() -> None:
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.full(30, 0.0), np.full(30, 0.3), np.full(40, 0.1)])
+    y = y + rng.normal(0, 0.01, y.size)
+    assert piecewise_constant(y) == [30, 60]
+
+
+def test_noise_alone_has_no_step() -> None:
+    rng = np.random.default_rng(1)
+    values = list(1e-3 * (1 + 0.01 * rng.standard_normal(200)))
+    assert detect_steps(_hist(values)) == []
+
+
+def test_step_up_reported_step_down_not() -> None:
+    rng = np.random.default_rng(2)
+    base = 1e-3 * (1 + 0.01 * rng.standard_normal(60))
+    values = list(base[:20]) + list(base[20:40] * 1.10) + list(base[40:] * 0.9)
+    steps = detect_steps(_hist(values), threshold=0.05)
+    assert [s.index for s in steps] == [20]
+    assert steps[0].ratio == pytest.approx(1.10, rel=0.02) and steps[0].run_id == "r0020"
+    assert detect_steps(_hist(values), threshold=0.15) == []
+
+
+def test_history_over_many_runs(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(3)
+    for i in range(120):
+        level = 1.0 if i < 80 else 1.25
+        make_run(tmp_path, f"run{i:04d}",
+                 {("gemm", "shared", "wasmtime"): list(level * 1e-3 * (1 + 0.01 * rng.standard_normal(5))),
+                  ("gemm", "shared", "v8"): list(2e-3 * (1 + 0.01 * rng.standard_normal(5)))},
+                 commit=f"c{i}", created=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}")
+    (tmp_path / "not-a-run").mkdir()
+    cells, nruns = load_history(tmp_path)
+    assert nruns == 120 and len(cells) == 2
+    assert main(["history", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "run0080" in out and "+25" in out
+    assert len(list((tmp_path / "history").glob("*.png"))) == 2
+
+
+def test_merge_shards(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "a", {("w1", "s", "r"): [1.0, 1.1]}, extra={"shard": {"index": 1, "count": 2}})
+    b = make_run(tmp_path, "b", {("w2", "s", "r"): [2.0, 2.1]}, extra={"shard": {"index": 2, "count": 2}})
+    merged = merge_runs([a, b], tmp_path / "out")
+    rows = read_rows(merged)
+    assert sorted(r.workload for r in rows) == ["w1", "w2"]
+    assert {r.run_id for r in rows} == {merged.name}
+    manifest = json.loads((merged / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["cells_done"] == 2
+
+
+@pytest.mark.parametrize("kw, msg", [({"machine": "m2"}, "differ in machine"),
+                                     ({"commit": "other"}, "differ in commit"),
+                                     ({"suite": "default"}, "differ in suite")])
+def test_merge_refuses_mismatch(tmp_path: Path, capsys, kw, msg) -> None:
+    a = make_run(tmp_path, "a", {("w1", "s", "r"): [1.0]})
+    b = make_run(tmp_path, "b", {("w2", "s", "r"): [2.0]}, **kw)
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "o")]) == 2
+    assert msg in capsys.readouterr().err
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "o"), "--allow-mixed"]) == 0
+
+
+def test_merge_refuses_overlapping_shards(tmp_path: Path, capsys) -> None:
+    a = make_run(tmp_path, "a", {("w1", "s", "r"): [1.0]})
+    b = make_run(tmp_path, "b", {("w1", "s", "r"): [2.0]})
+    assert main(["merge", str(a), str(b), "--out", str(tmp_path / "o")]) == 2
+    assert "shards must partition" in capsys.readouterr().err
