@@ -38,6 +38,17 @@ def fmt_count(n: int | None) -> str:
     return str(n)
 
 
+def fmt_metrics(metrics: dict[str, object]) -> str:
+    """Workload-reported figures, compact: fractions named like rates as percentages."""
+    parts = []
+    for k, v in metrics.items():
+        if isinstance(v, float) and ("accuracy" in k or "agreement" in k):
+            parts.append(f"{k.replace('_', ' ')} {v:.1%}")
+        elif isinstance(v, (int, float)):
+            parts.append(f"{k.replace('_', ' ')} {v:.4g}")
+    return ", ".join(parts)
+
+
 def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
     table = Table(title=title, title_justify="left")
     for col, kw in (("workload", {}), ("strategy", {}), ("runtime", {}), ("status", {}),
@@ -54,7 +65,7 @@ def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
             spread = f"{fmt_time(s.ci_low)}–{fmt_time(s.ci_high)} (cv {s.cv:.1%})"
             if r.flops and s.median:
                 gflops = f"{r.flops / s.median / 1e9:.2f}"
-        note = r.reason if r.status != "ok" else ""
+        note = r.reason if r.status != "ok" else fmt_metrics(r.metrics)
         table.add_row(r.workload, r.strategy, r.runtime, f"[{style}]{r.status}[/]", median,
                       spread, gflops, fmt_count(r.bytes_copied_per_run) + "B"
                       if r.bytes_copied_per_run is not None else "-",

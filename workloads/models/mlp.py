@@ -41,8 +41,12 @@ class MlpWorkload(Workload):
     def widths(self) -> list[int]:
         return [int(s) for s in str(self.params["sizes"]).split("-")]
 
+    def batch(self) -> int:
+        """Rows per inference (subclasses with real data derive it from the data set)."""
+        return int(self.params["batch"])
+
     def build_tensors(self) -> tuple[Tensor, ...]:
-        b, w = self.params["batch"], self.widths
+        b, w = self.batch(), self.widths
         ts = [Tensor("x", "input", (b, w[0]))]
         last = len(w) - 2
         for i in range(len(w) - 1):
@@ -53,7 +57,7 @@ class MlpWorkload(Workload):
         return tuple(ts)
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
-        b, w = self.params["batch"], self.widths
+        b, w = self.batch(), self.widths
         out = []
         last = len(w) - 2
         for i in range(len(w) - 1):
@@ -76,4 +80,4 @@ class MlpWorkload(Workload):
 
     def flops(self) -> int:
         w = self.widths
-        return sum(2 * self.params["batch"] * w[i] * w[i + 1] for i in range(len(w) - 1))
+        return sum(2 * self.batch() * w[i] * w[i + 1] for i in range(len(w) - 1))
