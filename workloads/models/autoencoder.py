@@ -7,6 +7,8 @@ Weights are seeded (no trained model is fetched); the shapes are what matter for
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from harness.params import Param
 from workloads.models.mlp import MlpWorkload
 
@@ -16,7 +18,7 @@ SIZES = (640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640)
 class AutoencoderWorkload(MlpWorkload):
     NAME = "autoencoder"
     DESCRIPTION = "MLPerf Tiny anomaly-detection FC autoencoder (640-128x4-8-128x4-640)"
-    PARAMS = (Param("batch", "int", 1, "frames per inference", minimum=1),)
+    PARAMS: ClassVar[tuple[Param, ...]] = (Param("batch", "int", 1, "frames per inference", minimum=1),)
 
     @property
     def widths(self) -> list[int]:

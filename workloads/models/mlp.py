@@ -8,6 +8,7 @@ Tolerance: that of the widest layer's GEMM (errors do not grow through ReLU).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def parse_sizes(raw: str) -> str:
 class MlpWorkload(Workload):
     NAME = "mlp"
     DESCRIPTION = "dense layers (GEMM+bias, ReLU between), one module per layer"
-    PARAMS = (
+    PARAMS: ClassVar[tuple[Param, ...]] = (
         Param("batch", "int", 16, "rows per inference", minimum=1),
         Param("sizes", "str", "64-32-10", "layer widths, input first", check=parse_sizes),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, sizes: tuple[int, ...], seed: int, e
 class MlpDigitsWorkload(MlpWorkload):
     NAME = "mlp-digits"
     DESCRIPTION = "64-32-10 MLP trained in NumPy on scikit-learn's digits; reports accuracy"
-    PARAMS = (Param("seed", "int", 0, "training seed", minimum=0),)
+    PARAMS: ClassVar[tuple[Param, ...]] = (Param("seed", "int", 0, "training seed", minimum=0),)
 
     @property
     def widths(self) -> list[int]:
