@@ -29,16 +29,21 @@ class Plugin:
 
     def __init__(self, **params: Any) -> None:
         self.params: Mapping[str, Any] = resolve_params(
-            self.NAME, self.PARAMS, {k: str(v) for k, v in params.items()}
+            self.NAME, self.declared_params(), {k: str(v) for k, v in params.items()}
         )
         self.validate()
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Plugin:
         obj = cls.__new__(cls)
-        obj.params = resolve_params(cls.NAME, cls.PARAMS, spec.as_dict())
+        obj.params = resolve_params(cls.NAME, cls.declared_params(), spec.as_dict())
         obj.validate()
         return obj
+
+    @classmethod
+    def declared_params(cls) -> tuple[Param, ...]:
+        """Every parameter the plugin accepts (its own PARAMS plus any its base adds)."""
+        return cls.PARAMS
 
     def validate(self) -> None:
         """Check cross-parameter constraints; raise a MembenchError subclass when impossible."""
@@ -46,7 +51,7 @@ class Plugin:
     @property
     def spec(self) -> str:
         """Canonical spec: the name plus every parameter that differs from its default."""
-        parts = [f"{p.name}={_fmt(self.params[p.name])}" for p in self.PARAMS
+        parts = [f"{p.name}={_fmt(self.params[p.name])}" for p in self.declared_params()
                  if self.params[p.name] != p.default]
         return self.NAME + (":" + ",".join(parts) if parts else "")
 

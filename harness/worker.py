@@ -50,7 +50,7 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
     data = load_tensors(req["inputs"])
     settings = MeasureSettings.from_dict(req.get("settings", {}))
     before = _memory_now()
-    lp = LoadedPlan(be, plan, data)
+    lp = LoadedPlan(be, plan, data, slowdown=float(rt.params.get("slowdown", 0)) / 100.0)
     resp: dict[str, Any] = {"status": "ok", "message": ""}
     try:
         lp.load()

@@ -126,3 +126,10 @@ def test_generated_data_is_deterministic(regs) -> None:
     a, b = w.generate(7), w.generate(7)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(w.generate(8)["x"], a["x"])
+
+
+def test_slowdown_runtime_still_verifies_and_counts(regs, quick_settings) -> None:
+    row = run_cell(_cell(regs, "mlp:batch=2", "shared", "wasmtime:slowdown=20"), "t",
+                   quick_settings, 60)
+    assert row.status == "ok", row.reason
+    assert row.counters["calls"] == 2

@@ -51,3 +51,11 @@ def test_canonical_spec_drops_defaults(regs) -> None:
     w = regs.workloads.create("gemm:k=64,m=37")
     assert w.spec == "gemm:m=37"
     assert regs.runtimes.create("wasmtime:bounds=guard").spec == "wasmtime"
+
+
+def test_every_runtime_accepts_slowdown(regs) -> None:
+    for name in regs.runtimes.names():
+        rt = regs.runtimes.create(f"{name}:slowdown=10")
+        assert rt.params["slowdown"] == 10 and "slowdown=10" in rt.spec
+    with pytest.raises(SpecError, match="<= 1000"):
+        regs.runtimes.create("wasmtime:slowdown=5000")

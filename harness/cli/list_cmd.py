@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{title}:")
         for name, cls in reg:
             print(f"  {name:<18} {cls.DESCRIPTION}")
-            for p in cls.PARAMS:
+            for p in cls.declared_params():
                 print(f"      {p.describe()}")
         print()
     print("suites: " + ", ".join(available_suites()))

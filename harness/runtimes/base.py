@@ -16,12 +16,23 @@ from typing import Any
 
 import numpy as np
 
+from harness.params import Param
 from harness.plan import Device, HostFunc, Import, Memory, Module
 from harness.registry import Plugin
+
+#: Every runtime accepts `slowdown=N`: after each wasm call the worker does real extra
+#: work (a busy computation, never a sleep) for N% of that call's measured time. It exists
+#: to test regression detection against a known, proportional slowdown.
+SLOWDOWN = Param("slowdown", "int", 0, "inject real extra work of N% of each call's time "
+                 "(for testing regression detection)", minimum=0, maximum=1000)
 
 
 class Runtime(Plugin):
     """Parent-side description of a runtime (registered under `membench.runtimes`)."""
+
+    @classmethod
+    def declared_params(cls) -> tuple[Param, ...]:
+        return (*cls.PARAMS, SLOWDOWN)
 
     def worker_argv(self) -> list[str]:
         """Command that starts this runtime's worker; the request path is appended."""

@@ -24,8 +24,10 @@ COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read"
 class LoadedPlan:
     """A plan instantiated on one backend, ready to run inferences."""
 
-    def __init__(self, backend: Backend, plan: Plan, data: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, backend: Backend, plan: Plan, data: Mapping[str, np.ndarray],
+                 slowdown: float = 0.0) -> None:
         self.backend = backend
+        self.slowdown = slowdown  # fraction of each call's time added as real work
         self.plan = plan
         self.data = {k: np.ascontiguousarray(v) for k, v in data.items()}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -130,7 +132,8 @@ class LoadedPlan:
                                          if i.name == step.instance)]
                 fn = self.backend.make_call(store, self.instances[step.instance], step.export,
                                             step.args)
-                out.append(_call(fn, c))
+                out.append(_call(fn, c) if not self.slowdown else
+                           _slowed_call(fn, c, self.slowdown))
             elif isinstance(step, Read):
                 dst = np.empty(step.src.size, dtype=np.uint8)
                 self.outputs[step.tensor] = dst
@@ -176,6 +179,22 @@ def _call(fn: Callable[[], None], c: dict[str, int]) -> Callable[[], None]:
     def step() -> None:
         fn()
         c["calls"] += 1
+    return step
+
+
+def _slowed_call(fn: Callable[[], None], c: dict[str, int], frac: float) -> Callable[[], None]:
+    """A call followed by busy work lasting `frac` of the call's own measured time."""
+    clock = time.perf_counter_ns
+
+    def step() -> None:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        c["calls"] += 1
+        end = t1 + int((t1 - t0) * frac)
+        acc = 0
+        while clock() < end:
+            acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF  # real arithmetic, not a sleep
     return step
 
 
