@@ -31,6 +31,8 @@ class Cell:
     workload: Workload
     strategy: Strategy
     runtime: Runtime
+    #: which side of an A/B run the cell belongs to ("" outside `membench ab`)
+    side: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -45,7 +47,7 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
-                            "runtime": rt.spec, "flops": w.flops(),
+                            "runtime": rt.spec, "side": cell.side, "flops": w.flops(),
                             "compulsory_bytes": w.compulsory_bytes(),
                             "settings": settings.to_dict()}
 

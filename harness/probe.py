@@ -108,6 +108,12 @@ class ProbeResult:
 
 def probe_runtime(runtime: Runtime, timeout_s: float = 60.0,
                   workdir: Path | None = None) -> ProbeResult:
+    from harness.errors import MembenchError
+
+    try:
+        runtime.prepare()
+    except MembenchError as exc:
+        return ProbeResult(runtime.spec, "unavailable", str(exc))
     reason = runtime.unavailable_reason()
     if reason:
         return ProbeResult(runtime.spec, "unavailable", reason)

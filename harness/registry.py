@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
 
-from harness.errors import MembenchError
+from harness.errors import MembenchError, SpecError
 from harness.params import Param, resolve_params, unknown
 from harness.spec import Spec, parse_spec
 
@@ -27,6 +27,9 @@ class Plugin:
     DESCRIPTION: ClassVar[str] = ""
     PARAMS: ClassVar[tuple[Param, ...]] = ()
 
+    #: a version pin from the spec (`name@1.2.3`); only plugins that accept one keep it
+    version_pin: str | None = None
+
     def __init__(self, **params: Any) -> None:
         self.params: Mapping[str, Any] = resolve_params(
             self.NAME, self.declared_params(), {k: str(v) for k, v in params.items()}
@@ -37,8 +40,18 @@ class Plugin:
     def from_spec(cls, spec: Spec) -> Plugin:
         obj = cls.__new__(cls)
         obj.params = resolve_params(cls.NAME, cls.declared_params(), spec.as_dict())
+        if spec.version is not None:
+            if not cls.accepts_version():
+                raise SpecError(f"{cls.NAME} does not take a version pin "
+                                f"('@{spec.version}'); only installable runtimes do")
+            obj.version_pin = spec.version
         obj.validate()
         return obj
+
+    @classmethod
+    def accepts_version(cls) -> bool:
+        """Whether `name@version` specs are meaningful for this plugin."""
+        return False
 
     @classmethod
     def declared_params(cls) -> tuple[Param, ...]:
@@ -53,7 +66,8 @@ class Plugin:
         """Canonical spec: the name plus every parameter that differs from its default."""
         parts = [f"{p.name}={_fmt(self.params[p.name])}" for p in self.declared_params()
                  if self.params[p.name] != p.default]
-        return self.NAME + (":" + ",".join(parts) if parts else "")
+        head = self.NAME if self.version_pin is None else f"{self.NAME}@{self.version_pin}"
+        return head + (":" + ",".join(parts) if parts else "")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"

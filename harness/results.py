@@ -35,6 +35,7 @@ class ResultRow:
     status: str
     reason: str = ""
     kind: str = "cell"
+    side: str = ""  # "A" / "B" in an A/B run
     median_s: float | None = None
     samples_s: tuple[float, ...] = ()
     inner: int = 0

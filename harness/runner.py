@@ -98,6 +98,7 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
         "fingerprint": fingerprint(),
         "runtimes": {},
         "status": "running",
+        **req.extra,
     }
     write_json_atomic(run_dir / MANIFEST, manifest)
     probes: dict[str, ProbeResult] = {}

@@ -88,3 +88,18 @@ def test_merge_refuses_overlapping_shards(tmp_path: Path, capsys) -> None:
     b = make_run(tmp_path, "b", {("w1", "s", "r"): [2.0]})
     assert main(["merge", str(a), str(b), "--out", str(tmp_path / "o")]) == 2
     assert "shards must partition" in capsys.readouterr().err
+
+
+def test_run_shards_then_merge_equals_whole_suite(tmp_path: Path) -> None:
+    args = ["--workload", "bias-relu:n=64", "--workload", "gemm:m=3,n=4,k=5",
+            "--strategy", "shared", "--strategy", "per-module", "--repeat", "2",
+            "--sample-time", "0.0005"]
+    for i in (1, 2, 3):
+        assert main(["run", *args, "--shard", f"{i}/3", "--out", str(tmp_path / "shards")]) == 0
+    shards = sorted((tmp_path / "shards").iterdir())
+    manifests = [json.loads((d / "run.json").read_text()) for d in shards]
+    assert sorted(m["shard"]["index"] for m in manifests) == [1, 2, 3]
+    merged = merge_runs(shards, tmp_path / "merged")
+    cells = sorted((r.workload, r.strategy) for r in read_rows(merged))
+    assert cells == sorted((w, s) for w in ("bias-relu:n=64", "gemm:m=3,n=4,k=5")
+                           for s in ("shared", "per-module"))

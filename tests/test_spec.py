@@ -59,3 +59,7 @@ def test_every_runtime_accepts_slowdown(regs) -> None:
         assert rt.params["slowdown"] == 10 and "slowdown=10" in rt.spec
     with pytest.raises(SpecError, match="<= 1000"):
         regs.runtimes.create("wasmtime:slowdown=5000")
+
+
+def test_runtime_version_pin_in_canonical_spec(regs) -> None:
+    assert regs.runtimes.create("wasmtime@49.0.0").spec == "wasmtime@49.0.0"

@@ -14,22 +14,30 @@ from harness.runner import Registries, RunRequest, execute, expand, new_run_id, 
 from harness.suite import load_suite
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="run cells and write results",
-                       description="Run the cross product of workloads, strategies and "
-                                   "runtimes; every cell in its own worker process.")
+def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> None:
+    """The options that choose cells and settings (shared by `run` and `ab`)."""
     p.add_argument("--suite", help="suite name (suites/NAME.toml) or path to a suite TOML")
     p.add_argument("--workload", action="append", default=[], metavar="SPEC",
                    help="workload spec, e.g. gemm:m=37,n=53,k=91 (repeatable)")
     p.add_argument("--strategy", action="append", default=[], metavar="SPEC",
                    help="strategy spec, e.g. per-module (repeatable)")
-    p.add_argument("--runtime", action="append", default=[], metavar="SPEC",
-                   help="runtime spec, e.g. wasmtime:bounds=explicit (repeatable)")
+    if runtimes:
+        p.add_argument("--runtime", action="append", default=[], metavar="SPEC",
+                       help="runtime spec, e.g. wasmtime:bounds=explicit (repeatable)")
     p.add_argument("--out", default="results", type=Path, help="results directory (default: results/)")
     p.add_argument("--repeat", type=int, metavar="N", help="timed samples per cell")
     p.add_argument("--sample-time", type=float, metavar="S", help="target seconds per sample")
     p.add_argument("--cell-timeout", type=float, metavar="S", help="seconds before a cell is killed")
     p.add_argument("--seed", type=int, help="seed of the generated inputs and weights")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run cells and write results",
+                       description="Run the cross product of workloads, strategies and "
+                                   "runtimes; every cell in its own worker process.")
+    add_selection_args(p)
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only shard I of N (deterministic, balanced; join with `membench merge`)")
     p.set_defaults(func=main)
 
 
@@ -66,6 +74,14 @@ def main(args: argparse.Namespace) -> int:
     req = build_request(args)
     regs = Registries.from_entry_points()
     cells = expand(req, regs)
+    if args.shard:
+        from dataclasses import replace
+
+        from harness.shard import cell_cost, parse_shard, select_shard
+
+        index, count = parse_shard(args.shard)
+        cells = select_shard(cells, index, count, key=str, cost=cell_cost)
+        req = replace(req, extra={**req.extra, "shard": {"index": index, "count": count}})
     run_dir = prepare_run_dir(args.out, new_run_id())
     con = stderr_console()
     con.print(f"membench: {len(cells)} cells -> {run_dir}")

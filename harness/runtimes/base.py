@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,22 +20,45 @@ from harness.params import Param
 from harness.plan import Device, HostFunc, Import, Memory, Module
 from harness.registry import Plugin
 
-#: Every runtime accepts `slowdown=N`: after each wasm call the worker does real extra
-#: work (a busy computation, never a sleep) for N% of that call's measured time. It exists
-#: to test regression detection against a known, proportional slowdown.
-SLOWDOWN = Param("slowdown", "int", 0, "inject real extra work of N% of each call's time "
-                 "(for testing regression detection)", minimum=0, maximum=1000)
+#: Every runtime accepts `slowdown=N`: after each inference the worker does real extra
+#: work (a busy computation, never a sleep) for N% of that inference's measured time. It
+#: exists to test regression detection against a known, proportional slowdown.
+SLOWDOWN = Param("slowdown", "int", 0, "inject real extra work of N% of each inference's "
+                 "time (for testing regression detection)", minimum=0, maximum=1000)
 
 
 class Runtime(Plugin):
     """Parent-side description of a runtime (registered under `membench.runtimes`)."""
 
+    #: PyPI package providing the runtime; set it to allow `name@version` pins, whose
+    #: workers then run in a cached environment with that version (harness.venvs)
+    PIP_PACKAGE: ClassVar[str | None] = None
+
     @classmethod
     def declared_params(cls) -> tuple[Param, ...]:
         return (*cls.PARAMS, SLOWDOWN)
 
+    @classmethod
+    def accepts_version(cls) -> bool:
+        return cls.PIP_PACKAGE is not None
+
+    def prepare(self) -> None:
+        """Create whatever the worker needs (e.g. a pinned version's environment).
+
+        Called once per run before probing; raises MembenchError when impossible.
+        """
+        if self.version_pin and self.PIP_PACKAGE:
+            from harness.venvs import ensure_worker_env
+
+            ensure_worker_env(self.PIP_PACKAGE, self.version_pin)
+
     def worker_argv(self) -> list[str]:
         """Command that starts this runtime's worker; the request path is appended."""
+        if self.version_pin and self.PIP_PACKAGE:
+            from harness.venvs import venv_dir, venv_python
+
+            return [str(venv_python(venv_dir(self.PIP_PACKAGE, self.version_pin))),
+                    "-m", "harness.worker"]
         return [sys.executable, "-m", "harness.worker"]
 
     def unavailable_reason(self) -> str | None:

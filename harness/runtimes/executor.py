@@ -132,8 +132,7 @@ class LoadedPlan:
                                          if i.name == step.instance)]
                 fn = self.backend.make_call(store, self.instances[step.instance], step.export,
                                             step.args)
-                out.append(_call(fn, c) if not self.slowdown else
-                           _slowed_call(fn, c, self.slowdown))
+                out.append(_call(fn, c))
             elif isinstance(step, Read):
                 dst = np.empty(step.src.size, dtype=np.uint8)
                 self.outputs[step.tensor] = dst
@@ -145,6 +144,24 @@ class LoadedPlan:
     def run_once(self) -> None:
         for step in self._steps:
             step()
+
+    def slowed(self) -> Callable[[], None]:
+        """`run_once`, followed by busy work lasting `slowdown` of the inference's own time
+        (real arithmetic, never a sleep): a known, proportional regression to detect."""
+        if not self.slowdown:
+            return self.run_once
+        clock, frac, steps = time.perf_counter_ns, self.slowdown, self._steps
+
+        def run() -> None:
+            t0 = clock()
+            for step in steps:
+                step()
+            t1 = clock()
+            end = t1 + int((t1 - t0) * frac)
+            acc = 0
+            while clock() < end:
+                acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF
+        return run
 
     def reset_counters(self) -> None:
         for k in self.counters:
@@ -179,22 +196,6 @@ def _call(fn: Callable[[], None], c: dict[str, int]) -> Callable[[], None]:
     def step() -> None:
         fn()
         c["calls"] += 1
-    return step
-
-
-def _slowed_call(fn: Callable[[], None], c: dict[str, int], frac: float) -> Callable[[], None]:
-    """A call followed by busy work lasting `frac` of the call's own measured time."""
-    clock = time.perf_counter_ns
-
-    def step() -> None:
-        t0 = clock()
-        fn()
-        t1 = clock()
-        c["calls"] += 1
-        end = t1 + int((t1 - t0) * frac)
-        acc = 0
-        while clock() < end:
-            acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF  # real arithmetic, not a sleep
     return step
 
 

@@ -24,7 +24,8 @@ _VALTYPES = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
 
 class WasmtimeRuntime(Runtime):
     NAME = "wasmtime"
-    DESCRIPTION = "wasmtime (Cranelift JIT) via wasmtime-py"
+    DESCRIPTION = "wasmtime (Cranelift JIT) via wasmtime-py; wasmtime@X.Y.Z pins a version"
+    PIP_PACKAGE = "wasmtime"
     PARAMS = (
         Param("bounds", "choice", "guard", "guard: guard pages elide bounds checks; explicit: "
               "no guard reservation, every access checked", choices=("guard", "explicit")),

@@ -1,0 +1,40 @@
+"""A/B in one run: both sides measured interleaved on the same machine in the same session.
+
+Cells alternate A, B for every (workload, strategy), so drift hits both sides alike; the
+rows carry `side`, and the comparison pairs A's and B's cells by (workload, strategy).
+Sides may differ in runtime configuration (`wasmtime` vs `wasmtime:bounds=explicit`) or in
+runtime version (`wasmtime@49.0.0` vs `wasmtime@50.0.1`: cached worker environments).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+
+from harness.cell import Cell
+from harness.compare import RunComparison, compare_runs
+from harness.results import ResultRow
+from harness.runner import Registries, RunRequest
+
+
+def ab_cells(req: RunRequest, a: str, b: str, regs: Registries) -> list[Cell]:
+    """A and B cells, alternating, for every workload × strategy of `req`."""
+    workloads = [regs.workloads.create(s) for s in req.workloads]
+    strategies = [regs.strategies.create(s) for s in req.strategies]
+    rt_a, rt_b = regs.runtimes.create(a), regs.runtimes.create(b)
+    for w in workloads:
+        w.check_limits(req.max_memory)
+    cells = []
+    for w, s in itertools.product(workloads, strategies):
+        cells += [Cell(w, s, rt_a, "A"), Cell(w, s, rt_b, "B")]
+    return cells
+
+
+def compare_sides(rows: Sequence[ResultRow], threshold: float, alpha: float) -> RunComparison:
+    """B (current) against A (base), cells paired by (workload, strategy)."""
+    side_a = [r for r in rows if r.side == "A"]
+    side_b = [r for r in rows if r.side == "B"]
+    label = f"{side_a[0].runtime} → {side_b[0].runtime}" if side_a and side_b else "A → B"
+    return compare_runs([replace(r, runtime=label) for r in side_a],
+                        [replace(r, runtime=label) for r in side_b], threshold, alpha)

@@ -1,0 +1,66 @@
+"""`membench ab --a SPEC --b SPEC`: run both sides interleaved, then compare (exit 1 if B is slower)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from harness.ab import ab_cells, compare_sides
+from harness.cli.compare_cmd import parse_fraction, print_table
+from harness.cli.run_cmd import add_selection_args, build_request
+from harness.console import print_summary, stderr_console
+from harness.errors import SpecError
+from harness.runner import Registries, execute, new_run_id, prepare_run_dir
+from harness.spec import parse_spec
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ab", help="A/B: run two runtime specs interleaved and compare them",
+                       description="Run every cell on side A and side B, alternating, on this "
+                                   "machine now; then compare B against A. Exit 0: no "
+                                   "regression; 1: B slower somewhere; 2: usage error.")
+    p.add_argument("--a", required=True, metavar="SPEC", help="base runtime spec")
+    p.add_argument("--b", required=True, metavar="SPEC", help="candidate runtime spec")
+    add_selection_args(p, runtimes=False)
+    p.add_argument("--threshold", default="5%", help="smallest change that matters (default 5%%)")
+    p.add_argument("--alpha", type=float, default=0.01, help="significance after BH (default 0.01)")
+    p.add_argument("--inject-slowdown", metavar="PCT",
+                   help="make side B do real extra work of PCT of each inference (e.g. 10%%), "
+                        "to check that a known regression is detected")
+    p.set_defaults(func=main)
+
+
+def side_b_spec(b: str, inject: str | None) -> str:
+    if not inject:
+        return b
+    pct = round(parse_fraction(inject) * 100)
+    spec = parse_spec(b)
+    if "slowdown" in spec.as_dict():
+        raise SpecError("--inject-slowdown and a slowdown= parameter on --b both given")
+    return str(spec) + ("," if spec.params else ":") + f"slowdown={pct}"
+
+
+def main(args: argparse.Namespace) -> int:
+    threshold = parse_fraction(args.threshold)
+    if not 0 < args.alpha < 1:
+        raise SpecError(f"--alpha must be in (0, 1), got {args.alpha}")
+    args.runtime = []
+    req = build_request(args)
+    b = side_b_spec(args.b, args.inject_slowdown)
+    regs = Registries.from_entry_points()
+    cells = ab_cells(req, args.a, b, regs)
+    run_dir = prepare_run_dir(args.out, new_run_id())
+    con = stderr_console()
+    con.print(f"membench ab: {len(cells)} cells (A = {args.a}, B = {b}) -> {run_dir}")
+    rows = execute(cells, run_dir, req, None)
+    print_summary(rows)
+    cmp = compare_sides(rows, threshold, args.alpha)
+    print_table(cmp, Console(highlight=False, width=200))
+    from reports.comparison import write_outputs
+
+    out = write_outputs(cmp, f"A: {args.a}", f"B: {b}", run_dir)
+    print(f"wrote {out['markdown']}", file=sys.stderr)
+    return 1 if cmp.regressed else 0
