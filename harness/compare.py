@@ -15,6 +15,7 @@ of change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,9 +140,14 @@ def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
             n_current=len(rc.samples_s),
             verdict=verdict_for(cmp.ratio, cmp.ci_low, cmp.ci_high, qs, qf, threshold, alpha)))
     notes = []
-    small = [cc for cc in cells if min(cc.n_base, cc.n_current) < 5]
-    if small:
-        notes.append(f"{len(small)} cells have fewer than 5 samples on a side: "
-                     "Mann-Whitney U cannot reach small p-values; expect `unsure`")
+    # the smallest one-sided Mann-Whitney U p-value n1 and n2 samples can give is
+    # 1 / C(n1 + n2, n1); after BH over k cells a lone change needs k times that < alpha
+    k = max(len(cells), 1)
+    weak = [cc for cc in cells if k / math.comb(cc.n_base + cc.n_current, cc.n_base) >= alpha]
+    if weak:
+        n = min(min(cc.n_base, cc.n_current) for cc in weak)
+        notes.append(f"{len(weak)} cells have too few samples (as few as {n} a side) for "
+                     f"Mann-Whitney U to reach alpha {alpha:g} after correcting over {k} cells: "
+                     "they can only be `unchanged` or `unsure`; take more samples")
     return RunComparison(threshold, alpha, tuple(cells), only_b, only_c, tuple(skipped),
                          tuple(notes))

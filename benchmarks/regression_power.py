@@ -1,0 +1,84 @@
+"""Measure `membench compare`'s false-alarm rate and detection power on this machine.
+
+(a) A/A: the same runtime spec on both sides of `membench ab`, repeated; every cell flagged
+    `slower` is a false alarm (target: at most 1% of cells).
+(b) Injected regressions: side B does real extra work of 10% (and 5%) of each inference
+    (`slowdown=N`, a busy computation, never a sleep); the fraction of cells flagged
+    `slower` is the detection power (target: at least 95% at 10%).
+
+    python benchmarks/regression_power.py [--suite quick] [--runtime wasmtime] [--repeats 5]
+
+Prints both figures; the numbers for docs/methodology.md come from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from harness.ab import ab_cells, compare_sides
+from harness.measure import MeasureSettings
+from harness.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
+from harness.suite import load_suite
+
+
+def one_ab(req: RunRequest, a: str, b: str, out: Path, regs: Registries,
+           threshold: float, alpha: float) -> tuple[int, int]:
+    cells = ab_cells(req, a, b, regs)
+    run_dir = prepare_run_dir(out, new_run_id())
+    rows = execute(cells, run_dir, req, None)
+    cmp = compare_sides(rows, threshold, alpha)
+    return cmp.count("slower"), len(cmp.cells)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--suite", default="quick")
+    ap.add_argument("--runtime", default="wasmtime")
+    ap.add_argument("--strategy", action="append", default=[])
+    ap.add_argument("--repeats", type=int, default=5, help="A/B runs per scenario")
+    ap.add_argument("--threshold", type=float, default=0.05)
+    ap.add_argument("--alpha", type=float, default=0.01)
+    ap.add_argument("--samples", type=int, default=15,
+                    help="samples per cell (Mann-Whitney U needs about 10 a side to reach small p)")
+    args = ap.parse_args()
+    suite = load_suite(args.suite)
+    settings = dict(suite.settings)
+    timeout = float(settings.pop("cell_timeout", 120))
+    if args.samples:
+        settings["samples"] = args.samples
+    req = RunRequest(workloads=suite.workloads,
+                     strategies=tuple(args.strategy) or suite.strategies,
+                     runtimes=(args.runtime,), settings=MeasureSettings.from_dict(settings),
+                     cell_timeout=timeout, suite=suite.name)
+    regs = Registries.from_entry_points()
+    scenarios = [("A/A (no change)", 0), ("injected +10%", 10), ("injected +5%", 5)]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="membench-power-") as tmp:
+        for label, pct in scenarios:
+            b = args.runtime if pct == 0 else f"{args.runtime}{',' if ':' in args.runtime else ':'}slowdown={pct}"
+            flagged = total = 0
+            for i in range(args.repeats):
+                s, n = one_ab(req, args.runtime, b, Path(tmp), regs, args.threshold, args.alpha)
+                flagged += s
+                total += n
+                print(f"  {label}: repeat {i + 1}/{args.repeats}: {s}/{n} cells flagged slower",
+                      file=sys.stderr)
+            results[label] = (flagged, total)
+    print(f"\nsuite {args.suite}, runtime {args.runtime}, {args.repeats} A/B runs per scenario, "
+          f"threshold {args.threshold:.0%}, alpha {args.alpha} (BH):")
+    for label, (flagged, total) in results.items():
+        rate = flagged / total if total else float("nan")
+        kind = "false-alarm rate" if label.startswith("A/A") else "detected"
+        print(f"  {label:<18} {kind}: {flagged}/{total} = {rate:.1%}")
+    fa = results["A/A (no change)"]
+    p10 = results["injected +10%"]
+    ok = fa[0] <= 0.01 * fa[1] and p10[0] >= 0.95 * p10[1]
+    print("targets (false alarms <= 1%, detection at 10% >= 95%):", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
