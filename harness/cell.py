@@ -43,7 +43,10 @@ class Cell:
 
 
 def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
-             probe: ProbeResult | None = None, workdir: Path | None = None) -> ResultRow:
+             probe: ProbeResult | None = None, workdir: Path | None = None,
+             memory_limit: int | None = None) -> ResultRow:
+    """Run `cell` in a fresh worker (killed after `timeout_s`; data segment capped at
+    `memory_limit` bytes when given) and verify its outputs against NumPy."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
@@ -80,7 +83,8 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         inputs = save_tensors(d, data)
         outcome = run_worker(rt, {"kind": "cell", "runtime": rt.spec,
                                   "plan_path": str(plan_path), "inputs": inputs,
-                                  "settings": settings.to_dict()}, d, timeout_s)
+                                  "settings": settings.to_dict()}, d, timeout_s,
+                             memory_limit=memory_limit)
         resp = outcome.response or {}
         if resp.get("runtime"):
             base["runtime_info"] = resp["runtime"]

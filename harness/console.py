@@ -12,7 +12,7 @@ from harness.results import ResultRow
 from harness.stats import summarize
 
 STATUS_STYLE = {"ok": "green", "invalid": "bold red", "crashed": "red", "trapped": "red",
-                "timeout": "red", "unsupported": "yellow", "unavailable": "yellow",
+                "oom": "red", "timeout": "red", "unsupported": "yellow", "unavailable": "yellow",
                 "skipped": "dim"}
 
 

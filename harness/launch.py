@@ -3,6 +3,13 @@
 The worker runs in its own session (process group) so a timeout kills it and anything it
 started. Exit by signal (segfault, OOM kill) or without a response is `crashed`, with the
 signal name or the tail of stderr; over the time limit is `timeout`.
+
+An optional memory limit caps the worker's data segment (`RLIMIT_DATA`: heap, anonymous
+writable mappings, committed wasm linear memory) so a plan that needs too much memory
+fails inside its own worker instead of pushing the machine into swap or the kernel's OOM
+killer. Address-space reservations (wasmtime's guard regions) are not counted, so the
+limit does not change how a runtime lays out its memories. A worker that fails by
+running out of memory under the limit ends as `oom`.
 """
 
 from __future__ import annotations
@@ -10,14 +17,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.protocol import PROTOCOL, REQUEST, read_response
 from harness.runtimes.base import Runtime
+from harness.workload import fmt_bytes
+
+#: how allocation failures read in a worker's message or stderr (Python, NumPy, Rust
+#: runtimes, wasmtime, OpenBLAS, V8)
+_OOM_TEXT = re.compile(r"MemoryError|Unable to allocate|memory allocation of \d+ bytes failed"
+                       r"|failed to grow memory|Cannot allocate memory|out of memory"
+                       r"|Memory allocation still failed|allocation failed", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,9 +53,33 @@ def _tail(path: Path, limit: int = 600) -> str:
     return " | ".join(lines[-3:])[-limit:]
 
 
+def _limit_memory(limit: int) -> Callable[[], None]:
+    """A pre-exec hook capping the child's data segment at `limit` bytes."""
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    return apply
+
+
 def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
-               timeout_s: float, env: dict[str, str] | None = None) -> WorkerOutcome:
-    """Write `request` into `workdir`, run the runtime's worker on it, collect the outcome."""
+               timeout_s: float, env: dict[str, str] | None = None,
+               memory_limit: int | None = None) -> WorkerOutcome:
+    """Write `request` into `workdir`, run the runtime's worker on it, collect the outcome.
+
+    `memory_limit` (bytes) caps the worker's data segment; an allocation failure under it
+    makes the outcome `oom`."""
+    outcome = _run(runtime, request, workdir, timeout_s, env, memory_limit)
+    if memory_limit is not None and outcome.status in ("crashed", "trapped") and \
+            _OOM_TEXT.search(outcome.message + " " + _tail(workdir / "worker.stderr")):
+        return WorkerOutcome("oom", f"out of memory under the worker memory limit of "
+                             f"{fmt_bytes(memory_limit)}: {outcome.message}",
+                             outcome.response, outcome.wall_s)
+    return outcome
+
+
+def _run(runtime: Runtime, request: dict[str, Any], workdir: Path, timeout_s: float,
+         env: dict[str, str] | None, memory_limit: int | None) -> WorkerOutcome:
     import time
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +91,9 @@ def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True, env=env,
+                                    preexec_fn=None if memory_limit is None
+                                    else _limit_memory(memory_limit))
         except OSError as exc:
             return WorkerOutcome("crashed", f"cannot start worker {argv[0]}: {exc.strerror}",
                                  None, 0.0)

@@ -20,8 +20,8 @@ from harness.protocol import _default
 RESULTS = "results.jsonl"
 MANIFEST = "run.json"
 
-STATUSES = ("ok", "invalid", "trapped", "crashed", "timeout", "unsupported", "unavailable",
-            "skipped")
+STATUSES = ("ok", "invalid", "trapped", "crashed", "oom", "timeout", "unsupported",
+            "unavailable", "skipped")
 
 
 @dataclass(frozen=True)

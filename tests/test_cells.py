@@ -6,10 +6,12 @@ import sys
 from collections.abc import Mapping
 
 import numpy as np
+import psutil
 import pytest
 
 from harness.cell import Cell, run_cell
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
+from harness.probe import probe_runtime
 from harness.runtimes.base import Runtime
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 
@@ -110,15 +112,105 @@ class _ScriptRuntime(Runtime):
     ("raise RuntimeError('boom in worker')", "crashed", "boom in worker"),
     ("import time; time.sleep(30)", "timeout", "no result after 1 s"),
     ("import sys; sys.exit(0)", "crashed", "no result"),
+    ("import os; os.abort()", "crashed", "SIGABRT"),
+    ("import sys; sys.stdout.write('x' * 10); sys.exit(3)", "crashed", "status 3"),
+    # allocation past the worker's memory limit: a real MemoryError, contained
+    ("x = bytearray(1 << 30)", "oom", "out of memory under the worker memory limit"),
 ])
 def test_worker_faults_become_statuses(regs, quick_settings, code, status, text) -> None:
     bad = Cell(regs.workloads.create("bias-relu:n=16"), regs.strategies.create("shared"),
                _ScriptRuntime(code))
     good = _cell(regs, "bias-relu:n=16", "shared")
-    rows = [run_cell(c, "t", quick_settings, 1.0 if "sleep" in code else 30)
-            for c in (bad, good)]
-    assert rows[0].status == status and text in rows[0].reason
-    assert rows[1].status == "ok"  # the suite goes on
+    row = run_cell(bad, "t", quick_settings, 1.0 if status == "timeout" else 30,
+                   memory_limit=256 << 20)
+    assert row.status == status and text in row.reason
+    assert "\n" not in row.reason
+    assert run_cell(good, "t", quick_settings, 60).status == "ok"  # the suite goes on
+
+
+def test_timeout_kills_worker_and_its_children(regs, quick_settings, tmp_path) -> None:
+    pidfile = tmp_path / "child.pid"
+    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
+            "'import time; time.sleep(60)']); "
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    cell = Cell(regs.workloads.create("bias-relu:n=16"), regs.strategies.create("shared"),
+                _ScriptRuntime(code))
+    row = run_cell(cell, "t", quick_settings, 1.5)
+    assert row.status == "timeout" and "worker killed" in row.reason
+    try:
+        child = psutil.Process(int(pidfile.read_text()))
+    except psutil.NoSuchProcess:
+        return
+    # SIGKILL went to the whole group; the child dies as soon as it is scheduled (at most
+    # a zombie until init reaps it)
+    _, alive = psutil.wait_procs([child], timeout=10)
+    assert not alive or child.status() == psutil.STATUS_ZOMBIE
+
+
+class _ArgvRuntime(Runtime):
+    """A runtime whose worker command is given: for workers that cannot start."""
+
+    NAME = "argv"
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__()
+        self.argv = argv
+
+    def worker_argv(self) -> list[str]:
+        return self.argv
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["/nonexistent/bin/python3.10", "-m", "harness.worker"],
+     "cannot start worker /nonexistent/bin/python3.10: No such file or directory"),
+    # an interpreter without the harness and its packages (isolated, no site-packages)
+    ([sys.executable, "-I", "-S", "-m", "harness.worker"], "No module named 'harness'"),
+])
+def test_runtime_that_cannot_start_is_unavailable(regs, quick_settings, argv, text) -> None:
+    rt = _ArgvRuntime(argv)
+    probe = probe_runtime(rt, timeout_s=30)
+    assert probe.status == "unavailable" and text in probe.message
+    cells = [Cell(regs.workloads.create(w), regs.strategies.create(s), rt)
+             for w in ("bias-relu:n=16", "gemm:m=3,n=4,k=5") for s in ("shared", "per-module")]
+    rows = [run_cell(c, "t", quick_settings, 30, probe) for c in cells]
+    assert {r.status for r in rows} == {"unavailable"}
+    assert {r.reason for r in rows} == {probe.message}  # one clear reason for all
+
+
+class _TouchKernel(Kernel):
+    """Copies x to y; also binds a big intermediate the strategy must place in memory."""
+
+    name = "copy_touch"
+    buffers = (BufferParam("x", "r"), BufferParam("big", "rw"), BufferParam("y", "w"))
+
+    def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
+        i = fb.local("i", "i32")
+        with fb.for_range(i, 0, 8):
+            bufs["y"].store(i, bufs["x"].load(i))
+
+
+class _BigWorkload(_CopyWorkload):
+    """A plan whose linear memory needs 384 MiB (untouched, so cheap without a limit)."""
+
+    NAME = "big-test"
+
+    def build_tensors(self) -> tuple[Tensor, ...]:
+        return (Tensor("x", "input", (8,)), Tensor("big", "intermediate", (96 << 20,)),
+                Tensor("y", "output", (8,)))
+
+    def build_dispatches(self) -> tuple[Dispatch, ...]:
+        return (Dispatch("copy", _TouchKernel(), (("x", "x"), ("big", "big"), ("y", "y"))),)
+
+
+def test_plan_over_worker_memory_limit_is_oom(regs, quick_settings) -> None:
+    """The real wasmtime worker cannot commit a 384 MiB linear memory under a 256 MiB
+    data limit: the cell is `oom`, the machine is untouched, and without the limit the
+    same cell runs."""
+    cell = Cell(_BigWorkload(), regs.strategies.create("shared"), regs.runtimes.create("wasmtime"))
+    row = run_cell(cell, "t", quick_settings, 60, memory_limit=256 << 20)
+    assert row.status == "oom", row.reason
+    assert "256.0 MiB" in row.reason and "Cannot allocate memory" in row.reason
+    assert run_cell(cell, "t", quick_settings, 60).status == "ok"
 
 
 def test_generated_data_is_deterministic(regs) -> None:
