@@ -47,4 +47,4 @@ def test_per_module_copy_bytes_by_hand(regs) -> None:
 def test_shared_copies_nothing(regs) -> None:
     plan = regs.strategies.create("shared").plan(regs.workloads.create("mlp:batch=4"))
     assert plan.bytes_copied_per_run() == 0
-    assert plan.requires == frozenset({"imported-memory"})
+    assert plan.requires == frozenset({"imported-memory", "simd128"})  # isa=simd by default

@@ -32,7 +32,7 @@ def test_unknown_plugin_suggests_closest(regs) -> None:
 
 
 def test_unknown_parameter_lists_valid(regs) -> None:
-    with pytest.raises(UnknownNameError, match=r"unknown parameter of gemm 'q'.*valid: k, m, n"):
+    with pytest.raises(UnknownNameError, match=r"unknown parameter of gemm 'q'.*valid: isa, k, m, n, tile"):
         regs.workloads.create("gemm:q=3")
 
 

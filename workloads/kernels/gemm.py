@@ -1,6 +1,12 @@
 """GEMM: C[m,n] = A[m,k] @ B[k,n] (+ bias[n]) (ReLU), row-major f32.
 
-Scalar variant: the i-j-p loop with pointer bumping, one f32 accumulator per output.
+`isa=simd` (the default: it is what an ML runtime ships, and naive loops hide or
+exaggerate what memory costs): the packed SIMD128 microkernel of
+`workloads.kernels.packed_gemm` — B and A packed into scratch on every call, then
+register tiles of `tile=MRxNR` (default 2x16, the fastest measured here: see
+benchmarks/bench_gemm.py). Needs the runtime's SIMD128 support; use `isa=scalar` where
+there is none.
+`isa=scalar`: the i-j-p loop with pointer bumping, one f32 accumulator per output.
 Tolerance: the reference is computed in float64 and rounded; a k-term f32 dot product
 has error well under k * 1e-6 for N(0,1) inputs and 1/sqrt(k)-scaled weights, so
 atol = 1e-6 * k, rtol = 1e-5. A wrong index or missed term errs by O(1).
@@ -13,24 +19,58 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32
+from harness.codegen.kernel import SCRATCH
+from harness.errors import SpecError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from workloads.kernels.packed_gemm import PackedGemm, Tile
+
+ISAS = ("scalar", "simd")
+DEFAULT_TILE = Tile(2, 16)
+
+
+def parse_tile(raw: str) -> str:
+    try:
+        Tile.parse(raw)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    return raw
+
+
+ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, or packed SIMD128 register tiles",
+                  choices=ISAS)
+TILE_PARAM = Param("tile", "str", "2x16", "SIMD register tile MRxNR[-shuffle|-splat] "
+                   "(NR a multiple of 4; A broadcast by i8x16.shuffle or f32x4.splat)",
+                   check=parse_tile)
 
 
 class GemmKernel(Kernel):
-    """Scalar GEMM with optional fused bias and ReLU."""
+    """GEMM with optional fused bias and ReLU; `isa` "scalar" or "simd" (packed tiles)."""
 
-    def __init__(self, m: int, n: int, k: int, bias: bool = False, relu: bool = False) -> None:
-        self.m, self.n, self.k, self.bias, self.relu = m, n, k, bias, relu
+    def __init__(self, m: int, n: int, k: int, bias: bool = False, relu: bool = False,
+                 isa: str = "simd", tile: Tile = DEFAULT_TILE) -> None:
+        if isa not in ISAS:
+            raise ValueError(f"isa must be one of {ISAS}, not {isa!r}")
+        self.m, self.n, self.k, self.bias, self.relu, self.isa = m, n, k, bias, relu, isa
         suffix = ("_bias" if bias else "") + ("_relu" if relu else "")
-        self.name = f"gemm_{m}x{n}x{k}{suffix}_scalar"
+        variant = "scalar" if isa == "scalar" else f"simd{tile.label()}"
+        self.name = f"gemm_{m}x{n}x{k}{suffix}_{variant}"
         bufs = [BufferParam("a", "r"), BufferParam("b", "r")]
         if bias:
             bufs.append(BufferParam("bias", "r"))
         bufs.append(BufferParam("c", "w"))
         self.buffers = tuple(bufs)
+        self.packed = PackedGemm(m, n, k, tile) if isa == "simd" else None
+        if self.packed is not None:
+            self.scratch_bytes = self.packed.scratch_bytes(bias)
+            self.features = frozenset({"simd128"})
 
     def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
+        if self.packed is not None:
+            g = self.packed
+            g.emit(fb, g.pack_a_rowmajor(bufs["a"]), bufs["b"], bufs["c"], bufs[SCRATCH],
+                   bufs["bias"] if self.bias else None, self.relu)
+            return
         m, n, k = self.m, self.n, self.k
         a, b, c = bufs["a"], bufs["b"], bufs["c"]
         i, j, p = fb.local("i", "i32"), fb.local("j", "i32"), fb.local("p", "i32")
@@ -68,6 +108,8 @@ class GemmWorkload(Workload):
         Param("m", "int", 64, "rows of A and C", minimum=1),
         Param("n", "int", 64, "columns of B and C", minimum=1),
         Param("k", "int", 64, "reduction length", minimum=1),
+        ISA_PARAM,
+        TILE_PARAM,
     )
     TOLERANCE_DOC = __doc__ or ""
 
@@ -78,7 +120,8 @@ class GemmWorkload(Workload):
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         m, n, k = self.params["m"], self.params["n"], self.params["k"]
-        return (Dispatch("gemm", GemmKernel(m, n, k), (("a", "a"), ("b", "b"), ("c", "c"))),)
+        kern = GemmKernel(m, n, k, isa=self.params["isa"], tile=Tile.parse(self.params["tile"]))
+        return (Dispatch("gemm", kern, (("a", "a"), ("b", "b"), ("c", "c"))),)
 
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"c": gemm_reference(data["a"], data["b"])}

@@ -2,6 +2,7 @@
 per layer, each its own module, so activations cross executables.
 
 `sizes=64-32-10` means input width 64, a hidden layer of 32, 10 outputs: two dispatches.
+`isa=simd|scalar` picks the GEMM variant of every layer (see `workloads.kernels.gemm`).
 Tolerance: that of the widest layer's GEMM (errors do not grow through ReLU).
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 from harness.errors import SpecError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
-from workloads.kernels.gemm import GemmKernel, gemm_reference, gemm_tolerance
+from workloads.kernels.gemm import ISA_PARAM, GemmKernel, gemm_reference, gemm_tolerance
 
 
 def parse_sizes(raw: str) -> str:
@@ -35,6 +36,7 @@ class MlpWorkload(Workload):
     PARAMS: ClassVar[tuple[Param, ...]] = (
         Param("batch", "int", 16, "rows per inference", minimum=1),
         Param("sizes", "str", "64-32-10", "layer widths, input first", check=parse_sizes),
+        ISA_PARAM,
     )
     TOLERANCE_DOC = __doc__ or ""
 
@@ -45,6 +47,10 @@ class MlpWorkload(Workload):
     def batch(self) -> int:
         """Rows per inference (subclasses with real data derive it from the data set)."""
         return int(self.params["batch"])
+
+    def isa(self) -> str:
+        """GEMM variant; subclasses that declare no `isa` parameter get the default."""
+        return str(self.params.get("isa", ISA_PARAM.default))
 
     def build_tensors(self) -> tuple[Tensor, ...]:
         b, w = self.batch(), self.widths
@@ -64,7 +70,7 @@ class MlpWorkload(Workload):
         for i in range(len(w) - 1):
             src = "x" if i == 0 else f"h{i - 1}"
             dst = "y" if i == last else f"h{i}"
-            kern = GemmKernel(b, w[i + 1], w[i], bias=True, relu=i != last)
+            kern = GemmKernel(b, w[i + 1], w[i], bias=True, relu=i != last, isa=self.isa())
             out.append(Dispatch(f"dense{i}", kern,
                                 (("a", src), ("b", f"w{i}"), ("bias", f"b{i}"), ("c", dst))))
         return tuple(out)

@@ -1,0 +1,62 @@
+"""GEMM (scalar and packed SIMD128) and the MLP on it: odd shapes, every tile tail, in process."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.errors import SpecError
+from harness.inprocess import run_and_verify
+from workloads.kernels.gemm import GemmKernel
+from workloads.kernels.packed_gemm import Tile
+
+STRATEGIES = ("shared", "per-module")
+
+
+def _verify(regs, workload: str, strategy: str) -> None:
+    verdict = run_and_verify(regs.workloads.create(workload), regs.strategies.create(strategy),
+                             regs.runtimes.create("wasmtime"))
+    assert verdict.ok, f"{workload} under {strategy}: {verdict.message}"
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("isa", ["scalar", "simd"])
+@pytest.mark.parametrize("mnk", [(1, 1, 1), (37, 53, 91), (2, 16, 2), (5, 33, 4)])
+def test_gemm_odd_shapes(regs, strategy: str, isa: str, mnk: tuple[int, int, int]) -> None:
+    m, n, k = mnk
+    _verify(regs, f"gemm:m={m},n={n},k={k},isa={isa}", strategy)
+
+
+@pytest.mark.parametrize("tile", ["1x4", "3x8", "4x8", "5x12", "2x16-splat"])
+def test_gemm_other_tiles(regs, tile: str) -> None:
+    # 5 rows span two A vectors; 12 columns end in a partial vector on n=13
+    _verify(regs, f"gemm:m=11,n=13,k=7,tile={tile}", "shared")
+
+
+@settings(max_examples=8, deadline=None)
+@given(m=st.integers(1, 24), n=st.integers(1, 40), k=st.integers(1, 24),
+       isa=st.sampled_from(["scalar", "simd"]), strategy=st.sampled_from(STRATEGIES))
+def test_gemm_random_shapes(regs, m: int, n: int, k: int, isa: str, strategy: str) -> None:
+    _verify(regs, f"gemm:m={m},n={n},k={k},isa={isa}", strategy)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "simd"])
+def test_mlp_bias_relu_both_isas(regs, isa: str) -> None:
+    for strategy in STRATEGIES:
+        _verify(regs, f"mlp:batch=3,sizes=7-18-5,isa={isa}", strategy)
+
+
+def test_simd_kernel_declares_simd_and_scratch() -> None:
+    simd = GemmKernel(3, 5, 7, bias=True, relu=True)
+    scalar = GemmKernel(3, 5, 7, bias=True, relu=True, isa="scalar")
+    assert simd.features == frozenset({"simd128"}) and simd.scratch_bytes > 0
+    assert scalar.features == frozenset() and scalar.scratch_bytes == 0
+    assert [b.name for b in simd.buffers] == ["a", "b", "bias", "c"]
+
+
+def test_bad_tile_is_a_spec_error(regs) -> None:
+    with pytest.raises(SpecError, match="tile"):
+        regs.workloads.create("gemm:tile=3x6")
+    with pytest.raises(ValueError):
+        Tile(2, 16, "loadsplat")
