@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.errors import PlanError
+from harness.wasmbin import module_info
 
 MEMORY_KINDS = ("host", "export", "buffer")
 PAGE = 65536
@@ -201,8 +202,26 @@ class Plan:
         return sum(s.dst.size if isinstance(s, Write) else s.src.size
                    for s in self.run if isinstance(s, (Write, Read)))
 
+    def memory_census(self) -> tuple[int, int]:
+        """(wasm memories, linear bytes committed) once the plan is loaded: every memory the
+        host creates plus every memory each instance's module defines (read from its binary),
+        at their initial sizes. Host buffers (kind `buffer`) are not wasm memories."""
+        count = committed = 0
+        for m in self.memories:
+            if m.kind == "host":
+                count += 1
+                committed += m.min_pages * PAGE
+        wasm = {m.name: m.wasm for m in self.modules}
+        for inst in self.instances:
+            for mt in module_info(wasm[inst.module]).defined_memories:
+                count += 1
+                committed += mt.min_pages * PAGE
+        return count, committed
+
     def expected_counts(self) -> dict[str, int]:
-        counts = {"bytes_copied": self.bytes_copied_per_run(), "calls": self.calls_per_run()}
+        memories, linear = self.memory_census()
+        counts = {"bytes_copied": self.bytes_copied_per_run(), "calls": self.calls_per_run(),
+                  "memories": memories, "linear_bytes": linear}
         counts.update(dict(self.expected))
         return counts
 

@@ -62,10 +62,22 @@ class PlanBuilder:
 
     def add_module(self, km: KernelModule, name: str | None = None,
                    defined_pages: tuple[int, ...] = ()) -> str:
-        mod_name = name or km.name
-        if all(m.name != mod_name for m in self.modules):
-            self.modules.append(Module(name=mod_name, wasm=km.wasm, features=km.features,
-                                       defined_pages=defined_pages))
+        """Add a module (once per distinct binary) and return its plan name.
+
+        The same kernel lowered differently (another memory size, another space for a
+        buffer) is another module: it gets the name with a `~N` suffix."""
+        base = name or km.name
+        mod_name, n = base, 1
+        while True:
+            same = next((m for m in self.modules if m.name == mod_name), None)
+            if same is None:
+                self.modules.append(Module(name=mod_name, wasm=km.wasm, features=km.features,
+                                           defined_pages=defined_pages))
+                break
+            if same.wasm == km.wasm:
+                break
+            n += 1
+            mod_name = f"{base}~{n}"
         self.requires |= set(km.features)
         return mod_name
 

@@ -55,7 +55,6 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
     try:
         lp.load()
         after_load = _memory_now()
-        linear = lp.linear_bytes()
         lp.reset_counters()
         run = lp.slowed()
         first_s = time_cold(run)
@@ -68,6 +67,9 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
         if drift:
             raise RuntimeError(f"counters differ between inferences: per run {per_run}, "
                                f"after {n} runs {lp.counters}")
+        # what the inferences left committed (a kernel that grows memory shows here)
+        n_memories, linear = lp.memory_census()
+        by_device = lp.memory_census_by_device()
         changed = [k for k, v in lp.outputs.items() if not np.array_equal(v, first_out[k])]
         if changed:
             resp["status"] = "crashed"
@@ -88,6 +90,8 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
         "counters": per_run,
         "memory": {"baseline_rss": before["rss"], "rss_after_load": after_load["rss"],
                    "peak_rss": _peak_rss(), "linear_bytes": linear,
+                   "memories": n_memories,
+                   "linear_bytes_by_device": {k: v[1] for k, v in by_device.items()},
                    "vms_reserved": after_load["vms"] - before["vms"]},
         "outputs": outputs,
     })

@@ -7,6 +7,13 @@ tensor the kernel writes is copied back out. Modules cannot see each other's mem
 Trade-off exposed: strong isolation between executables, paid for in bytes copied per
 inference (reported, and cross-checked against what the worker actually copied).
 
+Variant `resident=1`: what a runtime that keeps buffers resident in modules would do.
+Weights are uploaded once at set-up into every module that reads them; an input is
+uploaded straight into its first consumer's memory; an activation lives in the memory of
+the module that produced it and is copied only when another module reads it (module to
+module, no host round trip); outputs are read from their producer's memory. Per
+inference it copies only activations that cross modules (see `strategies.residency`).
+
 Memory numbering: each module defines and exports its only memory (memory 0,
 exported as "memory"); nothing is imported.
 """
@@ -15,10 +22,12 @@ from __future__ import annotations
 
 from harness.allocator import BumpAllocator, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
-from harness.codegen.kernel import SCRATCH
+from harness.codegen.kernel import SCRATCH, KernelModule
+from harness.params import Param
 from harness.plan import Copy, Device, Instance, Memory, Plan, Read, Region, Write
 from harness.strategy import PlanBuilder, Strategy
-from harness.workload import Workload
+from harness.workload import Dispatch, Workload
+from strategies.residency import Residency
 
 HOST = "host"
 
@@ -26,8 +35,12 @@ HOST = "host"
 class PerModuleStrategy(Strategy):
     NAME = "per-module"
     DESCRIPTION = "each module owns its memory; inputs copied in and outputs copied out per dispatch"
+    PARAMS = (Param("resident", "bool", False, "1: weights copied into their modules once at "
+                    "set-up; activations copied only when they cross modules"),)
 
     def plan(self, workload: Workload) -> Plan:
+        if self.params["resident"]:
+            return self._plan_resident(workload)
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
         host = BumpAllocator()
@@ -45,13 +58,7 @@ class PerModuleStrategy(Strategy):
                 addrs[b] = staged[t]
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
-            pages = pages_for(local.top)
-            lowering = DirectLowering(
-                {"heap": "$mem", SCRATCH: "$mem"},
-                [f'(memory $mem (export "memory") {pages})'],
-                frozenset({"exported-memory"}))
-            spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
-            km = build_kernel_module(d.kernel, lowering, spaces)
+            km, pages = _module(d, local)
             mod = pb.add_module(km, defined_pages=(pages,))
             inst = d.name
             mem_id = f"{inst}.memory"
@@ -73,3 +80,36 @@ class PerModuleStrategy(Strategy):
                       for i in workload.by_role("input")]
         pb.run += [Read(o.name, pb.placements_region(o.name)) for o in workload.by_role("output")]
         return pb.build()
+
+    def _plan_resident(self, workload: Workload) -> Plan:
+        pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
+        pb.devices.append(Device("dev0"))
+        res = Residency(workload, pb)
+        for d in workload.dispatches:
+            inst = d.name
+            mem_id = f"{inst}.memory"
+            local = BumpAllocator()
+            offsets = res.bind(d, mem_id, local)
+            addrs = {b: offsets[t] for b, t in d.bindings}
+            if d.kernel.scratch_bytes:
+                addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
+            km, pages = _module(d, local)
+            mod = pb.add_module(km, defined_pages=(pages,))
+            pb.instances.append(Instance(inst, mod, "dev0"))
+            pb.memories.append(Memory(id=mem_id, device="dev0", kind="export", instance=inst,
+                                      export="memory", role="module"))
+            res.before(d, mem_id)
+            pb.run.append(pb.call(inst, km, addrs, d.name))
+            res.after(d, mem_id)
+        res.finish()
+        return pb.build()
+
+
+def _module(d: Dispatch, local: BumpAllocator) -> tuple[KernelModule, int]:
+    """The dispatch's module: one defined, exported memory sized for its staged buffers."""
+    pages = pages_for(local.top)
+    lowering = DirectLowering({"heap": "$mem", SCRATCH: "$mem"},
+                              [f'(memory $mem (export "memory") {pages})'],
+                              frozenset({"exported-memory"}))
+    spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
+    return build_kernel_module(d.kernel, lowering, spaces), pages

@@ -9,10 +9,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from harness.cli import ab_cmd, compare_cmd, history_cmd, list_cmd, merge_cmd, probe_cmd, run_cmd
+from harness.cli import (
+    ab_cmd,
+    compare_cmd,
+    export_cmd,
+    history_cmd,
+    list_cmd,
+    merge_cmd,
+    probe_cmd,
+    run_cmd,
+)
 from harness.errors import MembenchError
 
-COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd)
+COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from harness import hostfuncs
-from harness.plan import Call, Copy, Plan, Read, Region, Write
+from harness.plan import PAGE, Call, Copy, Plan, Read, Region, Write
 from harness.runtimes.base import Backend
+from harness.wasmbin import module_info
 
 COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
 
@@ -167,13 +168,40 @@ class LoadedPlan:
         for k in self.counters:
             self.counters[k] = 0
 
+    def memory_census_by_device(self) -> dict[str, tuple[int, int]]:
+        """Per device: (wasm memories, linear bytes committed) as loaded. Each host-created
+        memory counts at its current size; each memory an instance's module defines counts
+        through the runtime when the module exports it, else at the size its binary declares."""
+        out = {d.name: (0, 0) for d in self.plan.devices}
+
+        def add(device: str, nbytes: int) -> None:
+            count, committed = out[device]
+            out[device] = (count + 1, committed + nbytes)
+
+        for mem in self.plan.memories:
+            if mem.kind == "host" and mem.id in self.memories:
+                add(mem.device, self.array(mem.id).size)
+        wasm = {m.name: m.wasm for m in self.plan.modules}
+        for inst in self.plan.instances:
+            info = module_info(wasm[inst.module])
+            store = self.stores[inst.device]
+            for k, mt in enumerate(info.defined_memories):
+                name = info.memory_export(k)
+                if name is None:
+                    add(inst.device, mt.min_pages * PAGE)
+                else:
+                    obj = self.backend.export(store, self.instances[inst.name], name)
+                    add(inst.device, self.backend.memory_array(store, obj).size)
+        return out
+
+    def memory_census(self) -> tuple[int, int]:
+        """(wasm memories, linear bytes committed) over every device."""
+        per = self.memory_census_by_device().values()
+        return sum(c for c, _ in per), sum(b for _, b in per)
+
     def linear_bytes(self) -> int:
         """Bytes of wasm linear memory committed (sum over every distinct wasm memory)."""
-        total = 0
-        for mem in self.plan.memories:
-            if mem.kind != "buffer" and mem.id in self.memories:
-                total += self.array(mem.id).size
-        return total
+        return self.memory_census()[1]
 
 
 def _write(memmove: Any, dst: int, src: np.ndarray, c: dict[str, int]) -> Callable[[], None]:

@@ -1,0 +1,132 @@
+"""Just enough of the wasm binary format to list a module's memories, imports and exports.
+
+Used where the plan's claims about memories are checked (the plan predicts how many
+memories exist and how many bytes they commit; the worker counts the memories it actually
+instantiated) and by `membench export` to describe each module in its manifest.
+Reads the import (2), memory (5) and export (7) sections; skips everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_MAGIC = b"\0asm"
+_EXTERN = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+
+
+@dataclass(frozen=True)
+class MemoryType:
+    min_pages: int
+    max_pages: int | None
+    shared: bool = False
+    memory64: bool = False
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    module: str
+    field: str
+    kind: str
+    memory: MemoryType | None = None
+
+
+@dataclass(frozen=True)
+class ExportEntry:
+    name: str
+    kind: str
+    index: int
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    imports: tuple[ImportEntry, ...]
+    #: memories the module defines itself, in definition order
+    defined_memories: tuple[MemoryType, ...]
+    exports: tuple[ExportEntry, ...]
+
+    @property
+    def imported_memories(self) -> tuple[MemoryType, ...]:
+        return tuple(i.memory for i in self.imports if i.memory is not None)
+
+    def memory_export(self, defined: int) -> str | None:
+        """Name under which defined memory number `defined` is exported (None if it isn't)."""
+        index = len(self.imported_memories) + defined
+        for e in self.exports:
+            if e.kind == "memory" and e.index == index:
+                return e.name
+        return None
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data, self.pos = data, pos
+        self.end = len(data) if end is None else end
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise ValueError("truncated wasm binary")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def uleb(self) -> int:
+        result = shift = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return result
+
+    def name(self) -> str:
+        n = self.uleb()
+        raw = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return raw.decode("utf-8")
+
+    def limits(self) -> MemoryType:
+        flags = self.uleb()
+        lo = self.uleb()
+        hi = self.uleb() if flags & 1 else None
+        return MemoryType(lo, hi, shared=bool(flags & 2), memory64=bool(flags & 4))
+
+
+def module_info(wasm: bytes) -> ModuleInfo:
+    """Imports, defined memories and exports of a wasm binary."""
+    if wasm[:4] != _MAGIC:
+        raise ValueError("not a wasm binary")
+    r = _Reader(wasm, 8)
+    imports: list[ImportEntry] = []
+    memories: list[MemoryType] = []
+    exports: list[ExportEntry] = []
+    while r.pos < len(wasm):
+        sid = r.byte()
+        size = r.uleb()
+        end = r.pos + size
+        s = _Reader(wasm, r.pos, end)
+        if sid == 2:
+            for _ in range(s.uleb()):
+                mod, fld, kind = s.name(), s.name(), s.byte()
+                mem = None
+                if kind == 0:
+                    s.uleb()
+                elif kind == 1:
+                    s.byte()
+                    s.limits()
+                elif kind == 2:
+                    mem = s.limits()
+                elif kind == 3:
+                    s.byte()
+                    s.byte()
+                elif kind == 4:
+                    s.byte()
+                    s.uleb()
+                imports.append(ImportEntry(mod, fld, _EXTERN.get(kind, str(kind)), mem))
+        elif sid == 5:
+            memories = [s.limits() for _ in range(s.uleb())]
+        elif sid == 7:
+            for _ in range(s.uleb()):
+                name, kind = s.name(), s.byte()
+                exports.append(ExportEntry(name, _EXTERN.get(kind, str(kind)), s.uleb()))
+        r.pos = end
+    return ModuleInfo(tuple(imports), tuple(memories), tuple(exports))

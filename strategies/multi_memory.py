@@ -1,0 +1,89 @@
+"""`multi-memory`: each module defines a private memory and imports the device heap.
+
+Models a runtime that keeps every tensor in one device heap (host-created, imported by
+every executable, suballocated like `shared`'s) while each executable's own state — its
+stack and scratch — lives in a memory only that module can address. Kernels name the
+memory on every access (`f32.load $heap`, `f32.load $priv`), so a module cannot reach
+another module's private memory at all. Variant `weights=separate`: weights live in a
+third memory, also host-created and imported, written once at set-up (a read-only
+constants segment in a real runtime; nothing here enforces read-only).
+
+Memory numbering (imports come first): the heap is memory 0, the weights memory is
+memory 1 when `weights=separate`, and the module's private memory is the last index
+(1, or 2 with separate weights). The private memory is exported as `private` so the host
+can measure it; scratch starts at its offset 0. Every private memory has at least one
+page (a real toolchain puts the shadow stack there).
+
+Trade-off exposed: zero copies per inference like `shared`, with executables' private
+state isolated — the tensors in the heap are still visible to every module. Needs the
+multi-memory proposal (a runtime without it reports `unsupported: multi-memory`); costs
+one private memory per module (footprint) and, on some runtimes, an extra base-pointer
+load per access to an imported memory.
+"""
+
+from __future__ import annotations
+
+from harness.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pages_for
+from harness.codegen import DirectLowering, build_kernel_module
+from harness.codegen.kernel import SCRATCH
+from harness.params import Param
+from harness.plan import Device, Import, Instance, Memory, Plan, Read, Write
+from harness.strategy import PlanBuilder, Strategy
+from harness.workload import Workload
+
+HEAP, WEIGHTS = "heap", "weights"
+FEATURES = frozenset({"imported-memory", "multi-memory"})
+
+
+class MultiMemoryStrategy(Strategy):
+    NAME = "multi-memory"
+    DESCRIPTION = ("device heap imported as memory 0, private scratch memory per module; "
+                   "zero copies, private state isolated")
+    PARAMS = (Param("weights", "choice", "heap", "heap: weights share the device heap; "
+                    "separate: weights in a third imported memory", choices=("heap", "separate")),)
+
+    def plan(self, workload: Workload) -> Plan:
+        separate = self.params["weights"] == "separate"
+        pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
+        pb.devices.append(Device("dev0"))
+        pb.requires |= FEATURES
+        in_weights = {t.name for t in workload.by_role("weight")} if separate else set()
+        spans = lifetimes(workload)
+        offsets, top = allocate_with_reuse([(t.name, t.nbytes, *spans[t.name])
+                                            for t in workload.tensors if t.name not in in_weights])
+        pb.memories.append(Memory(id=HEAP, device="dev0", kind="host",
+                                  min_pages=pages_for(top), role="heap"))
+        decls = ['(import "env" "heap" (memory $heap 0))']
+        imports = [Import("env", "heap", "memory", HEAP)]
+        if separate:
+            wal = BumpAllocator()
+            for name in sorted(in_weights, key=[t.name for t in workload.tensors].index):
+                offsets[name] = wal.alloc(workload.tensor(name).nbytes)
+            pb.memories.append(Memory(id=WEIGHTS, device="dev0", kind="host",
+                                      min_pages=pages_for(wal.top), role="weights"))
+            decls.append('(import "env" "weights" (memory $weights 0))')
+            imports.append(Import("env", "weights", "memory", WEIGHTS))
+        for t in workload.tensors:
+            pb.place(t.name, WEIGHTS if t.name in in_weights else HEAP, offsets[t.name], t.nbytes)
+        for d in workload.dispatches:
+            pages = pages_for(d.kernel.scratch_bytes)
+            lowering = DirectLowering(
+                {HEAP: "$heap", WEIGHTS: "$weights", SCRATCH: "$priv"},
+                [*decls, f'(memory $priv (export "private") {pages})'], FEATURES)
+            spaces = {b: WEIGHTS if t in in_weights else HEAP for b, t in d.bindings}
+            km = build_kernel_module(d.kernel, lowering, spaces | {SCRATCH: SCRATCH})
+            mod = pb.add_module(km, defined_pages=(pages,))
+            inst = d.name
+            pb.instances.append(Instance(inst, mod, "dev0", tuple(imports)))
+            pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
+                                      instance=inst, export="private", role="private"))
+            addrs = {b: offsets[t] for b, t in d.bindings}
+            if d.kernel.scratch_bytes:
+                addrs[SCRATCH] = 0
+            pb.run.append(pb.call(inst, km, addrs, d.name))
+        for t in workload.by_role("weight"):
+            pb.setup.append(Write(t.name, pb.placements_region(t.name)))
+        pb.run[:0] = [Write(t.name, pb.placements_region(t.name))
+                      for t in workload.by_role("input")]
+        pb.run += [Read(t.name, pb.placements_region(t.name)) for t in workload.by_role("output")]
+        return pb.build()

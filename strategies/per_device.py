@@ -1,0 +1,70 @@
+"""`per-device`: one executable per device, each device with its own store and memory.
+
+Models a runtime that gives every executable its own device: a wasm store (and, with
+`engine=own`, its own engine, so its module is compiled for that engine alone) holding
+one host-created memory, the device memory the executable imports. A tensor lives on the
+device of the executable that produces it (an input: on its first consumer's device,
+where the host uploads it); a consumer on another device receives a transfer — a `Copy`
+from the producer's device memory into its own, by raw pointer across stores — before
+it runs. Weights are uploaded at set-up to every device whose executable reads them.
+
+Memory numbering: the device memory is the module's only memory, imported as memory 0
+(`env.heap`); the executable's scratch is a region of it after its tensors.
+
+Trade-off exposed: full separation of executables (stores, optionally engines), paid in
+transfers per inference (bytes copied) and in per-device set-up and footprint: one
+compile per module per engine (`compile_s` is keyed `module@device` with `engine=own`),
+one instantiation per device, and one memory per device (`linear_bytes_by_device`).
+"""
+
+from __future__ import annotations
+
+from harness.allocator import BumpAllocator, pages_for
+from harness.codegen import DirectLowering, build_kernel_module
+from harness.codegen.kernel import SCRATCH
+from harness.params import Param
+from harness.plan import Device, Import, Instance, Memory, Plan
+from harness.strategy import PlanBuilder, Strategy
+from harness.workload import Workload
+from strategies.residency import Residency
+
+
+def _lowering() -> DirectLowering:
+    return DirectLowering({"heap": "$heap", SCRATCH: "$heap"},
+                          ['(import "env" "heap" (memory $heap 0))'],
+                          frozenset({"imported-memory"}))
+
+
+class PerDeviceStrategy(Strategy):
+    NAME = "per-device"
+    DESCRIPTION = ("one device (store, memory, optionally engine) per executable; tensors "
+                   "transferred between devices")
+    PARAMS = (Param("engine", "choice", "own", "own: an engine per device (compiled per "
+                    "device); shared: one engine, a store per device",
+                    choices=("own", "shared")),)
+
+    def plan(self, workload: Workload) -> Plan:
+        pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
+        res = Residency(workload, pb)
+        own = self.params["engine"] == "own"
+        for i, d in enumerate(workload.dispatches):
+            dev = f"dev{i}"
+            mem_id = f"{dev}.heap"
+            pb.devices.append(Device(dev, engine=dev if own else "default"))
+            local = BumpAllocator()
+            offsets = res.bind(d, mem_id, local)
+            addrs = {b: offsets[t] for b, t in d.bindings}
+            if d.kernel.scratch_bytes:
+                addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
+            pb.memories.append(Memory(id=mem_id, device=dev, kind="host",
+                                      min_pages=pages_for(local.top), role="device"))
+            spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
+            km = build_kernel_module(d.kernel, _lowering(), spaces)
+            mod = pb.add_module(km)
+            pb.instances.append(Instance(d.name, mod, dev,
+                                         (Import("env", "heap", "memory", mem_id),)))
+            res.before(d, mem_id)
+            pb.run.append(pb.call(d.name, km, addrs, d.name))
+            res.after(d, mem_id)
+        res.finish()
+        return pb.build()
