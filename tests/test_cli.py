@@ -34,7 +34,7 @@ def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "--workload", "gemn"], "unknown workload 'gemn' (did you mean 'gemm'?)"),
+    (["run", "--workload", "gemmm"], "unknown workload 'gemmm' (did you mean 'gemm'?)"),
     (["run", "--workload", "gemm", "--strategy", "sharde"], "did you mean 'shared'?"),
     (["run", "--workload", "gemm", "--runtime", "wasmtim"], "did you mean 'wasmtime'?"),
     (["run", "--workload", "gemm:m=0"], "must be >= 1"),

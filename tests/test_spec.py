@@ -28,7 +28,7 @@ def test_malformed_specs_raise_spec_error(text: str) -> None:
 
 def test_unknown_plugin_suggests_closest(regs) -> None:
     with pytest.raises(UnknownNameError, match=r"did you mean 'gemm'\?.*valid: .*bias-relu"):
-        regs.workloads.create("gemn:m=3")
+        regs.workloads.create("gemmm:m=3")
 
 
 def test_unknown_parameter_lists_valid(regs) -> None:
