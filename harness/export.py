@@ -45,8 +45,7 @@ class ExportError(MembenchError):
     """A module could not be exported (e.g. its WAT could not be recovered)."""
 
 
-def small_spec(cls: type[Plugin]) -> str:
-    """A spec of `cls` with every integer parameter capped at `SMALL` (within its bounds)."""
+def _small_parts(cls: type[Plugin]) -> list[str]:
     parts = []
     for p in cls.declared_params():
         if p.kind == "int" and isinstance(p.default, int) and p.default > SMALL:
@@ -54,15 +53,26 @@ def small_spec(cls: type[Plugin]) -> str:
             if p.maximum is not None:
                 value = min(value, p.maximum)
             parts.append(f"{p.name}={value}")
-    return cls.NAME + (":" + ",".join(parts) if parts else "")
+    return parts
 
 
-def variant_specs(cls: type[Plugin]) -> list[str]:
-    """The default spec plus one spec per non-default value of each choice/bool parameter."""
-    specs = [cls.NAME]
+def _spec(name: str, parts: Sequence[str]) -> str:
+    return name + (":" + ",".join(parts) if parts else "")
+
+
+def small_spec(cls: type[Plugin]) -> str:
+    """A spec of `cls` with every integer parameter capped at `SMALL` (within its bounds)."""
+    return _spec(cls.NAME, _small_parts(cls))
+
+
+def variant_specs(cls: type[Plugin], small: bool = False) -> list[str]:
+    """The default spec plus one spec per non-default value of each choice/bool parameter
+    (with `small`, every one at `small_spec`'s shape)."""
+    base = _small_parts(cls) if small else []
+    specs = [_spec(cls.NAME, base)]
     for p in cls.declared_params():
         for value in _alternatives(p):
-            specs.append(f"{cls.NAME}:{p.name}={value}")
+            specs.append(_spec(cls.NAME, [*base, f"{p.name}={value}"]))
     return specs
 
 

@@ -12,7 +12,7 @@ from harness.allocator import lifetimes
 from harness.cell import Cell, run_cell
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
 from harness.codegen.kernel import SCRATCH
-from harness.export import small_spec
+from harness.export import variant_specs
 from harness.plan import PAGE, Call, Copy
 from harness.runner import Registries
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
@@ -206,7 +206,8 @@ def test_every_module_scratch_is_distinct(regs, quick_settings, strategy: str) -
 
 
 def _every_workload(regs: Registries) -> list[str]:
-    return [small_spec(cls) for _, cls in Registries.from_entry_points().workloads]
+    """Every registered workload at a small shape, with each choice (e.g. isa) varied."""
+    return [v for _, cls in regs.workloads for v in variant_specs(cls, small=True)]
 
 
 @pytest.mark.parametrize("strategy", MINE)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.export import export_all, small_spec, variant_specs
+from harness.export import export_all, variant_specs
 from harness.runner import Registries
 
 
@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
                                    "as .npy, and a manifest.json to run them without membench.")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--workload", action="append", default=[], metavar="SPEC",
-                   help="workload spec (repeatable; default: every workload at a small shape)")
+                   help="workload spec (repeatable; default: every workload and variant at a "
+                        "small shape)")
     p.add_argument("--strategy", action="append", default=[], metavar="SPEC",
                    help="strategy spec (repeatable; default: every strategy and variant)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
@@ -28,7 +29,8 @@ def register(sub: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     regs = Registries.from_entry_points()
     workloads = [regs.workloads.create(s) for s in
-                 (args.workload or [small_spec(cls) for _, cls in regs.workloads])]
+                 (args.workload or [v for _, cls in regs.workloads
+                                      for v in variant_specs(cls, small=True)])]
     strategies = [regs.strategies.create(s) for s in
                   (args.strategy or [v for _, cls in regs.strategies for v in variant_specs(cls)])]
     done = export_all(workloads, strategies, args.out, args.seed)
