@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,14 @@ class Cell:
 
 def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
              probe: ProbeResult | None = None, workdir: Path | None = None,
-             memory_limit: int | None = None) -> ResultRow:
-    """Run `cell` in a fresh worker (killed after `timeout_s`; data segment capped at
-    `memory_limit` bytes when given) and verify its outputs against NumPy."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
                             "runtime": rt.spec, "side": cell.side, "flops": w.flops(),
                             "compulsory_bytes": w.compulsory_bytes(),
                             "settings": settings.to_dict()}
+    if round_index is not None:
+        base.update(kind="round", round=round_index)
 
     def row(status: str, reason: str = "", **extra: Any) -> ResultRow:
         return ResultRow(status=status, reason=reason, wall_s=time.perf_counter() - t0,
@@ -85,10 +85,6 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         plan_path = d / "plan.json"
         plan_path.write_text(plan.to_json(), encoding="utf-8")
         inputs = save_tensors(d, data)
-        outcome = run_worker(rt, {"kind": "cell", "runtime": rt.spec,
-                                  "plan_path": str(plan_path), "inputs": inputs,
-                                  "settings": settings.to_dict()}, d, timeout_s,
-                             memory_limit=memory_limit)
         resp = outcome.response or {}
         if resp.get("runtime"):
             base["runtime_info"] = resp["runtime"]
@@ -122,7 +118,11 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         text = ", ".join(f"{k}: plan {v} vs worker {got}" for k, (v, got) in mismatched.items())
         return row("invalid", f"worker did not do what the plan says ({text})",
                    max_abs_err=verdict.max_abs_err, **measured)
-    samples = tuple(float(x) for x in resp.get("timing", {}).get("samples_s", ()))
+    timing = dict(resp.get("timing", {}))
+    samples = tuple(float(x) for x in timing.pop("samples_s", ()))
+    if resp.get("affinity") is not None:
+        timing["affinity"] = resp["affinity"]
     return row("ok", "", median_s=statistics.median(samples) if samples else None,
-               samples_s=samples, inner=int(resp.get("timing", {}).get("inner", 0)),
+               samples_s=samples, inner=int(timing.get("inner", 0)), timing=timing,
+               breakdown=resp.get("breakdown", {}),
                max_abs_err=verdict.max_abs_err, metrics=w.metrics(data, outputs), **measured)

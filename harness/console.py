@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness.calibration import OVERHEAD_FACTOR
 from harness.results import ResultRow
 from harness.stats import summarize
 
@@ -49,34 +51,90 @@ def fmt_metrics(metrics: dict[str, object]) -> str:
     return ", ".join(parts)
 
 
+def fmt_bytes_short(n: int | None) -> str:
+    if n is None:
+        return "-"
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10)):
+        if n >= scale:
+            return f"{sign}{n / scale:.3g}{unit}"
+    return f"{sign}{n}"
+
+
 def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
     table = Table(title=title, title_justify="left")
     for col, kw in (("workload", {}), ("strategy", {}), ("runtime", {}), ("status", {}),
                     ("median", {"justify": "right"}), ("spread (95% CI)", {"justify": "right"}),
+                    ("n", {"justify": "right"}),
                     ("GFLOP/s", {"justify": "right"}), ("copied/run", {"justify": "right"}),
-                    ("host calls/run", {"justify": "right"}), ("note", {})):
+                    ("host calls/run", {"justify": "right"}),
+                    ("RSS+", {"justify": "right"}), ("linear", {"justify": "right"}),
+                    ("reserved", {"justify": "right"}), ("note", {})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
     for r in rows:
+        if r.kind not in ("cell", "noop"):
+            continue
         style = STATUS_STYLE.get(r.status, "")
-        median = spread = gflops = "-"
+        median = spread = gflops = n = "-"
         if r.status == "ok" and r.samples_s:
             s = summarize(r.samples_s)
             median = fmt_time(s.median)
             spread = f"{fmt_time(s.ci_low)}–{fmt_time(s.ci_high)} (cv {s.cv:.1%})"
+            n = f"{len(r.rounds) or 1}×{s.n // max(len(r.rounds), 1)}"
             if r.flops and s.median:
                 gflops = f"{r.flops / s.median / 1e9:.2f}"
-        note = r.reason if r.status != "ok" else fmt_metrics(r.metrics)
+        notes = [r.reason] if r.status != "ok" else []
+        if r.kind == "noop":
+            notes.append("calibration: timer + one empty call")
+        if r.overhead_dominated:
+            notes.append(f"overhead-dominated (< {OVERHEAD_FACTOR:g}× noop "
+                         f"{fmt_time(r.overhead_s)})")
+        if r.stats.get("outliers"):
+            notes.append(f"{r.stats['outliers']} outliers (kept)")
+        if r.timing.get("steady") is False:
+            notes.append("warm-up hit its cap before steady")
+        mem = r.memory
         table.add_row(r.workload, r.strategy, r.runtime, f"[{style}]{r.status}[/]", median,
-                      spread, gflops, fmt_count(r.bytes_copied_per_run) + "B"
+                      spread, n, gflops, fmt_count(r.bytes_copied_per_run) + "B"
                       if r.bytes_copied_per_run is not None else "-",
-                      fmt_count(r.host_calls_per_run), note[:120])
+                      fmt_count(r.host_calls_per_run),
+                      fmt_bytes_short(mem.get("peak_rss_over_baseline")),
+                      fmt_bytes_short(mem.get("linear_bytes")),
+                      fmt_bytes_short(mem.get("vms_reserved")), "; ".join(notes)[:140])
     return table
 
 
-def print_summary(rows: Sequence[ResultRow], console: Console | None = None) -> None:
-    con = console or Console(file=sys.stdout, highlight=False, width=200)
+def cv_distribution(rows: Sequence[ResultRow], min_median_s: float = 1e-3) -> str | None:
+    """One line: the distribution of CVs of ok cells whose median is at least `min_median_s`."""
+    cvs = sorted(summarize(r.samples_s).cv for r in rows
+                 if r.kind == "cell" and r.status == "ok" and r.samples_s
+                 and r.median_s is not None and r.median_s >= min_median_s)
+    if not cvs:
+        return None
+    q = np.quantile(cvs, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return (f"CV of cells with median >= {fmt_time(min_median_s)} (n={len(cvs)}): "
+            f"min {q[0]:.2%}  q1 {q[1]:.2%}  median {q[2]:.2%}  q3 {q[3]:.2%}  "
+            f"max {q[4]:.2%}  (target: median <= 3%)")
+
+
+def print_summary(rows: Sequence[ResultRow], console: Console | None = None,
+                  warnings: Sequence[str] = ()) -> None:
+    con = console or Console(file=sys.stdout, highlight=False, width=220)
     con.print(summary_table(rows))
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
+        if r.kind == "cell":
+            counts[r.status] = counts.get(r.status, 0) + 1
     con.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    for r in rows:
+        if r.kind == "baseline" and r.status == "ok":
+            con.print(f"memory baseline ({r.runtime}, empty-plan worker): peak RSS "
+                      f"{fmt_bytes_short(r.memory.get('peak_rss'))}B, virtual "
+                      f"{fmt_bytes_short(r.memory.get('vms_after_load'))}B; RSS+ = cell peak "
+                      "RSS minus this; reserved = virtual memory the plan's load reserved")
+    line = cv_distribution(rows)
+    if line:
+        con.print(line)
+    for w in warnings:
+        con.print(f"[yellow]warning:[/] {w}")

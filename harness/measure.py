@@ -1,27 +1,50 @@
 """Timing loops shared by the Python workers (the Node worker mirrors them).
 
-Sampling follows pyperf: a cold first inference timed on its own, warm-up until steady,
-calibration so one sample lasts at least `sample_s` (several inferences per sample when
-one is short), then `samples` timed samples. Samples are per-inference seconds.
+One worker process measures one *round* of one cell:
+
+1. **cold**: the first inference, timed on its own (cold caches, baseline JIT tier);
+2. **warm-up until steady**: inferences in batches of at least `batch_s` (so the timer's
+   resolution is negligible), until all of: `warmup_runs` inferences and `warmup_s`
+   seconds have passed, and the best per-inference time of the last `steady_window`
+   batches is no better than `(1 - steady_tol)` × the best before them (no batch improved
+   on the earlier ones: caches warm, JIT tiers up done). `warmup_max_s` caps it; a round
+   that hits the cap says so (`steady: false`);
+3. **calibration**: `inner` = ceil(`sample_s` / per-inference estimate), the estimate
+   being the median of the last `steady_window` warm-up batches, capped at `max_inner`;
+4. **samples**: `samples` timed samples of `inner` inferences each; a sample is the mean
+   per-inference time of its inner loop (seconds).
+
+The runner repeats this for `rounds` rounds, a fresh worker per cell per round, cells in a
+shuffled order per round (see `harness.rounds`).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+Clock = Callable[[], int]
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    warmup_s: float = 0.05      # at least this long warming up ...
-    warmup_runs: int = 2        # ... and at least this many inferences
+    warmup_s: float = 0.05      # warm up at least this long ...
+    warmup_runs: int = 2        # ... and at least this many inferences ...
+    warmup_max_s: float = 2.0   # ... and at most this long (then: steady = False)
+    steady_window: int = 5      # batches that must not improve on the best before them
+    steady_tol: float = 0.02    # "improve" = faster by more than this fraction
+    batch_s: float = 0.001      # a warm-up batch lasts at least this long
     sample_s: float = 0.01      # target duration of one sample
-    samples: int = 10           # timed samples per cell
+    samples: int = 10           # timed samples per round
+    rounds: int = 3             # rounds (fresh worker per cell per round, shuffled order)
     max_inner: int = 1_000_000  # cap on inferences per sample
     seed: int = 0               # data seed
+    order_seed: int | None = None  # seed of the per-round cell order (None: drawn per run)
+    breakdown: bool = False     # extra instrumented pass: time per step kind
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,6 +59,8 @@ class MeasureSettings:
 class Timing:
     first_s: float = 0.0
     warmup_runs: int = 0
+    warmup_s: float = 0.0
+    steady: bool = True
     inner: int = 1
     samples_s: list[float] = field(default_factory=list)
 
@@ -43,29 +68,67 @@ class Timing:
         """Inferences run after the cold one (warm-up plus every sample's inner loop)."""
         return self.warmup_runs + self.inner * len(self.samples_s)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner, "warmup_runs": self.warmup_runs,
+                "warmup_s": self.warmup_s, "steady": self.steady, "samples_s": self.samples_s}
 
-def time_cold(run: Callable[[], None], clock: Callable[[], int] = time.perf_counter_ns) -> float:
+
+def time_cold(run: Callable[[], None], clock: Clock = time.perf_counter_ns) -> float:
     """Seconds taken by one inference (the first one: cold caches, baseline JIT tier)."""
     t0 = clock()
     run()
     return (clock() - t0) / 1e9
 
 
-def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
-                clock: Callable[[], int] = time.perf_counter_ns) -> Timing:
-    """Warm up, calibrate and take samples; return per-inference times."""
-    out = Timing(first_s=first_s)
-    # warm-up (JIT tier-up, caches): keep the fastest recent inference as the estimate
-    best = first_s
+@dataclass
+class WarmUp:
+    runs: int = 0
+    elapsed_s: float = 0.0
+    steady: bool = False
+    estimate_s: float = 0.0     # per-inference time used for calibration
+    batches_s: list[float] = field(default_factory=list)  # per-inference time of each batch
+
+
+def is_steady(batches_s: list[float], window: int, tol: float) -> bool:
+    """True when none of the last `window` batches beat the best earlier batch by > tol."""
+    if len(batches_s) <= window:
+        return False
+    before = min(batches_s[:-window])
+    return min(batches_s[-window:]) >= before * (1.0 - tol)
+
+
+def warm_up(run: Callable[[], None], s: MeasureSettings, first_s: float,
+            clock: Clock = time.perf_counter_ns) -> WarmUp:
+    """Run batches until steady (see the module docstring), or until `warmup_max_s`."""
+    out = WarmUp()
+    per = max(first_s, 1e-9)
     start = clock()
-    runs = 0
-    while runs < s.warmup_runs or (clock() - start) / 1e9 < s.warmup_s:
+    while True:
+        batch = max(1, min(s.max_inner, math.ceil(s.batch_s / per)))
         t0 = clock()
-        run()
-        best = min(best, (clock() - t0) / 1e9)
-        runs += 1
-    out.warmup_runs = runs
-    inner = max(1, min(s.max_inner, math.ceil(s.sample_s / max(best, 1e-9))))
+        for _ in range(batch):
+            run()
+        t1 = clock()
+        per = max((t1 - t0) / 1e9 / batch, 1e-9)
+        out.batches_s.append(per)
+        out.runs += batch
+        out.elapsed_s = (t1 - start) / 1e9
+        enough = out.runs >= s.warmup_runs and out.elapsed_s >= s.warmup_s
+        if enough and is_steady(out.batches_s, s.steady_window, s.steady_tol):
+            out.steady = True
+            break
+        if out.elapsed_s >= s.warmup_max_s:
+            break
+    out.estimate_s = statistics.median(out.batches_s[-s.steady_window:])
+    return out
+
+
+def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
+                clock: Clock = time.perf_counter_ns) -> Timing:
+    """Warm up until steady, calibrate and take samples; return per-inference times."""
+    wu = warm_up(run, s, first_s, clock)
+    out = Timing(first_s=first_s, warmup_runs=wu.runs, warmup_s=wu.elapsed_s, steady=wu.steady)
+    inner = max(1, min(s.max_inner, math.ceil(s.sample_s / max(wu.estimate_s, 1e-9))))
     out.inner = inner
     for _ in range(s.samples):
         t0 = clock()

@@ -1,7 +1,21 @@
-"""Results: one JSON row per cell, appended to `results.jsonl` and flushed before the next.
+"""Results: JSON rows appended to `results.jsonl`, each fsync'd before the next worker starts.
 
 Rows are frozen records; `run.json` beside them holds the run manifest. `read_rows`
 tolerates a truncated last line (a run killed mid-write) and says so.
+
+Row kinds (`ResultRow.kind`):
+
+* `round`    — one worker's measurement of one cell in one round (written as soon as the
+               worker ends: the durable record; a killed run keeps every finished round);
+* `cell`     — the cell's final row, combining all its rounds (all samples, in round
+               order); exactly one per cell. Written after the last round, or at once when
+               a round fails (a failed cell is not run again);
+* `noop`     — the final row of a runtime's calibration cell (one empty wasm call per
+               inference): the timer + embedding floor;
+* `baseline` — an empty-plan worker per runtime, run once: the memory baseline.
+
+`read_rows` returns every kind except `round` unless asked, so readers see one row per
+cell; `harness.rounds.combine_rounds` rebuilds a `cell` row from its `round` rows.
 """
 
 from __future__ import annotations
@@ -26,7 +40,16 @@ STATUSES = ("ok", "invalid", "trapped", "crashed", "oom", "timeout", "unsupporte
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One cell's outcome. Timings are meaningful only when `status == "ok"`."""
+    """One cell's outcome (or one round of it). Timings mean something only when `status == "ok"`.
+
+    `samples_s` are raw per-inference seconds, never summarised away: for a `cell` row,
+    every round's samples concatenated in round order (`rounds[i]["n"]` of them from round
+    i). `rounds` holds per-round details (cell order position, calibration, warm-up,
+    phases, memory); `stats` the summary of all samples (see `harness.stats.Summary`).
+    `overhead_s` is the runtime's `noop` median; `overhead_dominated` is true when the
+    cell's median is under `OVERHEAD_FACTOR` × that. `memory` carries `*_over_baseline`
+    figures relative to the runtime's empty-plan worker.
+    """
 
     run_id: str
     workload: str
@@ -36,6 +59,7 @@ class ResultRow:
     reason: str = ""
     kind: str = "cell"
     side: str = ""  # "A" / "B" in an A/B run
+    round: int | None = None
     median_s: float | None = None
     samples_s: tuple[float, ...] = ()
     inner: int = 0
@@ -56,6 +80,12 @@ class ResultRow:
     metrics: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    timing: dict[str, Any] = field(default_factory=dict)
+    breakdown: dict[str, float] = field(default_factory=dict)
+    rounds: tuple[dict[str, Any], ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+    overhead_s: float | None = None
+    overhead_dominated: bool | None = None
 
     @property
     def cell(self) -> str:
@@ -69,7 +99,7 @@ class ResultRow:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRow:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for key in ("samples_s", "err_index"):
+        for key in ("samples_s", "err_index", "rounds"):
             if key in known and known[key] is not None:
                 known[key] = tuple(known[key])
         try:
@@ -125,7 +155,9 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def read_rows(run_dir: Path) -> list[ResultRow]:
+def read_rows(run_dir: Path, rounds: bool = False) -> list[ResultRow]:
+    """Every row of a run, one per cell (plus calibration rows); `rounds=True` adds the
+    per-round rows too."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ResultsError(f"{run_dir} is not a directory")
@@ -133,6 +165,8 @@ def read_rows(run_dir: Path) -> list[ResultRow]:
         raise ResultsError(f"{run_dir} is not a run directory (no {RESULTS})")
     rows = []
     for obj in iter_rows(run_dir / RESULTS):
+        if obj.get("kind") == "round" and not rounds:
+            continue
         try:
             rows.append(ResultRow.from_dict(obj))
         except ResultsError as exc:

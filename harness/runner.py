@@ -1,9 +1,11 @@
-"""Running a set of cells: expand the cross product, probe runtimes, run each cell in its
-own worker, append each row durably, keep the run manifest current.
+"""Running a set of cells: expand the cross product, probe runtimes, run the cells in
+interleaved rounds (each round of each cell in its own worker), append each row durably,
+keep the run manifest current.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import itertools
 import secrets
@@ -12,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.calibration import OVERHEAD_FACTOR, baseline_cell, noop_cell, over_baseline
 from harness.cell import Cell, run_cell
 from harness.errors import ResultsError
-from harness.fingerprint import command_line, fingerprint
+from harness.fingerprint import command_line, fingerprint, noise_warnings
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult, probe_runtime
 from harness.protocol import write_json_atomic
 from harness.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
 from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter
+from harness.rounds import cell_orders, combine_rounds
 from harness.runtimes.base import Runtime
 from harness.strategy import Strategy
 from harness.workload import Workload
@@ -48,6 +52,8 @@ class RunRequest:
     cell_timeout: float = 120.0
     suite: str | None = None
     max_memory: int | None = None
+    pin: tuple[int, ...] = ()          # CPUs the workers are pinned to (empty: not pinned)
+    calibrate: bool = True             # run the baseline and noop calibration cells
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,47 +88,122 @@ def prepare_run_dir(out: Path, run_id: str) -> Path:
 
 ProgressFn = Callable[[int, int, Cell, ResultRow | None], None]
 
+#: statuses decided before any worker runs: a cell with one of them is not run again
+_NO_WORKER = ("unsupported", "unavailable", "skipped")
+
+
+def _annotate(row: ResultRow, noop: ResultRow | None, baseline: ResultRow | None) -> ResultRow:
+    """Add the overhead flag and the memory-over-baseline figures to a final row."""
+    changes: dict[str, Any] = {}
+    if baseline is not None and baseline.status == "ok" and row.memory:
+        changes["memory"] = {**row.memory, **over_baseline(row.memory, baseline.memory)}
+    if noop is not None and noop.status == "ok" and noop.median_s and row.kind == "cell":
+        changes["overhead_s"] = noop.median_s
+        if row.median_s is not None:
+            changes["overhead_dominated"] = row.median_s < OVERHEAD_FACTOR * noop.median_s
+    return dataclasses.replace(row, **changes) if changes else row
+
 
 def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
             progress: ProgressFn | None = None) -> list[ResultRow]:
-    """Run every cell into `run_dir`; each row is on disk before the next cell starts."""
+    """Run every cell for `settings.rounds` interleaved rounds into `run_dir`.
+
+    Per runtime, first an empty-plan `baseline` worker (memory baseline), then the
+    `noop` calibration cell joins the cells. Each round runs every unfinished cell once,
+    a fresh worker each, in an order shuffled per round from `order_seed` (recorded in
+    `run.json`). Each round's row is appended and fsync'd before the next worker starts;
+    a cell's final row follows its last round (or its first failing round). Returns the
+    final rows: baselines, noops, then cells in the given order.
+    """
     run_id = run_dir.name
+    order_seed = req.settings.order_seed
+    if order_seed is None:
+        order_seed = secrets.randbits(32)
+    settings = dataclasses.replace(req.settings, order_seed=order_seed)
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command_line(),
         "suite": req.suite,
-        "settings": req.settings.to_dict(),
+        "settings": settings.to_dict(),
         "cell_timeout": req.cell_timeout,
         "cells_planned": len(cells),
+        "pin": list(req.pin),
         "fingerprint": fingerprint(),
         "runtimes": {},
         "status": "running",
         **req.extra,
     }
+    fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(req.pin))
+    manifest["warnings"] = fp_warnings
     write_json_atomic(run_dir / MANIFEST, manifest)
     probes: dict[str, ProbeResult] = {}
-    for rt in {c.runtime.spec: c.runtime for c in cells}.values():
+    runtimes = {c.runtime.spec: c.runtime for c in cells}
+    for rt in runtimes.values():
         probes[rt.spec] = probe_runtime(rt, timeout_s=min(req.cell_timeout, 120.0))
     manifest["runtimes"] = {k: v.to_dict() for k, v in probes.items()}
     write_json_atomic(run_dir / MANIFEST, manifest)
-    rows: list[ResultRow] = []
+    noops = [noop_cell(rt) for rt in runtimes.values()] if req.calibrate else []
+    jobs: list[Cell] = [*noops, *cells]
+    orders = cell_orders(len(jobs), settings.rounds, order_seed)
+    manifest["schedule"] = {"order_seed": order_seed, "rounds": settings.rounds,
+                            "cells": [str(c) for c in jobs], "orders": orders}
+    write_json_atomic(run_dir / MANIFEST, manifest)
+    baselines: dict[str, ResultRow] = {}
+    rounds_of: list[list[ResultRow]] = [[] for _ in jobs]
+    positions: list[list[int]] = [[] for _ in jobs]
+    final: dict[int, ResultRow] = {}
+    total = len(jobs) * settings.rounds
+    done_count = 0
     try:
         with ResultsWriter(run_dir / RESULTS) as writer:
-            for i, cell in enumerate(cells):
-                if progress:
-                    progress(i, len(cells), cell, None)
-                row = run_cell(cell, run_id, req.settings, req.cell_timeout,
-                               probes[cell.runtime.spec])
-                writer.append(row)
-                rows.append(row)
-                if progress:
-                    progress(i + 1, len(cells), cell, row)
+            if req.calibrate:
+                quick = dataclasses.replace(settings, samples=1, warmup_s=0.0,
+                                            warmup_max_s=0.01, sample_s=0.001)
+                for rt in runtimes.values():
+                    row = run_cell(baseline_cell(rt), run_id, quick, req.cell_timeout,
+                                   probes[rt.spec], pin=req.pin)
+                    baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
+                    writer.append(baselines[rt.spec])
+            for rnd, order in enumerate(orders):
+                for pos, j in enumerate(order):
+                    if j in final:
+                        continue
+                    cell = jobs[j]
+                    if progress:
+                        progress(done_count, total, cell, None)
+                    row = run_cell(cell, run_id, settings, req.cell_timeout,
+                                   probes[cell.runtime.spec], round_index=rnd, pin=req.pin)
+                    writer.append(row)
+                    rounds_of[j].append(row)
+                    positions[j].append(pos)
+                    done_count += 1
+                    if row.status != "ok":
+                        done_count += settings.rounds - 1 - rnd  # it is not run again
+                        final[j] = combine_rounds(rounds_of[j], positions=positions[j],
+                                                  kind="noop" if j < len(noops) else "cell")
+                        writer.append(final[j])
+                    if progress:
+                        progress(done_count, total, cell, row)
+                manifest["rounds_done"] = rnd + 1
+                write_json_atomic(run_dir / MANIFEST, manifest)
+            noop_rows: dict[str, ResultRow] = {}
+            for j, cell in enumerate(jobs):
+                if j in final:
+                    continue
+                kind = "noop" if j < len(noops) else "cell"
+                row = combine_rounds(rounds_of[j], kind=kind, positions=positions[j])
+                if kind == "noop":
+                    noop_rows[cell.runtime.spec] = row
+                rt_spec = cell.runtime.spec
+                final[j] = _annotate(row, noop_rows.get(rt_spec), baselines.get(rt_spec))
+                writer.append(final[j])
         manifest["status"] = "complete"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
         raise
     finally:
-        manifest["cells_done"] = len(rows)
+        manifest["cells_done"] = sum(1 for j in final if j >= len(noops))
         write_json_atomic(run_dir / MANIFEST, manifest)
-    return rows
+    ordered = [final[j] for j in range(len(jobs)) if j in final]
+    return [*baselines.values(), *ordered]

@@ -8,7 +8,8 @@ Benchmark's compare.py (Mann-Whitney U) and asv (ratio of medians with a thresho
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +27,20 @@ class Summary:
     ci_low: float             # bootstrap 95% CI of the median
     ci_high: float
     outliers: int             # samples outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] (flagged, kept)
+    q1: float = float("nan")
+    q3: float = float("nan")
+    minimum: float = float("nan")
+    maximum: float = float("nan")
+    outlier_index: tuple[int, ...] = ()  # positions of the flagged samples
 
     @property
     def rel_iqr(self) -> float:
         return self.iqr / self.median if self.median else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["outlier_index"] = list(self.outlier_index)
+        return d
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -55,9 +66,12 @@ def summarize(samples: Sequence[float], seed: int = 0) -> Summary:
     mean = float(x.mean())
     sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
     lo, hi = bootstrap_median_ci(x, seed=seed)
-    out = int(((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr)).sum())
+    flagged = np.flatnonzero((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr))
     return Summary(n=int(x.size), median=float(med), mean=mean, stdev=sd, iqr=float(iqr),
-                   cv=sd / mean if mean else float("nan"), ci_low=lo, ci_high=hi, outliers=out)
+                   cv=sd / mean if mean else float("nan"), ci_low=lo, ci_high=hi,
+                   outliers=int(flagged.size), q1=float(q1), q3=float(q3),
+                   minimum=float(x.min()), maximum=float(x.max()),
+                   outlier_index=tuple(int(i) for i in flagged))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ else:  # pragma: no cover - exercised by the Python 3.10 worker environment
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 _LIST_KEYS = ("workloads", "strategies", "runtimes")
 _SETTING_KEYS = {"samples": int, "sample_s": float, "warmup_s": float, "warmup_runs": int,
-                 "cell_timeout": float, "seed": int}
+                 "warmup_max_s": float, "steady_window": int, "steady_tol": float,
+                 "batch_s": float, "rounds": int, "cell_timeout": float, "seed": int,
+                 "order_seed": int}
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def parse_suite(name: str, data: Any, where: str = "suite") -> Suite:
                              f"{', '.join(sorted(_SETTING_KEYS))}")
         typ = _SETTING_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                (typ is int and not isinstance(value, int)) or (value <= 0 and key != "seed"):
+                (typ is int and not isinstance(value, int)) or \
+                (value <= 0 and key not in ("seed", "order_seed")):
             raise SuiteError(f"{where}: setting {key} must be a positive {typ.__name__}")
         clean[key] = typ(value)
     description = data.get("description", "")

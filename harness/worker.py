@@ -8,6 +8,8 @@ process, so a crash, trap or hang ends the cell and not the suite. Writes
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import sys
 import time
 import traceback
@@ -25,19 +27,28 @@ from harness.runtimes.executor import LoadedPlan
 
 
 def _memory_now() -> dict[str, int]:
-    try:
-        import psutil
+    import psutil
 
-        info = psutil.Process().memory_info()
-        return {"rss": int(info.rss), "vms": int(info.vms)}
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        return {"rss": 0, "vms": 0}
+    info = psutil.Process().memory_info()
+    return {"rss": int(info.rss), "vms": int(info.vms)}
 
 
 def _peak_rss() -> int:
+    """Peak resident set of this process so far (the kernel's high-water mark)."""
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def pin(cpus: list[int] | None) -> list[int] | None:
+    """Pin this process to `cpus` (`--pin`); return the affinity actually in force."""
+    import os
+
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    return sorted(os.sched_getaffinity(0))
 
 
 def runtime_info(rt: Runtime, be: Backend) -> dict[str, Any]:
@@ -50,11 +61,15 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
     data = load_tensors(req["inputs"])
     settings = MeasureSettings.from_dict(req.get("settings", {}))
     before = _memory_now()
-    lp = LoadedPlan(be, plan, data, slowdown=float(rt.params.get("slowdown", 0)) / 100.0)
+    slowdown = float(rt.params.get("slowdown", 0)) / 100.0
+    lp = LoadedPlan(be, plan, data, slowdown=slowdown)
     resp: dict[str, Any] = {"status": "ok", "message": ""}
+    breakdown: dict[str, float] = {}
     try:
         lp.load()
         after_load = _memory_now()
+        peak_after_load = _peak_rss()
+        linear_after_setup = lp.linear_bytes()
         lp.reset_counters()
         run = lp.slowed()
         first_s = time_cold(run)
@@ -75,6 +90,14 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
             resp["status"] = "crashed"
             resp["message"] = (f"outputs {changed} changed between inferences "
                                "(state leaks from one inference into the next)")
+        if settings.breakdown:
+            # a separate, instrumented copy of the plan: the main samples above ran without
+            # any of its timers
+            ilp = LoadedPlan(be, plan, data, slowdown=slowdown, instrument=True)
+            ilp.load()
+            runs = max(1, min(settings.max_inner, math.ceil(
+                3 * settings.sample_s / max(statistics.median(timing.samples_s), 1e-9))))
+            breakdown = ilp.breakdown(runs)
     except be.trap_types() as exc:
         return {"status": "trapped", "message": _one_line(exc)}
     outputs = {}
@@ -85,16 +108,19 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
     resp.update({
         "phases": {"compile_s": lp.compile_s, "instantiate_s": lp.instantiate_s,
                    "setup_s": lp.setup_s, "first_run_s": timing.first_s},
-        "timing": {"inner": timing.inner, "warmup_runs": timing.warmup_runs,
-                   "samples_s": timing.samples_s},
+        "timing": timing.to_dict(),
         "counters": per_run,
-        "memory": {"baseline_rss": before["rss"], "rss_after_load": after_load["rss"],
-                   "peak_rss": _peak_rss(), "linear_bytes": linear,
+        "memory": {"rss_start": before["rss"], "vms_start": before["vms"],
+                   "rss_after_load": after_load["rss"], "vms_after_load": after_load["vms"],
+                   "peak_rss_after_load": peak_after_load, "peak_rss": _peak_rss(),
+                   "linear_bytes_after_setup": linear_after_setup, "linear_bytes": linear,
                    "memories": n_memories,
                    "linear_bytes_by_device": {k: v[1] for k, v in by_device.items()},
                    "vms_reserved": after_load["vms"] - before["vms"]},
         "outputs": outputs,
     })
+    if breakdown:
+        resp["breakdown"] = breakdown
     return resp
 
 
@@ -138,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     req = json.loads(req_path.read_text(encoding="utf-8"))
     resp: dict[str, Any]
     try:
+        affinity = pin(req.get("pin"))
         rt: Runtime = Registry[Runtime](RUNTIMES, "runtime").create(req["runtime"])
         be = rt.backend()
         info = runtime_info(rt, be)
         resp = HANDLERS[req["kind"]](req, rt, be, out_dir)
         resp["runtime"] = info
+        resp["affinity"] = affinity
     except TrapError as exc:
         resp = {"status": "trapped", "message": _one_line(exc)}
     except Exception as exc:

@@ -9,7 +9,7 @@ from typing import Any
 from harness.cell import Cell
 from harness.console import print_summary, stderr_console
 from harness.measure import MeasureSettings
-from harness.results import ResultRow
+from harness.results import ResultRow, read_manifest
 from harness.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
 from harness.suite import load_suite
 
@@ -29,6 +29,18 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--sample-time", type=float, metavar="S", help="target seconds per sample")
     p.add_argument("--cell-timeout", type=float, metavar="S", help="seconds before a cell is killed")
     p.add_argument("--seed", type=int, help="seed of the generated inputs and weights")
+    p.add_argument("--rounds", type=int, metavar="N",
+                   help="rounds: each runs every cell once in a fresh worker, in a shuffled "
+                        "order (default 3)")
+    p.add_argument("--order-seed", type=int, metavar="N",
+                   help="seed of the per-round cell order (default: drawn and recorded)")
+    p.add_argument("--warmup-max", type=float, metavar="S",
+                   help="cap on warm-up seconds per round (default 2)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="add an instrumented pass timing copy / call / host-call steps")
+    p.add_argument("--pin", metavar="CPU", help="pin workers to these CPUs (e.g. 1 or 0,1)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="skip the noop and empty-worker baseline calibration cells")
 
 
 def register(sub: Any) -> None:
@@ -53,13 +65,22 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         settings["sample_s"] = args.sample_time
     if args.seed is not None:
         settings["seed"] = args.seed
+    if getattr(args, "rounds", None) is not None:
+        settings["rounds"] = args.rounds
+    if getattr(args, "order_seed", None) is not None:
+        settings["order_seed"] = args.order_seed
+    if getattr(args, "warmup_max", None) is not None:
+        settings["warmup_max_s"] = args.warmup_max
+    if getattr(args, "breakdown", False):
+        settings["breakdown"] = True
     if args.cell_timeout is not None:
         timeout = args.cell_timeout
     from harness.errors import SpecError
 
-    for key in ("samples", "sample_s"):
+    for key, flag in (("samples", "repeat"), ("sample_s", "sample-time"), ("rounds", "rounds"),
+                      ("warmup_max_s", "warmup-max")):
         if key in settings and settings[key] <= 0:
-            raise SpecError(f"--{'repeat' if key == 'samples' else 'sample-time'} must be positive")
+            raise SpecError(f"--{flag} must be positive")
     if timeout <= 0:
         raise SpecError("--cell-timeout must be positive")
     return RunRequest(
@@ -67,7 +88,30 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         strategies=tuple(args.strategy) or (suite.strategies if suite else ()) or ("shared",),
         runtimes=tuple(args.runtime) or (suite.runtimes if suite else ()) or ("wasmtime",),
         settings=MeasureSettings.from_dict(settings), cell_timeout=timeout,
-        suite=suite.name if suite else None)
+        suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
+        calibrate=not getattr(args, "no_calibration", False))
+
+
+def parse_pin(text: str | None) -> tuple[int, ...]:
+    """`--pin 1` or `--pin 0,1` or `--pin 0-3`: CPUs this process may run on."""
+    import os
+
+    from harness.errors import SpecError
+
+    if not text:
+        return ()
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise SpecError(f"--pin {text!r}: expected CPU numbers like 1, 0,1 or 0-3") from None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(cpus)
+    if not cpus or not cpus <= allowed:
+        raise SpecError(f"--pin {text!r}: CPUs {sorted(cpus - allowed) or text} are not "
+                        f"available; this process may use {sorted(allowed)}")
+    return tuple(sorted(cpus))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -84,16 +128,17 @@ def main(args: argparse.Namespace) -> int:
         req = replace(req, extra={**req.extra, "shard": {"index": index, "count": count}})
     run_dir = prepare_run_dir(args.out, new_run_id())
     con = stderr_console()
-    con.print(f"membench: {len(cells)} cells -> {run_dir}")
+    con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}")
 
     def progress(i: int, n: int, cell: Cell, row: ResultRow | None) -> None:
         if row is None:
             con.print(f"[{i + 1}/{n}] {cell} ...", end="\r")
         else:
-            con.print(f"[{i}/{n}] {cell}: {row.status}" + (f" ({row.reason[:80]})"
-                                                          if row.reason else "") + " " * 10)
+            con.print(f"[{i}/{n}] round {row.round} {cell}: {row.status}"
+                      + (f" ({row.reason[:80]})" if row.reason else "") + " " * 10)
 
     rows = execute(cells, run_dir, req, progress)
-    print_summary(rows)
+    manifest = read_manifest(run_dir)
+    print_summary(rows, warnings=manifest.get("warnings", ()))
     print(f"results: {run_dir}")
     return 0

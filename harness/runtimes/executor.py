@@ -26,8 +26,11 @@ class LoadedPlan:
     """A plan instantiated on one backend, ready to run inferences."""
 
     def __init__(self, backend: Backend, plan: Plan, data: Mapping[str, np.ndarray],
-                 slowdown: float = 0.0) -> None:
+                 slowdown: float = 0.0, instrument: bool = False) -> None:
         self.backend = backend
+        #: time host functions (for `breakdown`); never set on the plan the samples time
+        self.instrument = instrument
+        self.host_ns = 0
         self.slowdown = slowdown  # fraction of each call's time added as real work
         self.plan = plan
         self.data = {k: np.ascontiguousarray(v) for k, v in data.items()}
@@ -65,7 +68,7 @@ class LoadedPlan:
             elif mem.kind == "buffer":
                 self.buffers[mem.id] = np.zeros(mem.size, dtype=np.uint8)
         host_objs = {
-            hf.id: be.host_func(self.stores[hf.device], hf, hostfuncs.python_impl(hf, self),
+            hf.id: be.host_func(self.stores[hf.device], hf, self._host_impl(hf),
                                 hostfuncs.signature(hf.kind).params,
                                 hostfuncs.signature(hf.kind).results)
             for hf in plan.host_funcs
@@ -95,6 +98,20 @@ class LoadedPlan:
             step()
         self.setup_s = time.perf_counter() - t0
         self._steps = self.compile_steps(plan.run)
+
+    def _host_impl(self, hf: Any) -> Callable[..., Any]:
+        impl = hostfuncs.python_impl(hf, self)
+        if not self.instrument:
+            return impl
+        clock = time.perf_counter_ns
+
+        def timed(*args: Any) -> Any:
+            t0 = clock()
+            try:
+                return impl(*args)
+            finally:
+                self.host_ns += clock() - t0
+        return timed
 
     def _memory_obj(self, mem_id: str) -> Any:
         if mem_id not in self.memories:
@@ -163,6 +180,30 @@ class LoadedPlan:
             while clock() < end:
                 acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF
         return run
+
+    def breakdown(self, runs: int) -> dict[str, float]:
+        """Run `runs` inferences timing every step; per-inference seconds by step kind.
+
+        `host_call_s` is the time spent inside host functions, a part of `call_s` (only
+        measured when the plan was loaded with `instrument=True`). The timers themselves
+        add a little to every step: compare kinds with each other, not with the samples.
+        """
+        kinds = [step.op for step in self.plan.run]
+        totals = dict.fromkeys(("write", "copy", "call", "read"), 0)
+        clock = time.perf_counter_ns
+        self.host_ns = 0
+        t_start = clock()
+        for _ in range(runs):
+            for kind, step in zip(kinds, self._steps, strict=True):
+                t0 = clock()
+                step()
+                totals[kind] += clock() - t0
+        total = clock() - t_start
+        out = {f"{k}_s": v / 1e9 / runs for k, v in totals.items()}
+        out["host_call_s"] = self.host_ns / 1e9 / runs
+        out["total_s"] = total / 1e9 / runs
+        out["runs"] = float(runs)
+        return out
 
     def reset_counters(self) -> None:
         for k in self.counters:

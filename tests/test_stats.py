@@ -1,0 +1,62 @@
+"""Statistics on synthetic samples whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.stats import bootstrap_median_ci, compare_samples, summarize
+
+
+def test_summary_of_known_samples() -> None:
+    s = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s.n == 5 and s.median == 3.0 and s.mean == 22.0
+    assert s.stdev == pytest.approx(np.std([1, 2, 3, 4, 100], ddof=1))
+    assert s.q1 == 2.0 and s.q3 == 4.0 and s.iqr == 2.0
+    assert s.cv == pytest.approx(s.stdev / 22.0)
+    # 100 is beyond Q3 + 1.5 IQR = 7: flagged, and still counted in the mean
+    assert s.outliers == 1 and s.outlier_index == (4,)
+    assert s.minimum == 1.0 and s.maximum == 100.0
+
+
+def test_constant_samples_have_zero_spread() -> None:
+    s = summarize([2.5] * 10)
+    assert s.stdev == 0.0 and s.cv == 0.0 and s.iqr == 0.0 and s.outliers == 0
+    assert (s.ci_low, s.ci_high) == (2.5, 2.5)
+
+
+def test_single_sample_and_empty() -> None:
+    s = summarize([3.0])
+    assert s.median == 3.0 and s.stdev == 0.0 and (s.ci_low, s.ci_high) == (3.0, 3.0)
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_bootstrap_ci_covers_the_true_median() -> None:
+    # normal(10, 1): the sample median's 95% CI should cover 10 in ~95% of trials
+    rng = np.random.default_rng(1)
+    covered = 0
+    trials = 200
+    for t in range(trials):
+        x = rng.normal(10.0, 1.0, size=40)
+        lo, hi = bootstrap_median_ci(x, n_boot=500, seed=t)
+        covered += lo <= 10.0 <= hi
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_compare_detects_a_known_slowdown() -> None:
+    rng = np.random.default_rng(2)
+    base = rng.normal(1.0, 0.01, size=30)
+    slow = rng.normal(1.2, 0.01, size=30)
+    c = compare_samples(base, slow)
+    assert c.ratio == pytest.approx(1.2, rel=0.02)
+    assert c.ci_low < c.ratio < c.ci_high and c.ci_low > 1.15
+    assert c.p_slower < 1e-6 and c.p_faster > 0.99
+
+
+def test_compare_same_distribution_is_not_significant() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(1.0, 0.05, size=30), rng.normal(1.0, 0.05, size=30)
+    c = compare_samples(a, b)
+    assert c.ci_low <= 1.0 <= c.ci_high
+    assert c.p_slower > 0.01 and c.p_faster > 0.01
