@@ -14,8 +14,7 @@ Row kinds (`ResultRow.kind`):
                inference): the timer + embedding floor;
 * `baseline` — an empty-plan worker per runtime, run once: the memory baseline.
 
-`read_rows` returns every kind except `round` unless asked, so readers see one row per
-cell; `harness.rounds.combine_rounds` rebuilds a `cell` row from its `round` rows.
+`read_rows` returns only `cell` rows unless asked, so readers see one row per cell; `harness.rounds.combine_rounds` rebuilds a `cell` row from its `round` rows.
 """
 
 from __future__ import annotations
@@ -155,9 +154,15 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def read_rows(run_dir: Path, rounds: bool = False) -> list[ResultRow]:
-    """Every row of a run, one per cell (plus calibration rows); `rounds=True` adds the
-    per-round rows too."""
+#: every row kind, in the order a run writes them
+KINDS = ("baseline", "round", "noop", "cell")
+
+
+def read_rows(run_dir: Path, kinds: tuple[str, ...] = ("cell",)) -> list[ResultRow]:
+    """The rows of a run whose kind is in `kinds`: by default one row per cell.
+
+    `kinds=KINDS` returns everything (calibration rows and per-round rows too).
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ResultsError(f"{run_dir} is not a directory")
@@ -165,7 +170,7 @@ def read_rows(run_dir: Path, rounds: bool = False) -> list[ResultRow]:
         raise ResultsError(f"{run_dir} is not a run directory (no {RESULTS})")
     rows = []
     for obj in iter_rows(run_dir / RESULTS):
-        if obj.get("kind") == "round" and not rounds:
+        if obj.get("kind", "cell") not in kinds:
             continue
         try:
             rows.append(ResultRow.from_dict(obj))

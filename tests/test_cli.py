@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.results import read_rows
+from harness.results import KINDS, read_rows
 
 
 def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
@@ -18,14 +18,15 @@ def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
                  "--order-seed", "7"])
     assert code == 0
     (run_dir,) = list(tmp_path.iterdir())
-    rows = read_rows(run_dir)
+    rows = read_rows(run_dir, kinds=("baseline", "noop", "cell"))
     assert [(r.kind, r.status) for r in rows] == [("baseline", "ok"), ("noop", "ok"),
                                                   ("cell", "ok"), ("cell", "ok")]
     for r in rows[1:]:  # two rounds of three samples each, all kept
         assert len(r.samples_s) == 6 and [x["round"] for x in r.rounds] == [0, 1]
         assert r.kind == "noop" or r.overhead_s == rows[1].median_s
     assert "peak_rss_over_baseline" in rows[2].memory
-    every = read_rows(run_dir, rounds=True)
+    assert read_rows(run_dir) == rows[2:]
+    every = read_rows(run_dir, kinds=KINDS)
     assert sum(r.kind == "round" for r in every) == 3 * 2
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
