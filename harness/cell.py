@@ -49,6 +49,12 @@ class Cell:
 
 def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
              probe: ProbeResult | None = None, workdir: Path | None = None,
+             memory_limit: int | None = None, round_index: int | None = None,
+             pin: Sequence[int] = ()) -> ResultRow:
+    """Run one round of `cell` in a fresh worker (killed after `timeout_s`; data segment
+    capped at `memory_limit` bytes when given) and verify its outputs against NumPy.
+    The row's `kind` is "round" when `round_index` is given (the runner folds rounds
+    into the cell row)."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
@@ -85,6 +91,12 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         plan_path = d / "plan.json"
         plan_path.write_text(plan.to_json(), encoding="utf-8")
         inputs = save_tensors(d, data)
+        request: dict[str, Any] = {"kind": "cell", "runtime": rt.spec,
+                                   "plan_path": str(plan_path), "inputs": inputs,
+                                   "settings": settings.to_dict()}
+        if pin:
+            request["pin"] = list(pin)
+        outcome = run_worker(rt, request, d, timeout_s, memory_limit=memory_limit)
         resp = outcome.response or {}
         if resp.get("runtime"):
             base["runtime_info"] = resp["runtime"]
