@@ -1,4 +1,4 @@
-"""Run workloads in-process on wasmtime (no worker process): fast enough for property tests."""
+"""Run kernel workloads in-process on wasmtime (harness.inprocess): fast property tests."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from harness import inprocess
 from harness.runner import Registries
 from harness.runtimes.executor import LoadedPlan
-from harness.verify import compare
 from harness.workload import Workload
 
 #: strategies the kernel property tests cover, when registered
@@ -22,24 +22,18 @@ def strategies(regs: Registries) -> list[str]:
 
 def run_outputs(regs: Registries, workload: Workload, strategy: str,
                 data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Plan `workload` under `strategy`, run one inference on wasmtime, return the outputs."""
+    """One inference of `workload` on given data under `strategy` on wasmtime."""
     plan = regs.strategies.create(strategy).plan(workload)
-    backend = regs.runtimes.create("wasmtime").backend()
-    lp = LoadedPlan(backend, plan, data)
+    lp = LoadedPlan(regs.runtimes.create("wasmtime").backend(), plan, data)
     lp.load()
     lp.run_once()
-    out = {}
-    for t in workload.by_role("output"):
-        out[t.name] = lp.outputs[t.name].view(np.dtype(t.dtype).newbyteorder("<")) \
-            .reshape(t.shape).copy()
-    return out
+    return inprocess.outputs(lp, workload)
 
 
 def check_workload(regs: Registries, spec: str, seed: int = 0) -> None:
     """Every registered kernel strategy must reproduce the NumPy reference within tolerance."""
     w = regs.workloads.create(spec)
-    data = w.generate(seed)
-    ref = w.reference(data)
+    rt = regs.runtimes.create("wasmtime")
     for s in strategies(regs):
-        verdict = compare(run_outputs(regs, w, s, data), ref, w.tolerance())
+        verdict = inprocess.run_and_verify(w, regs.strategies.create(s), rt, seed)
         assert verdict.ok, f"{spec} under {s}: {verdict.message}"

@@ -4,9 +4,11 @@ each kernel strategy registered (shared, multi-memory), in-process on wasmtime v
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from harness.errors import ShapeError
 from tests.kernelrun import check_workload, run_outputs
 
 FAST = settings(max_examples=12, deadline=None,
@@ -34,6 +36,39 @@ def test_softmax(regs, rows: int, cols: int, isa: str) -> None:
     check_workload(regs, f"softmax:rows={rows},cols={cols},isa={isa}")
 
 
+@FAST
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 11), stride=st.integers(1, 3),
+       pad=st.integers(0, 2), relu=st.booleans(), isa=isas)
+def test_dwconv(regs, h: int, w: int, c: int, stride: int, pad: int, relu: bool,
+                isa: str) -> None:
+    assume(h + 2 * pad >= 3 and w + 2 * pad >= 3)
+    check_workload(regs, f"dwconv:h={h},w={w},c={c},stride={stride},pad={pad},"
+                         f"relu={int(relu)},isa={isa}")
+
+
+@FAST
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 11), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2),
+       op=st.sampled_from(["max", "avg"]), isa=isas)
+def test_pool(regs, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: int, op: str,
+              isa: str) -> None:
+    assume(pad < min(kh, kw) and h + 2 * pad >= kh and w + 2 * pad >= kw)
+    check_workload(regs, f"pool:h={h},w={w},c={c},kh={kh},kw={kw},stride={stride},pad={pad},"
+                         f"op={op},isa={isa}")
+
+
+def test_pool_global_average(regs) -> None:
+    """The DS-CNN head: one 25x5 window (too big to unroll) over 64 channels."""
+    check_workload(regs, "pool:h=25,w=5,c=64,kh=25,kw=5,op=avg")
+
+
+def test_window_shapes_that_cannot_exist_are_refused(regs) -> None:
+    with pytest.raises(ShapeError, match="does not fit"):
+        regs.workloads.create("dwconv:h=1,w=5,pad=0")
+    with pytest.raises(ShapeError, match="pad must be smaller"):
+        regs.workloads.create("pool:kh=2,kw=2,pad=2")
+
+
 def test_softmax_extreme_logits(regs) -> None:
     """Huge spreads: e^(x - max) underflows to 0 for most entries, never NaN or inf."""
     w = regs.workloads.create("softmax:rows=2,cols=9,isa=simd")
@@ -45,7 +80,8 @@ def test_softmax_extreme_logits(regs) -> None:
 
 
 def test_simd_variant_declares_simd_feature(regs) -> None:
-    for spec in ("add:n=8", "gemv:m=4,k=8", "softmax:rows=1,cols=8"):
+    for spec in ("add:n=8", "gemv:m=4,k=8", "softmax:rows=1,cols=8", "dwconv:h=4,w=4,c=8",
+                 "pool:h=4,w=4,c=8"):
         scalar = regs.workloads.create(spec + ",isa=scalar")
         vector = regs.workloads.create(spec + ",isa=simd")
         assert all("simd128" not in d.kernel.features for d in scalar.dispatches)
