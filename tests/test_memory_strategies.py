@@ -15,6 +15,8 @@ from harness.codegen.kernel import SCRATCH
 from harness.export import variant_specs
 from harness.plan import PAGE, Call, Copy
 from harness.runner import Registries
+from harness.runtimes.executor import LoadedPlan
+from harness.verify import compare
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 
 MINE = ("per-module", "per-module:resident=1", "shared", "multi-memory",
@@ -211,10 +213,26 @@ def _every_workload(regs: Registries) -> list[str]:
 
 
 @pytest.mark.parametrize("strategy", MINE)
-def test_strategy_verifies_every_workload(regs, quick_settings, strategy: str) -> None:
+def test_strategy_verifies_every_workload(regs, strategy: str) -> None:
+    """In process (the worker path is covered above): outputs within tolerance of NumPy,
+    and the executor did exactly the copies, calls and memories the plan predicts."""
+    backend = regs.runtimes.create("wasmtime").backend()
     for spec in _every_workload(regs):
-        row = run_cell(_cell(regs, spec, strategy), "t", quick_settings, 120)
-        assert row.status == "ok", f"{spec} under {strategy}: {row.status} {row.reason}"
+        w = regs.workloads.create(spec)
+        plan = regs.strategies.create(strategy).plan(w)
+        data = w.generate(0)
+        lp = LoadedPlan(backend, plan, data)
+        lp.load()
+        lp.reset_counters()
+        lp.run_once()
+        outputs = {t.name: lp.outputs[t.name].view(np.dtype(t.dtype).newbyteorder("<"))
+                   .reshape(t.shape) for t in w.by_role("output")}
+        verdict = compare(outputs, w.reference(data), w.tolerance())
+        assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
+        memories, linear = lp.memory_census()
+        did = {**lp.counters, "memories": memories, "linear_bytes": linear}
+        for key, want in plan.expected_counts().items():
+            assert did[key] == want, f"{spec} under {strategy}: {key} {did[key]} != {want}"
 
 
 class _GrowingKernel(Kernel):
