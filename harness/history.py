@@ -70,27 +70,35 @@ def load_history(results_dir: Path) -> tuple[list[CellHistory], int]:
     for run in runs:
         try:
             manifest = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
-        fp = manifest.get("fingerprint", {}) if isinstance(manifest, dict) else {}
+        if not isinstance(manifest, dict):
+            continue  # not a run manifest: not a run
+        fp = manifest.get("fingerprint")
+        fp = fp if isinstance(fp, dict) else {}
         machine = str(fp.get("machine_id", "unknown"))
-        commit = (fp.get("git") or {}).get("commit")
+        git = fp.get("git")
+        commit = git.get("commit") if isinstance(git, dict) else None
         created = str(manifest.get("created", ""))
         run_id = str(manifest.get("run_id", run.name))
         with open(run / RESULTS, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     row = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue  # a truncated last line of an interrupted run
                 if not isinstance(row, dict) or row.get("kind", "cell") != "cell" \
                         or row.get("status") != "ok" or not row.get("samples_s"):
                     continue
                 key = (str(row.get("workload")), str(row.get("strategy")), str(row.get("runtime")))
-                info = row.get("runtime_info") or {}
+                info = row.get("runtime_info")
+                try:
+                    med = float(median(row["samples_s"]))
+                except (TypeError, ValueError):
+                    continue  # a malformed row: not a measurement
                 series[(machine, key)].append(RunPoint(
-                    run_id, created, commit, str(info.get("version", "")),
-                    float(median(row["samples_s"]))))
+                    run_id, created, commit,
+                    str(info.get("version", "")) if isinstance(info, dict) else "", med))
     out = []
     for (machine, key), pts in sorted(series.items()):
         pts.sort(key=lambda p: (p.created, p.run_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,21 @@ def unknown(kind: str, name: str, valid: Sequence[str]) -> UnknownNameError:
     """The error for an unknown name, naming the closest valid one and listing all."""
     listing = ", ".join(sorted(valid)) or "none"
     return UnknownNameError(f"unknown {kind} {name!r}{suggest(name, valid)}; valid: {listing}")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(raw: str, what: str = "size") -> int:
+    """A byte count from `512MiB`, `2G`, `1.5GiB` or `1048576` (binary units); positive."""
+    m = _SIZE.match(raw) if isinstance(raw, str) else None
+    if not m or (m.group(3) and m.group(3).lower() == "i"):
+        raise SpecError(f"{what}: expected a size like 512MiB, 2GiB or a byte count, got {raw!r}")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if value < 1 or value > 2**62:
+        raise SpecError(f"{what}: must be at least 1 byte and sensible, got {raw!r}")
+    return int(value)
 
 
 def _parse_int(raw: str) -> int:

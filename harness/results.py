@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -97,14 +97,45 @@ class ResultRow:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResultRow:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        for key in ("samples_s", "err_index", "rounds"):
-            if key in known and known[key] is not None:
-                known[key] = tuple(known[key])
+        """A row from its JSON object; ResultsError when a field is missing or of the wrong
+        type (unknown keys are ignored, so newer files stay readable)."""
+        if not isinstance(d, dict):
+            raise ResultsError(f"malformed result row: expected an object, got {type(d).__name__}")
+        known: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if name in d:
+                known[name] = _checked(name, str(f.type), d[name])
         try:
             return cls(**known)
         except TypeError as exc:
             raise ResultsError(f"malformed result row: {exc}") from None
+
+
+_SCALARS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "dict": lambda v: isinstance(v, dict),
+    "Any": lambda v: True,
+}
+
+
+def _checked(name: str, annotation: str, value: Any) -> Any:
+    """`value` if it fits the field's annotation (lists become tuples); else ResultsError."""
+    for alt in (a.strip() for a in annotation.split("|")):
+        if alt == "None":
+            if value is None:
+                return None
+        elif alt.startswith("tuple["):
+            item = alt[len("tuple["):].split(",")[0].split("[")[0].strip()
+            check = _SCALARS.get(item, _SCALARS["Any"])
+            if isinstance(value, (list, tuple)) and all(check(v) for v in value):
+                return tuple(value)
+        elif _SCALARS.get(alt.split("[")[0], _SCALARS["Any"])(value):
+            return value
+    raise ResultsError(f"malformed result row: field {name!r} should be {annotation}, "
+                       f"got {type(value).__name__}")
 
 
 class ResultsWriter:
@@ -118,9 +149,13 @@ class ResultsWriter:
             raise ResultsError(f"cannot write results to {self.path}: {exc.strerror}") from None
 
     def append(self, row: ResultRow) -> None:
-        self._f.write(json.dumps(row.to_dict(), default=_default, allow_nan=True) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        """Append one row and make it durable (fsync) before returning."""
+        try:
+            self._f.write(json.dumps(row.to_dict(), default=_default, allow_nan=True) + "\n")
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:  # disk full, file system gone read-only, ...
+            raise ResultsError(f"cannot append to {self.path}: {exc.strerror}") from None
 
     def close(self) -> None:
         self._f.close()
@@ -133,25 +168,61 @@ class ResultsWriter:
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the JSON object of each valid line; warn about (and skip) malformed ones."""
+    """Yield the JSON object of each valid line. Lines that are not a JSON object (a
+    truncated last line from a killed run, garbage) are skipped with one warning per file."""
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"no results file at {path}")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().split("\n")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().split("\n")
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror}") from None
+    last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
+    bad: list[int] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
-            where = "truncated last line" if n >= len(lines) - 1 else f"malformed line {n}"
-            warnings.warn(f"{path}: skipping {where}", stacklevel=2)
-            continue
+        except (ValueError, RecursionError):  # JSONDecodeError, huge ints, deep nesting
+            obj = None
         if not isinstance(obj, dict):
-            warnings.warn(f"{path}: skipping line {n}: not a JSON object", stacklevel=2)
+            bad.append(n)
             continue
         yield obj
+    if bad:
+        _warn_skipped(path, bad, last)
+
+
+def _warn_skipped(path: Path, bad: list[int], last: int) -> None:
+    if bad == [last] and last > 1:
+        what = f"a truncated last line (line {last})"
+    else:
+        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+        what = f"{len(bad)} malformed line{'s' if len(bad) > 1 else ''} ({shown})"
+    warnings.warn(f"{path}: skipped {what}; read the valid rows", stacklevel=3)
+
+
+def ensure_out_dir(path: Path, option: str = "--out") -> Path:
+    """Create (if needed) a directory outputs will be written to, or say why it cannot be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"{option} {path}: cannot create directory: "
+                           f"{exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ResultsError(f"{option} {path}: directory is not writable")
+    return path
+
+
+def _existing_dir(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir} is not a run directory (not a directory)"
+                           if run_dir.exists() else f"no run directory {run_dir}")
+    return run_dir
 
 
 #: every row kind, in the order a run writes them
@@ -163,27 +234,33 @@ def read_rows(run_dir: Path, kinds: tuple[str, ...] = ("cell",)) -> list[ResultR
 
     `kinds=KINDS` returns everything (calibration rows and per-round rows too).
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ResultsError(f"{run_dir} is not a directory")
+    run_dir = _existing_dir(run_dir)
     if not (run_dir / RESULTS).exists():
         raise ResultsError(f"{run_dir} is not a run directory (no {RESULTS})")
-    rows = []
+    rows, bad = [], []
     for obj in iter_rows(run_dir / RESULTS):
         if obj.get("kind", "cell") not in kinds:
             continue
         try:
             rows.append(ResultRow.from_dict(obj))
         except ResultsError as exc:
-            warnings.warn(f"{run_dir / RESULTS}: {exc}", stacklevel=2)
+            bad.append(str(exc))
+    if bad:
+        warnings.warn(f"{run_dir / RESULTS}: skipped {len(bad)} row{'s' if len(bad) > 1 else ''}"
+                      f" ({bad[0]})", stacklevel=2)
     return rows
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / MANIFEST
+    path = _existing_dir(run_dir) / MANIFEST
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ResultsError(f"{run_dir} has no {MANIFEST}") from None
-    except (json.JSONDecodeError, ValueError) as exc:
+        raise ResultsError(f"{run_dir} is not a run directory (no {MANIFEST})") from None
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON or bad UTF-8
         raise ResultsError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ResultsError(f"{path} is not a run manifest (expected a JSON object)")
+    return obj

@@ -14,6 +14,7 @@ cell_timeout = 120
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ _SETTING_KEYS = {"samples": int, "sample_s": float, "warmup_s": float, "warmup_r
                  "warmup_max_s": float, "steady_window": int, "steady_tol": float,
                  "batch_s": float, "rounds": int, "cell_timeout": float, "seed": int,
                  "order_seed": int}
+SEEDS = ("seed", "order_seed")  # may be 0
 
 
 @dataclass(frozen=True)
@@ -50,16 +52,7 @@ def available_suites(directory: Path = SUITES_DIR) -> list[str]:
 
 def load_suite(name_or_path: str, directory: Path = SUITES_DIR) -> Suite:
     """A suite by name (from `suites/`) or by path to a TOML file."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
-        path = directory / f"{name_or_path}.toml"
-    if not path.is_file():
-        known = ", ".join(available_suites(directory)) or "none"
-        from harness.params import suggest
-
-        raise SuiteError(f"no suite {name_or_path!r}"
-                         f"{suggest(name_or_path, available_suites(directory))}; "
-                         f"available: {known}")
+    path = _suite_path(name_or_path, directory)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -67,6 +60,24 @@ def load_suite(name_or_path: str, directory: Path = SUITES_DIR) -> Suite:
     except OSError as exc:
         raise SuiteError(f"cannot read suite {path}: {exc.strerror}") from None
     return parse_suite(path.stem, data, str(path))
+
+
+def _suite_path(name_or_path: str, directory: Path) -> Path:
+    try:
+        path = Path(name_or_path)
+        if not (path.suffix == ".toml" or path.exists()):
+            path = directory / f"{name_or_path}.toml"
+        if path.is_dir():
+            raise SuiteError(f"suite {path} is a directory, not a TOML file")
+        if path.is_file():
+            return path
+    except (OSError, ValueError, TypeError):  # a name no file system accepts
+        pass
+    from harness.params import suggest
+
+    known = available_suites(directory)
+    raise SuiteError(f"no suite {name_or_path!r}{suggest(str(name_or_path), known)}; "
+                     f"available: {', '.join(known) or 'none'}")
 
 
 def parse_suite(name: str, data: Any, where: str = "suite") -> Suite:
@@ -92,9 +103,11 @@ def parse_suite(name: str, data: Any, where: str = "suite") -> Suite:
                              f"{', '.join(sorted(_SETTING_KEYS))}")
         typ = _SETTING_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                (typ is int and not isinstance(value, int)) or \
-                (value <= 0 and key not in ("seed", "order_seed")):
-            raise SuiteError(f"{where}: setting {key} must be a positive {typ.__name__}")
+                not math.isfinite(value) or (typ is int and not isinstance(value, int)) or \
+                (value <= 0 and key not in SEEDS) or (key in SEEDS and not 0 <= value < 2**63):
+            raise SuiteError(f"{where}: setting {key} must be a "
+                             f"{'non-negative' if key in SEEDS else 'positive'} {typ.__name__}"
+                             f", got {value!r}")
         clean[key] = typ(value)
     description = data.get("description", "")
     if not isinstance(description, str):

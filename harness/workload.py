@@ -7,6 +7,7 @@ Strategies decide where the tensors live.
 
 from __future__ import annotations
 
+import math
 import zlib
 from abc import abstractmethod
 from collections.abc import Mapping
@@ -43,7 +44,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # exact: NumPy's int64 product wraps on huge shapes
 
     @property
     def nbytes(self) -> int:

@@ -1,13 +1,18 @@
 """`membench` command line: one module per subcommand, dispatched from here.
 
-Every user error is a `MembenchError`: printed as one line on stderr, exit status 2.
+Every user error is a `MembenchError` (or a bad command line): printed as one line on
+stderr, exit status 2. Warnings (a truncated results file, ...) are one line each too.
+Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from harness.cli import (
     ab_cmd,
@@ -20,12 +25,28 @@ from harness.cli import (
     run_cmd,
 )
 from harness.errors import MembenchError
+from harness.params import suggest
 
 COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            message += suggest(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
+        self.exit(2, f"membench: error: {message} (see {self.prog} --help)\n")
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    print(f"membench: warning: {message}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="membench",
         description="Where should ML kernels' buffers live when they run as WebAssembly? "
                     "Run workloads under memory strategies on wasm runtimes and measure.")
@@ -37,15 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except MembenchError as exc:
-        print(f"membench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("membench: interrupted", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _one_line_warning
+        try:
+            return int(args.func(args) or 0)
+        except MembenchError as exc:
+            print(f"membench: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("membench: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from rich.table import Table
 from harness.compare import RunComparison, compare_runs
 from harness.console import fmt_time
 from harness.errors import MembenchError, SpecError
-from harness.results import read_manifest, read_rows
+from harness.results import ensure_out_dir, read_manifest, read_rows
 
 STYLE = {"slower": "bold red", "faster": "green", "unchanged": "dim", "unsure": "yellow"}
 
@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError(f"--alpha must be in (0, 1), got {args.alpha}")
     mb, mc = read_manifest(args.base), read_manifest(args.current)
     warning = check_same_machine(mb, mc, args.allow_cross_machine)
+    out_dir = ensure_out_dir(args.out or args.current)
     cmp = compare_runs(read_rows(args.base), read_rows(args.current), threshold, args.alpha)
     if not cmp.cells and not cmp.not_comparable:
         raise MembenchError("the two runs have no cell in common")
@@ -98,6 +99,6 @@ def main(args: argparse.Namespace) -> int:
     from reports.comparison import write_outputs
 
     out = write_outputs(cmp, str(mb.get("run_id", args.base.name)),
-                        str(mc.get("run_id", args.current.name)), args.out or args.current)
+                        str(mc.get("run_id", args.current.name)), out_dir)
     print(f"wrote {out['markdown']} and {out['html']}", file=sys.stderr)
     return 1 if cmp.regressed else 0

@@ -14,6 +14,7 @@ from rich.table import Table
 from harness.cli.compare_cmd import parse_fraction
 from harness.console import fmt_time
 from harness.history import detect_steps, load_history
+from harness.results import ensure_out_dir
 
 
 def register(sub: Any) -> None:
@@ -28,6 +29,7 @@ def register(sub: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     threshold = parse_fraction(args.threshold)
+    out_dir = args.out or (args.results / "history")
     t0 = time.perf_counter()
     cells, nruns = load_history(args.results)
     read_s = time.perf_counter() - t0
@@ -36,9 +38,8 @@ def main(args: argparse.Namespace) -> int:
                         f"(read in {read_s:.2f} s)", title_justify="left")
     for col in ("machine", "cell", "runs", "latest", "steps up (run, change)"):
         table.add_column(col)
-    out_dir = args.out or (args.results / "history")
     if not args.no_plots and cells:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_out_dir(out_dir)
     from reports.trend import safe_name, trend_plot
 
     for h in cells:

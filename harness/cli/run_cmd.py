@@ -9,6 +9,7 @@ from typing import Any
 from harness.cell import Cell
 from harness.console import print_summary, stderr_console
 from harness.measure import MeasureSettings
+from harness.params import parse_size
 from harness.results import ResultRow, read_manifest
 from harness.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
 from harness.suite import load_suite
@@ -41,6 +42,9 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--pin", metavar="CPU", help="pin workers to these CPUs (e.g. 1 or 0,1)")
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="refuse, before any work, workloads whose tensors need more than SIZE "
+                        "(e.g. 512MiB, 2GiB); the wasm32 limit of 4 GiB always applies")
 
 
 def register(sub: Any) -> None:
@@ -89,7 +93,8 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         runtimes=tuple(args.runtime) or (suite.runtimes if suite else ()) or ("wasmtime",),
         settings=MeasureSettings.from_dict(settings), cell_timeout=timeout,
         suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
-        calibrate=not getattr(args, "no_calibration", False))
+        calibrate=not getattr(args, "no_calibration", False),
+        max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None)
 
 
 def parse_pin(text: str | None) -> tuple[int, ...]:
