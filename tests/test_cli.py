@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from harness.cli import main
 from harness.results import KINDS, read_rows
 
