@@ -57,6 +57,23 @@ def test_pool(regs, h: int, w: int, c: int, kh: int, kw: int, stride: int, pad: 
                          f"op={op},isa={isa}")
 
 
+@FAST
+@given(kind=st.sampled_from(["layernorm", "rmsnorm"]), rows=st.integers(1, 4),
+       d=st.integers(1, 300), isa=isas)
+def test_norms(regs, kind: str, rows: int, d: int, isa: str) -> None:
+    check_workload(regs, f"{kind}:rows={rows},d={d},isa={isa}")
+
+
+def test_layernorm_of_offset_rows(regs) -> None:
+    """Rows with a large common offset: the two-pass variance must not cancel to 0."""
+    w = regs.workloads.create("layernorm:rows=2,d=37")
+    data = w.generate(0)
+    data["x"] = (data["x"] + np.float32(1000.0)).astype(np.float32)
+    got = run_outputs(regs, w, "shared", data)["y"]
+    ref = w.reference(data)["y"]
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
+
+
 def test_pool_global_average(regs) -> None:
     """The DS-CNN head: one 25x5 window (too big to unroll) over 64 channels."""
     check_workload(regs, "pool:h=25,w=5,c=64,kh=25,kw=5,op=avg")
@@ -81,7 +98,7 @@ def test_softmax_extreme_logits(regs) -> None:
 
 def test_simd_variant_declares_simd_feature(regs) -> None:
     for spec in ("add:n=8", "gemv:m=4,k=8", "softmax:rows=1,cols=8", "dwconv:h=4,w=4,c=8",
-                 "pool:h=4,w=4,c=8"):
+                 "pool:h=4,w=4,c=8", "layernorm:rows=1,d=8", "rmsnorm:rows=1,d=8"):
         scalar = regs.workloads.create(spec + ",isa=scalar")
         vector = regs.workloads.create(spec + ",isa=simd")
         assert all("simd128" not in d.kernel.features for d in scalar.dispatches)
