@@ -17,6 +17,7 @@ from harness.plan import PAGE, Call, Copy
 from harness.runner import Registries
 from harness.runtimes.executor import LoadedPlan
 from harness.verify import compare
+from harness.wasmbin import module_info
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 
 MINE = ("per-module", "per-module:resident=1", "shared", "multi-memory",
@@ -71,11 +72,9 @@ def test_multi_memory_numbering_and_requires(regs) -> None:
                         ("multi-memory:weights=separate", ["env.heap", "env.weights"])):
         plan = regs.strategies.create(spec).plan(w)
         assert "multi-memory" in plan.requires
-        from harness.wasmbin import module_info
         for m in plan.modules:
             info = module_info(m.wasm)
-            assert [f"{i.module}.{i.field}" for i in info.imported_memories and info.imports
-                    if i.kind == "memory"] == order
+            assert [f"{i.module}.{i.field}" for i in info.imports if i.kind == "memory"] == order
             assert len(info.defined_memories) == 1  # the private memory: the last index
             assert info.memory_export(0) == "private"
     separate = regs.strategies.create("multi-memory:weights=separate").plan(w)
