@@ -1,0 +1,145 @@
+"""GEMM (and conv2d) GFLOP/s: packed SIMD128 vs scalar wasm vs single-threaded NumPy, one run.
+
+    python benchmarks/bench_gemm.py                     # 256x256x256, default tile
+    python benchmarks/bench_gemm.py --tiles 2x16,4x8,2x8,3x8,1x16,2x16-splat
+    python benchmarks/bench_gemm.py --conv "conv2d:h=32,w=32,cin=32,cout=32,kh=3,kw=3,pad=1"
+
+The wasm side runs the harness's own path in process: strategy -> Plan -> LoadedPlan on
+the wasmtime backend (default config), whose calls go through wasmtime's raw call path;
+packing is inside the timed call. NumPy is pinned to one thread (the environment is set
+before NumPy is first imported). Variants are measured in interleaved rounds; the table
+shows the median and best of the per-round medians, and the machine's load average,
+because the machine is shared.
+
+Targets (issue 4): SIMD GEMM 256^3 >= 30% of NumPy single-thread sgemm and >= 8x scalar.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.inprocess import load, outputs  # noqa: E402
+from harness.measure import MeasureSettings, time_cold, time_steady  # noqa: E402
+from harness.runner import Registries  # noqa: E402
+from harness.verify import compare  # noqa: E402
+from harness.workload import Workload  # noqa: E402
+
+SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5)
+
+
+def wasm_runner(regs: Registries, spec: str, strategy: str) -> tuple[Callable[[], None], Workload]:
+    """A verified, loaded plan's `run_once` (refuses to time wrong outputs)."""
+    wl = regs.workloads.create(spec)
+    lp, data = load(wl, regs.strategies.create(strategy), regs.runtimes.create("wasmtime"))
+    lp.run_once()
+    verdict = compare(outputs(lp, wl), wl.reference(data), wl.tolerance())
+    if not verdict.ok:
+        raise SystemExit(f"{spec}: wrong output, not timing it: {verdict.message}")
+    return lp.run_once, wl
+
+
+def gemm_numpy(wl: Workload) -> Callable[[], None]:
+    d = wl.generate(0)
+    a, b = d["a"], d["b"]
+    c = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
+    return lambda: np.matmul(a, b, out=c)
+
+
+def conv_numpy(wl: Workload) -> Callable[[], None]:
+    """im2col + one float32 sgemm + bias + ReLU: what a NumPy convolution costs."""
+    from workloads.kernels.conv2d import im2col
+
+    d = wl.generate(0)
+    p = wl.params
+    x, w, bias = d["x"], d["w"], d["bias"]
+    w2 = w.reshape(-1, w.shape[-1])
+
+    def run() -> None:
+        cols = im2col(x, p["kh"], p["kw"], p["stride"], p["pad"])
+        np.maximum(cols @ w2 + bias, 0, out=None)
+    return run
+
+
+def measure(rounds: int, runners: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
+    """Per-inference seconds: the median of each round's samples, rounds interleaved."""
+    out: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            t = time_steady(run, SETTINGS, time_cold(run))
+            out[name].append(statistics.median(t.samples_s))
+    return out
+
+
+def report(title: str, flops: int, times: dict[str, list[float]], simd_key: str,
+           scalar_key: str | None, numpy_key: str) -> None:
+    print(f"\n{title}  ({flops / 1e6:.1f} MFLOP per inference)")
+    print(f"  {'variant':<28}{'median GFLOP/s':>16}{'best GFLOP/s':>14}{'median ms':>11}")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(f"  {k:<28}{flops / med[k] / 1e9:>16.2f}{flops / min(v) / 1e9:>14.2f}"
+              f"{med[k] * 1e3:>11.3f}")
+    frac = med[numpy_key] / med[simd_key]
+    line = f"  {simd_key}: {100 * frac:.1f}% of NumPy single-thread"
+    if scalar_key:
+        line += f", {med[scalar_key] / med[simd_key]:.1f}x scalar"
+    print(line)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--m", type=int, default=256)
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--k", type=int, default=256)
+    ap.add_argument("--tiles", default="2x16", help="comma-separated SIMD tiles to measure")
+    ap.add_argument("--strategy", default="shared")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--conv", action="append", default=[],
+                    help="conv2d workload spec(s) to measure the same way")
+    ap.add_argument("--no-gemm", action="store_true", help="only the --conv workloads")
+    args = ap.parse_args()
+
+    regs = Registries.from_entry_points()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} CPUs); strategy {args.strategy}, wasmtime default config; "
+          f"NumPy {np.__version__} single-thread")
+    if not args.no_gemm:
+        base = f"gemm:m={args.m},n={args.n},k={args.k}"
+        runners: dict[str, Callable[[], None]] = {}
+        wl = None
+        for tile in args.tiles.split(","):
+            runners[f"wasm simd {tile}"], wl = wasm_runner(
+                regs, f"{base},isa=simd,tile={tile}", args.strategy)
+        runners["wasm scalar"], _ = wasm_runner(regs, f"{base},isa=scalar", args.strategy)
+        assert wl is not None
+        runners["numpy sgemm (1 thread)"] = gemm_numpy(wl)
+        times = measure(args.rounds, runners)
+        best_simd = min((k for k in times if k.startswith("wasm simd")),
+                        key=lambda k: statistics.median(times[k]))
+        report(f"GEMM {args.m}x{args.n}x{args.k}", wl.flops(), times, best_simd,
+               "wasm scalar", "numpy sgemm (1 thread)")
+    for spec in args.conv:
+        runners = {}
+        runners["wasm simd"], wl = wasm_runner(regs, f"{spec},isa=simd", args.strategy)
+        runners["wasm scalar"], _ = wasm_runner(regs, f"{spec},isa=scalar", args.strategy)
+        runners["numpy im2col+sgemm (1 thread)"] = conv_numpy(wl)
+        times = measure(args.rounds, runners)
+        report(spec, wl.flops(), times, "wasm simd", "wasm scalar",
+               "numpy im2col+sgemm (1 thread)")
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
