@@ -22,12 +22,14 @@ from harness.cli import (
     list_cmd,
     merge_cmd,
     probe_cmd,
+    report_cmd,
     run_cmd,
 )
 from harness.errors import MembenchError
 from harness.params import suggest
 
-COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd)
+COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd,
+            report_cmd)
 
 
 class OneLineParser(argparse.ArgumentParser):

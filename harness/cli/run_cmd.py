@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cell import Cell
+from harness.cli.report_cmd import report_after_run
 from harness.console import print_summary, stderr_console
 from harness.measure import MeasureSettings
 from harness.params import parse_size
@@ -54,6 +55,8 @@ def register(sub: Any) -> None:
     add_selection_args(p)
     p.add_argument("--shard", metavar="I/N",
                    help="run only shard I of N (deterministic, balanced; join with `membench merge`)")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html at the end (see `membench report`)")
     p.set_defaults(func=main)
 
 
@@ -142,7 +145,11 @@ def main(args: argparse.Namespace) -> int:
             con.print(f"[{i}/{n}] round {row.round} {cell}: {row.status}"
                       + (f" ({row.reason[:80]})" if row.reason else "") + " " * 10)
 
-    rows = execute(cells, run_dir, req, progress)
+    try:
+        rows = execute(cells, run_dir, req, progress)
+    finally:  # interrupted runs get a report too: it says what is missing
+        if not getattr(args, "no_report", False):
+            report_after_run(run_dir)
     manifest = read_manifest(run_dir)
     print_summary(rows, warnings=manifest.get("warnings", ()))
     print(f"results: {run_dir}")

@@ -1,0 +1,129 @@
+"""`write_report`: the one entry point the harness calls to report on a run directory.
+
+Writes, into the run directory (or `out_dir`): `report.html`, `figures/*.png` (linked
+relatively), `results.csv` (one row per cell) and `samples.csv` (one row per sample).
+Works on partial runs: whatever rows exist are reported, and what is missing is said.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ResultsError
+from harness.protocol import write_text_atomic
+from harness.results import MANIFEST, RESULTS
+from reports import figures_cost, figures_speed, html, summary, tables
+from reports.data import (
+    PHASES,
+    RunData,
+    completeness,
+    has_run_files,
+    load_run,
+    peak_is_relative,
+    phases,
+    write_csvs,
+)
+from reports.palette import strategy_styles
+
+FIGURES = "figures"
+INFERENCES = 100  # the phase chart's steady-state part: this many inferences
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    csv: Path
+    images: tuple[Path, ...]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "x"
+
+
+def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportFiles:
+    """Render the report of `run_dir`; raise ResultsError if it is not a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or not has_run_files(run_dir):
+        raise ResultsError(f"{run_dir} is not a run directory (no results.jsonl or run.json)")
+    out = Path(out_dir) if out_dir else run_dir
+    fig_dir = out / FIGURES
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in fig_dir.glob("*.png"):  # figures of an earlier render of this run
+        old.unlink()
+    run = load_run(run_dir)
+    csvs = write_csvs(run, out)
+    context, images = _context(run, fig_dir)
+    rel = Path(os.path.relpath(run_dir, out))
+    context["files"] = {"csv": csvs["results"].name, "samples": csvs["samples"].name,
+                        "jsonl": (rel / RESULTS).as_posix(), "manifest": (rel / MANIFEST).as_posix()}
+    page = out / "report.html"
+    write_text_atomic(page, html.render(context))
+    return ReportFiles(page, csvs["results"], tuple(images))
+
+
+def _rel(path: Path | None, fig_dir: Path) -> str | None:
+    return f"{FIGURES}/{path.name}" if path is not None else None
+
+
+def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    images: list[Path] = []
+
+    def keep(path: Path | None) -> str | None:
+        if path is not None:
+            images.append(path)
+        return _rel(path, fig_dir)
+
+    styles = strategy_styles(run.strategies)
+    has_ok = any(c.ok for c in run.bench_cells)
+    heatmaps = []
+    if has_ok:
+        mats = summary.heatmap_matrices(run)
+        span = figures_speed.colour_span(mats)
+        for i, mat in enumerate(mats):
+            name = "suite" if i == 0 else slug(mat.title.split()[1])
+            heatmaps.append({"title": mat.title, "png": keep(figures_speed.heatmap(
+                mat, fig_dir / f"heatmap-{i:02d}-{name}.png", span))})
+    ratios = tables.overhead_ratios(run)
+    workloads = []
+    for i, w in enumerate(run.workloads):
+        stem = f"workload-{i:02d}-{slug(w)}"
+        cells = [c for rt in run.runtimes for s in run.strategies
+                 if (c := run.cell(w, s, rt)) is not None]
+        any_ok = any(c.ok for c in cells)
+        workloads.append({
+            "name": w, "anchor": stem, "cells": cells, "noop_ratio": ratios,
+            "phases_of": {c.key: phases(c.row) for c in cells},
+            "bars": keep(figures_speed.workload_bars(run, w, styles, fig_dir / f"{stem}.png"))
+            if any_ok else None,
+            "phases": keep(figures_speed.phase_bars(run, w, styles,
+                                                    fig_dir / f"{stem}-phases.png", INFERENCES)),
+        })
+    copies = keep(figures_cost.copies_and_calls(run, styles, fig_dir / "copies-calls.png")) \
+        if run.workloads else None
+    footprints = []
+    for rt in run.runtimes:
+        if any(c.ok and c.runtime == rt for c in run.bench_cells):
+            footprints.append({"runtime": rt, "png": keep(figures_cost.footprint(
+                run, rt, styles, fig_dir / f"memory-{slug(rt)}.png", peak_is_relative(run)))})
+    geo = summary.geomeans(run) if has_ok else []
+    context = {
+        "run_id": run.run_id, "manifest": run.manifest, "done": completeness(run),
+        "runtimes": run.runtimes, "strategies": run.strategies, "n_rows": len(run.rows),
+        "colours": {s: st.colour for s, st in styles.items()},
+        "headline": summary.headline(run) if run.workloads else [],
+        "geomeans": geo,
+        "fastest": {rt: summary.fastest(geo, rt) for rt in run.runtimes},
+        "baselines": {rt: summary.baseline_for(run, rt) for rt in run.runtimes},
+        "isolation": tables.isolation_grid(run),
+        "heatmaps": heatmaps, "workloads": workloads, "copies": copies,
+        "footprints": footprints, "peak_relative": peak_is_relative(run),
+        "capabilities": tables.capability_grid(run), "support": tables.support_grid(run),
+        "problems": tables.problems(run), "environment": tables.environment(run),
+        "overhead": tables.embedding_overhead(run), "inferences": INFERENCES,
+        "noise": tables.noise_notes(run), "phase_names": PHASES,
+    }
+    return context, images

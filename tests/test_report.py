@@ -1,0 +1,189 @@
+"""The HTML report, its figures and CSVs, from synthetic run directories."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.stats import geomean_ratio
+from reports.build import write_report
+from reports.data import load_run
+from reports.palette import base_colour, strategy_styles
+from reports.summary import geomeans, headline
+
+pytest.importorskip("matplotlib")
+
+RNG = np.random.default_rng(1)
+
+
+def _samples(median: float, n: int = 9) -> list[float]:
+    return list(median * (1 + 0.01 * RNG.standard_normal(n)))
+
+
+def _row(w: str, s: str, rt: str, status: str = "ok", median: float = 1e-3,
+         **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"run_id": "r1", "workload": w, "strategy": s, "runtime": rt,
+                           "status": status, "reason": "", "kind": "cell", "flops": 1000}
+    if status == "ok":
+        row.update({"samples_s": _samples(median), "median_s": median,
+                    "phases": {"compile_s": {"a": 0.01, "b": 0.02}, "instantiate_s": {"a": 1e-4},
+                               "setup_s": 2e-4, "first_run_s": 3 * median},
+                    "memory": {"baseline_rss": 40 << 20, "peak_rss": 52 << 20,
+                               "linear_bytes": 65536, "vms_reserved": 4 << 30},
+                    "bytes_copied_per_run": 0 if s == "shared" else 40604,
+                    "host_calls_per_run": 0, "calls_per_run": 1,
+                    "a_field_from_the_future": {"x": 1}})
+    row.update(extra)
+    return row
+
+
+def make_run(root: Path, rows: list[dict[str, Any]], **manifest: Any) -> Path:
+    d = root / "run"
+    d.mkdir(parents=True)
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = {"run_id": "r1", "suite": "quick", "status": "complete", "cells_planned": len(rows),
+         "fingerprint": {"cpu_model": "Test CPU", "cpu_count": 2, "loadavg_1m": 0.1,
+                         "git": {"commit": "abc", "dirty": False}},
+         "runtimes": {"wasmtime": {"status": "ok", "version": "50.0.1", "capabilities": {
+             "multi-memory": {"ok": True, "detail": ""},
+             "shared-memory": {"ok": False, "detail": "TypeError: no <shared> today"}}}}}
+    m.update(manifest)
+    (d / "run.json").write_text(json.dumps(m))
+    return d
+
+
+ROWS = [
+    _row("gemm:m=8", "shared", "wasmtime", median=1e-3),
+    _row("gemm:m=8", "per-module", "wasmtime", median=2e-3),
+    _row("gemm:m=8", "multi-memory", "wasmtime", status="unsupported",
+         reason="wasm3 lacks multi-memory: <b>not</b> here"),
+    _row("gemm:m=8", "shared", "wasm3", median=4e-3),
+    _row("gemm:m=8", "per-module", "wasm3", status="crashed",
+         reason="<script>alert('x')</script> worker died"),
+    _row("mlp", "shared", "wasmtime", median=5e-4),
+    _row("mlp", "per-module", "wasmtime", median=4e-4),
+    _row("mlp", "shared", "wasm3", median=3e-3),
+    _row("mlp", "per-module", "wasm3", median=3.3e-3),
+    _row("noop", "shared", "wasmtime", median=2e-6),
+    {"kind": "isolation", "workload": "read-unbound", "strategy": "shared",
+     "runtime": "wasmtime", "status": "ok", "outcome": "leaked", "reason": "read w1"},
+    {"kind": "isolation", "workload": "read-unbound", "strategy": "per-module",
+     "runtime": "wasmtime", "status": "ok", "metrics": {"outcome": "trapped"}},
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    d = make_run(tmp_path_factory.mktemp("rep"), ROWS)
+    files = write_report(d)
+    return d, files.html.read_text()
+
+
+def test_every_image_is_a_png_beside_the_report(report: tuple[Path, str]) -> None:
+    d, page = report
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) >= 7  # 3 heatmaps, 2 workloads × 2, copies, 2 footprints
+    for src in srcs:
+        assert not src.startswith(("/", "http")), src  # relative links only
+        assert (d / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_reasons_are_escaped_and_every_failure_listed(report: tuple[Path, str]) -> None:
+    _, page = report
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; worker died" in page
+    assert "lacks multi-memory: &lt;b&gt;not&lt;/b&gt; here" in page
+    problems = page.split('id="problems"')[1].split("</section>")[0]
+    assert "crashed" in problems and "unsupported" in problems
+    assert "Problems: every cell that is not ok (2)" in page
+
+
+def test_headline_ranks_strategies_per_runtime(report: tuple[Path, str]) -> None:
+    d, page = report
+    run = load_run(d)
+    rows = {h.workload: h for h in headline(run)}
+    assert list(rows) == ["gemm:m=8", "mlp"]  # the noop cell is not a workload
+    gemm = rows["gemm:m=8"].per_runtime["wasmtime"]
+    assert [e.strategy for e in gemm] == ["shared", "per-module", "multi-memory"]
+    assert gemm[1].ratio == pytest.approx(2.0, rel=0.05) and gemm[2].status == "unsupported"
+    assert rows["mlp"].per_runtime["wasmtime"][0].strategy == "per-module"
+    assert page.count('class="workload-row"') == 2
+    geo = {(g.runtime, g.strategy): g for g in geomeans(run)}
+    # per-module on wasmtime: 2.0× on gemm, 0.8× on mlp -> sqrt(1.6)
+    assert geo[("wasmtime", "per-module")].ratio == pytest.approx(1.6 ** 0.5, rel=0.05)
+    assert geo[("wasm3", "per-module")].n == 1  # its gemm cell crashed
+
+
+def test_isolation_embedding_and_capabilities_shown(report: tuple[Path, str]) -> None:
+    _, page = report
+    iso = page.split('id="isolation"')[1].split("</table>")[0]
+    assert 'class="iso-leaked" title="read w1">leaked' in iso
+    assert ">trapped<" in iso and "read-unbound" in iso
+    assert "noop cell, shared (median per inference)" in page
+    assert "TypeError: no &lt;shared&gt; today" in page
+
+
+def test_results_csv_is_tidy(report: tuple[Path, str]) -> None:
+    import pandas as pd
+
+    d, _ = report
+    df = pd.read_csv(d / "results.csv")
+    assert len(df) == 10  # cells only: isolation rows are not cells
+    assert {"workload", "strategy", "runtime", "status", "median_s", "ci_low_s",
+            "compile_s", "bytes_copied_per_run", "peak_rss_bytes"} <= set(df.columns)
+    ok = df[(df.workload == "gemm:m=8") & (df.strategy == "shared") & (df.runtime == "wasmtime")]
+    assert ok.compile_s.iloc[0] == pytest.approx(0.03)
+    assert ok.peak_rss_bytes.iloc[0] == 12 << 20  # above the worker's baseline
+    samples = pd.read_csv(d / "samples.csv")
+    assert len(samples) == 9 * 8
+
+
+def test_partial_run_says_what_is_missing(tmp_path: Path) -> None:
+    d = make_run(tmp_path, ROWS[:2], status="interrupted", cells_planned=6,
+                 cells=[["gemm:m=8", s, rt] for s in ("shared", "per-module", "host-call")
+                        for rt in ("wasmtime", "v8")])
+    (d / "results.jsonl").open("a").write('{"run_id": "r1", "workl')  # torn last line
+    with pytest.warns(UserWarning, match="truncated"):
+        page = write_report(d).html.read_text()
+    assert "Incomplete run" in page and "interrupted" in page and "(4 missing)" in page
+    assert "<code>gemm:m=8 | host-call | v8</code>" in page
+
+
+def test_run_without_any_rows_still_renders(tmp_path: Path) -> None:
+    d = make_run(tmp_path, [], status="running", cells_planned=4)
+    page = write_report(d).html.read_text()
+    assert "Incomplete run" in page and "No workload cells in this run yet" in page
+
+
+def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_run(tmp_path, ROWS[:2])
+    assert main(["report", str(d), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert (tmp_path / "out" / "results.csv").is_file()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_geomean_ratio_known_answer() -> None:
+    pairs = [([2.0] * 5, [1.0] * 5), ([1.0] * 5, [2.0] * 5), ([4.0] * 3, [1.0] * 3)]
+    g, lo, hi = geomean_ratio(pairs)
+    assert g == pytest.approx(4 ** (1 / 3)) and lo == pytest.approx(g) and hi == pytest.approx(g)
+    noisy = [(_samples(2.0, 20), _samples(1.0, 20))]
+    g, lo, hi = geomean_ratio(noisy)
+    assert lo < g < hi and lo > 1.9 and hi < 2.1
+
+
+def test_colours_are_fixed_per_strategy_base() -> None:
+    a = strategy_styles(["shared", "per-module", "per-module:resident=1"])
+    b = strategy_styles(["per-module", "host-call:mode=paged", "shared"])
+    assert a["shared"] == b["shared"] and a["per-module"] == b["per-module"]
+    assert a["per-module:resident=1"].hatch and a["per-module:resident=1"] != a["per-module"]
+    assert base_colour("my-strategy") == base_colour("my-strategy")
+    assert len({base_colour(s) for s in ("shared", "per-module", "multi-memory", "host-call",
+                                          "per-device")}) == 5
