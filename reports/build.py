@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.calibration import OVERHEAD_FACTOR
 from harness.errors import ResultsError
 from harness.protocol import write_text_atomic
 from harness.results import MANIFEST, RESULTS
@@ -65,6 +66,14 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportFiles:
     return ReportFiles(page, csvs["results"], tuple(images))
 
 
+def _dominated(row: Any, ratio: float | None) -> bool:
+    """The run's own flag when it set one, else: under 10× the runtime's noop time."""
+    flag = row.get("overhead_dominated")
+    if isinstance(flag, bool):
+        return flag
+    return ratio is not None and ratio < OVERHEAD_FACTOR
+
+
 def _rel(path: Path | None, fig_dir: Path) -> str | None:
     return f"{FIGURES}/{path.name}" if path is not None else None
 
@@ -97,6 +106,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         workloads.append({
             "name": w, "anchor": stem, "cells": cells, "noop_ratio": ratios,
             "phases_of": {c.key: phases(c.row) for c in cells},
+            "dominated": {c.key for c in cells if c.ok and _dominated(c.row, ratios.get(c.key))},
             "bars": keep(figures_speed.workload_bars(run, w, styles, fig_dir / f"{stem}.png"))
             if any_ok else None,
             "phases": keep(figures_speed.phase_bars(run, w, styles,

@@ -96,25 +96,41 @@ def _summary(samples: Sequence[float]) -> Summary | None:
     return summarize(clean) if clean else None
 
 
+def _key(r: Mapping[str, Any]) -> Key:
+    return (str(r.get("workload", "?")), str(r.get("strategy", "?")), str(r.get("runtime", "?")))
+
+
 def merge_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[CellResult, ...]:
+    """One result per cell: its `cell` row(s), or, for a cell whose run stopped before its
+    final row was written, its finished `round` rows pooled (and said to be partial)."""
     groups: dict[Key, list[Mapping[str, Any]]] = {}
+    rounds: dict[Key, list[Mapping[str, Any]]] = {}
     for r in rows:
-        if r.get("kind", "cell") != "cell":
-            continue
-        key = (str(r.get("workload", "?")), str(r.get("strategy", "?")),
-               str(r.get("runtime", "?")))
-        groups.setdefault(key, []).append(r)
+        kind = r.get("kind", "cell")
+        if kind == "cell":
+            groups.setdefault(_key(r), []).append(r)
+        elif kind == "round":
+            rounds.setdefault(_key(r), []).append(r)
+    for key, rs in rounds.items():
+        if key not in groups:
+            groups[key] = rs
     cells = []
     for (w, s, rt), group in groups.items():
         ok_rows = [r for r in group if r.get("status") == "ok"]
-        last = ok_rows[-1] if ok_rows else group[-1]
+        bad_rows = [r for r in group if r.get("status") != "ok"]
+        last = (bad_rows or ok_rows)[-1]
         samples = tuple(float(x) for r in ok_rows for x in (r.get("samples_s") or ()))
         summary = _summary(samples)
-        status = "ok" if ok_rows else str(last.get("status", "unknown"))
+        status = "ok" if not bad_rows else str(last.get("status", "unknown"))
         reason = str(last.get("reason") or "")
-        if ok_rows and summary is None:
+        if group[0].get("kind") == "round":
+            n = sorted(int(r.get("round") or 0) for r in group)
+            reason = (f"partial: the run stopped after round(s) {', '.join(map(str, n))} of "
+                      f"this cell; no final row" + (f"; {reason}" if reason else ""))
+        if status == "ok" and summary is None:
             status, reason = "invalid", "status ok but no usable timing samples"
-        cells.append(CellResult(w, s, rt, status, reason, samples, summary, last))
+        cells.append(CellResult(w, s, rt, status, reason, samples, summary,
+                                ok_rows[-1] if status == "ok" else last))
     return tuple(cells)
 
 
@@ -172,7 +188,7 @@ MEMORY = ("peak RSS", "committed linear memory", "reserved virtual memory")
 def memory(row: Mapping[str, Any]) -> dict[str, float | None]:
     """Footprint in bytes. Peak RSS is above the worker's own baseline when it was measured."""
     m = row.get("memory") or {}
-    peak = _first(m, "peak_rss_delta", "peak_rss_above_baseline")
+    peak = _first(m, "peak_rss_over_baseline")
     if peak is None and m.get("peak_rss") is not None:
         peak = m["peak_rss"] - (m.get("baseline_rss") or 0)
     return {"peak RSS": _total(peak),
@@ -181,7 +197,9 @@ def memory(row: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def peak_is_relative(run: RunData) -> bool:
-    return any((c.row.get("memory") or {}).get("baseline_rss") is not None for c in run.cells)
+    return any(any(k in (c.row.get("memory") or {}) for k in ("peak_rss_over_baseline",
+                                                               "baseline_rss"))
+               for c in run.cells)
 
 
 # -- tidy tables ---------------------------------------------------------------------------
@@ -249,24 +267,32 @@ def write_csvs(run: RunData, out_dir: Path) -> dict[str, Path]:
 # -- what a run planned but did not do -------------------------------------------------------
 
 def planned_keys(run: RunData) -> list[Key]:
-    """The cells the run meant to do: from the manifest when it lists them, else the cross
-    product of the workloads, strategies and runtimes the rows mention."""
-    listed = run.manifest.get("cells") or run.manifest.get("planned_cells")
-    if isinstance(listed, list) and all(isinstance(k, (list, tuple)) and len(k) == 3
-                                        for k in listed):
-        return [(str(w), str(s), str(r)) for w, s, r in listed]
-    ws = list(dict.fromkeys(c.workload for c in run.cells))
-    ss = list(dict.fromkeys(c.strategy for c in run.cells))
-    rs = list(dict.fromkeys(c.runtime for c in run.cells))
-    return list(itertools.product(ws, ss, rs))
+    """The cells the run meant to do: from the manifest's schedule when it lists them (as
+    "workload | strategy | runtime"), else the cross product of what the rows mention.
+    Calibration cells are left out."""
+    listed = (run.manifest.get("schedule") or {}).get("cells") or run.manifest.get("cells")
+    keys: list[Key] = []
+    if isinstance(listed, list):
+        for item in listed:
+            parts = item.split(" | ") if isinstance(item, str) else list(item)
+            if len(parts) == 3:
+                keys.append((str(parts[0]), str(parts[1]), str(parts[2])))
+    if not keys:
+        ws = list(dict.fromkeys(c.workload for c in run.cells))
+        ss = list(dict.fromkeys(c.strategy for c in run.cells))
+        rs = list(dict.fromkeys(c.runtime for c in run.cells))
+        keys = list(itertools.product(ws, ss, rs))
+    return [k for k in keys if base_name(k[0]) not in OVERHEAD_WORKLOADS]
 
 
 @dataclass(frozen=True)
 class Completeness:
     status: str
     planned: int | None
-    done: int
-    missing: tuple[Key, ...]   # known missing cells
+    done: int                  # cells with a final row
+    partial: tuple[Key, ...]   # cells with some rounds but no final row
+    missing: tuple[Key, ...]   # planned cells with no row at all
+    rounds: str                # "2 of 3" when the manifest says
     complete: bool
 
 
@@ -274,8 +300,15 @@ def completeness(run: RunData) -> Completeness:
     status = str(run.manifest.get("status", "unknown"))
     planned = run.manifest.get("cells_planned")
     planned = int(planned) if isinstance(planned, int) else None
-    have = {c.key for c in run.cells}
+    final = {_key(r) for r in run.rows if r.get("kind", "cell") == "cell"}
+    have = {c.key for c in run.bench_cells}
+    partial = tuple(sorted(have - final))
     missing = tuple(k for k in planned_keys(run) if k not in have)
-    done = len(have)
-    complete = status == "complete" and not missing and (planned is None or done >= planned)
-    return Completeness(status, planned, done, missing, complete)
+    done = len(have & final)
+    sched = run.manifest.get("schedule") or {}
+    rounds = ""
+    if isinstance(sched.get("rounds"), int) and run.manifest.get("rounds_done") is not None:
+        rounds = f"{run.manifest['rounds_done']} of {sched['rounds']}"
+    complete = (status == "complete" and not missing and not partial
+                and (planned is None or done >= planned))
+    return Completeness(status, planned, done, partial, missing, rounds, complete)

@@ -22,6 +22,7 @@ from harness.console import fmt_time
 from harness.probe import CAPABILITIES
 from reports.data import Key, RunData
 from reports.palette import strategy_order
+from reports.plotting import fmt_bytes
 
 ISOLATION_KIND = "isolation"
 OUTCOMES = ("trapped", "contained", "blocked", "isolated", "leaked", "corrupted")
@@ -145,13 +146,18 @@ class Problem:
 
 
 def problems(run: RunData) -> list[Problem]:
-    """Every row that is not `ok`, worst first. Isolation rows that carry an outcome are
-    results, not problems (a trap is what a probe hopes for)."""
+    """Every row that is not `ok`, worst first. A failed round is listed only when its cell
+    has no final row (the final row repeats its reason). Isolation rows that carry an
+    outcome are results, not problems (a trap is what a probe hopes for)."""
+    finals = {(r.get("workload"), r.get("strategy"), r.get("runtime")) for r in run.rows
+              if r.get("kind", "cell") == "cell"}
     out = []
     for r in run.rows:
         status = str(r.get("status", "unknown"))
         kind = str(r.get("kind", "cell"))
         if status == "ok" or (kind == ISOLATION_KIND and (_outcome(r) or status in OUTCOMES)):
+            continue
+        if kind == "round" and (r.get("workload"), r.get("strategy"), r.get("runtime")) in finals:
             continue
         out.append(Problem(kind, str(r.get("workload", "?")), str(r.get("strategy", "?")),
                            str(r.get("runtime", "?")), status,
@@ -166,7 +172,6 @@ def missing_cells(keys: tuple[Key, ...]) -> list[str]:
 # -- embedding overhead ----------------------------------------------------------------------
 
 OVERHEAD_KEYS = ("embedding", "embedding_overhead", "overhead")
-OVERHEAD_KINDS = ("embedding", "overhead", "noop")
 
 
 def _fmt_value(name: str, value: Any) -> str:
@@ -176,6 +181,8 @@ def _fmt_value(name: str, value: Any) -> str:
         return fmt_time(value / 1e9)
     if name.endswith("_s") or name.endswith("_seconds"):
         return fmt_time(float(value))
+    if "rss" in name or "vms" in name or name.endswith("bytes"):
+        return fmt_bytes(float(value))
     return f"{value:.4g}"
 
 
@@ -190,40 +197,55 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
 
 def embedding_overhead(run: RunData) -> list[tuple[str, str, str, str]]:
     """(runtime, measurement, value, source) for every embedding-cost figure the run has:
-    measured at probe time (run.json), rows of an overhead kind, and `noop` cells."""
+    figures in run.json's runtime entries, the `noop` calibration cell (one empty wasm
+    call per inference) and the `baseline` empty worker's memory."""
     out: list[tuple[str, str, str, str]] = []
     for rt, p in (run.manifest.get("runtimes") or {}).items():
         for key in OVERHEAD_KEYS:
-            for name, v in _flatten("", p.get(key)) if p.get(key) is not None else ():
-                out.append((rt, name or key, _fmt_value(name, v), "run.json"))
+            if p.get(key) is not None:
+                for name, v in _flatten("", p[key]):
+                    out.append((rt, name or key, _fmt_value(name, v), "run.json"))
+    noop_runtimes = set()
     for r in run.rows:
-        if r.get("kind", "cell") in OVERHEAD_KINDS:
-            name = str(r.get("workload") or r.get("kind"))
+        kind, rt = r.get("kind", "cell"), str(r.get("runtime", "?"))
+        if kind == "noop":
+            noop_runtimes.add(rt)
+            what = "empty wasm call from the embedding (noop cell, median per inference)"
+            if r.get("status") == "ok" and r.get("median_s") is not None:
+                out.append((rt, what, fmt_time(float(r["median_s"])), "noop row"))
+            else:
+                out.append((rt, what, str(r.get("status")), str(r.get("reason") or "")))
+        elif kind == "baseline":
+            mem = r.get("memory") or {}
+            for k in ("peak_rss", "rss_after_load", "vms_after_load"):
+                if isinstance(mem.get(k), (int, float)):
+                    out.append((rt, f"empty worker: {k.replace('_', ' ')}",
+                                fmt_bytes(float(mem[k])), "baseline row"))
             if r.get("status") != "ok":
-                out.append((str(r.get("runtime", "?")), name, str(r.get("status")),
-                            str(r.get("reason") or "")))
-                continue
-            if r.get("median_s") is not None:
-                out.append((str(r.get("runtime", "?")), f"{name} (median)",
-                            fmt_time(float(r["median_s"])), f"{r.get('kind')} row"))
-            for k, v in _flatten("", r.get("metrics") or {}):
-                out.append((str(r.get("runtime", "?")), k, _fmt_value(k, v),
-                            f"{r.get('kind')} row"))
+                out.append((rt, "empty worker", str(r.get("status")), str(r.get("reason"))))
     for c in run.overhead_cells:
-        text = fmt_time(c.median) if c.ok else f"{c.status}: {c.reason}"
-        out.append((c.runtime, f"{c.workload} cell, {c.strategy} (median per inference)",
-                    text, "cell"))
+        if c.runtime not in noop_runtimes:
+            text = fmt_time(c.median) if c.ok else f"{c.status}: {c.reason}"
+            out.append((c.runtime, f"{c.workload} cell, {c.strategy} (median per inference)",
+                        text, "cell"))
     return out
 
 
 def overhead_ratios(run: RunData) -> dict[Key, float]:
-    """Cell median / the runtime's `noop` median, for runtimes that ran a noop cell."""
+    """Cell median / its runtime's noop median (the row's `overhead_s`, else the noop row)."""
     noop: dict[str, float] = {}
+    for r in run.rows:
+        if r.get("kind") == "noop" and r.get("status") == "ok" and r.get("median_s"):
+            noop[str(r.get("runtime"))] = float(r["median_s"])
     for c in run.overhead_cells:
-        if c.ok:
-            noop[c.runtime] = min(noop.get(c.runtime, c.median), c.median)
-    return {c.key: c.median / noop[c.runtime] for c in run.bench_cells
-            if c.ok and c.runtime in noop and noop[c.runtime] > 0}
+        if c.ok and c.runtime not in noop:
+            noop[c.runtime] = c.median
+    out = {}
+    for c in run.bench_cells:
+        floor = c.row.get("overhead_s") or noop.get(c.runtime)
+        if c.ok and isinstance(floor, (int, float)) and floor > 0:
+            out[c.key] = c.median / floor
+    return out
 
 
 NOISY_CV = 0.10
@@ -239,6 +261,9 @@ def noise_notes(run: RunData) -> list[str]:
         notes.append(f"{len(noisy)} of {len(cvs)} timed cells have a coefficient of variation "
                      f"above {NOISY_CV:.0%} (median CV {cvs[len(cvs) // 2]:.1%}): differences "
                      "smaller than the CIs shown are noise.")
+    recorded = run.manifest.get("warnings")
+    if isinstance(recorded, list):  # the run's own noise warnings, made when it started
+        return notes + [f"At the start of the run: {w}." for w in recorded]
     fp = run.manifest.get("fingerprint") or {}
     load, cpus = fp.get("loadavg_1m"), fp.get("cpu_count")
     if isinstance(load, (int, float)) and isinstance(cpus, int) and cpus and load > 0.5 * cpus:
@@ -267,7 +292,4 @@ def environment(run: RunData) -> list[tuple[str, str]]:
         desc = ", ".join(f"{k}={v}" for k, v in (info.get("config") or {}).items())
         items.append((f"runtime {rt}", f"{p.get('version') or info.get('version') or '?'}"
                       + (f" ({desc})" if desc else "")))
-    for key in ("warnings", "noise_warnings"):
-        for w in m.get(key) or []:
-            items.append(("warning", str(w)))
     return items

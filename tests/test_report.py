@@ -70,7 +70,12 @@ ROWS = [
     _row("mlp", "per-module", "wasmtime", median=4e-4),
     _row("mlp", "shared", "wasm3", median=3e-3),
     _row("mlp", "per-module", "wasm3", median=3.3e-3),
-    _row("noop", "shared", "wasmtime", median=2e-6),
+    _row("noop", "noop:mode=call", "wasm3", median=2e-6),  # an old-style noop cell
+    {"kind": "noop", "workload": "noop", "strategy": "noop:mode=call", "runtime": "wasmtime",
+     "status": "ok", "median_s": 2e-6},
+    {"kind": "baseline", "workload": "noop", "strategy": "noop:mode=empty",
+     "runtime": "wasmtime", "status": "ok", "memory": {"peak_rss": 40 << 20}},
+    _row("mlp", "per-module", "wasmtime", median=4e-4, kind="round", round=0),
     {"kind": "isolation", "workload": "read-unbound", "strategy": "shared",
      "runtime": "wasmtime", "status": "ok", "outcome": "leaked", "reason": "read w1"},
     {"kind": "isolation", "workload": "read-unbound", "strategy": "per-module",
@@ -113,6 +118,7 @@ def test_headline_ranks_strategies_per_runtime(report: tuple[Path, str]) -> None
     assert [e.strategy for e in gemm] == ["shared", "per-module", "multi-memory"]
     assert gemm[1].ratio == pytest.approx(2.0, rel=0.05) and gemm[2].status == "unsupported"
     assert rows["mlp"].per_runtime["wasmtime"][0].strategy == "per-module"
+    assert run.cell("mlp", "per-module", "wasmtime").summary.n == 9  # its round row not added
     assert page.count('class="workload-row"') == 2
     geo = {(g.runtime, g.strategy): g for g in geomeans(run)}
     # per-module on wasmtime: 2.0× on gemm, 0.8× on mlp -> sqrt(1.6)
@@ -125,7 +131,9 @@ def test_isolation_embedding_and_capabilities_shown(report: tuple[Path, str]) ->
     iso = page.split('id="isolation"')[1].split("</table>")[0]
     assert 'class="iso-leaked" title="read w1">leaked' in iso
     assert ">trapped<" in iso and "read-unbound" in iso
-    assert "noop cell, shared (median per inference)" in page
+    assert "empty wasm call from the embedding (noop cell, median per inference)" in page
+    assert "2 µs" in page and "empty worker: peak rss" in page and "40 MiB" in page
+    assert "noop cell, noop:mode=call (median per inference)" in page  # wasm3, no noop row
     assert "TypeError: no &lt;shared&gt; today" in page
 
 
@@ -134,7 +142,7 @@ def test_results_csv_is_tidy(report: tuple[Path, str]) -> None:
 
     d, _ = report
     df = pd.read_csv(d / "results.csv")
-    assert len(df) == 10  # cells only: isolation rows are not cells
+    assert len(df) == 10  # cells only: isolation, calibration and round rows are not cells
     assert {"workload", "strategy", "runtime", "status", "median_s", "ci_low_s",
             "compile_s", "bytes_copied_per_run", "peak_rss_bytes"} <= set(df.columns)
     ok = df[(df.workload == "gemm:m=8") & (df.strategy == "shared") & (df.runtime == "wasmtime")]
@@ -145,14 +153,27 @@ def test_results_csv_is_tidy(report: tuple[Path, str]) -> None:
 
 
 def test_partial_run_says_what_is_missing(tmp_path: Path) -> None:
-    d = make_run(tmp_path, ROWS[:2], status="interrupted", cells_planned=6,
-                 cells=[["gemm:m=8", s, rt] for s in ("shared", "per-module", "host-call")
-                        for rt in ("wasmtime", "v8")])
-    (d / "results.jsonl").open("a").write('{"run_id": "r1", "workl')  # torn last line
+    rows = [*ROWS[:2], _row("gemm:m=8", "host-call", "wasmtime", kind="round", round=0),
+            _row("gemm:m=8", "host-call", "wasmtime", kind="round", round=1, median=3e-3)]
+    planned = [f"gemm:m=8 | {s} | {rt}" for s in ("shared", "per-module", "host-call")
+               for rt in ("wasmtime", "v8")]
+    d = make_run(tmp_path, rows, status="interrupted", cells_planned=6, rounds_done=2,
+                 schedule={"rounds": 3, "cells": ["noop | noop:mode=call | wasmtime", *planned]})
+    with (d / "results.jsonl").open("a") as f:
+        f.write('{"run_id": "r1", "workl')  # torn last line
     with pytest.warns(UserWarning, match="truncated"):
         page = write_report(d).html.read_text()
-    assert "Incomplete run" in page and "interrupted" in page and "(4 missing)" in page
-    assert "<code>gemm:m=8 | host-call | v8</code>" in page
+    banner = page.split('id="incomplete"')[1].split("</section>")[0]
+    assert "interrupted" in banner and "rounds done 2 of 3" in banner
+    assert "2 cells finished out of 6 planned" in banner and "1 partial" in banner
+    assert "<code>gemm:m=8 | host-call | wasmtime</code>" in banner
+    assert "<code>gemm:m=8 | host-call | v8</code>" in banner and "3 not started" in banner
+    assert "noop" not in banner
+    # the partial cell is reported from its two rounds, and says so
+    assert "partial: the run stopped after round(s) 0, 1 of this cell" in page
+    with pytest.warns(UserWarning, match="truncated"):
+        run = load_run(d)
+    assert run.cell("gemm:m=8", "host-call", "wasmtime").summary.n == 18
 
 
 def test_run_without_any_rows_still_renders(tmp_path: Path) -> None:
