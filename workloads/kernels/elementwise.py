@@ -2,7 +2,8 @@
 `bias-relu` (y = max(x + bias, 0)).
 
 SIMD variant: one v128 load per operand and one v128 store per four elements, scalar
-tail for the last n mod 4.
+tail for the last n mod 4. The vector ReLU is `f32x4.pmax(x, 0)` (one x86 `maxps`;
+NaN stays NaN, -0 stays -0, which equals 0).
 
 Tolerance: exact. One IEEE f32 add or mul (and a max) per element gives the same bits as
 NumPy's float32 arithmetic, in either variant, so rtol = atol = 0.
