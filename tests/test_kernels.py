@@ -107,3 +107,20 @@ def test_simd_variant_declares_simd_feature(regs) -> None:
         assert "simd128" in plan.requires
         assert b"\xfd" in plan.modules[0].wasm  # the SIMD opcode prefix is really used
         assert b"\xfd" not in regs.strategies.create("shared").plan(scalar).modules[0].wasm
+
+
+def test_flops_and_compulsory_bytes(regs) -> None:
+    def fb(spec: str) -> tuple[int, int]:
+        w = regs.workloads.create(spec)
+        return w.flops(), w.compulsory_bytes()
+
+    assert fb("gemv:m=32000,k=288") == (2 * 32000 * 288, 4 * (32000 * 288 + 288 + 32000))
+    assert fb("add:n=10") == (10, 4 * 30)
+    assert fb("bias-relu:n=10") == (20, 4 * 30)
+    # 3x3 depthwise, 8x8x4 input, stride 2, pad 1 -> 4x4x4 output; weights 36 + bias 4
+    assert fb("dwconv:h=8,w=8,c=4,stride=2,pad=1") == (18 * 4 * 4 * 4, 4 * (256 + 36 + 4 + 64))
+    # 2x2 stride-2 pool of 4x6x3 -> 2x3x3: four taps per output
+    assert fb("pool:h=4,w=6,c=3") == (4 * 18, 4 * (72 + 18))
+    assert fb("softmax:rows=2,cols=5")[1] == 4 * 20
+    assert fb("layernorm:rows=2,d=5")[1] == 4 * (10 + 5 + 5 + 10)
+    assert fb("rmsnorm:rows=2,d=5")[1] == 4 * (10 + 5 + 10)

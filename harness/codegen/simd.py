@@ -164,17 +164,12 @@ def hmax(fb: FunctionBuilder, a: Expr, tmp: Var) -> Expr:
 
 # -- loops ------------------------------------------------------------------------------------
 def for_lanes(fb: FunctionBuilder, i: Var, n: int, vector: Callable[[], None],
-              scalar: Callable[[], None], start: Operand = 0) -> None:
+              scalar: Callable[[], None], start: int = 0) -> None:
     """`for i in range(start, n)`: `vector()` for each full group of four elements (i steps
-    by 4), then `scalar()` for each remaining element (i steps by 1). `n` is a constant;
-    `start` may be an expression (then the split point is computed at run time)."""
-    if isinstance(start, int):
-        split: Operand = start + (n - start) // LANES * LANES
-    else:
-        split = start + ((const(n, "i32") - start) & -LANES)
+    by 4), then `scalar()` for each remaining element (i steps by 1)."""
+    split = start + (n - start) // LANES * LANES
     with fb.for_range(i, start, split, LANES):
         vector()
-    if isinstance(start, int) and split == n:
-        return
-    with fb.for_range(i, i if not isinstance(start, int) else split, n):
-        scalar()
+    if split < n:
+        with fb.for_range(i, split, n):
+            scalar()
