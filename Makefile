@@ -23,7 +23,7 @@ test: env lint
 	$(PY) -m pytest -q
 
 lint: env
-	$(VENV)/bin/ruff check harness strategies workloads reports tests
+	$(VENV)/bin/ruff check harness strategies workloads reports tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:

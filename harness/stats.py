@@ -47,12 +47,27 @@ def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+#: bound on resampled values held at once (keeps big sample sets, e.g. imported
+#: pytest-benchmark runs with 20k rounds, at a few MB)
+_CHUNK_VALUES = 1 << 21
+
+
+def bootstrap_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of `n_boot` resamples (with replacement) of `x`."""
+    out = np.empty(n_boot)
+    step = max(1, _CHUNK_VALUES // max(x.size, 1))
+    for start in range(0, n_boot, step):
+        k = min(step, n_boot - start)
+        out[start:start + k] = np.median(x[rng.integers(0, x.size, size=(k, x.size))], axis=1)
+    return out
+
+
 def bootstrap_median_ci(x: np.ndarray, level: float = 0.95, n_boot: int = BOOTSTRAP,
                         seed: int = 0) -> tuple[float, float]:
+    x = np.asarray(x, dtype=np.float64)
     if x.size == 1:
         return float(x[0]), float(x[0])
-    idx = _rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    meds = np.median(x[idx], axis=1)
+    meds = bootstrap_medians(x, n_boot, _rng(seed))
     lo, hi = np.quantile(meds, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
@@ -94,8 +109,8 @@ def compare_samples(base: Sequence[float], current: Sequence[float], seed: int =
         raise ValueError("both sample sets need at least one sample")
     ratio = float(np.median(c) / np.median(b))
     rng = _rng(seed)
-    mb = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
-    mc = np.median(c[rng.integers(0, c.size, size=(n_boot, c.size))], axis=1)
+    mb = bootstrap_medians(b, n_boot, rng)
+    mc = bootstrap_medians(c, n_boot, rng)
     lo, hi = np.quantile(mc / mb, [0.025, 0.975])
     p_slower = float(mannwhitneyu(c, b, alternative="greater").pvalue)
     p_faster = float(mannwhitneyu(c, b, alternative="less").pvalue)

@@ -19,6 +19,7 @@ from harness.cli import (
     compare_cmd,
     export_cmd,
     history_cmd,
+    import_cmd,
     list_cmd,
     merge_cmd,
     probe_cmd,
@@ -29,7 +30,7 @@ from harness.errors import MembenchError
 from harness.params import suggest
 
 COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd,
-            report_cmd)
+            report_cmd, import_cmd)
 
 
 class OneLineParser(argparse.ArgumentParser):

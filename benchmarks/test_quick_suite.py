@@ -1,0 +1,63 @@
+"""pytest-benchmark over the quick suite's cells, in process (no worker process).
+
+    pytest benchmarks --benchmark-autosave --benchmark-compare
+    membench import-pytest-benchmark .benchmarks/<machine>/0001_*.json   # -> a run directory
+
+Each cell (workload × strategy × runtime with a Python backend) is planned and loaded in
+this process, its first inference checked against the NumPy reference, then
+`LoadedPlan.run_once` (one inference) is benchmarked. `extra_info` carries the cell's
+identity so the import can rebuild harness result rows.
+
+Differences from `membench run`: one process for all cells (no fresh worker per cell, no
+interleaved rounds), pytest-benchmark's own calibration and warm-up, no noop calibration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.runner import Registries
+from harness.runtimes.executor import LoadedPlan
+from harness.strategy import Unsupported
+from harness.suite import load_suite
+from harness.verify import compare
+
+SUITE = load_suite("quick")
+REGS = Registries.from_entry_points()
+CELLS = [(w, s, r) for w in SUITE.workloads for s in SUITE.strategies for r in SUITE.runtimes]
+
+
+def _loaded(workload: str, strategy: str, runtime: str) -> tuple[LoadedPlan, dict]:
+    w = REGS.workloads.create(workload)
+    try:
+        plan = REGS.strategies.create(strategy).plan(w)
+    except Unsupported as exc:
+        pytest.skip(f"unsupported: {exc}")
+    try:
+        backend = REGS.runtimes.create(runtime).backend()
+    except NotImplementedError as exc:
+        pytest.skip(f"{runtime} has no in-process backend: {exc}")
+    data = w.generate(0)
+    lp = LoadedPlan(backend, plan, data)
+    lp.load()
+    lp.run_once()
+    outputs = {t.name: lp.outputs[t.name].view(np.dtype(t.dtype).newbyteorder("<"))
+               .reshape(t.shape) for t in w.by_role("output")}
+    verdict = compare(outputs, w.reference(data), w.tolerance())
+    assert verdict.ok, verdict.message
+    info = {"workload": w.spec, "strategy": plan.strategy, "runtime": runtime,
+            "flops": w.flops(), "compulsory_bytes": w.compulsory_bytes(),
+            "bytes_copied_per_run": plan.bytes_copied_per_run(),
+            "calls_per_run": plan.calls_per_run(), "runtime_version": backend.version(),
+            "max_abs_err": verdict.max_abs_err}
+    return lp, info
+
+
+@pytest.mark.parametrize("workload, strategy, runtime", CELLS,
+                         ids=[" | ".join(c) for c in CELLS])
+def test_inference(benchmark, workload: str, strategy: str, runtime: str) -> None:
+    lp, info = _loaded(workload, strategy, runtime)
+    benchmark.extra_info.update(info)
+    benchmark.group = workload
+    benchmark(lp.run_once)
