@@ -25,12 +25,13 @@ from harness.cli import (
     probe_cmd,
     report_cmd,
     run_cmd,
+    stability_cmd,
 )
 from harness.errors import MembenchError
 from harness.params import suggest
 
 COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd,
-            report_cmd, import_cmd)
+            report_cmd, import_cmd, stability_cmd)
 
 
 class OneLineParser(argparse.ArgumentParser):

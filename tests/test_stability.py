@@ -1,0 +1,58 @@
+"""Run-to-run agreement on synthetic runs with known answers, and its command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.cli import main
+from harness.results import RESULTS, ResultRow
+from harness.stability import agreement, fraction_within
+
+
+def _row(workload: str, samples, kind: str = "cell", status: str = "ok") -> ResultRow:
+    return ResultRow(run_id="r", workload=workload, strategy="s", runtime="rt", status=status,
+                     kind=kind, samples_s=tuple(samples), median_s=float(np.median(samples)))
+
+
+def _runs(shift: float) -> tuple[list[ResultRow], list[ResultRow]]:
+    rng = np.random.default_rng(5)
+    base = [_row(f"w{i}", rng.normal(1.0, 0.01, 30)) for i in range(10)]
+    cur = [_row(f"w{i}", rng.normal(1.0 + (shift if i < 5 else 0.0), 0.01, 30))
+           for i in range(10)]
+    return base, cur
+
+
+def test_same_distribution_agrees_and_a_shift_does_not() -> None:
+    base, cur = _runs(0.0)
+    cells = agreement(base, cur)
+    assert len(cells) == 10 and fraction_within(cells) >= 0.8
+    base, cur = _runs(0.2)  # half the cells 20% slower
+    cells = agreement(base, cur)
+    assert [c.within for c in cells[:5]] == [False] * 5
+    assert fraction_within(cells) <= 0.5
+
+
+def test_only_ok_cell_rows_count() -> None:
+    base, cur = _runs(0.0)
+    extra = [_row("noop", [1.0, 1.1], kind="noop"), _row("bad", [1.0], status="invalid")]
+    assert len(agreement(base + extra, cur + extra)) == 10
+
+
+def _write(run_dir: Path, rows: list[ResultRow]) -> Path:
+    run_dir.mkdir()
+    (run_dir / RESULTS).write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
+    (run_dir / "run.json").write_text(json.dumps({"fingerprint": {"loadavg_1m": 0.1}}))
+    return run_dir
+
+
+def test_stability_command_prints_the_fraction(tmp_path: Path, capsys) -> None:
+    base, cur = _runs(0.2)
+    code = main(["stability", str(_write(tmp_path / "a", base)),
+                 str(_write(tmp_path / "b", cur))])
+    out = capsys.readouterr().out
+    assert code == 1  # under the 95% target
+    assert "median ratio within its 95% CI:" in out and "/10 cells" in out
+    assert "CV of cells with median >= 1 ms (n=10)" in out
