@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from harness.cell import Cell
 from harness.compare import RunComparison, compare_runs
@@ -18,8 +19,10 @@ from harness.results import ResultRow
 from harness.runner import Registries, RunRequest
 
 
-def ab_cells(req: RunRequest, a: str, b: str, regs: Registries) -> list[Cell]:
-    """A and B cells, alternating, for every workload × strategy of `req`."""
+def ab_cells(req: RunRequest, a: str, b: str, regs: Registries, a_repo: Path | None = None,
+             b_repo: Path | None = None) -> list[Cell]:
+    """A and B cells, alternating, for every workload × strategy of `req`; a side with a
+    repo has its cells planned and run by that checkout's own membench."""
     workloads = [regs.workloads.create(s) for s in req.workloads]
     strategies = [regs.strategies.create(s) for s in req.strategies]
     rt_a, rt_b = regs.runtimes.create(a), regs.runtimes.create(b)
@@ -27,7 +30,7 @@ def ab_cells(req: RunRequest, a: str, b: str, regs: Registries) -> list[Cell]:
         w.check_limits(req.max_memory)
     cells = []
     for w, s in itertools.product(workloads, strategies):
-        cells += [Cell(w, s, rt_a, "A"), Cell(w, s, rt_b, "B")]
+        cells += [Cell(w, s, rt_a, "A", a_repo), Cell(w, s, rt_b, "B", b_repo)]
     return cells
 
 

@@ -38,6 +38,8 @@ class Cell:
     runtime: Runtime
     #: which side of an A/B run the cell belongs to ("" outside `membench ab`)
     side: str = ""
+    #: another checkout whose own `membench` runs this cell (A/B of harness versions)
+    repo: Path | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -55,6 +57,10 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
     capped at `memory_limit` bytes when given) and verify its outputs against NumPy.
     The row's `kind` is "round" when `round_index` is given (the runner folds rounds
     into the cell row)."""
+    if cell.repo is not None:
+        from harness.external import run_external_cell
+
+        return run_external_cell(cell, run_id, settings, timeout_s, round_index)
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,

@@ -74,3 +74,24 @@ def test_pinned_version_runs_in_its_own_environment(tmp_path: Path) -> None:
     assert versions["wasmtime"].startswith("50.")
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["runtimes"]["wasmtime@49.0.0"]["version"] == "49.0.0"
+
+
+def test_side_from_another_checkout(tmp_path: Path) -> None:
+    """--a-repo: side A is planned and run by that checkout's own membench (here: this one)."""
+    from harness.venvs import REPO_ROOT
+
+    code = main(["ab", "--a", "wasmtime", "--b", "wasmtime", "--a-repo", str(REPO_ROOT),
+                 "--workload", "gemm:m=4,n=5,k=6", "--strategy", "shared", "--repeat", "3",
+                 "--rounds", "2", "--sample-time", "0.0005", "--out", str(tmp_path)])
+    assert code in (0, 1)
+    (run,) = tmp_path.iterdir()
+    rows = read_rows(run)
+    assert [r.side for r in rows] == ["A", "B"] and all(r.status == "ok" for r in rows)
+    assert all(len(r.samples_s) == 6 for r in rows)  # 2 rounds x 3 samples on both sides
+
+
+def test_missing_checkout_is_refused_before_work(tmp_path: Path, capsys) -> None:
+    assert main(["ab", "--a", "wasmtime", "--b", "wasmtime", "--a-repo", str(tmp_path / "nope"),
+                 *ARGS, "--out", str(tmp_path / "out")]) == 2
+    assert "has no installed membench" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

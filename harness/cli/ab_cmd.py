@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from harness.cli.compare_cmd import parse_fraction, print_table
 from harness.cli.run_cmd import add_selection_args, build_request
 from harness.console import print_summary, stderr_console
 from harness.errors import SpecError
+from harness.external import membench_of
 from harness.runner import Registries, execute, new_run_id, prepare_run_dir
 from harness.spec import parse_spec
 
@@ -25,6 +27,10 @@ def register(sub: Any) -> None:
     p.add_argument("--a", required=True, metavar="SPEC", help="base runtime spec")
     p.add_argument("--b", required=True, metavar="SPEC", help="candidate runtime spec")
     add_selection_args(p, runtimes=False)
+    p.add_argument("--a-repo", type=Path, metavar="DIR",
+                   help="run side A with another checkout's membench (e.g. the PR base)")
+    p.add_argument("--b-repo", type=Path, metavar="DIR",
+                   help="run side B with another checkout's membench")
     p.add_argument("--threshold", default="5%", help="smallest change that matters (default 5%%)")
     p.add_argument("--alpha", type=float, default=0.01, help="significance after BH (default 0.01)")
     p.add_argument("--inject-slowdown", metavar="PCT",
@@ -51,7 +57,10 @@ def main(args: argparse.Namespace) -> int:
     req = build_request(args)
     b = side_b_spec(args.b, args.inject_slowdown)
     regs = Registries.from_entry_points()
-    cells = ab_cells(req, args.a, b, regs)
+    for repo in (args.a_repo, args.b_repo):
+        if repo is not None:
+            membench_of(repo)  # refuse before any work when the checkout is not set up
+    cells = ab_cells(req, args.a, b, regs, args.a_repo, args.b_repo)
     run_dir = prepare_run_dir(args.out, new_run_id())
     con = stderr_console()
     con.print(f"membench ab: {len(cells)} cells (A = {args.a}, B = {b}) -> {run_dir}")
