@@ -93,7 +93,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         mats = summary.heatmap_matrices(run)
         span = figures_speed.colour_span(mats)
         for i, mat in enumerate(mats):
-            name = "suite" if i == 0 else slug(mat.title.split()[1])
+            name = "all" if i == 0 else slug(mat.title.split()[1])
             heatmaps.append({"title": mat.title, "png": keep(figures_speed.heatmap(
                 mat, fig_dir / f"heatmap-{i:02d}-{name}.png", span))})
     ratios = tables.overhead_ratios(run)

@@ -56,10 +56,10 @@ def footprint(run: RunData, runtime: str, styles: Mapping[str, Style], path: Pat
     n_bars = len(ws) * len(ss)
     fig, axes = plt.subplots(1, 3, figsize=(15.0, figure_height(n_bars, base=1.6, per_bar=0.3)),
                              sharey=True)
-    titles = {"peak RSS": "peak RSS above the worker's baseline" if peak_relative
-              else "peak RSS of the worker",
-              "committed linear memory": "committed linear memory (end of set-up)",
-              "reserved virtual memory": "virtual memory reserved (incl. guard regions)"}
+    titles = {"peak RSS": "peak RSS\nabove the empty worker's" if peak_relative
+              else "peak RSS\nof the worker process",
+              "committed linear memory": "committed linear memory\n(end of set-up)",
+              "reserved virtual memory": "virtual memory reserved\n(incl. guard regions)"}
     for ax, name in zip(axes, MEMORY, strict=True):
         series = []
         for s in ss:

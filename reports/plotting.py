@@ -90,14 +90,14 @@ def grouped_hbars(ax: Any, categories: Sequence[str],
         for y, v in zip(ys, vals, strict=True):
             if v is None:
                 ax.text(lo, y, " –", va="center", fontsize=8, color="#777777")
-            elif v <= 0:
-                ax.text(lo, y, " 0", va="center", fontsize=8, color="#333333")
+            elif v <= 0:  # a zero: its strategy's colour, bold, at the axis start
+                ax.text(lo, y, " 0", va="center", fontsize=9, color=style.colour,
+                        fontweight="bold")
             else:
                 ax.text(v, y, f" {fmt(v)}", va="center", fontsize=8)
     ax.set_yticks(range(len(categories)))
     ax.set_yticklabels(categories)
-    if not ax.yaxis_inverted():  # panels sharing y would flip it back
-        ax.invert_yaxis()
+    ax.set_ylim(len(categories) - 0.5, -0.5)  # first category on top; zeros stay inside
     ax.grid(axis="y", visible=False)
     if log:
         from matplotlib.ticker import LogLocator, NullFormatter

@@ -182,8 +182,9 @@ def workload_groups(run: RunData) -> dict[str, list[str]]:
 
 
 def heatmap_matrices(run: RunData) -> list[Matrix]:
-    suite = run.manifest.get("suite") or "this run"
-    mats = [normalised_matrix(run, run.workloads, f"Suite {suite}: all workloads")]
+    suite = run.manifest.get("suite")
+    title = f"Suite {suite}: all workloads" if suite else "All workloads of the run"
+    mats = [normalised_matrix(run, run.workloads, title)]
     for group, ws in workload_groups(run).items():
         n = f"{len(ws)} workload{'s' if len(ws) != 1 else ''}"
         mats.append(normalised_matrix(run, ws, f"Group {group} ({n})"))

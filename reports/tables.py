@@ -274,6 +274,21 @@ def noise_notes(run: RunData) -> list[str]:
 
 # -- environment -----------------------------------------------------------------------------
 
+def _fmt_fingerprint(key: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if key == "mem_total" and isinstance(value, (int, float)):
+        return fmt_bytes(float(value))
+    if isinstance(value, list) and all(isinstance(p, Mapping) for p in value):
+        if key == "busy_processes":
+            return "; ".join(f"{p.get('name')} (pid {p.get('pid')}) {p.get('cpu_percent', 0):.0f}% CPU"
+                             for p in value) or "none"
+        return "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
+
+
 def environment(run: RunData) -> list[tuple[str, str]]:
     m = run.manifest
     items: list[tuple[str, str]] = []
@@ -284,7 +299,7 @@ def environment(run: RunData) -> list[tuple[str, str]]:
     if m.get("command"):
         items.append(("command", " ".join(str(a) for a in m["command"])))
     for k, v in _flatten("", m.get("fingerprint") or {}):
-        items.append((k, "—" if v is None else str(v)))
+        items.append((k, _fmt_fingerprint(k, v)))
     for k, v in _flatten("settings", m.get("settings") or {}):
         items.append((k, str(v)))
     for rt, p in (m.get("runtimes") or {}).items():
