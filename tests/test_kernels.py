@@ -96,6 +96,15 @@ def test_softmax_extreme_logits(regs) -> None:
     np.testing.assert_allclose(got[1], np.full(9, 1 / 9, np.float32), rtol=1e-6)
 
 
+@pytest.mark.parametrize("isa", ["scalar", "simd"])
+def test_softmax_nan_poisons_its_row_only(regs, isa: str) -> None:
+    w = regs.workloads.create(f"softmax:rows=2,cols=6,isa={isa}")
+    x = np.array([[1, 2, np.nan, 3, 4, 5], [1, 2, 3, 4, 5, 6]], dtype=np.float32)
+    got = run_outputs(regs, w, "shared", {"x": x})["y"]
+    assert np.isnan(got[0]).all()
+    np.testing.assert_allclose(got[1], w.reference({"x": x[1:]})["y"][0], rtol=1e-6)
+
+
 def test_simd_variant_declares_simd_feature(regs) -> None:
     for spec in ("add:n=8", "gemv:m=4,k=8", "softmax:rows=1,cols=8", "dwconv:h=4,w=4,c=8",
                  "pool:h=4,w=4,c=8", "layernorm:rows=1,d=8", "rmsnorm:rows=1,d=8"):

@@ -36,6 +36,11 @@ from harness.codegen.function import FunctionBuilder
 EXP_LO, EXP_HI = -104.0, 88.73
 _LOG2E = 1.44269504088896341
 _LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4  # ln2 = hi + lo; hi has 9 significant bits
+# 1.5 * 2^23: adding it rounds |v| < 2^22 to an integer (ties to even) held in the low
+# mantissa bits, so bits(v + MAGIC) - bits(MAGIC) is that integer: round and convert in
+# two cheap ops (f32x4.nearest + i32x4.trunc_sat_f32x4_s lower to long x86 sequences)
+_MAGIC = 12582912.0
+_MAGIC_BITS = 0x4B400000
 # Cephes expf coefficients, highest degree first
 _P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
       1.6666665459e-1, 5.0000001201e-1)
@@ -52,18 +57,23 @@ def exp(fb: FunctionBuilder, x: Expr, tag: str = "exp") -> Expr:
     if x.ty != "f32":
         raise TypeError(f"exp of {x.ty}")
     xc = fb.local(f"{tag}_x", "f32")
+    t = fb.local(f"{tag}_t", "f32")
     n = fb.local(f"{tag}_n", "f32")
     r = fb.local(f"{tag}_r", "f32")
     ni = fb.local(f"{tag}_ni", "i32")
     n1 = fb.local(f"{tag}_n1", "i32")
-    fb.set(xc, x.min(EXP_HI).max(EXP_LO))
-    fb.set(n, (xc * _LOG2E).unary("nearest"))
+    # clamp with compare+select (the scalar twin of pmin/pmax; NaN passes through)
+    fb.set(xc, x)
+    fb.set(xc, op("select", const(EXP_HI, "f32"), xc, const(EXP_HI, "f32") < xc, ty="f32"))
+    fb.set(xc, op("select", const(EXP_LO, "f32"), xc, xc < EXP_LO, ty="f32"))
+    fb.set(t, xc * _LOG2E + _MAGIC)  # rounds x*log2e to an integer, ties to even
+    fb.set(n, t - _MAGIC)
     fb.set(r, (xc - n * _LN2_HI) - n * _LN2_LO)
     p: Expr = const(_P[0], "f32")
     for c in _P[1:]:
         p = p * r + c
     fb.set(xc, (p * (r * r) + r) + 1.0)  # xc now holds e^r
-    fb.set(ni, op("i32.trunc_sat_f32_s", n, ty="i32"))
+    fb.set(ni, op("i32.reinterpret_f32", t, ty="i32") - _MAGIC_BITS)
     fb.set(n1, ni >> 1)
     s1 = op("f32.reinterpret_i32", (n1 + 127) << 23, ty="f32")
     s2 = op("f32.reinterpret_i32", ((ni - n1) + 127) << 23, ty="f32")
@@ -72,18 +82,21 @@ def exp(fb: FunctionBuilder, x: Expr, tag: str = "exp") -> Expr:
 
 def _exp_v(fb: FunctionBuilder, x: Expr, tag: str) -> Expr:
     xc = fb.local(f"{tag}_vx", "v128")
+    t = fb.local(f"{tag}_vt", "v128")
     n = fb.local(f"{tag}_vn", "v128")
     r = fb.local(f"{tag}_vr", "v128")
     ni = fb.local(f"{tag}_vni", "v128")
     n1 = fb.local(f"{tag}_vn1", "v128")
-    fb.set(xc, simd.fmax(simd.fmin(x, _vc(EXP_HI)), _vc(EXP_LO)))
-    fb.set(n, simd.nearest(simd.mul(xc, _vc(_LOG2E))))
+    # pmin/pmax: one minps/maxps each (IEEE f32x4.min/max cost ~8 instructions on x86)
+    fb.set(xc, simd.pmax(simd.pmin(x, _vc(EXP_HI)), _vc(EXP_LO)))
+    fb.set(t, simd.add(simd.mul(xc, _vc(_LOG2E)), _vc(_MAGIC)))
+    fb.set(n, simd.sub(t, _vc(_MAGIC)))
     fb.set(r, simd.sub(simd.sub(xc, simd.mul(n, _vc(_LN2_HI))), simd.mul(n, _vc(_LN2_LO))))
     p = _vc(_P[0])
     for c in _P[1:]:
         p = simd.add(simd.mul(p, r), _vc(c))
     fb.set(xc, simd.add(simd.add(simd.mul(p, simd.mul(r, r)), r), _vc(1.0)))
-    fb.set(ni, simd.trunc_sat_i32(n))
+    fb.set(ni, simd.i32_sub(t, simd.splat_i32(_MAGIC_BITS)))
     fb.set(n1, simd.i32_shr_s(ni, 1))
     bias = simd.splat_i32(127)
     s1 = simd.i32_shl(simd.i32_add(n1, bias), 23)

@@ -83,6 +83,11 @@ def pmax(a: Expr, b: Expr) -> Expr:
     return op("f32x4.pmax", _v(a), _v(b), ty=V)
 
 
+def pmin(a: Expr, b: Expr) -> Expr:
+    """Pseudo-min `b < a ? b : a` (one `minps`). A NaN in `a` is kept, in `b` dropped."""
+    return op("f32x4.pmin", _v(a), _v(b), ty=V)
+
+
 def relu(a: Expr) -> Expr:
     """max(a, 0) lane-wise via `pmax` (NaN stays NaN; -0 stays -0, which equals 0)."""
     return pmax(a, zero())

@@ -1,6 +1,7 @@
 """Softmax over the rows of x[rows, cols], numerically stable: y = e^(x - max) / sum.
 
-Three passes per row: the row max; y = exp(x - max) with a running sum; y *= 1/sum.
+Three passes per row: the row max (pseudo-max: a NaN anywhere in a row still makes the
+whole row NaN, through exp and the sum); y = exp(x - max) with a running sum; y *= 1/sum.
 exp is harness.codegen.mathlib's (relative error < 8.1e-8; inputs x - max <= 0, so
 large negative inputs underflow gracefully to 0). The SIMD variant runs each pass on
 f32x4 (four partial maxima and sums) with a scalar tail for cols mod 4.
@@ -22,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32, mathlib, simd
+from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32, mathlib, op, simd
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
@@ -58,8 +59,13 @@ class SoftmaxKernel(Kernel):
             fb.set(mx, f32(float("-inf")))
             if vec:
                 fb.set(vm, simd.fconst(float("-inf")))
-            pass_(lambda: fb.set(vm, simd.fmax(vm, x.load(base + j, "v128"))),
-                  lambda: fb.set(mx, mx.max(x.load(base + j))))
+            xs = fb.local("xs", "f32")
+
+            def max_scalar() -> None:  # the select twin of pmax: xs < mx ? mx : xs
+                fb.set(xs, x.load(base + j))
+                fb.set(mx, op("select", mx, xs, xs < mx, ty="f32"))
+
+            pass_(lambda: fb.set(vm, simd.pmax(x.load(base + j, "v128"), vm)), max_scalar)
             if vec:
                 fb.set(mx, mx.max(simd.hmax(fb, vm, tmp)))
                 fb.set(vm, simd.splat(mx))
