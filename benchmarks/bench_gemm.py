@@ -9,7 +9,9 @@ the wasmtime backend (default config), whose calls go through wasmtime's raw cal
 packing is inside the timed call. NumPy is pinned to one thread (the environment is set
 before NumPy is first imported). Variants are measured in interleaved rounds; the table
 shows the median and best of the per-round medians, and the machine's load average,
-because the machine is shared.
+because the machine is shared. `--clock cpu` (default) times with this thread's CPU time,
+which time slices given to other processes do not inflate (on a loaded machine wall time
+measures the scheduler); `--clock wall` uses perf_counter.
 
 Targets (issue 4): SIMD GEMM 256^3 >= 30% of NumPy single-thread sgemm and >= 8x scalar.
 """
@@ -24,6 +26,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -85,12 +88,16 @@ def conv_numpy_gemm_only(wl: Workload) -> Callable[[], None]:
     return lambda: np.matmul(cols, w2, out=out)
 
 
-def measure(rounds: int, runners: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
+CLOCKS = {"cpu": time.thread_time_ns, "wall": time.perf_counter_ns}
+
+
+def measure(rounds: int, runners: dict[str, Callable[[], None]],
+            clock: Callable[[], int]) -> dict[str, list[float]]:
     """Per-inference seconds: the median of each round's samples, rounds interleaved."""
     out: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(rounds):
         for name, run in runners.items():
-            t = time_steady(run, SETTINGS, time_cold(run))
+            t = time_steady(run, SETTINGS, time_cold(run, clock), clock)
             out[name].append(statistics.median(t.samples_s))
     return out
 
@@ -120,13 +127,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conv", action="append", default=[],
                     help="conv2d workload spec(s) to measure the same way")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                    help="thread CPU time (default; robust to load) or wall time")
     ap.add_argument("--no-gemm", action="store_true", help="only the --conv workloads")
     args = ap.parse_args()
 
     regs = Registries.from_entry_points()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} CPUs); strategy {args.strategy}, wasmtime default config; "
-          f"NumPy {np.__version__} single-thread")
+          f"NumPy {np.__version__} single-thread; clock: {args.clock}")
     if not args.no_gemm:
         base = f"gemm:m={args.m},n={args.n},k={args.k}"
         runners: dict[str, Callable[[], None]] = {}
@@ -137,7 +146,7 @@ def main() -> None:
         runners["wasm scalar"], _ = wasm_runner(regs, f"{base},isa=scalar", args.strategy)
         assert wl is not None
         runners["numpy sgemm (1 thread)"] = gemm_numpy(wl)
-        times = measure(args.rounds, runners)
+        times = measure(args.rounds, runners, CLOCKS[args.clock])
         best_simd = min((k for k in times if k.startswith("wasm simd")),
                         key=lambda k: statistics.median(times[k]))
         report(f"GEMM {args.m}x{args.n}x{args.k}", wl.flops(), times, best_simd,
@@ -148,7 +157,7 @@ def main() -> None:
         runners["wasm scalar"], _ = wasm_runner(regs, f"{spec},isa=scalar", args.strategy)
         runners["numpy im2col+sgemm (1 thread)"] = conv_numpy(wl)
         runners["numpy sgemm only (1 thread)"] = conv_numpy_gemm_only(wl)
-        times = measure(args.rounds, runners)
+        times = measure(args.rounds, runners, CLOCKS[args.clock])
         report(spec, wl.flops(), times, "wasm simd", "wasm scalar",
                "numpy im2col+sgemm (1 thread)")
         sg = statistics.median(times["numpy sgemm only (1 thread)"])
