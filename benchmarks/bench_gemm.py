@@ -1,7 +1,7 @@
 """GEMM (and conv2d) GFLOP/s: packed SIMD128 vs scalar wasm vs single-threaded NumPy, one run.
 
     python benchmarks/bench_gemm.py                     # 256x256x256, default tile
-    python benchmarks/bench_gemm.py --tiles 2x16,4x8,2x8,3x8,1x16,2x16-splat
+    python benchmarks/bench_gemm.py --tiles 4x8,2x16,2x8,3x8,1x16,2x16-splat
     python benchmarks/bench_gemm.py --conv "conv2d:h=32,w=32,cin=32,cout=32,kh=3,kw=3,pad=1"
 
 The wasm side runs the harness's own path in process: strategy -> Plan -> LoadedPlan on
@@ -39,6 +39,7 @@ from harness.measure import MeasureSettings, time_cold, time_steady  # noqa: E40
 from harness.runner import Registries  # noqa: E402
 from harness.verify import compare  # noqa: E402
 from harness.workload import Workload  # noqa: E402
+from workloads.kernels.gemm import DEFAULT_TILE  # noqa: E402
 
 SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5)
 
@@ -122,7 +123,8 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=256)
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--k", type=int, default=256)
-    ap.add_argument("--tiles", default="2x16", help="comma-separated SIMD tiles to measure")
+    ap.add_argument("--tiles", default=DEFAULT_TILE.label(),
+                    help="comma-separated SIMD tiles to measure (e.g. 4x8,2x16,2x16-splat)")
     ap.add_argument("--strategy", default="shared")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conv", action="append", default=[],

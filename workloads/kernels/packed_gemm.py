@@ -39,8 +39,8 @@ BCASTS = ("shuffle", "splat")
 class Tile:
     """Register tile: MR rows x NR columns (NR a multiple of 4), and the A broadcast."""
 
-    mr: int = 2
-    nr: int = 16
+    mr: int = 4
+    nr: int = 8
     bcast: str = "shuffle"
 
     def __post_init__(self) -> None:
