@@ -120,9 +120,13 @@ def merge_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[CellResult, ...]:
         bad_rows = [r for r in group if r.get("status") != "ok"]
         last = (bad_rows or ok_rows)[-1]
         samples = tuple(float(x) for r in ok_rows for x in (r.get("samples_s") or ()))
-        summary = _summary(samples)
         status = "ok" if not bad_rows else str(last.get("status", "unknown"))
         reason = str(last.get("reason") or "")
+        if status == "ok" and not samples and isinstance(last.get("median_s"), (int, float)):
+            # imported results may carry a median without raw samples
+            samples = (float(last["median_s"]),)
+            reason = "only a median was recorded (no raw samples): no confidence interval"
+        summary = _summary(samples)
         if group[0].get("kind") == "round":
             n = sorted(int(r.get("round") or 0) for r in group)
             reason = (f"partial: the run stopped after round(s) {', '.join(map(str, n))} of "

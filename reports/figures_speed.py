@@ -70,7 +70,7 @@ def workload_bars(run: RunData, workload: str, styles: dict[str, Style], path: P
     scale, unit = time_unit(max(highs) if highs else 1.0)
     n = len(strategies)
     width = 0.8 / max(1, n)
-    fig, ax = plt.subplots(figsize=(max(4.6, 2.4 + 0.5 * n * len(runtimes)), 3.6))
+    fig, ax = plt.subplots(figsize=(max(4.2, 2.4 + 0.5 * n * len(runtimes)), 3.6))
     top = max(highs) / scale if highs else 1.0
     labelled: set[str] = set()
     for k, s in enumerate(strategies):
@@ -124,7 +124,7 @@ def phase_bars(run: RunData, workload: str, styles: dict[str, Style], path: Path
     scale, unit = time_unit(total)
     labels = [f"{c.strategy} · {c.runtime}" if len(run.runtimes) > 1 else c.strategy
               for c in rows]
-    fig, ax = plt.subplots(figsize=(6.4, figure_height(len(rows), base=1.8, per_bar=0.42)))
+    fig, ax = plt.subplots(figsize=(6.0, figure_height(len(rows), base=1.8, per_bar=0.42)))
     left = np.zeros(len(rows))
     names = [*PHASES, "steady state"]
     for k, name in enumerate(names):

@@ -176,6 +176,15 @@ def test_partial_run_says_what_is_missing(tmp_path: Path) -> None:
     assert run.cell("gemm:m=8", "host-call", "wasmtime").summary.n == 18
 
 
+def test_median_without_samples_is_reported_as_such(tmp_path: Path) -> None:
+    imported = {**_row("gemm:m=8", "shared", "wasmtime"), "samples_s": [], "median_s": 2e-3}
+    d = make_run(tmp_path, [imported, ROWS[1]])
+    run = load_run(d)
+    cell = run.cell("gemm:m=8", "shared", "wasmtime")
+    assert cell.ok and cell.median == 2e-3 and "no raw samples" in cell.reason
+    assert "no raw samples" in write_report(d).html.read_text()
+
+
 def test_run_without_any_rows_still_renders(tmp_path: Path) -> None:
     d = make_run(tmp_path, [], status="running", cells_planned=4)
     page = write_report(d).html.read_text()
