@@ -105,6 +105,22 @@ def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
     return table
 
 
+def breakdown_table(rows: Sequence[ResultRow]) -> Table | None:
+    """Per-inference time by step kind, from the instrumented pass (`--breakdown`)."""
+    with_bd = [r for r in rows if r.kind == "cell" and r.breakdown]
+    if not with_bd:
+        return None
+    table = Table(title="per-inference breakdown (instrumented pass; timers add ~0.1 µs/step)",
+                  title_justify="left")
+    for col in ("cell", "write", "copy", "call", "of which host calls", "read", "total"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for r in with_bd:
+        b = r.breakdown
+        table.add_row(r.cell, *(fmt_time(b.get(k)) for k in (
+            "write_s", "copy_s", "call_s", "host_call_s", "read_s", "total_s")))
+    return table
+
+
 def cv_distribution(rows: Sequence[ResultRow], min_median_s: float = 1e-3) -> str | None:
     """One line: the distribution of CVs of ok cells whose median is at least `min_median_s`."""
     cvs = sorted(summarize(r.samples_s).cv for r in rows
@@ -122,6 +138,9 @@ def print_summary(rows: Sequence[ResultRow], console: Console | None = None,
                   warnings: Sequence[str] = ()) -> None:
     con = console or Console(file=sys.stdout, highlight=False, width=220)
     con.print(summary_table(rows))
+    bd = breakdown_table(rows)
+    if bd is not None:
+        con.print(bd)
     counts: dict[str, int] = {}
     for r in rows:
         if r.kind == "cell":
