@@ -62,6 +62,26 @@ def bootstrap_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> n
     return out
 
 
+def bootstrap_medians_grouped(x: np.ndarray, sizes: Sequence[int], n_boot: int,
+                              rng: np.random.Generator) -> np.ndarray:
+    """Medians of `n_boot` two-level resamples: groups (rounds, i.e. worker processes)
+    drawn with replacement, then samples drawn with replacement within each drawn group.
+
+    Unlike the flat bootstrap, this carries the between-process spread into the interval
+    (samples of one process share its page placement, JIT decisions, neighbours).
+    """
+    bounds = np.cumsum([0, *sizes])
+    if bounds[-1] != x.size or any(n <= 0 for n in sizes):
+        raise ValueError(f"group sizes {list(sizes)} do not partition {x.size} samples")
+    groups = [x[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        picked = rng.integers(0, len(groups), size=len(groups))
+        parts = [g[rng.integers(0, g.size, size=g.size)] for g in (groups[j] for j in picked)]
+        out[i] = np.median(np.concatenate(parts))
+    return out
+
+
 def bootstrap_median_ci(x: np.ndarray, level: float = 0.95, n_boot: int = BOOTSTRAP,
                         seed: int = 0) -> tuple[float, float]:
     x = np.asarray(x, dtype=np.float64)
@@ -99,8 +119,13 @@ class Comparison:
 
 
 def compare_samples(base: Sequence[float], current: Sequence[float], seed: int = 0,
-                    n_boot: int = BOOTSTRAP) -> Comparison:
-    """Ratio of medians with a bootstrap CI, and one-sided Mann-Whitney U both ways."""
+                    n_boot: int = BOOTSTRAP, base_groups: Sequence[int] | None = None,
+                    current_groups: Sequence[int] | None = None) -> Comparison:
+    """Ratio of medians with a bootstrap CI, and one-sided Mann-Whitney U both ways.
+
+    With `*_groups` (samples per round, in order) for both sides, the CI comes from the
+    two-level bootstrap (`bootstrap_medians_grouped`); otherwise from the flat one.
+    """
     from scipy.stats import mannwhitneyu
 
     b = np.asarray(base, dtype=np.float64)
@@ -109,8 +134,12 @@ def compare_samples(base: Sequence[float], current: Sequence[float], seed: int =
         raise ValueError("both sample sets need at least one sample")
     ratio = float(np.median(c) / np.median(b))
     rng = _rng(seed)
-    mb = bootstrap_medians(b, n_boot, rng)
-    mc = bootstrap_medians(c, n_boot, rng)
+    if base_groups is not None and current_groups is not None:
+        mb = bootstrap_medians_grouped(b, base_groups, n_boot, rng)
+        mc = bootstrap_medians_grouped(c, current_groups, n_boot, rng)
+    else:
+        mb = bootstrap_medians(b, n_boot, rng)
+        mc = bootstrap_medians(c, n_boot, rng)
     lo, hi = np.quantile(mc / mb, [0.025, 0.975])
     p_slower = float(mannwhitneyu(c, b, alternative="greater").pvalue)
     p_faster = float(mannwhitneyu(c, b, alternative="less").pvalue)

@@ -55,4 +55,4 @@ def test_stability_command_prints_the_fraction(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 1  # under the 95% target
     assert "median ratio within its 95% CI:" in out and "/10 cells" in out
-    assert "CV of cells with median >= 1 ms (n=10)" in out
+    assert "CV of cells with median >= 1 ms (n=10)" in out and "two-level" in out

@@ -60,3 +60,18 @@ def test_compare_same_distribution_is_not_significant() -> None:
     c = compare_samples(a, b)
     assert c.ci_low <= 1.0 <= c.ci_high
     assert c.p_slower > 0.01 and c.p_faster > 0.01
+
+
+def test_grouped_bootstrap_widens_the_ratio_ci_when_rounds_differ() -> None:
+    # three rounds per side whose levels differ by ±3% (process effects), tight within
+    rng = np.random.default_rng(4)
+    levels_b, levels_c = (0.97, 1.0, 1.03), (1.03, 0.97, 1.0)
+    b = np.concatenate([rng.normal(lv, 0.001, 10) for lv in levels_b])
+    c = np.concatenate([rng.normal(lv, 0.001, 10) for lv in levels_c])
+    flat = compare_samples(b, c)
+    grouped = compare_samples(b, c, base_groups=[10, 10, 10], current_groups=[10, 10, 10])
+    assert grouped.ratio == flat.ratio
+    assert (grouped.ci_high - grouped.ci_low) > 2 * (flat.ci_high - flat.ci_low)
+    assert grouped.ci_low <= 1.0 <= grouped.ci_high
+    with pytest.raises(ValueError):
+        compare_samples(b, c, base_groups=[10, 10], current_groups=[10, 10, 10])
