@@ -10,6 +10,12 @@ fails inside its own worker instead of pushing the machine into swap or the kern
 killer. Address-space reservations (wasmtime's guard regions) are not counted, so the
 limit does not change how a runtime lays out its memories. A worker that fails by
 running out of memory under the limit ends as `oom`.
+
+Workers start through a tiny trampoline (`python -I -S -c _START`) that applies the limit
+and asks the kernel to kill the worker if the harness dies (`PR_SET_PDEATHSIG`, Linux),
+then execs the worker: a `kill -9` of the harness leaves no worker running on. Doing this
+in the child after fork (`preexec_fn`) is unsafe in a process with threads (NumPy's
+BLAS pool), hence the exec.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +60,26 @@ def _tail(path: Path, limit: int = 600) -> str:
     return " | ".join(lines[-3:])[-limit:]
 
 
-def _limit_memory(limit: int) -> Callable[[], None]:
-    """A pre-exec hook capping the child's data segment at `limit` bytes."""
-    def apply() -> None:
-        import resource
+#: argv: harness pid, data limit in bytes (0: none), worker command...
+_START = """
+import os, signal, sys
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the harness
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("harness exited before the worker started")
+if int(sys.argv[2]):
+    import resource
+    resource.setrlimit(resource.RLIMIT_DATA, (int(sys.argv[2]),) * 2)
+os.execvp(sys.argv[3], sys.argv[3:])
+"""
 
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    return apply
+
+def _start_argv(argv: list[str], memory_limit: int | None) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", _START, str(os.getpid()),
+            str(memory_limit or 0), *argv]
 
 
 def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
@@ -86,14 +106,15 @@ def _run(runtime: Runtime, request: dict[str, Any], workdir: Path, timeout_s: fl
     req_path = workdir / REQUEST
     req_path.write_text(json.dumps(request), encoding="utf-8")
     argv = [*runtime.worker_argv(), str(req_path)]
+    if shutil.which(argv[0]) is None:
+        why = "not executable" if Path(argv[0]).exists() else "No such file or directory"
+        return WorkerOutcome("crashed", f"cannot start worker {argv[0]}: {why}", None, 0.0)
     stdout, stderr = workdir / "worker.stdout", workdir / "worker.stderr"
     t0 = time.perf_counter()
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True, env=env,
-                                    preexec_fn=None if memory_limit is None
-                                    else _limit_memory(memory_limit))
+            proc = subprocess.Popen(_start_argv(argv, memory_limit), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, start_new_session=True, env=env)
         except OSError as exc:
             return WorkerOutcome("crashed", f"cannot start worker {argv[0]}: {exc.strerror}",
                                  None, 0.0)

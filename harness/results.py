@@ -139,14 +139,51 @@ def _checked(name: str, annotation: str, value: Any) -> Any:
 
 
 class ResultsWriter:
-    """Appends rows to a JSONL file; each row is flushed and fsync'd before returning."""
+    """Appends rows to a JSONL file; each row is flushed and fsync'd before returning.
+
+    The writer holds an exclusive lock on the file (two processes appending to one run
+    would interleave), and first repairs an unfinished last line left by a killed writer
+    so the next row starts on a line of its own."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
+            self._repair_tail()
             self._f: TextIO = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across appends
         except OSError as exc:
             raise ResultsError(f"cannot write results to {self.path}: {exc.strerror}") from None
+        try:
+            import fcntl
+
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - not on POSIX
+            pass
+        except OSError:
+            self._f.close()
+            raise ResultsError(f"{self.path} is being written by another membench process") \
+                from None
+
+    def _repair_tail(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data.endswith(b"\n"):
+                return
+            start = data.rfind(b"\n") + 1
+            try:
+                complete = isinstance(json.loads(data[start:]), dict)
+            except (ValueError, RecursionError):
+                complete = False
+            if complete:  # a whole row that lost only its newline
+                f.write(b"\n")
+            else:
+                f.truncate(start)
+                warnings.warn(f"{self.path}: removed an unfinished last line "
+                              f"({len(data) - start} bytes) left by an interrupted run",
+                              stacklevel=3)
+            f.flush()
+            os.fsync(f.fileno())
 
     def append(self, row: ResultRow) -> None:
         """Append one row and make it durable (fsync) before returning."""

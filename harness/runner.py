@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import itertools
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ from harness.calibration import OVERHEAD_FACTOR, baseline_cell, noop_cell, over_
 from harness.cell import Cell, run_cell
 from harness.errors import ResultsError
 from harness.fingerprint import command_line, fingerprint, noise_warnings
+from harness.interrupt import GracefulStop
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult, probe_runtime
-from harness.protocol import write_json_atomic
+from harness.protocol import _default, write_json_atomic
 from harness.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
 from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter
+from harness.resume import REQUEST, Done, request_record
 from harness.rounds import cell_orders, combine_rounds
 from harness.runtimes.base import Runtime
 from harness.strategy import Strategy
@@ -54,6 +57,7 @@ class RunRequest:
     max_memory: int | None = None
     pin: tuple[int, ...] = ()          # CPUs the workers are pinned to (empty: not pinned)
     calibrate: bool = True             # run the baseline and noop calibration cells
+    worker_memory_limit: int | None = None  # cap on each worker's data segment (bytes)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,6 +72,10 @@ def expand(req: RunRequest, regs: Registries) -> list[Cell]:
         w.check_limits(req.max_memory)
         w.tensors  # noqa: B018 - building tensors validates shapes
     return [Cell(w, s, r) for w, s, r in itertools.product(workloads, strategies, runtimes)]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def new_run_id() -> str:
@@ -104,8 +112,13 @@ def _annotate(row: ResultRow, noop: ResultRow | None, baseline: ResultRow | None
     return dataclasses.replace(row, **changes) if changes else row
 
 
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal settings dicts, as they compare after a JSON round trip."""
+    return json.loads(json.dumps(a, default=_default)) == json.loads(json.dumps(b, default=_default))
+
+
 def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
-            progress: ProgressFn | None = None) -> list[ResultRow]:
+            progress: ProgressFn | None = None, done: Done | None = None) -> list[ResultRow]:
     """Run every cell for `settings.rounds` interleaved rounds into `run_dir`.
 
     Per runtime, first an empty-plan `baseline` worker (memory baseline), then the
@@ -114,7 +127,18 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
     `run.json`). Each round's row is appended and fsync'd before the next worker starts;
     a cell's final row follows its last round (or its first failing round). Returns the
     final rows: baselines, noops, then cells in the given order.
+
+    `done` (from `harness.resume`) is what an earlier session of this run already wrote:
+    those baselines, rounds and final rows are kept and not run again. The first Ctrl-C
+    stops after the current worker, the second at once; either way the manifest says
+    `interrupted` and KeyboardInterrupt propagates.
     """
+    with GracefulStop() as stop:
+        return _execute(cells, run_dir, req, progress, done, stop)
+
+
+def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: ProgressFn | None,
+             done: Done | None, stop: GracefulStop) -> list[ResultRow]:
     run_id = run_dir.name
     order_seed = req.settings.order_seed
     if order_seed is None:
@@ -122,7 +146,7 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
     settings = dataclasses.replace(req.settings, order_seed=order_seed)
     manifest: dict[str, Any] = {
         "run_id": run_id,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _now(),
         "command": command_line(),
         "suite": req.suite,
         "settings": settings.to_dict(),
@@ -133,7 +157,11 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
         "runtimes": {},
         "status": "running",
         **req.extra,
+        REQUEST: request_record(dataclasses.replace(req, settings=settings), list(cells)),
     }
+    if done is not None:
+        manifest["created"] = done.manifest.get("created", manifest["created"])
+        manifest["resumed"] = [*done.manifest.get("resumed", []), _now()]
     fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(req.pin))
     manifest["warnings"] = fp_warnings
     write_json_atomic(run_dir / MANIFEST, manifest)
@@ -149,31 +177,56 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
     manifest["schedule"] = {"order_seed": order_seed, "rounds": settings.rounds,
                             "cells": [str(c) for c in jobs], "orders": orders}
     write_json_atomic(run_dir / MANIFEST, manifest)
+    quick = dataclasses.replace(settings, samples=1, warmup_s=0.0, warmup_max_s=0.01,
+                                sample_s=0.001)
     baselines: dict[str, ResultRow] = {}
     rounds_of: list[list[ResultRow]] = [[] for _ in jobs]
     positions: list[list[int]] = [[] for _ in jobs]
+    have: list[set[int]] = [set() for _ in jobs]  # rounds each job already has
     final: dict[int, ResultRow] = {}
+    if done is not None:  # keep what an earlier session finished with these settings
+        index = {job.key: j for j, job in enumerate(jobs)}
+        baselines = {k: r for k, r in done.baselines.items()
+                     if k in runtimes and _same(r.settings, quick.to_dict())}
+        final = {index[k]: r for k, r in done.finals.items()
+                 if k in index and _same(r.settings, settings.to_dict())}
+        for (k, rnd), r in sorted(done.rounds.items(), key=lambda kv: kv[0][1]):
+            j = index.get(k)
+            if j is not None and j not in final and rnd < settings.rounds \
+                    and _same(r.settings, settings.to_dict()):
+                rounds_of[j].append(r)
+                positions[j].append(orders[rnd].index(j))
+                have[j].add(rnd)
     total = len(jobs) * settings.rounds
-    done_count = 0
+    done_count = sum(settings.rounds if j in final else len(have[j]) for j in range(len(jobs)))
+    kind_of = ["noop" if j < len(noops) else "cell" for j in range(len(jobs))]
+    limit = req.worker_memory_limit
     try:
         with ResultsWriter(run_dir / RESULTS) as writer:
+            for j, rows_j in enumerate(rounds_of):  # a failed round whose final row is missing
+                if j not in final and any(r.status != "ok" for r in rows_j):
+                    final[j] = combine_rounds(rows_j, positions=positions[j], kind=kind_of[j])
+                    writer.append(final[j])
             if req.calibrate:
-                quick = dataclasses.replace(settings, samples=1, warmup_s=0.0,
-                                            warmup_max_s=0.01, sample_s=0.001)
                 for rt in runtimes.values():
+                    if rt.spec in baselines:
+                        continue
+                    stop.check()
                     row = run_cell(baseline_cell(rt), run_id, quick, req.cell_timeout,
-                                   probes[rt.spec], pin=req.pin)
+                                   probes[rt.spec], pin=req.pin, memory_limit=limit)
                     baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
                     writer.append(baselines[rt.spec])
             for rnd, order in enumerate(orders):
                 for pos, j in enumerate(order):
-                    if j in final:
+                    if j in final or rnd in have[j]:
                         continue
+                    stop.check()
                     cell = jobs[j]
                     if progress:
                         progress(done_count, total, cell, None)
                     row = run_cell(cell, run_id, settings, req.cell_timeout,
-                                   probes[cell.runtime.spec], round_index=rnd, pin=req.pin)
+                                   probes[cell.runtime.spec], round_index=rnd, pin=req.pin,
+                                   memory_limit=limit)
                     writer.append(row)
                     rounds_of[j].append(row)
                     positions[j].append(pos)
@@ -181,17 +234,17 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
                     if row.status != "ok":
                         done_count += settings.rounds - 1 - rnd  # it is not run again
                         final[j] = combine_rounds(rounds_of[j], positions=positions[j],
-                                                  kind="noop" if j < len(noops) else "cell")
+                                                  kind=kind_of[j])
                         writer.append(final[j])
                     if progress:
                         progress(done_count, total, cell, row)
                 manifest["rounds_done"] = rnd + 1
                 write_json_atomic(run_dir / MANIFEST, manifest)
-            noop_rows: dict[str, ResultRow] = {}
+            noop_rows = {jobs[j].runtime.spec: r for j, r in final.items() if kind_of[j] == "noop"}
             for j, cell in enumerate(jobs):
                 if j in final:
                     continue
-                kind = "noop" if j < len(noops) else "cell"
+                kind = kind_of[j]
                 row = combine_rounds(rounds_of[j], kind=kind, positions=positions[j])
                 if kind == "noop":
                     noop_rows[cell.runtime.spec] = row

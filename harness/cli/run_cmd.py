@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from harness.cell import Cell
 from harness.cli.report_cmd import report_after_run
 from harness.console import print_summary, stderr_console
+from harness.errors import SpecError
 from harness.measure import MeasureSettings
 from harness.params import parse_size
-from harness.results import ResultRow, read_manifest
+from harness.results import RESULTS, ResultRow, read_manifest, read_rows
+from harness.resume import Done, load_resume
 from harness.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
 from harness.suite import load_suite
 
@@ -46,6 +49,10 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--max-memory", metavar="SIZE",
                    help="refuse, before any work, workloads whose tensors need more than SIZE "
                         "(e.g. 512MiB, 2GiB); the wasm32 limit of 4 GiB always applies")
+    p.add_argument("--worker-memory-limit", metavar="SIZE",
+                   help="cap each worker's data segment (heap and committed linear memory; "
+                        "RLIMIT_DATA) at SIZE, e.g. 1GiB: a cell that needs more ends as "
+                        "`oom` instead of straining the machine (default: no limit)")
 
 
 def register(sub: Any) -> None:
@@ -57,6 +64,9 @@ def register(sub: Any) -> None:
                    help="run only shard I of N (deterministic, balanced; join with `membench merge`)")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html at the end (see `membench report`)")
+    p.add_argument("--resume", metavar="RUN_DIR", type=Path,
+                   help="finish an interrupted run: same cells and settings (from its run.json), "
+                        "skipping every cell and round already written")
     p.set_defaults(func=main)
 
 
@@ -82,8 +92,6 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         settings["breakdown"] = True
     if args.cell_timeout is not None:
         timeout = args.cell_timeout
-    from harness.errors import SpecError
-
     for key, flag in (("samples", "repeat"), ("sample_s", "sample-time"), ("rounds", "rounds"),
                       ("warmup_max_s", "warmup-max")):
         if key in settings and settings[key] <= 0:
@@ -97,14 +105,14 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         settings=MeasureSettings.from_dict(settings), cell_timeout=timeout,
         suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
         calibrate=not getattr(args, "no_calibration", False),
-        max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None)
+        max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None,
+        worker_memory_limit=parse_size(args.worker_memory_limit, "--worker-memory-limit")
+        if args.worker_memory_limit else None)
 
 
 def parse_pin(text: str | None) -> tuple[int, ...]:
     """`--pin 1` or `--pin 0,1` or `--pin 0-3`: CPUs this process may run on."""
     import os
-
-    from harness.errors import SpecError
 
     if not text:
         return ()
@@ -122,9 +130,22 @@ def parse_pin(text: str | None) -> tuple[int, ...]:
     return tuple(sorted(cpus))
 
 
+#: options that choose cells or settings: a resumed run takes them from its run.json
+RESUME_TAKES = ("suite", "workload", "strategy", "runtime", "repeat", "sample_time",
+                "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown", "pin",
+                "no_calibration", "max_memory", "worker_memory_limit", "shard")
+
+
 def main(args: argparse.Namespace) -> int:
-    req = build_request(args)
     regs = Registries.from_entry_points()
+    if args.resume:
+        given = [k for k in RESUME_TAKES if getattr(args, k, None) not in (None, [], False)]
+        if given:
+            raise SpecError(f"--resume takes the cells and settings from {args.resume}/run.json;"
+                            f" drop --{given[0].replace('_', '-')}")
+        req, cells, done = load_resume(args.resume, regs)
+        return run_cells(req, cells, args.resume, done, report=not args.no_report)
+    req = build_request(args)
     cells = expand(req, regs)
     if args.shard:
         from dataclasses import replace
@@ -134,9 +155,18 @@ def main(args: argparse.Namespace) -> int:
         index, count = parse_shard(args.shard)
         cells = select_shard(cells, index, count, key=str, cost=cell_cost)
         req = replace(req, extra={**req.extra, "shard": {"index": index, "count": count}})
-    run_dir = prepare_run_dir(args.out, new_run_id())
+    return run_cells(req, cells, prepare_run_dir(args.out, new_run_id()),
+                     report=not args.no_report)
+
+
+def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | None = None,
+              report: bool = True) -> int:
+    """Run (or finish) a run, then write its report. On Ctrl-C: summarise what finished,
+    say how to resume, write the report of what finished, and let the 130 through."""
     con = stderr_console()
-    con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}")
+    finished = f", {len(done.finals)} cells already finished" if done else ""
+    con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}"
+              f"{finished}")
 
     def progress(i: int, n: int, cell: Cell, row: ResultRow | None) -> None:
         if row is None:
@@ -146,9 +176,17 @@ def main(args: argparse.Namespace) -> int:
                       + (f" ({row.reason[:80]})" if row.reason else "") + " " * 10)
 
     try:
-        rows = execute(cells, run_dir, req, progress)
+        rows = execute(cells, run_dir, req, progress, done)
+    except KeyboardInterrupt:
+        rows = read_rows(run_dir, kinds=("baseline", "noop", "cell")) \
+            if (run_dir / RESULTS).exists() else []
+        print_summary(rows)
+        ncells = sum(1 for r in rows if r.kind == "cell")
+        print(f"membench: interrupted after {ncells} of {len(cells)} cells; finish with: "
+              f"membench run --resume {run_dir}", file=sys.stderr)
+        raise
     finally:  # interrupted runs get a report too: it says what is missing
-        if not getattr(args, "no_report", False):
+        if report:
             report_after_run(run_dir)
     manifest = read_manifest(run_dir)
     print_summary(rows, warnings=manifest.get("warnings", ()))
