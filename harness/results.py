@@ -244,6 +244,8 @@ def _warn_skipped(path: Path, bad: list[int], last: int) -> None:
 def ensure_out_dir(path: Path, option: str = "--out") -> Path:
     """Create (if needed) a directory outputs will be written to, or say why it cannot be."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ResultsError(f"{option} {path} is a file, not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -84,6 +84,8 @@ def new_run_id() -> str:
 
 
 def prepare_run_dir(out: Path, run_id: str) -> Path:
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ResultsError(f"--out {out} is a file, not a directory")
     run_dir = Path(out) / run_id
     try:
         run_dir.mkdir(parents=True, exist_ok=False)

@@ -65,7 +65,7 @@ RUN_CASES = [
     (["--workload", "gemm", "--sample-time", "-1"], "--sample-time must be positive"),
     (["--workload", "gemm", "--cell-timeout", "0"], "--cell-timeout must be positive"),
     (["--workload", "gemm", "--frobnicate"], "unrecognized arguments: --frobnicate"),
-    (["--workload", "gemm", "--out", "{d}/plain-file"], "cannot create {d}/plain-file/"),
+    (["--workload", "gemm", "--out", "{d}/plain-file"], "--out {d}/plain-file is a file, not a"),
     (["--workload", "gemm", "--out", "{d}/plain-file/below"], "cannot create {d}/plain-file/below"),
 ]
 
@@ -79,7 +79,7 @@ OTHER_CASES = [
     (["merge", "{d}/notarun", "{d}/plain-file"], "{d}/notarun is not a run directory"),
     (["history", "--results", "{d}/plain-file"], "is not a directory"),
     (["compare", "{d}/run-a", "{d}/run-a", "--out", "{d}/plain-file"],
-     "--out {d}/plain-file: cannot create directory"),
+     "--out {d}/plain-file is a file, not a directory"),
     (["history", "--results", "{d}", "--out", "{d}/plain-file/x"],
      "--out {d}/plain-file/x: cannot create directory"),
     (["rnu"], "invalid choice: 'rnu'"),
