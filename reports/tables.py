@@ -26,7 +26,8 @@ from reports.plotting import fmt_bytes
 
 ISOLATION_KIND = "isolation"
 OUTCOMES = ("trapped", "contained", "blocked", "isolated", "leaked", "corrupted")
-SEVERITY = ("invalid", "crashed", "trapped", "timeout", "unavailable", "unsupported", "skipped")
+SEVERITY = ("invalid", "crashed", "trapped", "timeout", "oom", "unavailable", "unsupported",
+            "skipped")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def support_grid(run: RunData) -> Grid:
             if not bad:
                 mark = Mark(f"ok {ok}/{len(mine)}", "yes")
             else:
-                css = "no" if statuses[0] in SEVERITY[:4] else "partial" if ok else "unsup"
+                css = "no" if statuses[0] in SEVERITY[:5] else "partial" if ok else "unsup"
                 label = "ok" if ok else statuses[0]
                 mark = Mark(f"{label} {ok}/{len(mine)}" if ok else f"{label}", css,
                             "\n".join(reasons))

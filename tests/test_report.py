@@ -16,6 +16,7 @@ from reports.build import write_report
 from reports.data import load_run
 from reports.palette import base_colour, strategy_styles
 from reports.summary import geomeans, headline
+from reports.tables import support_grid
 
 pytest.importorskip("matplotlib")
 
@@ -135,6 +136,11 @@ def test_isolation_embedding_and_capabilities_shown(report: tuple[Path, str]) ->
     assert "2 µs" in page and "empty worker: peak rss" in page and "40 MiB" in page
     assert "noop cell, noop:mode=call (median per inference)" in page  # wasm3, no noop row
     assert "TypeError: no &lt;shared&gt; today" in page
+    grid = support_grid(load_run(report[0]))
+    assert grid.get("per-module", "wasm3").css == "no"           # crashed: a failure
+    assert grid.get("multi-memory", "wasmtime").css == "unsup"   # unsupported: a gap
+    assert "not</b> here" in grid.get("multi-memory", "wasmtime").detail
+    assert grid.get("shared", "wasm3").text == "ok 2/2"
 
 
 def test_results_csv_is_tidy(report: tuple[Path, str]) -> None:
