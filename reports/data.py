@@ -111,8 +111,9 @@ def merge_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[CellResult, ...]:
             groups.setdefault(_key(r), []).append(r)
         elif kind == "round":
             rounds.setdefault(_key(r), []).append(r)
+    finals = {_key(r) for r in rows if r.get("kind", "cell") != "round"}  # cell, noop, ...
     for key, rs in rounds.items():
-        if key not in groups:
+        if key not in finals:
             groups[key] = rs
     cells = []
     for (w, s, rt), group in groups.items():
