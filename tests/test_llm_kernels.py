@@ -72,3 +72,19 @@ def test_attention_decode_sees_the_whole_cache(regs) -> None:
     data["v_cache"][0] += 5.0  # the oldest cached position
     after = run_outputs(regs, w, "shared", data)["out"]
     assert not np.allclose(before, after)
+
+
+def test_flops_and_compulsory_bytes(regs) -> None:
+    def fb(spec: str) -> tuple[int, int]:
+        w = regs.workloads.create(spec)
+        return w.flops(), w.compulsory_bytes()
+
+    # x, cos, sin, y: 2x(2*6) rows, tables 2x6
+    assert fb("rope:rows=2,heads=2,pairs=3") == (3 * 24, 4 * (24 + 12 + 12 + 24))
+    assert fb("silu-mul:n=10") == (50, 4 * 30)
+    assert fb("add-relu:n=10") == (20, 4 * 30)
+    # decode over 3 cached + 1 new position: 4 visible keys per head
+    assert fb("attention:t=1,past=3,heads=2,head_dim=4") == (2 * 4 * (16 + 4),
+                                                             4 * (3 * 8 + 2 * 3 * 8 + 8))
+    # prefill of 3: 1 + 2 + 3 visible keys per head, no cache
+    assert fb("attention:t=3,past=0,heads=1,head_dim=4")[0] == 6 * 20

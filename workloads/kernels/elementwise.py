@@ -1,5 +1,5 @@
 """Elementwise kernels over n f32 elements: `add` (z = x + y), `mul` (z = x * y) and
-`bias-relu` (y = max(x + bias, 0)).
+`bias-relu` (y = max(x + bias, 0)); `add-relu` (z = max(x + y, 0), a residual join).
 
 SIMD variant: one v128 load per operand and one v128 store per four elements, scalar
 tail for the last n mod 4. The vector ReLU is `f32x4.pmax(x, 0)` (one x86 `maxps`;
@@ -29,6 +29,8 @@ OPS: dict[str, tuple[Binary, Binary]] = {
     "mul": (lambda a, b: a * b, simd.mul),
     "bias_relu": (lambda a, b: (a + b).max(0.0), lambda a, b: simd.relu(simd.add(a, b))),
 }
+#: z = max(x + y, 0) of two same-shape tensors (a residual join): bias-relu's arithmetic
+OPS["add_relu"] = OPS["bias_relu"]
 
 
 class BinaryKernel(Kernel):
@@ -113,6 +115,18 @@ class BiasReluWorkload(_ElementwiseWorkload):
     OP = "bias_relu"
     NAMES = ("x", "bias", "y")
     SECOND_ROLE = "weight"
+
+    def numpy(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.maximum(a + b, np.float32(0))
+
+    def flops(self) -> int:
+        return 2 * self.params["n"]
+
+
+class AddReluWorkload(_ElementwiseWorkload):
+    NAME = "add-relu"
+    DESCRIPTION = "z = max(x + y, 0) over n elements (a residual join)"
+    OP = "add_relu"
 
     def numpy(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.maximum(a + b, np.float32(0))
