@@ -5,6 +5,7 @@ keep the run manifest current.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import itertools
@@ -24,7 +25,7 @@ from harness.measure import MeasureSettings
 from harness.probe import ProbeResult, probe_runtime
 from harness.protocol import _default, write_json_atomic
 from harness.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
-from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter
+from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter, read_manifest
 from harness.resume import REQUEST, Done, request_record
 from harness.rounds import cell_orders, combine_rounds
 from harness.runtimes.base import Runtime
@@ -135,12 +136,20 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
     stops after the current worker, the second at once; either way the manifest says
     `interrupted` and KeyboardInterrupt propagates.
     """
-    with GracefulStop() as stop:
-        return _execute(cells, run_dir, req, progress, done, stop)
+    # the results file is locked first: a run another process is writing is left untouched
+    with ResultsWriter(run_dir / RESULTS) as writer, GracefulStop() as stop:
+        try:
+            return _execute(cells, run_dir, req, progress, done, stop, writer)
+        except KeyboardInterrupt:  # also while probing, before the cells' own handler
+            with contextlib.suppress(ResultsError):
+                manifest = read_manifest(run_dir)
+                if manifest.get("status") == "running":
+                    write_json_atomic(run_dir / MANIFEST, {**manifest, "status": "interrupted"})
+            raise
 
 
 def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: ProgressFn | None,
-             done: Done | None, stop: GracefulStop) -> list[ResultRow]:
+             done: Done | None, stop: GracefulStop, writer: ResultsWriter) -> list[ResultRow]:
     run_id = run_dir.name
     order_seed = req.settings.order_seed
     if order_seed is None:
@@ -204,55 +213,54 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     kind_of = ["noop" if j < len(noops) else "cell" for j in range(len(jobs))]
     limit = req.worker_memory_limit
     try:
-        with ResultsWriter(run_dir / RESULTS) as writer:
-            for j, rows_j in enumerate(rounds_of):  # a failed round whose final row is missing
-                if j not in final and any(r.status != "ok" for r in rows_j):
-                    final[j] = combine_rounds(rows_j, positions=positions[j], kind=kind_of[j])
-                    writer.append(final[j])
-            if req.calibrate:
-                for rt in runtimes.values():
-                    if rt.spec in baselines:
-                        continue
-                    stop.check()
-                    row = run_cell(baseline_cell(rt), run_id, quick, req.cell_timeout,
-                                   probes[rt.spec], pin=req.pin, memory_limit=limit)
-                    baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
-                    writer.append(baselines[rt.spec])
-            for rnd, order in enumerate(orders):
-                for pos, j in enumerate(order):
-                    if j in final or rnd in have[j]:
-                        continue
-                    stop.check()
-                    cell = jobs[j]
-                    if progress:
-                        progress(done_count, total, cell, None)
-                    row = run_cell(cell, run_id, settings, req.cell_timeout,
-                                   probes[cell.runtime.spec], round_index=rnd, pin=req.pin,
-                                   memory_limit=limit)
-                    writer.append(row)
-                    rounds_of[j].append(row)
-                    positions[j].append(pos)
-                    done_count += 1
-                    if row.status != "ok":
-                        done_count += settings.rounds - 1 - rnd  # it is not run again
-                        final[j] = combine_rounds(rounds_of[j], positions=positions[j],
-                                                  kind=kind_of[j])
-                        writer.append(final[j])
-                    if progress:
-                        progress(done_count, total, cell, row)
-                manifest["rounds_done"] = rnd + 1
-                write_json_atomic(run_dir / MANIFEST, manifest)
-            noop_rows = {jobs[j].runtime.spec: r for j, r in final.items() if kind_of[j] == "noop"}
-            for j, cell in enumerate(jobs):
-                if j in final:
-                    continue
-                kind = kind_of[j]
-                row = combine_rounds(rounds_of[j], kind=kind, positions=positions[j])
-                if kind == "noop":
-                    noop_rows[cell.runtime.spec] = row
-                rt_spec = cell.runtime.spec
-                final[j] = _annotate(row, noop_rows.get(rt_spec), baselines.get(rt_spec))
+        for j, rows_j in enumerate(rounds_of):  # a failed round whose final row is missing
+            if j not in final and any(r.status != "ok" for r in rows_j):
+                final[j] = combine_rounds(rows_j, positions=positions[j], kind=kind_of[j])
                 writer.append(final[j])
+        if req.calibrate:
+            for rt in runtimes.values():
+                if rt.spec in baselines:
+                    continue
+                stop.check()
+                row = run_cell(baseline_cell(rt), run_id, quick, req.cell_timeout,
+                               probes[rt.spec], pin=req.pin, memory_limit=limit)
+                baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
+                writer.append(baselines[rt.spec])
+        for rnd, order in enumerate(orders):
+            for pos, j in enumerate(order):
+                if j in final or rnd in have[j]:
+                    continue
+                stop.check()
+                cell = jobs[j]
+                if progress:
+                    progress(done_count, total, cell, None)
+                row = run_cell(cell, run_id, settings, req.cell_timeout,
+                               probes[cell.runtime.spec], round_index=rnd, pin=req.pin,
+                               memory_limit=limit)
+                writer.append(row)
+                rounds_of[j].append(row)
+                positions[j].append(pos)
+                done_count += 1
+                if row.status != "ok":
+                    done_count += settings.rounds - 1 - rnd  # it is not run again
+                    final[j] = combine_rounds(rounds_of[j], positions=positions[j],
+                                              kind=kind_of[j])
+                    writer.append(final[j])
+                if progress:
+                    progress(done_count, total, cell, row)
+            manifest["rounds_done"] = rnd + 1
+            write_json_atomic(run_dir / MANIFEST, manifest)
+        noop_rows = {jobs[j].runtime.spec: r for j, r in final.items() if kind_of[j] == "noop"}
+        for j, cell in enumerate(jobs):
+            if j in final:
+                continue
+            kind = kind_of[j]
+            row = combine_rounds(rounds_of[j], kind=kind, positions=positions[j])
+            if kind == "noop":
+                noop_rows[cell.runtime.spec] = row
+            rt_spec = cell.runtime.spec
+            final[j] = _annotate(row, noop_rows.get(rt_spec), baselines.get(rt_spec))
+            writer.append(final[j])
         manifest["status"] = "complete"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"

@@ -115,7 +115,8 @@ def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
     workers: list[psutil.Process] = []
     while not workers:  # a cell worker (not the probe) is running
         assert time.monotonic() < deadline and proc.poll() is None
-        started = bool(list(tmp_path.glob(f"*/{RESULTS}")))  # the writer is open: cells
+        manifests = list(tmp_path.glob("*/run.json"))  # probes done, cells scheduled
+        started = bool(manifests) and '"schedule":' in manifests[0].read_text()
         workers = [p for p in _workers_of(proc.pid)
                    if started and any("harness.worker" in a for a in _cmdline(p))]
         time.sleep(0.1)
@@ -126,7 +127,7 @@ def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     _assert_gone(workers)
     (run_dir,) = tmp_path.iterdir()
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted", err
 
 
 def _cmdline(p: psutil.Process) -> list[str]:
@@ -167,3 +168,34 @@ def test_resume_refuses_options_and_non_runs(tmp_path: Path, capsys) -> None:
     assert main(["run", "--resume", str(tmp_path)]) == 2
     assert "records no request" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_resume_of_a_run_being_written_touches_nothing(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    manifest = json.dumps({"run_id": "run", "status": "running", "request": {
+        "cells": [["bias-relu:n=16", "shared", "wasmtime"]], "settings": {},
+        "cell_timeout": 60}})
+    (run / "run.json").write_text(manifest)
+    with ResultsWriter(run / RESULTS):  # another membench is appending to this run
+        assert main(["run", "--resume", str(run), "--no-report"]) == 2
+    assert "being written by another membench process" in capsys.readouterr().err
+    assert (run / "run.json").read_text() == manifest
+
+
+def test_ctrl_c_while_probing_marks_the_run_interrupted(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--out", str(tmp_path),
+                             "--workload", "bias-relu:n=16", "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*/run.json")) or not _workers_of(proc.pid):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    if '"schedule":' in next(tmp_path.glob("*/run.json")).read_text():
+        pytest.skip("probing finished before the test could interrupt it")
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
