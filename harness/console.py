@@ -92,6 +92,8 @@ def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
                          f"{fmt_time(r.overhead_s)})")
         if r.stats.get("outliers"):
             notes.append(f"{r.stats['outliers']} outliers (kept)")
+        if r.timing.get("clock", "wall") != "wall":
+            notes.append(f"{r.timing['clock']} clock")
         if r.timing.get("steady") is False:
             notes.append("warm-up hit its cap before steady")
         mem = r.memory

@@ -29,6 +29,18 @@ from typing import Any
 
 Clock = Callable[[], int]
 
+#: `clock` setting -> nanosecond clock. `cpu` (CLOCK_THREAD_CPUTIME_ID) leaves out the
+#: time the worker was not running (preempted by other tenants of a shared machine); it
+#: still includes their effect on caches and memory bandwidth.
+CLOCKS: dict[str, Clock] = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
+
+
+def clock_of(s: MeasureSettings) -> Clock:
+    try:
+        return CLOCKS[s.clock]
+    except KeyError:
+        raise ValueError(f"unknown clock {s.clock!r}; known: {', '.join(CLOCKS)}") from None
+
 
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -45,6 +57,7 @@ class MeasureSettings:
     seed: int = 0               # data seed
     order_seed: int | None = None  # seed of the per-round cell order (None: drawn per run)
     breakdown: bool = False     # extra instrumented pass: time per step kind
+    clock: str = "wall"         # wall: perf_counter; cpu: this thread's CPU time
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,8 +81,10 @@ class Timing:
         """Inferences run after the cold one (warm-up plus every sample's inner loop)."""
         return self.warmup_runs + self.inner * len(self.samples_s)
 
+    clock: str = "wall"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"inner": self.inner, "warmup_runs": self.warmup_runs,
+        return {"clock": self.clock, "inner": self.inner, "warmup_runs": self.warmup_runs,
                 "warmup_s": self.warmup_s, "steady": self.steady, "samples_s": self.samples_s}
 
 
@@ -127,7 +142,8 @@ def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
                 clock: Clock = time.perf_counter_ns) -> Timing:
     """Warm up until steady, calibrate and take samples; return per-inference times."""
     wu = warm_up(run, s, first_s, clock)
-    out = Timing(first_s=first_s, warmup_runs=wu.runs, warmup_s=wu.elapsed_s, steady=wu.steady)
+    out = Timing(first_s=first_s, warmup_runs=wu.runs, warmup_s=wu.elapsed_s, steady=wu.steady,
+                 clock=s.clock)
     inner = max(1, min(s.max_inner, math.ceil(s.sample_s / max(wu.estimate_s, 1e-9))))
     out.inner = inner
     for _ in range(s.samples):

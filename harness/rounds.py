@@ -97,5 +97,6 @@ def combine_rounds(rows: Sequence[ResultRow], kind: str = "cell",
         breakdown=_median_of(breakdowns) if breakdowns else {},
         max_abs_err=max(errs) if errs else None,
         timing={"inner": [r.inner for r in rows],
+                "clock": first.timing.get("clock", "wall"),
                 "steady": all(r.timing.get("steady", True) for r in rows)},
         rounds=infos, stats=stats, wall_s=sum(r.wall_s for r in rows))

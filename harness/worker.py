@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.measure import MeasureSettings, time_cold, time_steady
+from harness.measure import MeasureSettings, clock_of, time_cold, time_steady
 from harness.plan import Plan
 from harness.protocol import PROTOCOL, RESPONSE, load_tensors, write_json_atomic
 from harness.registry import RUNTIMES, Registry
@@ -72,11 +72,11 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
         linear_after_setup = lp.linear_bytes()
         lp.reset_counters()
         run = lp.slowed()
-        first_s = time_cold(run)
+        first_s = time_cold(run, clock_of(settings))
         per_run = dict(lp.counters)
         first_out = {k: v.copy() for k, v in lp.outputs.items()}
         lp.reset_counters()
-        timing = time_steady(run, settings, first_s)
+        timing = time_steady(run, settings, first_s, clock_of(settings))
         n = timing.inferences()
         drift = {k: v for k, v in lp.counters.items() if v != per_run[k] * n}
         if drift:

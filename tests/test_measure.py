@@ -63,3 +63,16 @@ def test_slow_inference_gets_one_per_sample() -> None:
     timing = time_steady(t.run, s, first_s=0.03, clock=t.clock)
     assert timing.inner == 1 and timing.samples_s == [0.03] * 3
     assert timing.warmup_runs == s.steady_window + 1  # steady needs a window after a best
+
+
+def test_clock_setting_names_a_clock() -> None:
+    import time
+
+    import pytest
+
+    from harness.measure import clock_of
+
+    assert clock_of(MeasureSettings(clock="cpu")) is time.thread_time_ns
+    assert clock_of(MeasureSettings()) is time.perf_counter_ns
+    with pytest.raises(ValueError, match="unknown clock"):
+        clock_of(MeasureSettings(clock="sundial"))

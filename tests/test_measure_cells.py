@@ -42,3 +42,10 @@ def test_baseline_worker_loads_nothing(regs, quick_settings) -> None:
     assert base.memory["peak_rss"] > 0
     diff = over_baseline({"peak_rss": base.memory["peak_rss"] + 4096}, base.memory)
     assert diff == {"peak_rss_over_baseline": 4096}
+
+
+def test_cpu_clock_is_used_and_recorded(regs, quick_settings) -> None:
+    settings = dataclasses.replace(quick_settings, clock="cpu")
+    row = run_cell(noop_cell(regs.runtimes.create("wasmtime")), "t", settings, 60)
+    assert row.status == "ok", row.reason
+    assert row.timing["clock"] == "cpu" and all(x > 0 for x in row.samples_s)

@@ -43,6 +43,9 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
                    help="cap on warm-up seconds per round (default 2)")
     p.add_argument("--breakdown", action="store_true",
                    help="add an instrumented pass timing copy / call / host-call steps")
+    p.add_argument("--clock", choices=("wall", "cpu"),
+                   help="wall (default): elapsed time; cpu: the worker thread's CPU time, "
+                        "which leaves out time stolen by other processes")
     p.add_argument("--pin", metavar="CPU", help="pin workers to these CPUs (e.g. 1 or 0,1)")
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
@@ -88,6 +91,8 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         settings["order_seed"] = args.order_seed
     if getattr(args, "warmup_max", None) is not None:
         settings["warmup_max_s"] = args.warmup_max
+    if getattr(args, "clock", None):
+        settings["clock"] = args.clock
     if getattr(args, "breakdown", False):
         settings["breakdown"] = True
     if args.cell_timeout is not None:
