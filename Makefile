@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# wasmer-python needs CPython 3.10: its worker gets an environment of its own
+WASMER_STAMP := .venv-wasmer/.membench-ready
 
 .PHONY: bench test lint env clean
 
@@ -12,9 +14,15 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -m pip install --quiet -e '.[wasm3]' \
+	  || echo "membench: pywasm3 could not be installed; runtime wasm3 will be unavailable"
 	@touch $(STAMP)
 
-env: $(STAMP)
+# never fails: without a Python 3.10 the wasmer runtime reports itself unavailable
+$(WASMER_STAMP): pyproject.toml $(STAMP)
+	@$(PY) -m harness.runtimes.wasmer_env
+
+env: $(STAMP) $(WASMER_STAMP)
 
 bench: env
 	$(VENV)/bin/membench run --suite default
@@ -27,4 +35,4 @@ lint: env
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-wasmer .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -104,6 +105,20 @@ def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
                       fmt_bytes_short(mem.get("peak_rss_over_baseline")),
                       fmt_bytes_short(mem.get("linear_bytes")),
                       fmt_bytes_short(mem.get("vms_reserved")), "; ".join(notes)[:140])
+    return table
+
+
+def overhead_table(runtimes: dict[str, dict[str, Any]]) -> Table:
+    """Per runtime: one empty call into wasm, one empty host call out (from run.json)."""
+    table = Table(title="embedding overhead (per call)", title_justify="left")
+    for col in ("runtime", "version", "empty wasm call", "empty host call", "note"):
+        table.add_column(col, justify="right" if "call" in col else "left")
+    for spec, info in runtimes.items():
+        ov = info.get("overhead", {})
+        table.add_row(spec, str(info.get("version", "")), fmt_time(ov.get("call_s")),
+                      fmt_time(ov.get("host_call_s")),
+                      "" if ov.get("status") == "ok" else
+                      f"{ov.get('status', '-')}: {ov.get('message', '')}"[:100])
     return table
 
 

@@ -39,7 +39,7 @@ _PROBES: dict[str, tuple[str, str]] = {
     "multi-memory": ('(import "env" "heap" (memory $heap 1)) (memory $priv 1)'
                      '(func (export "run") (i32.store $priv (i32.const 8) (i32.const 7))'
                      '(i32.store $heap (i32.const 0) (i32.mul (i32.load $priv (i32.const 8))'
-                     ' (i32.const 6))))', "host"),
+                     ' (i32.const 6))))', "host16z"),
     "shared-memory": ('(import "env" "heap" (memory 1 1 shared))'
                       '(func (export "run") (i32.atomic.store (i32.const 0) (i32.const 42)))',
                       "shared"),
@@ -48,14 +48,20 @@ _PROBES: dict[str, tuple[str, str]] = {
     "bulk-memory": (_HEAP + '(func (export "run") (memory.fill (i32.const 0) (i32.const 42)'
                     ' (i32.const 1)) (memory.copy (i32.const 4) (i32.const 0) (i32.const 4)))',
                     "host8"),
+    # 64-bit addresses and page counts: growing by 2^32 pages must fail (-1), where a
+    # runtime that reads the operand as 32 bits grows by 0 pages and gets 1 back
     "memory64": ('(memory (export "memory") i64 1)'
-                 '(func (export "run") (i32.store (i64.const 0) (i32.const 42)))', "export"),
+                 '(func (export "run") (i32.store (i64.const 0) (i32.add (i32.const 43)'
+                 ' (i32.wrap_i64 (memory.grow (i64.const 0x100000000))))))', "export"),
     "host-func-import": ('(import "env" "noop" (func $noop))' + _HEAP +
                          '(func (export "run") (call $noop) (i32.store (i32.const 0)'
                          ' (i32.const 42)))', "host+func"),
 }
 _EXPECT = {"host": "2a000000", "export": "2a000000", "shared": "2a000000",
-           "host+func": "2a000000", "host16": "2a000000" * 4, "host8": "2a0000002a000000"}
+           "host+func": "2a000000", "host16": "2a000000" * 4,
+           # the private store must not land in the heap (a runtime that aliases every
+           # memory to one, like wasm3's single memory per runtime, fails here)
+           "host16z": "2a000000" + "00" * 12, "host8": "2a0000002a000000"}
 
 
 def probe_plan(capability: str) -> tuple[Plan, str]:
@@ -76,7 +82,7 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
     if layout == "host+func":
         host_funcs.append(HostFunc("noop", "noop", "dev0"))
         imports.insert(0, Import("env", "noop", "func", "host:noop"))
-    size = {"host16": 16, "host8": 8}.get(layout, 4)
+    size = {"host16": 16, "host16z": 16, "host8": 8}.get(layout, 4)
     plan = Plan(workload=f"probe:{capability}", strategy="probe", devices=(dev,),
                 memories=tuple(memories), modules=(Module("probe", wasm),),
                 instances=(Instance("probe", "probe", "dev0", tuple(imports)),),

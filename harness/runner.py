@@ -22,6 +22,7 @@ from harness.errors import ResultsError
 from harness.fingerprint import command_line, fingerprint, noise_warnings
 from harness.interrupt import GracefulStop
 from harness.measure import MeasureSettings
+from harness.overhead import measure_overhead
 from harness.probe import ProbeResult, probe_runtime
 from harness.protocol import _default, write_json_atomic
 from harness.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
@@ -181,6 +182,14 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     for rt in runtimes.values():
         probes[rt.spec] = probe_runtime(rt, timeout_s=min(req.cell_timeout, 120.0))
     manifest["runtimes"] = {k: v.to_dict() for k, v in probes.items()}
+    for spec, rt in runtimes.items():
+        # the embedding's own cost (one call into wasm, one host call out), shown next to
+        # results so a strategy's cost can be told from the embedding's
+        manifest["runtimes"][spec]["overhead"] = (
+            measure_overhead(rt, timeout_s=min(req.cell_timeout, 120.0)).to_dict()
+            if probes[spec].status == "ok" and probes[spec].has("host-func-import")
+            else {"status": "unavailable", "message": probes[spec].message or
+                  "no host-function imports"})
     write_json_atomic(run_dir / MANIFEST, manifest)
     noops = [noop_cell(rt) for rt in runtimes.values()] if req.calibrate else []
     jobs: list[Cell] = [*noops, *cells]

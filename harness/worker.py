@@ -22,7 +22,7 @@ from harness.measure import MeasureSettings, clock_of, time_cold, time_steady
 from harness.plan import Plan
 from harness.protocol import PROTOCOL, RESPONSE, load_tensors, write_json_atomic
 from harness.registry import RUNTIMES, Registry
-from harness.runtimes.base import Backend, Runtime, TrapError
+from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError
 from harness.runtimes.executor import LoadedPlan
 
 
@@ -150,7 +150,24 @@ def _one_line(exc: BaseException) -> str:
     return " | ".join(lines[:4])[:500]
 
 
-HANDLERS = {"cell": run_cell, "probe": run_probe}
+def run_overhead(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
+    """Time each plan of `req["plans"]` like a cell (cold run, warm-up, samples) and return
+    its per-inference samples and counters; `harness.overhead` turns them into costs."""
+    settings = MeasureSettings.from_dict(req.get("settings", {}))
+    timings: dict[str, Any] = {}
+    for name, path in req["plans"].items():
+        lp = LoadedPlan(be, Plan.from_json(Path(path).read_text(encoding="utf-8")), {})
+        lp.load()
+        lp.reset_counters()
+        first_s = time_cold(lp.run_once)
+        per_run = dict(lp.counters)
+        timing = time_steady(lp.run_once, settings, first_s)
+        timings[name] = {"samples_s": timing.samples_s, "inner": timing.inner,
+                         "counters": per_run}
+    return {"status": "ok", "message": "", "timings": timings}
+
+
+HANDLERS = {"cell": run_cell, "probe": run_probe, "overhead": run_overhead}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         resp["affinity"] = affinity
     except TrapError as exc:
         resp = {"status": "trapped", "message": _one_line(exc)}
+    except RuntimeUnsupported as exc:
+        resp = {"status": "unsupported", "message": str(exc)}
     except Exception as exc:
         resp = {"status": "crashed", "message": _one_line(exc),
                 "traceback": traceback.format_exc(limit=8)}

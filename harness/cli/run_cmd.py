@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from harness.cell import Cell
 from harness.cli.report_cmd import report_after_run
-from harness.console import print_summary, stderr_console
+from harness.console import overhead_table, print_summary, stderr_console
 from harness.errors import SpecError
 from harness.measure import MeasureSettings
 from harness.params import parse_size
@@ -195,5 +197,6 @@ def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | No
             report_after_run(run_dir)
     manifest = read_manifest(run_dir)
     print_summary(rows, warnings=manifest.get("warnings", ()))
+    Console(highlight=False, width=200).print(overhead_table(manifest.get("runtimes", {})))
     print(f"results: {run_dir}")
     return 0

@@ -74,6 +74,12 @@ class TrapError(Exception):
     """A wasm trap raised while executing a plan (the cell's status becomes `trapped`)."""
 
 
+class RuntimeUnsupported(Exception):
+    """The runtime cannot express part of a plan (the cell's status becomes `unsupported`,
+    with this message as the reason): e.g. an embedding with no way to link one instance's
+    export into another instance."""
+
+
 class Backend(ABC):
     """Primitives a Python-embedded runtime provides to the generic plan executor."""
 

@@ -1,0 +1,171 @@
+"""Every runtime adapter, through its real worker: probed capabilities against known facts,
+small plans end to end, traps, embedding overhead, and a worker killed mid-cell."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import hostfuncs
+from harness.cell import Cell, run_cell
+from harness.measure import MeasureSettings
+from harness.overhead import HOST_CALLS, measure_overhead
+from harness.probe import ProbeResult, probe_runtime
+from harness.results import read_rows
+from harness.runner import RunRequest, execute
+from harness.runtimes import wasmer_env
+from harness.runtimes.v8_runtime import HOSTFUNCS_JS, TIER_FLAGS, V8Runtime
+from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
+from tests.test_cells import _TrapWorkload
+
+RUNTIMES = ("wasmtime", "wasmer", "wasm3", "v8")
+
+
+def _require(regs, spec: str):
+    """The runtime, or a skip when this machine genuinely lacks what it needs (no Python
+    3.10 for wasmer, no node for V8). Anything else unavailable is a failure: a broken
+    adapter must fail CI."""
+    rt = regs.runtimes.create(spec)
+    if rt.NAME == "wasmer" and wasmer_env.find_python310()[0] is None:
+        pytest.skip("no Python 3.10 on this machine")
+    if rt.NAME == "v8" and shutil.which("node") is None:
+        pytest.skip("node is not on PATH")
+    reason = rt.unavailable_reason()
+    assert reason is None, f"{spec} unavailable: {reason}"
+    return rt
+
+
+@pytest.fixture(scope="module")
+def probes(regs) -> dict[str, ProbeResult]:
+    return {spec: probe_runtime(_require(regs, spec)) for spec in RUNTIMES}
+
+
+@pytest.mark.parametrize("spec, capability, present", [
+    ("wasmtime", "multi-memory", True),
+    ("wasmtime", "shared-memory", True),   # needs the SharedMemory import fix
+    ("wasmtime", "memory64", True),
+    ("wasmer", "multi-memory", False),     # wasmer-python 1.1.0 embeds wasmer 2.x
+    ("wasmer", "imported-memory", True),
+    ("wasm3", "simd128", False),
+    ("wasm3", "multi-memory", False),      # one memory per wasm3 runtime
+    ("wasm3", "memory64", False),
+    ("wasm3", "host-func-import", True),
+    ("v8", "multi-memory", False),         # V8 11.3 in Node 20
+    ("v8", "simd128", True),
+    ("v8", "shared-memory", True),
+])
+def test_probe_matches_known_facts(probes, spec: str, capability: str, present: bool) -> None:
+    p = probes[spec]
+    assert p.status == "ok", p.message
+    assert p.has(capability) is present, p.capabilities[capability]
+
+
+def test_probe_records_versions(probes) -> None:
+    assert probes["wasmtime"].version == "50.0.1"
+    assert "1.1.0" in probes["wasmer"].version
+    assert probes["v8"].version.startswith(("11.", "12.", "13.")) and \
+        probes["v8"].info["node"].startswith("v")
+
+
+@pytest.mark.parametrize("spec", [*RUNTIMES, "wasmer:compiler=singlepass", "v8:tier=liftoff",
+                                  "wasmtime:engine=pulley", "wasmtime:bounds=explicit,opt=none"])
+@pytest.mark.parametrize("strategy", ["shared", "per-module"])
+def test_small_plans_verify_on_every_runtime(regs, quick_settings, spec, strategy) -> None:
+    rt = _require(regs, spec)
+    # two dispatches: also catches an embedding that resolves an export of the wrong module
+    cell = Cell(regs.workloads.create("mlp:batch=3,sizes=12-8-5"),
+                regs.strategies.create(strategy), rt)
+    row = run_cell(cell, "t", quick_settings, 60)
+    assert row.status == "ok", row.reason
+    assert row.counters["calls"] == 2 and len(row.samples_s) == quick_settings.samples
+    assert row.runtime_info["spec"] == rt.spec and row.runtime_info["version"]
+
+
+@pytest.mark.parametrize("spec", RUNTIMES)
+def test_trap_is_trapped_on_every_runtime(regs, quick_settings, spec) -> None:
+    cell = Cell(_TrapWorkload(), regs.strategies.create("shared"), _require(regs, spec))
+    row = run_cell(cell, "t", quick_settings, 60)
+    assert row.status == "trapped", row.reason
+    assert "unreachable" in row.reason.lower()
+
+
+@pytest.mark.parametrize("spec", RUNTIMES)
+def test_embedding_overhead_is_measured(regs, spec) -> None:
+    settings = MeasureSettings(warmup_s=0.0, warmup_runs=1, sample_s=0.001, samples=3)
+    ov = measure_overhead(_require(regs, spec), settings=settings)
+    assert ov.status == "ok", ov.message
+    assert ov.call_s is not None and ov.call_s > 0
+    assert ov.host_call_s is not None and ov.host_call_s >= 0
+    assert ov.to_dict()["host_calls_per_sample"] == HOST_CALLS
+
+
+def test_wasmtime_config_is_recorded(regs, quick_settings) -> None:
+    rt = regs.runtimes.create("wasmtime:bounds=explicit,engine=pulley,opt=none")
+    cell = Cell(regs.workloads.create("gemm:m=3,n=4,k=5"), regs.strategies.create("shared"), rt)
+    row = run_cell(cell, "t", quick_settings, 60)
+    assert row.status == "ok", row.reason
+    cfg = row.runtime_info["config"]
+    assert cfg["engine"] == "pulley" and cfg["target"] == "pulley64"
+    assert cfg["bounds"] == "explicit" and cfg["memory_reservation"] == 0
+    assert cfg["opt"] == "none"
+
+
+def test_v8_tier_flags_exist_in_this_node() -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not on PATH")
+    options = subprocess.run(["node", "--v8-options"], capture_output=True, text=True,
+                             timeout=60).stdout
+    for tier, flags in TIER_FLAGS.items():
+        for flag in flags:
+            name = flag.replace("--no-", "--")
+            assert f"  {name} " in options, f"{tier}: V8 has no flag {name}"
+        assert V8Runtime(tier=tier).unavailable_reason() is None
+
+
+def test_every_host_function_kind_has_a_js_implementation() -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not on PATH")
+    out = subprocess.run(["node", "-e", f"console.log(JSON.stringify(require("
+                          f"{json.dumps(str(HOSTFUNCS_JS))}).kinds))"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    missing = set(hostfuncs.SIGNATURES) - set(json.loads(out.stdout))
+    assert not missing, f"host function kinds without a JavaScript implementation: {missing}"
+
+
+class _KilledMidCell(WasmtimeRuntime):
+    """The real worker, SIGKILLed mid-cell: after loading the plan and running the first
+    inference, as its timing loop starts (probes and overhead requests run normally)."""
+
+    NAME = "wasmtime"
+
+    def worker_argv(self) -> list[str]:
+        code = ("import os, signal, sys\n"
+                "import harness.worker as w\n"
+                "w.time_steady = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+                "sys.exit(w.main(sys.argv[1:]))\n")
+        return [sys.executable, "-c", code]
+
+
+def test_killed_worker_leaves_other_runtimes_cells_intact(regs, quick_settings,
+                                                          tmp_path: Path) -> None:
+    w = regs.workloads.create("gemm:m=8,n=8,k=8")
+    s = regs.strategies.create("shared")
+    wasm3, v8 = _require(regs, "wasm3"), _require(regs, "v8")
+    cells = [Cell(w, s, wasm3), Cell(w, s, _KilledMidCell()), Cell(w, s, v8)]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    req = RunRequest((w.spec,), (s.spec,), ("wasm3", "wasmtime", "v8"),
+                     settings=quick_settings, cell_timeout=60)
+    rows = execute(cells, run_dir, req)
+    assert [r.status for r in rows] == ["ok", "crashed", "ok"], [r.reason for r in rows]
+    assert "SIGKILL" in rows[1].reason
+    on_disk = read_rows(run_dir)
+    assert [(r.runtime, r.status) for r in on_disk] == [(r.runtime, r.status) for r in rows]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["runtimes"]["v8"]["overhead"]["status"] == "ok"
