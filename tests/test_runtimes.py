@@ -78,7 +78,7 @@ def test_probe_records_versions(probes) -> None:
 def test_small_plans_verify_on_every_runtime(regs, quick_settings, spec, strategy) -> None:
     rt = _require(regs, spec)
     # two dispatches: also catches an embedding that resolves an export of the wrong module
-    cell = Cell(regs.workloads.create("mlp:batch=3,sizes=12-8-5"),
+    cell = Cell(regs.workloads.create("mlp:batch=3,sizes=12-8-5,isa=scalar"),
                 regs.strategies.create(strategy), rt)
     row = run_cell(cell, "t", quick_settings, 60)
     assert row.status == "ok", row.reason
@@ -106,7 +106,7 @@ def test_embedding_overhead_is_measured(regs, spec) -> None:
 
 def test_wasmtime_config_is_recorded(regs, quick_settings) -> None:
     rt = regs.runtimes.create("wasmtime:bounds=explicit,engine=pulley,opt=none")
-    cell = Cell(regs.workloads.create("gemm:m=3,n=4,k=5"), regs.strategies.create("shared"), rt)
+    cell = Cell(regs.workloads.create("gemm:m=3,n=4,k=5,isa=scalar"), regs.strategies.create("shared"), rt)
     row = run_cell(cell, "t", quick_settings, 60)
     assert row.status == "ok", row.reason
     cfg = row.runtime_info["config"]
@@ -153,7 +153,7 @@ class _KilledMidCell(WasmtimeRuntime):
 
 def test_killed_worker_leaves_other_runtimes_cells_intact(regs, quick_settings,
                                                           tmp_path: Path) -> None:
-    w = regs.workloads.create("gemm:m=8,n=8,k=8")
+    w = regs.workloads.create("gemm:m=8,n=8,k=8,isa=scalar")
     s = regs.strategies.create("shared")
     wasm3, v8 = _require(regs, "wasm3"), _require(regs, "v8")
     cells = [Cell(w, s, wasm3), Cell(w, s, _KilledMidCell()), Cell(w, s, v8)]

@@ -216,13 +216,79 @@ class LoadedPlan {
     for (const k of COUNTERS) this.counters[k] = 0;
   }
 
-  linearBytes() {
-    let total = 0;
+  // Per device: [wasm memories, linear bytes committed], as harness/runtimes/executor.py
+  // counts them: host memories at their size; each memory an instance's module defines
+  // through its export when exported, else at the size its binary declares.
+  memoryCensusByDevice() {
+    const out = Object.fromEntries(this.plan.devices.map((d) => [d.name, [0, 0]]));
+    const add = (dev, n) => { out[dev][0] += 1; out[dev][1] += n; };
     for (const mem of this.plan.memories) {
-      if (mem.kind !== 'buffer' && mem.id in this.memories) total += this.memories[mem.id].buffer.byteLength;
+      if (mem.kind === 'host' && mem.id in this.memories) add(mem.device, this.array(mem.id).length);
     }
-    return total;
+    const wasm = Object.fromEntries(this.plan.modules.map((m) => [m.name, m.wasm]));
+    for (const inst of this.plan.instances) {
+      const info = moduleInfo(Buffer.from(wasm[inst.module], 'base64'));
+      info.defined.forEach((minPages, k) => {
+        const index = info.importedMemories + k;
+        const exp = info.exports.find((e) => e.kind === 2 && e.index === index);
+        add(inst.device, exp === undefined ? minPages * PAGE :
+          this.instances[inst.name].exports[exp.name].buffer.byteLength);
+      });
+    }
+    return out;
   }
+
+  memoryCensus() {
+    let count = 0;
+    let bytes = 0;
+    for (const [c, b] of Object.values(this.memoryCensusByDevice())) { count += c; bytes += b; }
+    return [count, bytes];
+  }
+}
+
+// -- just enough of the wasm binary format (harness/wasmbin.py) -------------------------------
+function moduleInfo(bytes) {
+  let pos = 8;
+  const byte = () => bytes[pos++];
+  const uleb = () => {
+    let result = 0;
+    let mul = 1;
+    for (;;) {
+      const b = byte();
+      result += (b & 0x7f) * mul;
+      mul *= 128;
+      if (!(b & 0x80)) return result;
+    }
+  };
+  const name = () => { const n = uleb(); pos += n; return bytes.subarray(pos - n, pos).toString('utf8'); };
+  const limits = () => { const flags = uleb(); const min = uleb(); if (flags & 1) uleb(); return min; };
+  const info = { importedMemories: 0, defined: [], exports: [] };
+  while (pos < bytes.length) {
+    const id = byte();
+    const size = uleb();
+    const end = pos + size;
+    if (id === 2) {
+      for (let n = uleb(); n > 0; n--) {
+        name(); name();
+        const kind = byte();
+        if (kind === 0) uleb();
+        else if (kind === 1) { byte(); limits(); }
+        else if (kind === 2) { limits(); info.importedMemories += 1; }
+        else if (kind === 3) { byte(); byte(); }
+        else if (kind === 4) { byte(); uleb(); }
+      }
+    } else if (id === 5) {
+      for (let n = uleb(); n > 0; n--) info.defined.push(limits());
+    } else if (id === 7) {
+      for (let n = uleb(); n > 0; n--) {
+        const exportName = name();
+        const kind = byte();
+        info.exports.push({ name: exportName, kind, index: uleb() });
+      }
+    }
+    pos = end;
+  }
+  return info;
 }
 
 // -- timing (harness/measure.py) -------------------------------------------------------------
@@ -305,7 +371,6 @@ function runCell(req, params, outDir) {
   const resp = { status: 'ok', message: '' };
   lp.load();
   const afterLoad = memoryNow();
-  const linear = lp.linearBytes();
   lp.resetCounters();
   const run = lp.slowed();
   const firstS = timeCold(run);
@@ -319,6 +384,9 @@ function runCell(req, params, outDir) {
     throw new Error(`counters differ between inferences: per run ${JSON.stringify(perRun)}, ` +
       `after ${n} runs ${JSON.stringify(lp.counters)}`);
   }
+  // what the inferences left committed (a kernel that grows memory shows here)
+  const [nMemories, linear] = lp.memoryCensus();
+  const byDevice = lp.memoryCensusByDevice();
   const changed = Object.keys(lp.outputs).filter((k) => !equalBytes(lp.outputs[k], firstOut[k]));
   if (changed.length) {
     resp.status = 'crashed';
@@ -338,6 +406,8 @@ function runCell(req, params, outDir) {
     counters: perRun,
     memory: { baseline_rss: before.rss, rss_after_load: afterLoad.rss,
       peak_rss: process.resourceUsage().maxRSS * 1024, linear_bytes: linear,
+      memories: nMemories,
+      linear_bytes_by_device: Object.fromEntries(Object.entries(byDevice).map(([k, v]) => [k, v[1]])),
       vms_reserved: afterLoad.vms - before.vms },
     outputs,
   });

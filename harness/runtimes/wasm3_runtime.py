@@ -32,6 +32,7 @@ import numpy as np
 from harness.params import Param
 from harness.plan import Device, HostFunc, Import, Memory, Module
 from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError
+from harness.wasmbin import module_info
 
 _SIG = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
 
@@ -125,8 +126,10 @@ class Wasm3Backend(Backend):
     def compile(self, store: Any, module: Module) -> Any:
         wasm = bytes(module.wasm)
         store.env.parse_module(wasm)  # validate now, so compile errors surface here
-        mems, funcs, mem_exports = _scan(wasm)
-        return _Compiled(wasm, mems > 0, funcs, mem_exports)
+        info = module_info(wasm)
+        return _Compiled(wasm, bool(info.defined_memories),
+                         tuple(e.name for e in info.exports if e.kind == "func"),
+                         tuple(e.name for e in info.exports if e.kind == "memory"))
 
     def new_memory(self, store: Any, memory: Memory) -> Any:
         group = self._group(store)
@@ -201,18 +204,6 @@ class Wasm3Backend(Backend):
         return _HostFn(impl, f"{ret}({''.join(_SIG[p] for p in params)})")
 
 
-# -- a few bytes of the wasm binary format ------------------------------------------------
-def _leb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return result, pos
-
-
 def _uleb(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -221,29 +212,6 @@ def _uleb(n: int) -> bytes:
         out.append(b | (0x80 if n else 0))
         if not n:
             return bytes(out)
-
-
-def _scan(wasm: bytes) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
-    """(memories the module defines, exported function names, exported memory names)."""
-    pos, mems = 8, 0
-    funcs: list[str] = []
-    memories: list[str] = []
-    while pos < len(wasm):
-        sec = wasm[pos]
-        size, pos = _leb(wasm, pos + 1)
-        end = pos + size
-        if sec == 5:
-            mems, _ = _leb(wasm, pos)
-        elif sec == 7:
-            count, p = _leb(wasm, pos)
-            for _ in range(count):
-                n, p = _leb(wasm, p)
-                name = wasm[p:p + n].decode("utf-8")
-                kind = wasm[p + n]
-                _, p = _leb(wasm, p + n + 1)
-                (funcs if kind == 0 else memories if kind == 2 else []).append(name)
-        pos = end
-    return mems, tuple(funcs), tuple(memories)
 
 
 def _memory_module(min_pages: int, max_pages: int | None, shared: bool) -> bytes:
