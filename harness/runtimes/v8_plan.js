@@ -1,0 +1,267 @@
+'use strict';
+// Plan execution for the V8 worker (harness/runtimes/executor.py in JavaScript): loads a
+// plan (compile each module once per engine, create memories, instantiate in plan order,
+// write weights), turns the run steps into closures and counts what they actually do.
+
+const { hostImpl } = require('./v8_hostfuncs.js');
+const { now, secs } = require('./v8_measure.js');
+const { moduleInfo } = require('./v8_wasmbin.js');
+
+const COUNTERS = ['bytes_copied', 'calls', 'host_calls', 'bytes_written', 'bytes_read'];
+const PAGE = 65536;
+
+class Trap extends Error {}
+
+class LoadedPlan {
+  constructor(plan, data, slowdown, instrument) {
+    this.plan = plan;
+    this.instrument = Boolean(instrument);  // time host functions (breakdown pass only)
+    this.hostNs = 0n;
+    this.data = data;                  // tensor name -> Uint8Array
+    this.slowdown = slowdown || 0;
+    this.counters = Object.fromEntries(COUNTERS.map((k) => [k, 0]));
+    this.compile_s = {};
+    this.instantiate_s = {};
+    this.setup_s = 0;
+    this.memories = {};                // memory id -> WebAssembly.Memory
+    this.buffers = {};                 // memory id -> Uint8Array (kind buffer)
+    this.instances = {};
+    this.outputs = {};
+    this.steps = [];
+    this.views = {};
+  }
+
+  load() {
+    const plan = this.plan;
+    const engineOf = Object.fromEntries(plan.devices.map((d) => [d.name, d.engine]));
+    const deviceOf = Object.fromEntries(plan.instances.map((i) => [i.name, i.device]));
+    const compiled = {};
+    for (const inst of plan.instances) {
+      const engine = engineOf[inst.device];
+      const key = `${engine}\u0000${inst.module}`;
+      if (!(key in compiled)) {
+        const mod = plan.modules.find((m) => m.name === inst.module);
+        const bytes = Buffer.from(mod.wasm, 'base64');
+        const t0 = now();
+        compiled[key] = new WebAssembly.Module(bytes);
+        const label = engine === 'default' ? inst.module : `${inst.module}@${engine}`;
+        this.compile_s[label] = secs(now() - t0);
+      }
+    }
+    for (const mem of plan.memories) {
+      if (mem.kind === 'host') {
+        const desc = { initial: mem.min_pages };
+        if (mem.max_pages !== null && mem.max_pages !== undefined) desc.maximum = mem.max_pages;
+        if (mem.shared) desc.shared = true;
+        this.memories[mem.id] = new WebAssembly.Memory(desc);
+      } else if (mem.kind === 'buffer') {
+        this.buffers[mem.id] = new Uint8Array(mem.size);
+      }
+    }
+    const hostFns = {};
+    for (const hf of plan.host_funcs || []) hostFns[hf.id] = this.hostFn(hf);
+    for (const inst of plan.instances) {
+      const importObject = {};
+      for (const imp of inst.imports) {
+        let value;
+        if (imp.kind === 'memory') {
+          if (!(imp.target in this.memories)) {
+            throw new Error(`memory ${imp.target} is not available yet (instantiation order?)`);
+          }
+          value = this.memories[imp.target];
+        } else if (imp.target.startsWith('host:')) {
+          value = hostFns[imp.target.slice(5)];
+        } else {
+          const dot = imp.target.indexOf('.');
+          const src = imp.target.slice(0, dot);
+          if (deviceOf[src] !== inst.device) {
+            throw new Error(`${inst.name} imports ${imp.target} across devices`);
+          }
+          value = this.instances[src].exports[imp.target.slice(dot + 1)];
+        }
+        (importObject[imp.module] = importObject[imp.module] || {})[imp.field] = value;
+      }
+      const key = `${engineOf[inst.device]}\u0000${inst.module}`;
+      const t0 = now();
+      try {
+        this.instances[inst.name] = new WebAssembly.Instance(compiled[key], importObject);
+      } catch (e) {
+        if (e instanceof WebAssembly.RuntimeError) throw new Trap(e.message);
+        throw e;
+      }
+      this.instantiate_s[inst.name] = secs(now() - t0);
+      for (const mem of plan.memories) {
+        if (mem.kind === 'export' && mem.instance === inst.name) {
+          this.memories[mem.id] = this.instances[inst.name].exports[mem.export];
+        }
+      }
+    }
+    const t0 = now();
+    for (const step of this.compileSteps(plan.setup)) step();
+    this.setup_s = secs(now() - t0);
+    this.steps = this.compileSteps(plan.run);
+  }
+
+  hostFn(hf) {
+    const impl = hostImpl(hf, this);
+    if (!this.instrument) return impl;
+    return (...args) => {
+      const t0 = now();
+      try {
+        return impl(...args);
+      } finally {
+        this.hostNs += now() - t0;
+      }
+    };
+  }
+
+  // `runs` inferences timing every step: per-inference seconds by step kind (breakdown)
+  breakdown(runs) {
+    const kinds = this.plan.run.map((st) => st.op);
+    const totals = { write: 0n, copy: 0n, call: 0n, read: 0n };
+    this.hostNs = 0n;
+    const tStart = now();
+    for (let r = 0; r < runs; r++) {
+      for (let i = 0; i < this.steps.length; i++) {
+        const t0 = now();
+        this.steps[i]();
+        totals[kinds[i]] += now() - t0;
+      }
+    }
+    const total = now() - tStart;
+    const out = {};
+    for (const [k, v] of Object.entries(totals)) out[`${k}_s`] = secs(v) / runs;
+    out.host_call_s = secs(this.hostNs) / runs;
+    out.total_s = secs(total) / runs;
+    out.runs = runs;
+    return out;
+  }
+
+  // uint8 view of a plan memory, re-made when a wasm memory's buffer was replaced (growth)
+  array(memId) {
+    if (memId in this.buffers) return this.buffers[memId];
+    const mem = this.memories[memId];
+    if (mem === undefined) throw new Error(`memory ${memId} is not available`);
+    let v = this.views[memId];
+    if (v === undefined || v.buffer !== mem.buffer) {
+      v = new Uint8Array(mem.buffer);
+      this.views[memId] = v;
+    }
+    return v;
+  }
+
+  region(r) {
+    const arr = this.array(r.memory);
+    if (r.offset + r.size > arr.length) {
+      throw new Error(`region ${JSON.stringify(r)} exceeds memory ${r.memory} (${arr.length} bytes)`);
+    }
+    return r;
+  }
+
+  compileSteps(steps) {
+    const c = this.counters;
+    const out = [];
+    for (const step of steps) {
+      if (step.op === 'write') {
+        const src = this.data[step.tensor];
+        const dst = this.region(step.dst);
+        if (src.length !== dst.size) {
+          throw new Error(`write ${step.tensor}: ${src.length} bytes into ${dst.size}`);
+        }
+        out.push(() => {
+          this.array(dst.memory).set(src, dst.offset);
+          c.bytes_written += src.length;
+        });
+      } else if (step.op === 'copy') {
+        const src = this.region(step.src);
+        const dst = this.region(step.dst);
+        out.push(() => {
+          const from = this.array(src.memory).subarray(src.offset, src.offset + src.size);
+          this.array(dst.memory).set(from, dst.offset);
+          c.bytes_copied += src.size;
+        });
+      } else if (step.op === 'call') {
+        const fn = this.instances[step.instance].exports[step.export];
+        if (typeof fn !== 'function') throw new Error(`${step.instance} has no export ${step.export}`);
+        if (fn.length !== step.args.length) {
+          throw new Error(`${step.export} takes ${fn.length} arguments, plan passes ${step.args.length}`);
+        }
+        const args = step.args.map((a) => a | 0);
+        out.push(() => {
+          try {
+            fn(...args);
+          } catch (e) {
+            if (e instanceof WebAssembly.RuntimeError) throw new Trap(e.message);
+            throw e;
+          }
+          c.calls += 1;
+        });
+      } else if (step.op === 'read') {
+        const src = this.region(step.src);
+        const dst = new Uint8Array(src.size);
+        this.outputs[step.tensor] = dst;
+        out.push(() => {
+          dst.set(this.array(src.memory).subarray(src.offset, src.offset + src.size));
+          c.bytes_read += src.size;
+        });
+      } else {
+        throw new Error(`unknown step ${JSON.stringify(step)}`);
+      }
+    }
+    return out;
+  }
+
+  runOnce() {
+    for (const step of this.steps) step();
+  }
+
+  // runOnce followed by busy work lasting `slowdown` of the inference's own time
+  slowed() {
+    if (!this.slowdown) return () => this.runOnce();
+    const frac = this.slowdown;
+    return () => {
+      const t0 = now();
+      this.runOnce();
+      const t1 = now();
+      const end = t1 + BigInt(Math.floor(Number(t1 - t0) * frac));
+      let acc = 0;
+      while (now() < end) acc = (acc * 1103515245 + 12345) & 0x7fffffff;
+      return acc;
+    };
+  }
+
+  resetCounters() {
+    for (const k of COUNTERS) this.counters[k] = 0;
+  }
+
+  // Per device: [wasm memories, linear bytes committed], as harness/runtimes/executor.py
+  // counts them: host memories at their size; each memory an instance's module defines
+  // through its export when exported, else at the size its binary declares.
+  memoryCensusByDevice() {
+    const out = Object.fromEntries(this.plan.devices.map((d) => [d.name, [0, 0]]));
+    const add = (dev, n) => { out[dev][0] += 1; out[dev][1] += n; };
+    for (const mem of this.plan.memories) {
+      if (mem.kind === 'host' && mem.id in this.memories) add(mem.device, this.array(mem.id).length);
+    }
+    const wasm = Object.fromEntries(this.plan.modules.map((m) => [m.name, m.wasm]));
+    for (const inst of this.plan.instances) {
+      const info = moduleInfo(Buffer.from(wasm[inst.module], 'base64'));
+      info.defined.forEach((minPages, k) => {
+        const index = info.importedMemories + k;
+        const exp = info.exports.find((e) => e.kind === 2 && e.index === index);
+        add(inst.device, exp === undefined ? minPages * PAGE :
+          this.instances[inst.name].exports[exp.name].buffer.byteLength);
+      });
+    }
+    return out;
+  }
+
+  memoryCensus() {
+    let count = 0;
+    let bytes = 0;
+    for (const [c, b] of Object.values(this.memoryCensusByDevice())) { count += c; bytes += b; }
+    return [count, bytes];
+  }
+}
+
+module.exports = { COUNTERS, LoadedPlan, Trap };
