@@ -6,9 +6,24 @@
 const now = () => process.hrtime.bigint();
 const secs = (ns) => Number(ns) / 1e9;
 
+// `clock` setting -> nanosecond clock. Node has no per-thread CPU clock: `cpu` is the
+// process's CPU time (user + system, µs resolution), which also counts V8's background
+// compiler threads; rows record which clock was used.
+const CLOCKS = {
+  wall: now,
+  cpu: () => { const u = process.cpuUsage(); return BigInt(u.user + u.system) * 1000n; },
+};
+
+function clockOf(s) {
+  const clock = CLOCKS[s.clock || 'wall'];
+  if (!clock) throw new Error(`unknown clock ${s.clock}; known: ${Object.keys(CLOCKS).join(', ')}`);
+  return clock;
+}
+
 const DEFAULT_SETTINGS = {
   warmup_s: 0.05, warmup_runs: 2, warmup_max_s: 2.0, steady_window: 5, steady_tol: 0.02,
   batch_s: 0.001, sample_s: 0.01, samples: 10, max_inner: 1000000, seed: 0, breakdown: false,
+  clock: 'wall',
 };
 
 function median(xs) {
@@ -17,10 +32,10 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function timeCold(run) {
-  const t0 = now();
+function timeCold(run, clock = now) {
+  const t0 = clock();
   run();
-  return secs(now() - t0);
+  return secs(clock() - t0);
 }
 
 function isSteady(batches, window, tol) {
@@ -29,15 +44,15 @@ function isSteady(batches, window, tol) {
   return Math.min(...batches.slice(-window)) >= before * (1 - tol);
 }
 
-function warmUp(run, s, firstS) {
+function warmUp(run, s, firstS, clock) {
   const out = { runs: 0, elapsed_s: 0, steady: false, estimate_s: 0, batches_s: [] };
   let per = Math.max(firstS, 1e-9);
-  const start = now();
+  const start = clock();
   for (;;) {
     const batch = Math.max(1, Math.min(s.max_inner, Math.ceil(s.batch_s / per)));
-    const t0 = now();
+    const t0 = clock();
     for (let i = 0; i < batch; i++) run();
-    const t1 = now();
+    const t1 = clock();
     per = Math.max(secs(t1 - t0) / batch, 1e-9);
     out.batches_s.push(per);
     out.runs += batch;
@@ -53,17 +68,17 @@ function warmUp(run, s, firstS) {
   return out;
 }
 
-function timeSteady(run, s, firstS) {
-  const wu = warmUp(run, s, firstS);
+function timeSteady(run, s, firstS, clock = now) {
+  const wu = warmUp(run, s, firstS, clock);
   const inner = Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(wu.estimate_s, 1e-9))));
   const samples = [];
   for (let i = 0; i < s.samples; i++) {
-    const t0 = now();
+    const t0 = clock();
     for (let j = 0; j < inner; j++) run();
-    samples.push(secs(now() - t0) / inner);
+    samples.push(secs(clock() - t0) / inner);
   }
-  return { first_s: firstS, warmup_runs: wu.runs, warmup_s: wu.elapsed_s, steady: wu.steady,
-    inner, samples_s: samples };
+  return { clock: s.clock || 'wall', first_s: firstS, warmup_runs: wu.runs,
+    warmup_s: wu.elapsed_s, steady: wu.steady, inner, samples_s: samples };
 }
 
-module.exports = { DEFAULT_SETTINGS, median, timeCold, timeSteady, now, secs };
+module.exports = { DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, now, secs };

@@ -17,6 +17,7 @@ class LoadedPlan {
     this.plan = plan;
     this.instrument = Boolean(instrument);  // time host functions (breakdown pass only)
     this.hostNs = 0n;
+    this.windows = [];                 // windows of the Call step being executed
     this.data = data;                  // tensor name -> Uint8Array
     this.slowdown = slowdown || 0;
     this.counters = Object.fromEntries(COUNTERS.map((k) => [k, 0]));
@@ -120,6 +121,7 @@ class LoadedPlan {
     const kinds = this.plan.run.map((st) => st.op);
     const totals = { write: 0n, copy: 0n, call: 0n, read: 0n };
     this.hostNs = 0n;
+    this.windows = [];                 // windows of the Call step being executed
     const tStart = now();
     for (let r = 0; r < runs; r++) {
       for (let i = 0; i < this.steps.length; i++) {
@@ -187,12 +189,16 @@ class LoadedPlan {
           throw new Error(`${step.export} takes ${fn.length} arguments, plan passes ${step.args.length}`);
         }
         const args = step.args.map((a) => a | 0);
+        const windows = step.windows || [];
         out.push(() => {
+          this.windows = windows;
           try {
             fn(...args);
           } catch (e) {
             if (e instanceof WebAssembly.RuntimeError) throw new Trap(e.message);
             throw e;
+          } finally {
+            this.windows = [];
           }
           c.calls += 1;
         });
@@ -203,6 +209,17 @@ class LoadedPlan {
         out.push(() => {
           dst.set(this.array(src.memory).subarray(src.offset, src.offset + src.size));
           c.bytes_read += src.size;
+        });
+      } else if (step.op === 'count') {
+        // a counter kept by a wasm instance: add its little-endian value, then zero it
+        const src = this.region(step.src);
+        if (!(step.counter in c)) c[step.counter] = 0;
+        out.push(() => {
+          const raw = this.array(src.memory).subarray(src.offset, src.offset + src.size);
+          let v = 0;
+          for (let i = raw.length - 1; i >= 0; i--) v = v * 256 + raw[i];
+          c[step.counter] += v;
+          raw.fill(0);
         });
       } else {
         throw new Error(`unknown step ${JSON.stringify(step)}`);
@@ -231,7 +248,7 @@ class LoadedPlan {
   }
 
   resetCounters() {
-    for (const k of COUNTERS) this.counters[k] = 0;
+    for (const k of Object.keys(this.counters)) this.counters[k] = 0;
   }
 
   // Per device: [wasm memories, linear bytes committed], as harness/runtimes/executor.py

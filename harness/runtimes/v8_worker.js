@@ -8,8 +8,10 @@
 
 const fs = require('fs');
 const path = require('path');
-const { DEFAULT_SETTINGS, median, timeCold, timeSteady, now, secs } = require('./v8_measure.js');
-const { COUNTERS, LoadedPlan, Trap } = require('./v8_plan.js');
+const {
+  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, now, secs,
+} = require('./v8_measure.js');
+const { LoadedPlan, Trap } = require('./v8_plan.js');
 
 const PROTOCOL = 1;
 
@@ -104,13 +106,14 @@ function runCell(req, params, outDir) {
   const linearAfterSetup = lp.memoryCensus()[1];
   lp.resetCounters();
   const run = lp.slowed();
-  const firstS = timeCold(run);
+  const clock = clockOf(s);
+  const firstS = timeCold(run, clock);
   const perRun = { ...lp.counters };
   const firstOut = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, v.slice()]));
   lp.resetCounters();
-  const timing = timeSteady(run, s, firstS);
+  const timing = timeSteady(run, s, firstS, clock);
   const n = timing.warmup_runs + timing.inner * timing.samples_s.length;
-  const drift = COUNTERS.filter((k) => lp.counters[k] !== perRun[k] * n);
+  const drift = Object.keys(lp.counters).filter((k) => lp.counters[k] !== perRun[k] * n);
   if (drift.length) {
     throw new Error(`counters differ between inferences: per run ${JSON.stringify(perRun)}, ` +
       `after ${n} runs ${JSON.stringify(lp.counters)}`);
@@ -142,7 +145,7 @@ function runCell(req, params, outDir) {
   Object.assign(resp, {
     phases: { compile_s: lp.compile_s, instantiate_s: lp.instantiate_s, setup_s: lp.setup_s,
       first_run_s: firstS },
-    timing: { inner: timing.inner, warmup_runs: timing.warmup_runs, warmup_s: timing.warmup_s,
+    timing: { clock: timing.clock, inner: timing.inner, warmup_runs: timing.warmup_runs, warmup_s: timing.warmup_s,
       steady: timing.steady, samples_s: timing.samples_s },
     counters: perRun,
     memory: { rss_start: before.rss, vms_start: before.vms, rss_after_load: afterLoad.rss,
