@@ -11,8 +11,9 @@ t = 1 (the one query sees the whole cache plus itself); prefill is past = 0, t =
 Per (i, h): the scores go to scratch (past + t floats), with the running max; then
 e_p = exp(s_p - max) (mathlib.exp, < 1 ulp) in place and their sum; then the weighted sum
 of V, scaled once by 1/sum. SIMD variant: the q.k dot products run on f32x4 over the
-head's elements (q's vectors held in locals, unrolled at codegen time), the weighted sum
-holds one f32x4 accumulator per four output elements; scalar tails for head_dim mod 4.
+head's elements (q's vectors held in locals, unrolled at codegen time); the weighted sum
+is one pass over the positions holding the head's whole output in f32x4 accumulators
+(head_dim/4 of them, plus scalar ones for the head_dim mod 4 tail).
 
 Tolerance (float64 reference): a head_dim-term dot product of N(0,1) q and k errs by at
 most head_dim * 2^-24 * sum|q_d k_d| ~ 2e-6 * head_dim (bound, typically far smaller),
@@ -100,19 +101,14 @@ class AttentionKernel(Kernel):
             sc.store(p, s)
             fb.set(mx, mx.max(s))
 
-        def lane_group(ty: str) -> None:
-            """out[i, h, d ..] = (sum_p e_p V[p, h, d ..]) / sum, one vector or one lane."""
-            a = acc if ty == "v128" else ws
-            fb.set(a, simd.zero() if ty == "v128" else f32(0.0))
+        def lane(ty: str) -> None:
+            """Scalar variant: out[i, h, d] = (sum_p e_p V[p, h, d]) / sum."""
+            fb.set(ws, f32(0.0))
 
             def term(v: Buffer) -> None:
-                if ty == "v128":
-                    fb.set(w, simd.splat(sc.load(p)))
-                    fb.set(a, simd.madd(a, w, v.load_at(row + d * 4, "v128")))
-                else:
-                    fb.set(a, a + sc.load(p) * v.load_at(row + d * 4))
+                fb.set(ws, ws + sc.load(p) * v.load_at(row + d * 4))
             self._each_position(fb, bufs, "v", p, row, hoff, last, term)
-            out.store(qb + d, simd.mul(a, simd.splat(total)) if ty == "v128" else a * total, ty)
+            out.store(qb + d, ws * total)
 
         with fb.for_range(i, 0, self.t):
             fb.set(last, i + self.past)  # the last position query i may see
@@ -133,11 +129,40 @@ class AttentionKernel(Kernel):
                 fb.set(total, f32(1.0) / total)
                 # 3. weighted sum of V
                 if vec:
-                    simd.for_lanes(fb, d, hd, lambda: lane_group("v128"),
-                                   lambda: lane_group("f32"))
+                    self._weighted_sum_simd(fb, bufs, (p, row, hoff, last, qb), ws, w, total)
                 else:
                     with fb.for_range(d, 0, hd):
-                        lane_group("f32")
+                        lane("f32")
+
+    def _weighted_sum_simd(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer],
+                           ix: tuple[Var, Var, Var, Var, Var], ws: Var, w: Var,
+                           total: Var) -> None:
+        """One pass over the positions with the whole head's output in registers: one
+        f32x4 accumulator per four elements (a splat of e_p shared by all of them) and a
+        scalar accumulator per tail element; then out[i, h] = acc / sum."""
+        p, row, hoff, last, qb = ix
+        hd, out, sc = self.head_dim, bufs["out"], bufs[SCRATCH]
+        nv = hd // simd.LANES
+        va = [fb.local(f"va{u}", "v128") for u in range(nv)]
+        ta = [fb.local(f"ta{e}", "f32") for e in range(nv * simd.LANES, hd)]
+        for a in va:
+            fb.set(a, simd.zero())
+        for a in ta:
+            fb.set(a, f32(0.0))
+
+        def term(v: Buffer) -> None:
+            fb.set(ws, sc.load(p))
+            fb.set(w, simd.splat(ws))
+            for u, a in enumerate(va):
+                fb.set(a, simd.madd(a, w, v.load_at(row, "v128", 16 * u)))
+            for e, a in enumerate(ta, start=nv * simd.LANES):
+                fb.set(a, a + ws * v.load_at(row, offset=4 * e))
+        self._each_position(fb, bufs, "v", p, row, hoff, last, term)
+        fb.set(w, simd.splat(total))
+        for u, a in enumerate(va):
+            out.store(qb, simd.mul(a, w), "v128", offset=16 * u)
+        for e, a in enumerate(ta, start=nv * simd.LANES):
+            out.store(qb, a * total, offset=4 * e)
 
 
 def attention_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int,
