@@ -168,8 +168,23 @@ class Read:
     op: str = "read"
 
 
-Step = Write | Copy | Call | Read
-_STEP_TYPES: dict[str, type] = {"write": Write, "copy": Copy, "call": Call, "read": Read}
+@dataclass(frozen=True)
+class Count:
+    """Add the counter a wasm instance keeps in `src` to the worker's counter `counter`.
+
+    `src` holds a little-endian unsigned integer of `src.size` (4 or 8) bytes; the worker
+    adds it to `counter` and zeroes `src`. This is how counts made inside wasm (e.g. host
+    calls served by a wasm host shim) reach the plan-versus-worker cross-check.
+    """
+
+    counter: str
+    src: Region
+    op: str = "count"
+
+
+Step = Write | Copy | Call | Read | Count
+_STEP_TYPES: dict[str, type] = {"write": Write, "copy": Copy, "call": Call, "read": Read,
+                                "count": Count}
 
 
 @dataclass(frozen=True)
@@ -296,6 +311,10 @@ class Plan:
                 check(step.dst, "copy destination")
                 if step.src.size != step.dst.size:
                     raise PlanError(f"copy sizes differ: {step.src} -> {step.dst}")
+            elif isinstance(step, Count):
+                check(step.src, f"count {step.counter}")
+                if step.src.size not in (4, 8):
+                    raise PlanError(f"count {step.counter}: counter must be 4 or 8 bytes")
             elif isinstance(step, Call):
                 if step.instance not in insts:
                     raise PlanError(f"call: unknown instance {step.instance}")
@@ -356,6 +375,8 @@ def step_from_dict(d: Mapping[str, Any]) -> Step:
         return Read(tensor=d["tensor"], src=Region(**d["src"]))
     if op == "copy":
         return Copy(src=Region(**d["src"]), dst=Region(**d["dst"]))
+    if op == "count":
+        return Count(counter=d["counter"], src=Region(**d["src"]))
     return Call(instance=d["instance"], export=d["export"], args=tuple(d["args"]),
                 dispatch=d.get("dispatch", ""),
                 windows=tuple(Window(region=Region(**w["region"]), writable=w["writable"])

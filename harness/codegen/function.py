@@ -81,6 +81,8 @@ class FunctionBuilder:
         self._body: list[str] = []
         self._depth = 1
         self._labels = 0
+        for name, ty in lowering.locals():
+            self.local(name, ty)
 
     # -- declarations -------------------------------------------------------------------
     def param(self, name: str) -> Var:

@@ -77,7 +77,11 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     fb = FunctionBuilder("run", [(f"p_{a}", "i32") for a in args], lowering,
                          export="run", module=mb)
     bufs = {a: fb.buffer(a, fb.param(f"p_{a}"), spaces[a]) for a in args}
+    for stmt in lowering.prologue():
+        fb.emit(stmt)
     kernel.emit(fb, bufs)
+    for stmt in lowering.epilogue():
+        fb.emit(stmt)
     mb.add_func(fb.render())
     lowering.finish(mb)
     wat = mb.render()

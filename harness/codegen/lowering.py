@@ -34,6 +34,19 @@ class MemoryLowering(ABC):
     def finish(self, mb: ModuleBuilder) -> None:  # noqa: B027 - optional hook
         """Add helper functions after the kernel body was emitted (if any were used)."""
 
+    def locals(self) -> Sequence[tuple[str, str]]:
+        """(name, type) of scratch locals every function using this lowering declares
+        (e.g. a cache lowering's address temporaries)."""
+        return ()
+
+    def prologue(self) -> Sequence[str]:
+        """Statements run on entry to the kernel's exported function."""
+        return ()
+
+    def epilogue(self) -> Sequence[str]:
+        """Statements run when the kernel body completes (e.g. a cache's write-back)."""
+        return ()
+
     @abstractmethod
     def load(self, space: str, addr: Expr, ty: str, offset: int) -> Expr:
         """An expression loading a `ty` value from byte address `addr + offset` of `space`."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness import hostfuncs
-from harness.plan import PAGE, Call, Copy, Plan, Read, Region, Write
+from harness.plan import PAGE, Call, Copy, Count, Plan, Read, Region, Window, Write
 from harness.runtimes.base import Backend
 from harness.wasmbin import module_info
 
@@ -43,6 +43,8 @@ class LoadedPlan:
         self.buffers: dict[str, np.ndarray] = {}  # plan memory id -> host buffer (kind buffer)
         self.instances: dict[str, Any] = {}
         self.outputs: dict[str, np.ndarray] = {}
+        #: windows of the Call step being executed (host functions check accesses against them)
+        self.windows: tuple[Window, ...] = ()
         self._steps: list[Callable[[], None]] = []
 
     # -- loading ------------------------------------------------------------------------
@@ -150,14 +152,28 @@ class LoadedPlan:
                                          if i.name == step.instance)]
                 fn = self.backend.make_call(store, self.instances[step.instance], step.export,
                                             step.args)
-                out.append(_call(fn, c))
+                call = _call(fn, c)
+                out.append(self._windowed(call, step.windows) if step.windows else call)
             elif isinstance(step, Read):
                 dst = np.empty(step.src.size, dtype=np.uint8)
                 self.outputs[step.tensor] = dst
                 out.append(_read(memmove, self._addr(step.src), dst, c))
+            elif isinstance(step, Count):
+                c.setdefault(step.counter, 0)
+                out.append(_count(self, step.src, step.counter, c))
             else:
                 raise TypeError(f"unknown step {step!r}")
         return out
+
+    def _windowed(self, call: Callable[[], None],
+                  windows: tuple[Window, ...]) -> Callable[[], None]:
+        def step() -> None:
+            self.windows = windows
+            try:
+                call()
+            finally:
+                self.windows = ()
+        return step
 
     def run_once(self) -> None:
         for step in self._steps:
@@ -265,6 +281,14 @@ def _call(fn: Callable[[], None], c: dict[str, int]) -> Callable[[], None]:
     def step() -> None:
         fn()
         c["calls"] += 1
+    return step
+
+
+def _count(lp: LoadedPlan, src: Region, counter: str, c: dict[str, int]) -> Callable[[], None]:
+    def step() -> None:
+        raw = lp.array(src.memory)[src.offset:src.end]
+        c[counter] += int.from_bytes(raw.tobytes(), "little")
+        raw[:] = 0
     return step
 
 

@@ -21,6 +21,18 @@ from harness.runtimes.base import Backend, Runtime, TrapError
 
 #: the Pulley interpreter target for 64-bit hosts (wasmtime's `Config::target`)
 PULLEY_TARGET = "pulley64"
+#: field of wasmtime_val_raw_t holding each value type
+_RAW_FIELD = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
+
+
+def _cause_first(message: str) -> str:
+    """A trap message with its cause before the wasm backtrace (reports keep the first lines)."""
+    head, sep, cause = message.partition("Caused by:")
+    return f"{cause.strip()}\n{head.strip()}" if sep else message
+
+
+def _no_finalizer(env: Any) -> None:
+    """Host functions here carry no environment to free."""
 
 
 class WasmtimeRuntime(Runtime):
@@ -52,6 +64,7 @@ class WasmtimeBackend(Backend):
         self._ffi = _bindings
         self.bounds, self.opt, self.engine = bounds, opt, engine
         self._engines: dict[str, Any] = {}
+        self._keep: list[Any] = []
 
     def version(self) -> str:
         from importlib.metadata import version
@@ -115,7 +128,7 @@ class WasmtimeBackend(Backend):
         try:
             return self.wt.Instance(store, compiled, ordered)
         except self.wt.Trap as exc:
-            raise TrapError(str(exc)) from exc
+            raise TrapError(_cause_first(str(exc))) from exc
 
     def export(self, store: Any, instance: Any, name: str) -> Any:
         return instance.exports(store)[name]
@@ -148,9 +161,9 @@ class WasmtimeBackend(Backend):
         def invoke() -> None:
             err = call(ctx, fref, raw, slots, tref)
             if trap:
-                raise TrapError(wt.Trap._from_ptr(trap).message)
+                raise TrapError(_cause_first(wt.Trap._from_ptr(trap).message))
             if err:
-                raise TrapError(str(wt.WasmtimeError._from_ptr(err)))
+                raise TrapError(_cause_first(str(wt.WasmtimeError._from_ptr(err))))
 
         if not ty.results:
             return invoke
@@ -168,7 +181,37 @@ class WasmtimeBackend(Backend):
         vt = {"i32": wt.ValType.i32(), "i64": wt.ValType.i64(), "f32": wt.ValType.f32(),
               "f64": wt.ValType.f64()}
         ty = wt.FuncType([vt[p] for p in params], [vt[r] for r in results])
-        return wt.Func(store, ty, impl)
+        return self._raw_host_func(store, ty, impl, params, results)
+
+    def _raw_host_func(self, store: Any, ty: Any, impl: Callable[..., Any],
+                       params: Sequence[str], results: Sequence[str]) -> Any:
+        """A host function on wasmtime's unchecked path: the callback reads and writes the
+        raw value slots itself. wasmtime-py's generic `Func` converts every value through
+        type objects (tens of µs per call here); this costs a plain ctypes callback. An
+        exception from `impl` becomes a trap carrying the exception's message."""
+        ffi, wt = self._ffi, self.wt
+        getters = [_RAW_FIELD[p] for p in params]
+        setter = _RAW_FIELD[results[0]] if results else None
+        n = len(getters)
+
+        def callback(env: Any, caller: Any, raw: Any, nraw: int) -> int:
+            try:
+                out = impl(*[getattr(raw[i], getters[i]) for i in range(n)])
+                if setter is not None:
+                    setattr(raw[0], setter, out)
+                return 0
+            except BaseException as exc:  # any failure of the host function is a trap
+                msg = f"{type(exc).__name__}: {exc}".encode()
+                trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(msg), len(msg))
+                return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+        cb = ffi.wasmtime_func_unchecked_callback_t(callback)
+        fin = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_no_finalizer)
+        func = ffi.wasmtime_func_t()
+        ffi.wasmtime_func_new_unchecked(store._context(), ty.ptr(), cb, None, fin,
+                                        ctypes.byref(func))
+        self._keep.append((cb, fin))  # the callbacks must outlive the store
+        return wt.Func._from_raw(func)
 
     def trap_types(self) -> tuple[type[BaseException], ...]:
         return (TrapError, self.wt.Trap)
