@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.estimate import CallCosts, over_budget
 from harness.launch import run_worker
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult
@@ -52,11 +53,13 @@ class Cell:
 def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
              probe: ProbeResult | None = None, workdir: Path | None = None,
              memory_limit: int | None = None, round_index: int | None = None,
-             pin: Sequence[int] = ()) -> ResultRow:
+             pin: Sequence[int] = (), costs: CallCosts | None = None,
+             budget_s: float | None = None) -> ResultRow:
     """Run one round of `cell` in a fresh worker (killed after `timeout_s`; data segment
     capped at `memory_limit` bytes when given) and verify its outputs against NumPy.
     The row's `kind` is "round" when `round_index` is given (the runner folds rounds
-    into the cell row)."""
+    into the cell row). With `costs` and `budget_s`, a cell whose plan-based estimate
+    exceeds the budget is `skipped` with the estimate instead of being run."""
     if cell.repo is not None:
         from harness.external import run_external_cell
 
@@ -88,6 +91,13 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
             why = "; ".join(f"{c} ({probe.capabilities.get(c, {}).get('detail', 'absent')})"
                             for c in missing)
             return row("unsupported", f"{rt.NAME} lacks {', '.join(missing)}: {why}")
+    if costs is not None and budget_s is not None:
+        est = over_budget(plan, costs, settings, budget_s)
+        if est is not None:
+            return row("skipped", f"estimated {est['estimate_s']:.1f} s > cell budget "
+                                  f"{budget_s:g} s ({est['host_calls']} host calls and "
+                                  f"{plan.calls_per_run()} dispatches per inference)",
+                       metrics={"estimate": est})
     data = w.generate(settings.seed)
     reference = w.reference(data)
     tol = w.tolerance()

@@ -19,6 +19,7 @@ from typing import Any
 from harness.calibration import OVERHEAD_FACTOR, baseline_cell, noop_cell, over_baseline
 from harness.cell import Cell, run_cell
 from harness.errors import ResultsError
+from harness.estimate import CallCosts, measure_call_costs
 from harness.fingerprint import command_line, fingerprint, noise_warnings
 from harness.interrupt import GracefulStop
 from harness.measure import MeasureSettings
@@ -60,6 +61,8 @@ class RunRequest:
     pin: tuple[int, ...] = ()          # CPUs the workers are pinned to (empty: not pinned)
     calibrate: bool = True             # run the baseline and noop calibration cells
     worker_memory_limit: int | None = None  # cap on each worker's data segment (bytes)
+    #: seconds a cell may cost by its plan-based estimate; over it the cell is `skipped`
+    cell_budget: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,6 +193,15 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
             if probes[spec].status == "ok" and probes[spec].has("host-func-import")
             else {"status": "unavailable", "message": probes[spec].message or
                   "no host-function imports"})
+    costs: dict[str, CallCosts] = {}
+    if req.cell_budget is not None:
+        for spec, rt in {c.runtime.spec: c.runtime for c in cells}.items():
+            if probes[spec].status == "ok":
+                measured = measure_call_costs(rt, timeout_s=min(req.cell_timeout, 120.0))
+                if isinstance(measured, CallCosts):
+                    costs[spec] = measured
+                manifest["runtimes"][spec]["call_costs"] = (
+                    measured.to_dict() if isinstance(measured, CallCosts) else measured)
     write_json_atomic(run_dir / MANIFEST, manifest)
     noops = [noop_cell(rt) for rt in runtimes.values()] if req.calibrate else []
     jobs: list[Cell] = [*noops, *cells]
@@ -245,7 +257,8 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                     progress(done_count, total, cell, None)
                 row = run_cell(cell, run_id, settings, req.cell_timeout,
                                probes[cell.runtime.spec], round_index=rnd, pin=req.pin,
-                               memory_limit=limit)
+                               memory_limit=limit, costs=costs.get(cell.runtime.spec),
+                               budget_s=req.cell_budget)
                 writer.append(row)
                 rounds_of[j].append(row)
                 positions[j].append(pos)

@@ -20,6 +20,7 @@ from harness.cli import (
     export_cmd,
     history_cmd,
     import_cmd,
+    isolation_cmd,
     list_cmd,
     merge_cmd,
     probe_cmd,
@@ -31,7 +32,7 @@ from harness.errors import MembenchError
 from harness.params import suggest
 
 COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd,
-            report_cmd, import_cmd, stability_cmd)
+            report_cmd, import_cmd, stability_cmd, isolation_cmd)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -58,6 +58,9 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
                    help="cap each worker's data segment (heap and committed linear memory; "
                         "RLIMIT_DATA) at SIZE, e.g. 1GiB: a cell that needs more ends as "
                         "`oom` instead of straining the machine (default: no limit)")
+    p.add_argument("--cell-budget", type=float, metavar="SECONDS",
+                   help="skip (status skipped, with the estimate) cells whose plan-based cost "
+                        "estimate exceeds this many seconds")
 
 
 def register(sub: Any) -> None:
@@ -105,13 +108,16 @@ def build_request(args: argparse.Namespace) -> RunRequest:
             raise SpecError(f"--{flag} must be positive")
     if timeout <= 0:
         raise SpecError("--cell-timeout must be positive")
+    budget = getattr(args, "cell_budget", None)
+    if budget is not None and budget <= 0:
+        raise SpecError("--cell-budget must be positive")
     return RunRequest(
         workloads=tuple(args.workload) or (suite.workloads if suite else ()),
         strategies=tuple(args.strategy) or (suite.strategies if suite else ()) or ("shared",),
         runtimes=tuple(args.runtime) or (suite.runtimes if suite else ()) or ("wasmtime",),
         settings=MeasureSettings.from_dict(settings), cell_timeout=timeout,
         suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
-        calibrate=not getattr(args, "no_calibration", False),
+        calibrate=not getattr(args, "no_calibration", False), cell_budget=budget,
         max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None,
         worker_memory_limit=parse_size(args.worker_memory_limit, "--worker-memory-limit")
         if args.worker_memory_limit else None)

@@ -1,0 +1,56 @@
+"""Pre-run estimate: hopeless cells are skipped with their estimate, not run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.cell import Cell, run_cell
+from harness.cli import main as cli_main
+from harness.estimate import CallCosts, cell_s, inference_s, measure_call_costs
+
+COSTS = CallCosts(host_call_s=2e-6, wasm_call_s=5e-9, dispatch_s=3e-6)
+
+
+def test_estimate_prices_plan_calls(regs, quick_settings) -> None:
+    w = regs.workloads.create("mlp:batch=64,sizes=64-32-10")
+    py = regs.strategies.create("host-call:mode=element").plan(w)
+    shim = regs.strategies.create("host-call:mode=element,host=wasm").plan(w)
+    assert inference_s(py, COSTS) == 308480 * 2e-6 + 2 * 3e-6
+    assert inference_s(shim, COSTS) == 308480 * 5e-9 + 4 * 3e-6
+    runs = 1 + quick_settings.warmup_runs + quick_settings.samples
+    assert cell_s(py, COSTS, quick_settings) == pytest.approx(
+        (inference_s(py, COSTS) * runs + quick_settings.warmup_s) * quick_settings.rounds)
+
+
+def test_hopeless_cell_is_skipped_with_estimate(regs, quick_settings) -> None:
+    w = regs.workloads.create("gemm:m=128,n=128,k=128")
+    cell = Cell(w, regs.strategies.create("host-call:mode=element"), regs.runtimes.create("wasmtime"))
+    row = run_cell(cell, "t", quick_settings, 60, costs=COSTS, budget_s=1.0)
+    assert row.status == "skipped" and "cell budget" in row.reason
+    est = row.metrics["estimate"]
+    assert est["host_calls"] == 128 * 128 * (2 * 128 + 1)
+    assert est["estimate_s"] > 1.0
+    cheap = Cell(w, regs.strategies.create("host-call:mode=paged,host=wasm"),
+                 regs.runtimes.create("wasmtime"))
+    assert run_cell(cheap, "t", quick_settings, 60, costs=COSTS, budget_s=1.0).status == "ok"
+
+
+def test_calibration_measures_positive_costs(regs) -> None:
+    costs = measure_call_costs(regs.runtimes.create("wasmtime"))
+    assert isinstance(costs, CallCosts), costs
+    assert costs.host_call_s > 0 and costs.wasm_call_s > 0 and costs.dispatch_s > 0
+
+
+def test_run_command_cell_budget(tmp_path, capsys) -> None:
+    code = cli_main(["run", "--workload", "gemm:m=96,n=96,k=96", "--strategy",
+                     "host-call:mode=element", "--strategy", "shared", "--repeat", "2",
+                     "--cell-budget", "0.5", "--out", str(tmp_path)])
+    assert code == 0
+    rows = [json.loads(ln) for p in tmp_path.glob("*/results.jsonl")
+            for ln in p.read_text().splitlines()]
+    status = {r["strategy"]: r["status"] for r in rows}
+    assert status == {"host-call": "skipped", "shared": "ok"}  # element is the default mode
+    manifest = json.loads(next(tmp_path.glob("*/run.json")).read_text())
+    assert manifest["runtimes"]["wasmtime"]["call_costs"]["host_call_s"] > 0
