@@ -11,6 +11,8 @@ given the address the victim's bytes have in the strategy's plan — the worst c
   the victim tensor out so the harness sees its bytes.
 * `scratch-read`  — the attacker reads the victim executable's private scratch (the
   scratch address is the victim's last call argument in the plan, per the kernel ABI).
+  The victim keeps 2 × canary there (its output gets the canary back), so reading a
+  tensor instead does not count as reading the scratch.
 
 Each probe runs like a cell (its own worker process) and ends in one outcome, decided from
 the bytes, never assumed: `trapped` (the run trapped), `leaked` (some canary values
@@ -44,6 +46,9 @@ PROBES = ("unbound-read", "overflow-write", "scratch-read")
 OUTCOMES = ("trapped", "leaked", "corrupted", "contained")
 N = 16  # f32 elements per tensor
 CANARY = (np.arange(N, dtype=np.float32) + np.float32(7777.25)).astype(np.float32)
+#: what the victim keeps in its scratch: distinct from CANARY, so reading the victim's
+#: tensor (a different leak) is not mistaken for reading its scratch
+SCRATCH_CANARY = CANARY * np.float32(2)
 PATTERN = -12345.5
 SETTINGS = MeasureSettings(warmup_s=0.0, warmup_runs=0, sample_s=0.0, samples=1)
 
@@ -59,11 +64,13 @@ class _Copy(Kernel):
     def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
         i = fb.local("i", "i32")
         src, dst = bufs["src"], bufs["dst"]
-        if self.scratch_bytes:  # through the private scratch, which keeps the canary
+        if self.scratch_bytes:  # through the private scratch, which keeps the scratch canary
             scratch = bufs["scratch"]
             with fb.for_range(i, 0, N):
-                scratch.store(i, src.load(i))
-            src = scratch
+                scratch.store(i, src.load(i) * 2.0)
+            with fb.for_range(i, 0, N):  # 2x then 0.5x is exact: dst gets the plain canary
+                dst.store(i, scratch.load(i) * 0.5)
+            return
         with fb.for_range(i, 0, N):
             dst.store(i, src.load(i))
 
@@ -134,6 +141,7 @@ class ProbeWorkload(Workload):
         return super().generate_tensor(t, rng)
 
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What a harmless attacker would produce (the probe judges bytes, not this)."""
         return {"check": data["secret"].copy(), "out": data["x"].copy()}
 
     def tolerance(self) -> Tolerance:
@@ -168,7 +176,8 @@ def judge(probe: str, status: str, message: str,
         return Verdict("contained", "victim bytes intact")
     if not np.array_equal(check.view(np.uint32), CANARY.view(np.uint32)):
         raise ValueError("the victim did not reproduce its canary: the probe itself is broken")
-    matched = int(np.sum(out.view(np.uint32) == CANARY.view(np.uint32)))
+    canary = SCRATCH_CANARY if probe == "scratch-read" else CANARY
+    matched = int(np.sum(out.view(np.uint32) == canary.view(np.uint32)))
     if matched:
         return Verdict("leaked", f"{matched}/{N} canary values read by the attacker", matched)
     return Verdict("contained", "attacker read no canary value")

@@ -14,7 +14,7 @@ COSTS = CallCosts(host_call_s=2e-6, wasm_call_s=5e-9, dispatch_s=3e-6)
 
 
 def test_estimate_prices_plan_calls(regs, quick_settings) -> None:
-    w = regs.workloads.create("mlp:batch=64,sizes=64-32-10")
+    w = regs.workloads.create("mlp:batch=64,sizes=64-32-10,isa=scalar")
     py = regs.strategies.create("host-call:mode=element").plan(w)
     shim = regs.strategies.create("host-call:mode=element,host=wasm").plan(w)
     assert inference_s(py, COSTS) == 308480 * 2e-6 + 2 * 3e-6
@@ -25,7 +25,7 @@ def test_estimate_prices_plan_calls(regs, quick_settings) -> None:
 
 
 def test_hopeless_cell_is_skipped_with_estimate(regs, quick_settings) -> None:
-    w = regs.workloads.create("gemm:m=128,n=128,k=128")
+    w = regs.workloads.create("gemm:m=128,n=128,k=128,isa=scalar")
     cell = Cell(w, regs.strategies.create("host-call:mode=element"), regs.runtimes.create("wasmtime"))
     row = run_cell(cell, "t", quick_settings, 60, costs=COSTS, budget_s=1.0)
     assert row.status == "skipped" and "cell budget" in row.reason
@@ -44,7 +44,7 @@ def test_calibration_measures_positive_costs(regs) -> None:
 
 
 def test_run_command_cell_budget(tmp_path, capsys) -> None:
-    code = cli_main(["run", "--workload", "gemm:m=96,n=96,k=96", "--strategy",
+    code = cli_main(["run", "--workload", "gemm:m=96,n=96,k=96,isa=scalar", "--strategy",
                      "host-call:mode=element", "--strategy", "shared", "--repeat", "2",
                      "--cell-budget", "0.5", "--out", str(tmp_path)])
     assert code == 0

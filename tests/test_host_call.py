@@ -15,11 +15,14 @@ from harness.measure import MeasureSettings
 from harness.plan import Call, Count
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 
+#: every mode x host; the python-hosted paged variant uses tiny pages and two slots, so
+#: evictions, write-backs and page-straddling accesses happen in every workload
 VARIANTS = ["host-call:mode=element", "host-call:mode=element,host=wasm",
-            "host-call:mode=paged", "host-call:mode=paged,host=wasm",
-            "host-call:mode=paged,page=64,slots=2,host=wasm"]
-WORKLOADS = ["gemm:m=5,n=7,k=9", "bias-relu:n=37", "mlp:batch=3,sizes=16-8-4", "mlp-digits",
-             "autoencoder"]
+            "host-call:mode=paged,page=64,slots=2", "host-call:mode=paged,host=wasm"]
+WORKLOADS = ["gemm:m=5,n=7,k=9", "gemm:m=5,n=7,k=9,isa=scalar", "bias-relu:n=37,isa=simd",
+             "add:n=37", "mul:n=37,isa=simd", "gemv:m=9,k=13,isa=simd", "gemv:m=3,k=5",
+             "softmax:rows=3,cols=37,isa=simd", "softmax:rows=2,cols=9",
+             "mlp:batch=3,sizes=16-8-4", "mlp-digits", "autoencoder"]
 #: element mode with a Python host pays µs per access: the fewest inferences that still check
 #: the counts between two of them
 FEW = MeasureSettings(warmup_s=0.0, warmup_runs=0, sample_s=0.0, samples=1)
@@ -30,20 +33,27 @@ def _cell(regs, w, s: str) -> Cell:
     return Cell(wl, regs.strategies.create(s), regs.runtimes.create("wasmtime"))
 
 
-def mlp_element_calls(batch: int, sizes: list[int]) -> int:
-    """Dense layer = GEMM m=batch, n=out, k=in with bias: per output, one bias load, k loads
-    of A, k loads of B and one store."""
-    return sum(batch * n * (2 * k + 2) for k, n in itertools.pairwise(sizes))
+def mlp_element_calls(batch: int, sizes: list[int], isa: str = "simd") -> int:
+    """Host calls of one inference in element mode (a v128 access is 4 calls of 4 bytes).
+
+    scalar dense layer (GEMM m=batch, n=out, k=in, bias): per output one bias load, k loads
+    of A, k of B and one store: m*n*(2k+2).
+    simd (packed GEMM): B, bias and A are each read once into scratch panels, C written once;
+    the microkernel then works in scratch only: k*n + n + m*k + m*n."""
+    if isa == "scalar":
+        return sum(batch * n * (2 * k + 2) for k, n in itertools.pairwise(sizes))
+    return sum(k * n + n + batch * k + batch * n for k, n in itertools.pairwise(sizes))
 
 
 def test_mlp_element_calls_equal_hand_calculation(regs) -> None:
-    assert mlp_element_calls(64, [64, 32, 10]) == 64 * 32 * 130 + 64 * 10 * 66 == 308480
-    for host in ("python", "wasm"):
-        plan = _cell(regs, "mlp:batch=64,sizes=64-32-10",
-                     f"host-call:mode=element,host={host}").strategy.plan(
-            regs.workloads.create("mlp:batch=64,sizes=64-32-10"))
-        assert plan.expected_counts()["host_calls"] == 308480
-        assert plan.expected_counts()["calls"] == (2 if host == "python" else 4)
+    assert mlp_element_calls(64, [64, 32, 10], "scalar") == 64 * 32 * 130 + 64 * 10 * 66 == 308480
+    assert mlp_element_calls(64, [64, 32, 10]) == (2048 + 32 + 4096 + 2048) + (320 + 10 + 2048 + 640)
+    for isa in ("scalar", "simd"):
+        w = regs.workloads.create(f"mlp:batch=64,sizes=64-32-10,isa={isa}")
+        for host in ("python", "wasm"):
+            plan = regs.strategies.create(f"host-call:mode=element,host={host}").plan(w)
+            assert plan.expected_counts()["host_calls"] == mlp_element_calls(64, [64, 32, 10], isa)
+            assert plan.expected_counts()["calls"] == (2 if host == "python" else 4)
 
 
 def test_mlp_paged_fills_equal_hand_calculation(regs) -> None:
@@ -68,10 +78,9 @@ def test_issue_check_cells_ok_and_counted(regs, quick_settings) -> None:
                    quick_settings, 120)
     assert row.status == "ok", row.reason
     assert (row.counters["host_calls"], row.counters["page_fills"]) == (17, 14)
-    row = run_cell(_cell(regs, "mlp:batch=2,sizes=64-32-10", "host-call:mode=element"), "t",
-                   FEW, 120)
+    row = run_cell(_cell(regs, w, "host-call:mode=element"), "t", FEW, 120)
     assert row.status == "ok", row.reason
-    assert row.host_calls_per_run == mlp_element_calls(2, [64, 32, 10])
+    assert row.host_calls_per_run == mlp_element_calls(64, [64, 32, 10]) == 11242
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)

@@ -13,6 +13,8 @@ EXPECTED = {
     "per-module": dict.fromkeys(PROBES, "contained"),
     "host-call": dict.fromkeys(PROBES, "trapped"),
     "host-call:mode=paged,host=wasm": dict.fromkeys(PROBES, "trapped"),
+    "multi-memory": {"unbound-read": "leaked", "overflow-write": "corrupted",
+                     "scratch-read": "contained"},
 }
 
 
@@ -26,6 +28,11 @@ def test_judge_reads_the_bytes() -> None:
     assert judge("scratch-read", "trapped", "boom", {}).outcome == "trapped"
     with pytest.raises(ValueError, match="probe itself"):
         judge("scratch-read", "ok", "", {"check": other, "out": other})
+    # scratch-read looks for the scratch canary: the victim's tensor is another leak
+    scratch = CANARY * np.float32(2)
+    assert judge("scratch-read", "ok", "", {"check": CANARY, "out": CANARY}).outcome == \
+        "contained"
+    assert judge("scratch-read", "ok", "", {"check": CANARY, "out": scratch}).outcome == "leaked"
 
 
 def test_attacker_is_aimed_at_the_victim(regs) -> None:
