@@ -86,6 +86,8 @@ def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
             if r.flops and s.median:
                 gflops = f"{r.flops / s.median / 1e9:.2f}"
         notes = [r.reason] if r.status != "ok" else []
+        if r.status == "ok" and r.metrics:
+            notes.append(fmt_metrics(r.metrics))  # model-level figures (accuracy, ...)
         if r.kind == "noop":
             notes.append("calibration: timer + one empty call")
         if r.overhead_dominated:

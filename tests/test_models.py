@@ -34,3 +34,19 @@ def test_autoencoder_runs_shared(regs, quick_settings) -> None:
     row = run_cell(cell, "t", quick_settings, 120)
     assert row.status == "ok", row.reason
     assert row.counters["calls"] == 10
+
+
+def test_summary_prints_model_metrics() -> None:
+    import io
+
+    from rich.console import Console
+
+    from harness.console import print_summary
+    from harness.results import ResultRow
+
+    row = ResultRow(run_id="r", workload="mlp-digits", strategy="shared", runtime="wasmtime",
+                    status="ok", samples_s=(1e-3, 1.1e-3), median_s=1e-3,
+                    metrics={"top1_agreement": 1.0, "test_accuracy": 0.9778})
+    buf = io.StringIO()
+    print_summary([row], Console(file=buf, width=400))
+    assert "top1 agreement 100.0%" in buf.getvalue() and "test accuracy 97.8%" in buf.getvalue()
