@@ -6,6 +6,7 @@ strategy's `MemoryLowering`, so one kernel body serves every memory strategy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -179,7 +180,11 @@ class FunctionBuilder:
         if self.result:
             head += f" (result {self.result})"
         lines = [head]
-        lines += [f"  (local ${v.name} {v.ty})" for v in self._locals.values()]
+        # Declare only the locals the body uses: a kernel may declare locals for both of
+        # its ISAs up front, and an unused v128 local would make a scalar module need SIMD.
+        body = "\n".join(self._body)
+        used = set(re.findall(r"\$([A-Za-z0-9_.]+)", body))
+        lines += [f"  (local ${v.name} {v.ty})" for v in self._locals.values() if v.name in used]
         lines += self._body
         lines.append(")")
         return "\n".join(lines)
