@@ -140,14 +140,21 @@ def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
             n_current=len(rc.samples_s),
             verdict=verdict_for(cmp.ratio, cmp.ci_low, cmp.ci_high, qs, qf, threshold, alpha)))
     notes = []
-    # the smallest one-sided Mann-Whitney U p-value n1 and n2 samples can give is
-    # 1 / C(n1 + n2, n1); after BH over k cells a lone change needs k times that < alpha
+    # The smallest one-sided Mann-Whitney U p-value n1 and n2 samples can give is
+    # 1 / C(n1 + n2, n1). Below alpha no cell can ever be flagged; below alpha / k a
+    # regression confined to one cell cannot survive Benjamini-Hochberg over k cells.
     k = max(len(cells), 1)
-    weak = [cc for cc in cells if k / math.comb(cc.n_base + cc.n_current, cc.n_base) >= alpha]
-    if weak:
-        n = min(min(cc.n_base, cc.n_current) for cc in weak)
-        notes.append(f"{len(weak)} cells have too few samples (as few as {n} a side) for "
-                     f"Mann-Whitney U to reach alpha {alpha:g} after correcting over {k} cells: "
-                     "they can only be `unchanged` or `unsure`; take more samples")
+    never = [cc for cc in cells if 1 / math.comb(cc.n_base + cc.n_current, cc.n_base) >= alpha]
+    lone = [cc for cc in cells if k / math.comb(cc.n_base + cc.n_current, cc.n_base) >= alpha]
+    if never:
+        n = min(min(cc.n_base, cc.n_current) for cc in never)
+        notes.append(f"{len(never)} cells have too few samples (as few as {n} a side) for "
+                     f"Mann-Whitney U ever to reach alpha {alpha:g}: they can only be "
+                     "`unchanged` or `unsure`; take more samples")
+    elif lone:
+        n = min(min(cc.n_base, cc.n_current) for cc in lone)
+        notes.append(f"with as few as {n} samples a side, a change confined to a few of the "
+                     f"{k} cells cannot reach alpha {alpha:g} after correction; take more "
+                     "samples to see isolated regressions")
     return RunComparison(threshold, alpha, tuple(cells), only_b, only_c, tuple(skipped),
                          tuple(notes))

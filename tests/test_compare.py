@@ -96,3 +96,15 @@ def test_one_sided_and_failed_cells_listed(tmp_path: Path) -> None:
     cmp = compare_runs(read_rows(a), read_rows(b))
     assert cmp.only_base == (("gone", "s", "r"),) and cmp.only_current == (("new", "s", "r"),)
     assert cmp.not_comparable == ((("bad", "s", "r"), "ok", "crashed"),)
+
+
+def test_sample_count_notes() -> None:
+    from harness.results import ResultRow
+
+    def rows(n: int, k: int) -> list[ResultRow]:
+        return [ResultRow(run_id="r", workload=f"w{i}", strategy="s", runtime="r", status="ok",
+                          samples_s=tuple(1.0 + 0.01 * j for j in range(n))) for i in range(k)]
+
+    assert "ever to reach" in compare_runs(rows(3, 2), rows(3, 2)).notes[0]  # 1/20 >= 0.01
+    assert "confined to a few" in compare_runs(rows(5, 14), rows(5, 14)).notes[0]
+    assert compare_runs(rows(10, 14), rows(10, 14)).notes == ()
