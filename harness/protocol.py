@@ -24,17 +24,7 @@ RESPONSE = "response.json"
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to `path` via a temp file + fsync + rename: readers see all or nothing."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, default=_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(obj, indent=1, default=_default))
 
 
 def write_text_atomic(path: Path, text: str) -> None:

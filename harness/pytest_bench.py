@@ -20,6 +20,7 @@ from harness.errors import ResultsError
 from harness.fingerprint import machine_key
 from harness.protocol import write_json_atomic
 from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter
+from harness.runner import prepare_run_dir
 from harness.stats import summarize
 
 SOURCE = "pytest-benchmark"
@@ -92,13 +93,7 @@ def import_pytest_benchmark(path: Path, out: Path) -> Path:
     data = _load(path)
     stamp = _dt.datetime.now(_dt.timezone.utc)
     run_id = stamp.strftime("%Y%m%d-%H%M%S-pytest-benchmark")
-    run_dir = Path(out) / run_id
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise ResultsError(f"run directory {run_dir} already exists") from None
-    except OSError as exc:
-        raise ResultsError(f"cannot create {run_dir}: {exc.strerror}") from None
+    run_dir = prepare_run_dir(out, run_id)
     rows = [bench_row(b, run_id) for b in data["benchmarks"]]
     with ResultsWriter(run_dir / RESULTS) as w:
         for row in rows:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.compare import CellKey
 from harness.results import ResultRow
 from harness.stats import compare_samples
-
-CellKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from harness.plan import (
     Module,
     Placement,
     Plan,
+    Read,
     Region,
     Step,
+    Write,
 )
 from harness.registry import Plugin
 from harness.workload import Workload
@@ -91,6 +93,16 @@ class PlanBuilder:
             if p.tensor == tensor:
                 return p.region
         raise KeyError(f"tensor {tensor!r} has not been placed")
+
+    def host_io(self, workload: Workload) -> None:
+        """Weights written once at set-up, inputs written first and outputs read last in
+        every inference, all at each tensor's home placement."""
+        self.setup += [Write(t.name, self.placements_region(t.name))
+                       for t in workload.by_role("weight")]
+        self.run[:0] = [Write(t.name, self.placements_region(t.name))
+                        for t in workload.by_role("input")]
+        self.run += [Read(t.name, self.placements_region(t.name))
+                     for t in workload.by_role("output")]
 
     def call(self, instance: str, km: KernelModule, addresses: dict[str, int],
              dispatch: str) -> Call:

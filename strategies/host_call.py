@@ -48,10 +48,8 @@ from harness.plan import (
     Memory,
     Module,
     Plan,
-    Read,
     Region,
     Window,
-    Write,
 )
 from harness.strategy import PlanBuilder, Strategy
 from harness.workload import Dispatch, Workload
@@ -176,11 +174,7 @@ class HostCallStrategy(Strategy):
             counters += ["page_fills", "page_flushes"]
         if host == "wasm":
             pb.run += [Count(c, Region(HEAP, COUNTER_AT[c], 8)) for c in counters]
-        for t in workload.by_role("weight"):
-            pb.setup.append(Write(t.name, pb.placements_region(t.name)))
-        pb.run[:0] = [Write(t.name, pb.placements_region(t.name))
-                      for t in workload.by_role("input")]
-        pb.run += [Read(t.name, pb.placements_region(t.name)) for t in workload.by_role("output")]
+        pb.host_io(workload)
         pb.notes = (f"host calls per inference predicted by a dry run: {counts}; "
                     f"heap {top} bytes owned by the {host} host")
         return pb.build()

@@ -27,7 +27,7 @@ from harness.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pag
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
 from harness.params import Param
-from harness.plan import Device, Import, Instance, Memory, Plan, Read, Write
+from harness.plan import Device, Import, Instance, Memory, Plan
 from harness.strategy import PlanBuilder, Strategy
 from harness.workload import Workload
 
@@ -81,9 +81,5 @@ class MultiMemoryStrategy(Strategy):
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = 0
             pb.run.append(pb.call(inst, km, addrs, d.name))
-        for t in workload.by_role("weight"):
-            pb.setup.append(Write(t.name, pb.placements_region(t.name)))
-        pb.run[:0] = [Write(t.name, pb.placements_region(t.name))
-                      for t in workload.by_role("input")]
-        pb.run += [Read(t.name, pb.placements_region(t.name)) for t in workload.by_role("output")]
+        pb.host_io(workload)
         return pb.build()

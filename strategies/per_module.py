@@ -24,7 +24,7 @@ from harness.allocator import BumpAllocator, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.params import Param
-from harness.plan import Copy, Device, Instance, Memory, Plan, Read, Region, Write
+from harness.plan import Copy, Device, Instance, Memory, Plan, Region
 from harness.strategy import PlanBuilder, Strategy
 from harness.workload import Dispatch, Workload
 from strategies.residency import Residency
@@ -74,11 +74,7 @@ class PerModuleStrategy(Strategy):
                 if "w" in d.access_of(t):
                     pb.run.append(Copy(Region(mem_id, off, workload.tensor(t).nbytes),
                                        pb.placements_region(t)))
-        for w in workload.by_role("weight"):
-            pb.setup.append(Write(w.name, pb.placements_region(w.name)))
-        pb.run[:0] = [Write(i.name, pb.placements_region(i.name))
-                      for i in workload.by_role("input")]
-        pb.run += [Read(o.name, pb.placements_region(o.name)) for o in workload.by_role("output")]
+        pb.host_io(workload)
         return pb.build()
 
     def _plan_resident(self, workload: Workload) -> Plan:

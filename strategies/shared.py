@@ -17,7 +17,7 @@ from __future__ import annotations
 from harness.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
-from harness.plan import Device, Import, Instance, Memory, Plan, Read, Write
+from harness.plan import Device, Import, Instance, Memory, Plan
 from harness.strategy import PlanBuilder, Strategy
 from harness.workload import Workload
 
@@ -57,9 +57,5 @@ class SharedStrategy(Strategy):
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = scratch_at[d.name]
             pb.run.append(pb.call(inst, km, addrs, d.name))
-        for t in workload.by_role("weight"):
-            pb.setup.append(Write(t.name, pb.placements_region(t.name)))
-        pb.run[:0] = [Write(t.name, pb.placements_region(t.name))
-                      for t in workload.by_role("input")]
-        pb.run += [Read(t.name, pb.placements_region(t.name)) for t in workload.by_role("output")]
+        pb.host_io(workload)
         return pb.build()

@@ -80,6 +80,22 @@ class RuntimeUnsupported(Exception):
     export into another instance."""
 
 
+def trapping_call(fn: Callable[..., Any], args: Sequence[int],
+                  trap: type[BaseException] = RuntimeError) -> Callable[[], None]:
+    """`fn(*args)` as a zero-argument callable; `trap` exceptions become TrapError.
+
+    For embeddings (pywasm3, wasmer-python) that report wasm traps as a plain exception type.
+    """
+    argv = tuple(int(a) for a in args)
+
+    def invoke() -> None:
+        try:
+            fn(*argv)
+        except trap as exc:
+            raise TrapError(str(exc)) from exc
+    return invoke
+
+
 class Backend(ABC):
     """Primitives a Python-embedded runtime provides to the generic plan executor."""
 

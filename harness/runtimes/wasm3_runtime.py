@@ -31,7 +31,7 @@ import numpy as np
 
 from harness.params import Param
 from harness.plan import Device, HostFunc, Import, Memory, Module
-from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError
+from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError, trapping_call
 from harness.wasmbin import module_info
 
 _SIG = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
@@ -187,14 +187,7 @@ class Wasm3Backend(Backend):
         fn = instance.funcs[export]
         if fn.num_args != len(args):
             raise ValueError(f"{export} takes {fn.num_args} arguments, plan passes {len(args)}")
-        argv = tuple(int(a) for a in args)
-
-        def invoke() -> None:
-            try:
-                fn(*argv)
-            except RuntimeError as exc:
-                raise TrapError(str(exc)) from exc
-        return invoke
+        return trapping_call(fn, args)
 
     def host_func(self, store: Any, hf: HostFunc, impl: Callable[..., Any],
                   params: Sequence[str], results: Sequence[str]) -> Any:

@@ -17,7 +17,7 @@ import numpy as np
 from harness.params import Param
 from harness.plan import Device, HostFunc, Import, Memory, Module
 from harness.runtimes import wasmer_env
-from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError
+from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError, trapping_call
 from harness.venvs import venv_python
 
 
@@ -118,14 +118,7 @@ class WasmerBackend(Backend):
         if len(fn.type.params) != len(args):
             raise ValueError(f"{export} takes {len(fn.type.params)} arguments, "
                              f"plan passes {len(args)}")
-        argv = tuple(int(a) for a in args)
-
-        def invoke() -> None:
-            try:
-                fn(*argv)
-            except RuntimeError as exc:
-                raise TrapError(str(exc)) from exc
-        return invoke
+        return trapping_call(fn, args)
 
     def host_func(self, store: Any, hf: HostFunc, impl: Callable[..., Any],
                   params: Sequence[str], results: Sequence[str]) -> Any:
