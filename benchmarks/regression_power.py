@@ -6,7 +6,7 @@
     (`slowdown=N`, a busy computation, never a sleep); the fraction of cells flagged
     `slower` is the detection power (target: at least 95% at 10%).
 
-    python benchmarks/regression_power.py [--suite quick] [--runtime wasmtime] [--repeats 5]
+    python benchmarks/regression_power.py [--suite quick] [--runtime wasmtime] [--pin 0]
 
 Prints both figures; the numbers for docs/methodology.md come from here.
 """
@@ -14,11 +14,14 @@ Prints both figures; the numbers for docs/methodology.md come from here.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from harness.ab import ab_cells, compare_sides
+from harness.ab import AB_ROUNDS, ab_cells, compare_sides
+from harness.cli.run_cmd import parse_pin
 from harness.measure import MeasureSettings
 from harness.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
 from harness.suite import load_suite
@@ -38,37 +41,46 @@ def main() -> int:
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--runtime", default="wasmtime")
     ap.add_argument("--strategy", action="append", default=[])
-    ap.add_argument("--repeats", type=int, default=5, help="A/B runs per scenario")
+    ap.add_argument("--aa-repeats", type=int, default=8,
+                    help="A/A runs (8 x 14 quick cells = 112 comparisons, so one false alarm "
+                         "is 0.9%%)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per injected slowdown")
+    ap.add_argument("--rounds", type=int, default=AB_ROUNDS,
+                    help="rounds (fresh workers) per side, as `membench ab` runs by default")
+    ap.add_argument("--samples", type=int, help="samples per round (default: the suite's)")
     ap.add_argument("--threshold", type=float, default=0.05)
     ap.add_argument("--alpha", type=float, default=0.01)
-    ap.add_argument("--samples", type=int, default=15,
-                    help="samples per cell (Mann-Whitney U needs about 10 a side to reach small p)")
+    ap.add_argument("--pin", help="pin workers to these CPUs, e.g. 0")
     args = ap.parse_args()
     suite = load_suite(args.suite)
     settings = dict(suite.settings)
     timeout = float(settings.pop("cell_timeout", 120))
+    settings["rounds"] = args.rounds
     if args.samples:
         settings["samples"] = args.samples
     req = RunRequest(workloads=suite.workloads,
                      strategies=tuple(args.strategy) or suite.strategies,
                      runtimes=(args.runtime,), settings=MeasureSettings.from_dict(settings),
-                     cell_timeout=timeout, suite=suite.name)
+                     cell_timeout=timeout, suite=suite.name, pin=parse_pin(args.pin))
     regs = Registries.from_entry_points()
-    scenarios = [("A/A (no change)", 0), ("injected +10%", 10), ("injected +5%", 5)]
+    scenarios = [("A/A (no change)", 0, args.aa_repeats), ("injected +10%", 10, args.repeats),
+                 ("injected +5%", 5, args.repeats)]
     results = {}
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="membench-power-") as tmp:
-        for label, pct in scenarios:
+        for label, pct, repeats in scenarios:
             b = args.runtime if pct == 0 else f"{args.runtime}{',' if ':' in args.runtime else ':'}slowdown={pct}"
             flagged = total = 0
-            for i in range(args.repeats):
+            for i in range(repeats):
                 s, n = one_ab(req, args.runtime, b, Path(tmp), regs, args.threshold, args.alpha)
                 flagged += s
                 total += n
-                print(f"  {label}: repeat {i + 1}/{args.repeats}: {s}/{n} cells flagged slower",
-                      file=sys.stderr)
+                print(f"  {label}: repeat {i + 1}/{repeats}: {s}/{n} cells flagged slower "
+                      f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
             results[label] = (flagged, total)
-    print(f"\nsuite {args.suite}, runtime {args.runtime}, {args.repeats} A/B runs per scenario, "
-          f"threshold {args.threshold:.0%}, alpha {args.alpha} (BH):")
+    print(f"\nsuite {args.suite}, runtime {args.runtime}, {args.rounds} rounds a side "
+          f"(unit: the round), threshold {args.threshold:.0%}, alpha {args.alpha} (BH), "
+          f"load {os.getloadavg()[0]:.2f}:")
     for label, (flagged, total) in results.items():
         rate = flagged / total if total else float("nan")
         kind = "false-alarm rate" if label.startswith("A/A") else "detected"

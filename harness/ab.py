@@ -1,7 +1,9 @@
 """A/B in one run: both sides measured interleaved on the same machine in the same session.
 
-Cells alternate A, B for every (workload, strategy), so drift hits both sides alike; the
-rows carry `side`, and the comparison pairs A's and B's cells by (workload, strategy).
+Every (workload, strategy) gives an A cell and a B cell that run back to back in each
+round (the pair's place in the round and which side goes first are shuffled), so drift and
+bursts of interference hit both sides alike; the rows carry `side`, and the comparison
+pairs A's and B's cells by (workload, strategy), ranking one median per round.
 Sides may differ in runtime configuration (`wasmtime` vs `wasmtime:bounds=explicit`) or in
 runtime version (`wasmtime@49.0.0` vs `wasmtime@50.0.1`: cached worker environments).
 """
@@ -17,6 +19,19 @@ from harness.cell import Cell
 from harness.compare import RunComparison, compare_runs
 from harness.results import ResultRow
 from harness.runner import Registries, RunRequest
+
+#: rounds a side when neither the suite nor --rounds asks for more. The comparison ranks one
+#: median per round (worker process); with R rounds a side the smallest one-sided
+#: Mann-Whitney U p-value is 1 / C(2R, R): 1.2e-4 at 8, so even a regression confined to
+#: one of a few dozen cells survives Benjamini-Hochberg at alpha 0.01.
+AB_ROUNDS = 8
+
+
+def ab_request(req: RunRequest, rounds_given: bool) -> RunRequest:
+    """`req` with at least AB_ROUNDS rounds unless the caller chose the number."""
+    if rounds_given or req.settings.rounds >= AB_ROUNDS:
+        return req
+    return replace(req, settings=replace(req.settings, rounds=AB_ROUNDS))
 
 
 def ab_cells(req: RunRequest, a: str, b: str, regs: Registries, a_repo: Path | None = None,

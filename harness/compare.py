@@ -45,10 +45,19 @@ class CellComparison:
     n_base: int
     n_current: int
     verdict: str
+    #: what Mann-Whitney U ranked: "round" medians (one per worker process) or "sample"s
+    unit: str = "sample"
+    units_base: int = 0
+    units_current: int = 0
 
     @property
     def cell(self) -> str:
         return " | ".join(self.key)
+
+    @property
+    def units(self) -> str:
+        """What was ranked, e.g. "8/8 rounds" (base/current)."""
+        return f"{self.units_base}/{self.units_current} {self.unit}s"
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,22 @@ def verdict_for(ratio: float, ci_low: float, ci_high: float, q_slower: float, q_
     return "unsure"
 
 
+def round_sizes(row: ResultRow) -> list[int] | None:
+    """Samples per round of a cell row (None when it has fewer than two rounds)."""
+    sizes = [int(r.get("n", 0)) for r in row.rounds]
+    if len(sizes) < 2 or sum(sizes) != len(row.samples_s) or min(sizes) <= 0:
+        return None
+    return sizes
+
+
+def paired_round_sizes(base: ResultRow, current: ResultRow
+                       ) -> tuple[list[int] | None, list[int] | None]:
+    """Both rows' round sizes when both have 2+ rounds (the round is then the unit of a
+    comparison), else (None, None): the samples are."""
+    groups = (round_sizes(base), round_sizes(current))
+    return (None, None) if None in groups else groups
+
+
 def _cells(rows: Sequence[ResultRow]) -> dict[CellKey, ResultRow]:
     out: dict[CellKey, ResultRow] = {}
     for r in rows:
@@ -126,7 +151,9 @@ def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
         if rb.status != "ok" or rc.status != "ok" or not rb.samples_s or not rc.samples_s:
             skipped.append((key, rb.status, rc.status))
             continue
-        cmp = compare_samples(rb.samples_s, rc.samples_s, seed=seed)
+        groups = paired_round_sizes(rb, rc)
+        cmp = compare_samples(rb.samples_s, rc.samples_s, seed=seed,
+                              base_groups=groups[0], current_groups=groups[1])
         pending.append((key, rb, rc, cmp))
     q_s = benjamini_hochberg([p[3].p_slower for p in pending])
     q_f = benjamini_hochberg([p[3].p_faster for p in pending])
@@ -138,23 +165,43 @@ def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
             ci_low=cmp.ci_low, ci_high=cmp.ci_high, p_slower=cmp.p_slower,
             p_faster=cmp.p_faster, q_slower=qs, q_faster=qf, n_base=len(rb.samples_s),
             n_current=len(rc.samples_s),
-            verdict=verdict_for(cmp.ratio, cmp.ci_low, cmp.ci_high, qs, qf, threshold, alpha)))
+            verdict=verdict_for(cmp.ratio, cmp.ci_low, cmp.ci_high, qs, qf, threshold, alpha),
+            unit=cmp.unit, units_base=cmp.n_base, units_current=cmp.n_current))
+    return RunComparison(threshold, alpha, tuple(cells), only_b, only_c, tuple(skipped),
+                         tuple(power_notes(cells, alpha)))
+
+
+def power_notes(cells: Sequence[CellComparison], alpha: float) -> list[str]:
+    """What the comparison cannot see with the units it has."""
     notes = []
-    # The smallest one-sided Mann-Whitney U p-value n1 and n2 samples can give is
+    # The smallest one-sided Mann-Whitney U p-value n1 and n2 units can give is
     # 1 / C(n1 + n2, n1). Below alpha no cell can ever be flagged; below alpha / k a
     # regression confined to one cell cannot survive Benjamini-Hochberg over k cells.
     k = max(len(cells), 1)
-    never = [cc for cc in cells if 1 / math.comb(cc.n_base + cc.n_current, cc.n_base) >= alpha]
-    lone = [cc for cc in cells if k / math.comb(cc.n_base + cc.n_current, cc.n_base) >= alpha]
+
+    def floor(cc: CellComparison) -> float:
+        return 1 / math.comb(cc.units_base + cc.units_current, cc.units_base)
+
+    def what(group: Sequence[CellComparison]) -> str:
+        n = min(min(cc.units_base, cc.units_current) for cc in group)
+        unit = "rounds" if all(cc.unit == "round" for cc in group) else "samples"
+        return f"as few as {n} {unit} a side"
+
+    never = [cc for cc in cells if floor(cc) >= alpha]
+    lone = [cc for cc in cells if k * floor(cc) >= alpha]
     if never:
-        n = min(min(cc.n_base, cc.n_current) for cc in never)
-        notes.append(f"{len(never)} cells have too few samples (as few as {n} a side) for "
-                     f"Mann-Whitney U ever to reach alpha {alpha:g}: they can only be "
-                     "`unchanged` or `unsure`; take more samples")
+        notes.append(f"{len(never)} cells have too few units ({what(never)}) for Mann-Whitney "
+                     f"U ever to reach alpha {alpha:g}: they can only be `unchanged` or "
+                     "`unsure`; run more rounds (--rounds)")
     elif lone:
-        n = min(min(cc.n_base, cc.n_current) for cc in lone)
-        notes.append(f"with as few as {n} samples a side, a change confined to a few of the "
-                     f"{k} cells cannot reach alpha {alpha:g} after correction; take more "
-                     "samples to see isolated regressions")
-    return RunComparison(threshold, alpha, tuple(cells), only_b, only_c, tuple(skipped),
-                         tuple(notes))
+        notes.append(f"with {what(lone)}, a change confined to a few of the {k} cells cannot "
+                     f"reach alpha {alpha:g} after correction; run more rounds (--rounds) to "
+                     "see isolated regressions")
+    single = [cc for cc in cells if cc.unit == "sample"]
+    if single:
+        notes.append(f"{len(single)} cells have a single round (one worker process) on a side: "
+                     "their samples are ranked as if independent, so p-values and CIs leave "
+                     "out the worker-to-worker spread and can call a few percent of noise "
+                     "significant; run both sides with --rounds 5 or more")
+    return notes
+

@@ -205,7 +205,10 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     write_json_atomic(run_dir / MANIFEST, manifest)
     noops = [noop_cell(rt) for rt in runtimes.values()] if req.calibrate else []
     jobs: list[Cell] = [*noops, *cells]
-    orders = cell_orders(len(jobs), settings.rounds, order_seed)
+    # an A/B run keeps each A cell next to its B cell (see `cell_orders`)
+    blocks = ([(c.workload.spec, c.strategy.spec) if c.side else j for j, c in enumerate(jobs)]
+              if any(c.side for c in jobs) else None)
+    orders = cell_orders(len(jobs), settings.rounds, order_seed, blocks)
     manifest["schedule"] = {"order_seed": order_seed, "rounds": settings.rounds,
                             "cells": [str(c) for c in jobs], "orders": orders}
     write_json_atomic(run_dir / MANIFEST, manifest)

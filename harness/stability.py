@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.compare import CellKey
+from harness.compare import CellKey, paired_round_sizes
 from harness.results import ResultRow
 from harness.stats import compare_samples
 
@@ -24,25 +24,19 @@ class CellAgreement:
     ratio: float
     ci_low: float
     ci_high: float
+    #: whether the CI came from the two-level bootstrap over rounds
+    by_round: bool = False
 
     @property
     def within(self) -> bool:
         return self.ci_low <= 1.0 <= self.ci_high
 
 
-def round_sizes(row: ResultRow) -> list[int] | None:
-    """Samples per round of a cell row (None when it has fewer than two rounds)."""
-    sizes = [int(r.get("n", 0)) for r in row.rounds]
-    if len(sizes) < 2 or sum(sizes) != len(row.samples_s) or min(sizes) <= 0:
-        return None
-    return sizes
-
-
 def agreement(base: Sequence[ResultRow], current: Sequence[ResultRow],
-              seed: int = 0, by_round: bool = False) -> list[CellAgreement]:
-    """Per common ok cell, the ratio of medians and its CI: the flat bootstrap that
-    `membench compare` uses, or with `by_round` the two-level (rounds, then samples) one
-    where both rows have at least two rounds."""
+              seed: int = 0, by_round: bool = True) -> list[CellAgreement]:
+    """Per common ok cell, the ratio of medians and its CI as `membench compare` computes
+    it: with `by_round`, the two-level (rounds, then samples) bootstrap where both rows
+    have at least two rounds; otherwise, or with `by_round=False`, the flat one."""
     def ok(rows: Sequence[ResultRow]) -> dict[CellKey, ResultRow]:
         return {(r.workload, r.strategy, r.runtime): r for r in rows
                 if r.kind == "cell" and r.status == "ok" and r.samples_s}
@@ -50,14 +44,12 @@ def agreement(base: Sequence[ResultRow], current: Sequence[ResultRow],
     b, c = ok(base), ok(current)
     out = []
     for key in sorted(set(b) & set(c)):
-        groups = (round_sizes(b[key]), round_sizes(c[key])) if by_round else (None, None)
-        if None in groups:
-            groups = (None, None)
+        groups = paired_round_sizes(b[key], c[key]) if by_round else (None, None)
         cmp = compare_samples(b[key].samples_s, c[key].samples_s, seed=seed,
                               base_groups=groups[0], current_groups=groups[1])
         out.append(CellAgreement(key, float(b[key].median_s or 0.0),
                                  float(c[key].median_s or 0.0), cmp.ratio, cmp.ci_low,
-                                 cmp.ci_high))
+                                 cmp.ci_high, cmp.unit == "round"))
     return out
 
 

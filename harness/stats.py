@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 BOOTSTRAP = 2000
+#: scales the median absolute deviation to the standard deviation of a normal sample
+MAD_TO_SD = 1.4826
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Summary:
     minimum: float = float("nan")
     maximum: float = float("nan")
     outlier_index: tuple[int, ...] = ()  # positions of the flagged samples
+    #: robust CV: 1.4826 * MAD / median (equals the CV for normal samples; a burst of
+    #: interference that slows a few samples by 1.5x moves it little, the CV a lot)
+    rcv: float = float("nan")
 
     @property
     def rel_iqr(self) -> float:
@@ -62,6 +67,13 @@ def bootstrap_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> n
     return out
 
 
+def _group_bounds(x: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    bounds = np.cumsum([0, *sizes])
+    if bounds[-1] != x.size or any(n <= 0 for n in sizes):
+        raise ValueError(f"group sizes {list(sizes)} do not partition {x.size} samples")
+    return bounds
+
+
 def bootstrap_medians_grouped(x: np.ndarray, sizes: Sequence[int], n_boot: int,
                               rng: np.random.Generator) -> np.ndarray:
     """Medians of `n_boot` two-level resamples: groups (rounds, i.e. worker processes)
@@ -70,9 +82,7 @@ def bootstrap_medians_grouped(x: np.ndarray, sizes: Sequence[int], n_boot: int,
     Unlike the flat bootstrap, this carries the between-process spread into the interval
     (samples of one process share its page placement, JIT decisions, neighbours).
     """
-    bounds = np.cumsum([0, *sizes])
-    if bounds[-1] != x.size or any(n <= 0 for n in sizes):
-        raise ValueError(f"group sizes {list(sizes)} do not partition {x.size} samples")
+    bounds = _group_bounds(x, sizes)
     groups = [x[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
     out = np.empty(n_boot)
     for i in range(n_boot):
@@ -102,11 +112,13 @@ def summarize(samples: Sequence[float], seed: int = 0) -> Summary:
     sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
     lo, hi = bootstrap_median_ci(x, seed=seed)
     flagged = np.flatnonzero((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr))
+    mad = float(np.median(np.abs(x - med)))
     return Summary(n=int(x.size), median=float(med), mean=mean, stdev=sd, iqr=float(iqr),
                    cv=sd / mean if mean else float("nan"), ci_low=lo, ci_high=hi,
                    outliers=int(flagged.size), q1=float(q1), q3=float(q3),
                    minimum=float(x.min()), maximum=float(x.max()),
-                   outlier_index=tuple(int(i) for i in flagged))
+                   outlier_index=tuple(int(i) for i in flagged),
+                   rcv=MAD_TO_SD * mad / float(med) if med else float("nan"))
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,16 @@ class Comparison:
     ci_high: float
     p_slower: float           # one-sided Mann-Whitney U: current > base
     p_faster: float           # one-sided Mann-Whitney U: current < base
+    #: what Mann-Whitney U ranked: "round" (one median per worker process) or "sample"
+    unit: str = "sample"
+    n_base: int = 0           # units ranked on each side
+    n_current: int = 0
+
+
+def group_medians(x: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """Median of each consecutive group of `sizes[i]` samples (a round's samples)."""
+    bounds = _group_bounds(x, sizes)
+    return np.array([np.median(x[bounds[i]:bounds[i + 1]]) for i in range(len(sizes))])
 
 
 def compare_samples(base: Sequence[float], current: Sequence[float], seed: int = 0,
@@ -123,8 +145,13 @@ def compare_samples(base: Sequence[float], current: Sequence[float], seed: int =
                     current_groups: Sequence[int] | None = None) -> Comparison:
     """Ratio of medians with a bootstrap CI, and one-sided Mann-Whitney U both ways.
 
-    With `*_groups` (samples per round, in order) for both sides, the CI comes from the
-    two-level bootstrap (`bootstrap_medians_grouped`); otherwise from the flat one.
+    With `*_groups` (samples per round, in order) for both sides, the round is the unit:
+    the CI comes from the two-level bootstrap (`bootstrap_medians_grouped`) and Mann-Whitney
+    U ranks the rounds' medians. Samples of one worker process share its page placement,
+    JIT output and the interference it happened to meet, so they are not independent
+    replicates: ranked as such, two workers of identical code that differ by a few percent
+    yield p-values near zero (pseudo-replication). Without groups the samples are ranked
+    and the flat bootstrap gives the CI.
     """
     from scipy.stats import mannwhitneyu
 
@@ -137,13 +164,16 @@ def compare_samples(base: Sequence[float], current: Sequence[float], seed: int =
     if base_groups is not None and current_groups is not None:
         mb = bootstrap_medians_grouped(b, base_groups, n_boot, rng)
         mc = bootstrap_medians_grouped(c, current_groups, n_boot, rng)
+        ub, uc, unit = group_medians(b, base_groups), group_medians(c, current_groups), "round"
     else:
         mb = bootstrap_medians(b, n_boot, rng)
         mc = bootstrap_medians(c, n_boot, rng)
+        ub, uc, unit = b, c, "sample"
     lo, hi = np.quantile(mc / mb, [0.025, 0.975])
-    p_slower = float(mannwhitneyu(c, b, alternative="greater").pvalue)
-    p_faster = float(mannwhitneyu(c, b, alternative="less").pvalue)
-    return Comparison(ratio, float(lo), float(hi), p_slower, p_faster)
+    p_slower = float(mannwhitneyu(uc, ub, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(uc, ub, alternative="less").pvalue)
+    return Comparison(ratio, float(lo), float(hi), p_slower, p_faster, unit,
+                      int(ub.size), int(uc.size))
 
 
 def geomean_ratio(pairs: Sequence[tuple[Sequence[float], Sequence[float]]],

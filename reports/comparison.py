@@ -27,14 +27,14 @@ def to_markdown(cmp: RunComparison, base: str, current: str) -> str:
                  f"(Benjamini-Hochberg corrected): {counts}")
     lines.append("")
     if cmp.cells:
-        lines += ["| cell | base | current | change | 95% CI | q (slower) | verdict |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += ["| cell | base | current | change | 95% CI | q (slower) | n | verdict |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         order = {"slower": 0, "unsure": 1, "faster": 2, "unchanged": 3}
         for c in sorted(cmp.cells, key=lambda c: (order[c.verdict], -c.ratio)):
             lines.append(
                 f"| {_md_escape(c.cell)} | {_fmt_s(c.base_median)} | {_fmt_s(c.current_median)} "
                 f"| {_pct(c.ratio)} | {_pct(c.ci_low)} … {_pct(c.ci_high)} | {c.q_slower:.3g} "
-                f"| {ICON[c.verdict]} |")
+                f"| {c.units} | {ICON[c.verdict]} |")
     for title, keys in (("only in base", cmp.only_base), ("only in current", cmp.only_current)):
         if keys:
             lines += ["", f"**{title}:** " + ", ".join(f"`{_md_escape(' | '.join(k))}`"
@@ -90,7 +90,8 @@ def to_html(cmp: RunComparison, base: str, current: str, png_name: str | None) -
             f"<tr class='{c.verdict}'><td>{html.escape(c.cell)}</td>"
             f"<td>{_fmt_s(c.base_median)}</td><td>{_fmt_s(c.current_median)}</td>"
             f"<td>{_pct(c.ratio)}</td><td>{_pct(c.ci_low)} … {_pct(c.ci_high)}</td>"
-            f"<td>{c.q_slower:.3g}</td><td>{c.q_faster:.3g}</td><td>{c.verdict}</td></tr>")
+            f"<td>{c.q_slower:.3g}</td><td>{c.q_faster:.3g}</td><td>{c.units}</td>"
+            f"<td>{c.verdict}</td></tr>")
     extra = []
     for title, keys in (("Only in base", cmp.only_base), ("Only in current", cmp.only_current)):
         if keys:
@@ -114,7 +115,7 @@ tr.unsure td {{ background: #fff6d5; }} img {{ max-width: 100%; }}
 {cmp.count('unsure')} unsure (too noisy to tell).</p>
 {img}
 <table><tr><th>cell</th><th>base</th><th>current</th><th>change</th><th>95% CI</th>
-<th>q slower</th><th>q faster</th><th>verdict</th></tr>{''.join(rows)}</table>
+<th>q slower</th><th>q faster</th><th>n</th><th>verdict</th></tr>{''.join(rows)}</table>
 {''.join(extra)}
 {''.join(f'<p><em>{html.escape(n)}</em></p>' for n in cmp.notes)}
 </body></html>

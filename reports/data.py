@@ -234,6 +234,7 @@ def cell_records(run: RunData) -> list[dict[str, Any]]:
             "median_s": s.median if s else None, "mean_s": s.mean if s else None,
             "stdev_s": s.stdev if s else None, "ci_low_s": s.ci_low if s else None,
             "ci_high_s": s.ci_high if s else None, "cv": s.cv if s else None,
+            "robust_cv": s.rcv if s else None,
             "outliers": s.outliers if s else None, "inner": r.get("inner"),
         }
         rec.update({f"{k.replace(' ', '_')}_s": v for k, v in phases(r).items()})

@@ -12,7 +12,7 @@ from harness.errors import SpecError
 from harness.results import read_rows
 
 ARGS = ["--workload", "bias-relu:n=2048", "--strategy", "shared", "--repeat", "10",
-        "--sample-time", "0.002"]
+        "--sample-time", "0.002", "--rounds", "2"]
 
 
 def test_a_a_run_keeps_both_sides_and_passes(tmp_path: Path) -> None:
@@ -20,6 +20,10 @@ def test_a_a_run_keeps_both_sides_and_passes(tmp_path: Path) -> None:
     (run,) = tmp_path.iterdir()
     rows = read_rows(run)
     assert [r.side for r in rows] == ["A", "B"] and all(r.status == "ok" for r in rows)
+    assert all(len(r.rounds) == 2 for r in rows)
+    # each round ran the pair back to back (noop cell first or last, never between them)
+    orders = json.loads((run / "run.json").read_text())["schedule"]["orders"]
+    assert all(abs(o.index(1) - o.index(2)) == 1 for o in orders)
     # the verdict itself is timing: its false-alarm rate is measured by
     # benchmarks/regression_power.py, not asserted here
     assert code in (0, 1)
@@ -95,3 +99,17 @@ def test_missing_checkout_is_refused_before_work(tmp_path: Path, capsys) -> None
                  *ARGS, "--out", str(tmp_path / "out")]) == 2
     assert "has no installed membench" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_ab_runs_enough_rounds_for_its_test_unless_told() -> None:
+    from harness.ab import AB_ROUNDS, ab_request
+    from harness.measure import MeasureSettings
+    from harness.runner import RunRequest
+
+    req = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
+                     settings=MeasureSettings(rounds=1))
+    assert ab_request(req, rounds_given=False).settings.rounds == AB_ROUNDS
+    assert ab_request(req, rounds_given=True).settings.rounds == 1
+    many = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
+                      settings=MeasureSettings(rounds=AB_ROUNDS + 2))
+    assert ab_request(many, rounds_given=False).settings.rounds == AB_ROUNDS + 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,4 +108,36 @@ def test_sample_count_notes() -> None:
 
     assert "ever to reach" in compare_runs(rows(3, 2), rows(3, 2)).notes[0]  # 1/20 >= 0.01
     assert "confined to a few" in compare_runs(rows(5, 14), rows(5, 14)).notes[0]
-    assert compare_runs(rows(10, 14), rows(10, 14)).notes == ()
+    notes = compare_runs(rows(10, 14), rows(10, 14)).notes
+    assert len(notes) == 1 and "single round" in notes[0]
+
+
+def _rounds_row(medians: list[float], per_round: int = 10, seed: int = 0):
+    """A cell row whose rounds have the given medians and 0.5% spread inside each round."""
+    from harness.results import ResultRow
+
+    rng = np.random.default_rng(seed)
+    samples = [m * (1 + 0.005 * rng.standard_normal()) for m in medians for _ in range(per_round)]
+    return ResultRow(run_id="r", workload="w", strategy="s", runtime="r", status="ok",
+                     samples_s=tuple(samples),
+                     rounds=tuple({"round": i, "n": per_round} for i in range(len(medians))))
+
+
+def test_rounds_are_the_unit_so_worker_to_worker_spread_is_not_a_regression() -> None:
+    # identical code; each worker lands a few percent off (page placement, neighbours)
+    base = _rounds_row([1.00, 1.06, 0.97, 1.04, 0.99], seed=1)
+    cur = _rounds_row([1.07, 1.01, 1.08, 0.98, 1.09], seed=2)
+    cc = compare_runs([base], [cur]).cells[0]
+    assert cc.unit == "round" and (cc.units_base, cc.units_current) == (5, 5)
+    assert cc.verdict == "unsure" and cc.p_slower > 0.01
+    # ranked as 50 independent samples a side, the same data looks like a regression
+    flat = compare_runs([replace(base, rounds=())], [replace(cur, rounds=())]).cells[0]
+    assert flat.unit == "sample" and flat.p_slower < 0.01
+
+
+def test_a_real_slowdown_is_slower_over_rounds() -> None:
+    base = _rounds_row([1.00, 1.02, 0.99, 1.01, 1.00, 0.98], seed=1)
+    cur = _rounds_row([1.12, 1.10, 1.11, 1.13, 1.09, 1.12], seed=2)
+    cc = compare_runs([base], [cur]).cells[0]
+    assert cc.unit == "round" and cc.verdict == "slower"
+    assert cc.ci_low > 1.05 and cc.q_slower < 0.01

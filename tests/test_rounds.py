@@ -42,3 +42,17 @@ def test_a_failing_round_fails_the_cell_and_says_which() -> None:
     cell = combine_rounds(rows)
     assert cell.status == "timeout" and cell.reason == "round 1: no result"
     assert cell.samples_s == () and cell.median_s is None and len(cell.rounds) == 2
+
+
+def test_blocked_orders_keep_each_block_adjacent_and_still_shuffle() -> None:
+    blocks = ["n", ("g", "s"), ("g", "s"), ("c", "s"), ("c", "s"), ("a", "s"), ("a", "s")]
+    orders = cell_orders(7, 6, seed=3, blocks=blocks)
+    for order in orders:
+        assert sorted(order) == list(range(7))
+        labels = [blocks[j] for j in order]
+        # every label occupies one contiguous run of positions
+        runs = [lab for i, lab in enumerate(labels) if i == 0 or labels[i - 1] != lab]
+        assert len(runs) == len(set(blocks))
+    assert len({tuple(o) for o in orders}) > 1
+    # which side of a pair goes first is shuffled too
+    assert {o.index(1) < o.index(2) for o in orders} == {True, False}

@@ -17,6 +17,18 @@ def test_summary_of_known_samples() -> None:
     # 100 is beyond Q3 + 1.5 IQR = 7: flagged, and still counted in the mean
     assert s.outliers == 1 and s.outlier_index == (4,)
     assert s.minimum == 1.0 and s.maximum == 100.0
+    # robust CV: MAD of |x - 3| = [2, 1, 0, 1, 97] is 1, so 1.4826 * 1 / 3
+    assert s.rcv == pytest.approx(1.4826 / 3)
+
+
+def test_robust_cv_tracks_cv_on_normal_samples_and_ignores_bursts() -> None:
+    x = 1.0 + 0.02 * np.random.default_rng(0).standard_normal(4000)
+    s = summarize(x)
+    assert s.rcv == pytest.approx(s.cv, rel=0.1)
+    # 3% of the samples slowed by 1.5x, as a burst from another tenant does
+    x[:120] *= 1.5
+    b = summarize(x)
+    assert b.cv > 3 * s.cv and b.rcv < 1.15 * s.rcv
 
 
 def test_constant_samples_have_zero_spread() -> None:

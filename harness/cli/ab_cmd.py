@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.ab import ab_cells, compare_sides
+from harness.ab import AB_ROUNDS, ab_cells, ab_request, compare_sides
 from harness.cli.compare_cmd import parse_fraction, print_table
 from harness.cli.run_cmd import add_selection_args, build_request
 from harness.console import print_summary, stderr_console
@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
                    help="make side B do real extra work of PCT of each inference (e.g. 10%%), "
                         "to check that a known regression is detected")
     p.set_defaults(func=main)
+    p.epilog = (f"Without --rounds, each side runs at least {AB_ROUNDS} rounds (fresh workers): "
+                "the comparison's unit is the round")
 
 
 def side_b_spec(b: str, inject: str | None) -> str:
@@ -54,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise SpecError(f"--alpha must be in (0, 1), got {args.alpha}")
     args.runtime = []
-    req = build_request(args)
+    req = ab_request(build_request(args), rounds_given=args.rounds is not None)
     b = side_b_spec(args.b, args.inject_slowdown)
     regs = Registries.from_entry_points()
     for repo in (args.a_repo, args.b_repo):

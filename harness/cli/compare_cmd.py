@@ -62,13 +62,13 @@ def check_same_machine(base: dict[str, Any], current: dict[str, Any], allow: boo
 def print_table(cmp: RunComparison, console: Console) -> None:
     t = Table(title=f"compare (threshold ±{cmp.threshold:.0%}, alpha {cmp.alpha:g}, BH)",
               title_justify="left")
-    for col in ("cell", "base", "current", "change", "95% CI", "q slower", "verdict"):
+    for col in ("cell", "base", "current", "change", "95% CI", "q slower", "n", "verdict"):
         t.add_column(col, justify="left" if col in ("cell", "verdict") else "right")
     for c in sorted(cmp.cells, key=lambda c: -c.ratio):
         t.add_row(c.cell, fmt_time(c.base_median), fmt_time(c.current_median),
                   f"{(c.ratio - 1) * 100:+.1f}%",
                   f"{(c.ci_low - 1) * 100:+.1f}% … {(c.ci_high - 1) * 100:+.1f}%",
-                  f"{c.q_slower:.3g}", f"[{STYLE[c.verdict]}]{c.verdict}[/]")
+                  f"{c.q_slower:.3g}", c.units, f"[{STYLE[c.verdict]}]{c.verdict}[/]")
     console.print(t)
     for k in cmp.only_base:
         console.print(f"only in base: {' | '.join(k)}")
