@@ -1,7 +1,9 @@
-"""GEMM (and conv2d) GFLOP/s: packed SIMD128 vs scalar wasm vs single-threaded NumPy, one run.
+"""GEMM (and conv2d) GFLOP/s: packed SIMD128, packed SIMD128 + relaxed-SIMD FMA, scalar wasm
+and single-threaded NumPy, one run.
 
     python benchmarks/bench_gemm.py                     # 256x256x256, default tile
     python benchmarks/bench_gemm.py --tiles 4x8,2x16,2x8,3x8,1x16,2x16-splat
+    python benchmarks/bench_gemm.py --isas relaxed      # only the FMA variant (and scalar)
     python benchmarks/bench_gemm.py --conv "conv2d:h=32,w=32,cin=32,cout=32,kh=3,kw=3,pad=1"
 
 The wasm side runs the harness's own path in process: strategy -> Plan -> LoadedPlan on
@@ -12,6 +14,10 @@ shows the median and best of the per-round medians, and the machine's load avera
 because the machine is shared. `--clock cpu` (default) times with this thread's CPU time,
 which time slices given to other processes do not inflate (on a loaded machine wall time
 measures the scheduler); `--clock wall` uses perf_counter.
+
+Every `--isas` value is measured with every `--tiles` tile; `simd` is plain SIMD128
+(mul + add), `relaxed` adds relaxed-SIMD `f32x4.relaxed_madd` (FMA on x86 with FMA3). The
+summary names the fastest tile of each ISA, its share of NumPy and its speed-up over scalar.
 
 Targets (issue 4): SIMD GEMM 256^3 >= 30% of NumPy single-thread sgemm and >= 8x scalar.
 """
@@ -103,7 +109,7 @@ def measure(rounds: int, runners: dict[str, Callable[[], None]],
     return out
 
 
-def report(title: str, flops: int, times: dict[str, list[float]], simd_key: str,
+def report(title: str, flops: int, times: dict[str, list[float]], keys: list[str],
            scalar_key: str | None, numpy_key: str) -> None:
     print(f"\n{title}  ({flops / 1e6:.1f} MFLOP per inference)")
     print(f"  {'variant':<28}{'median GFLOP/s':>16}{'best GFLOP/s':>14}{'median ms':>11}")
@@ -111,11 +117,16 @@ def report(title: str, flops: int, times: dict[str, list[float]], simd_key: str,
     for k, v in times.items():
         print(f"  {k:<28}{flops / med[k] / 1e9:>16.2f}{flops / min(v) / 1e9:>14.2f}"
               f"{med[k] * 1e3:>11.3f}")
-    frac = med[numpy_key] / med[simd_key]
-    line = f"  {simd_key}: {100 * frac:.1f}% of NumPy single-thread"
-    if scalar_key:
-        line += f", {med[scalar_key] / med[simd_key]:.1f}x scalar"
-    print(line)
+    for key in keys:
+        line = f"  {key}: {100 * med[numpy_key] / med[key]:.1f}% of NumPy single-thread"
+        if scalar_key:
+            line += f", {med[scalar_key] / med[key]:.1f}x scalar"
+        print(line)
+
+
+def fastest(times: dict[str, list[float]], prefix: str) -> str:
+    """The variant starting with `prefix` with the lowest median time."""
+    return min((k for k in times if k.startswith(prefix)), key=lambda k: statistics.median(times[k]))
 
 
 def main() -> None:
@@ -125,6 +136,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=256)
     ap.add_argument("--tiles", default=DEFAULT_TILE.label(),
                     help="comma-separated SIMD tiles to measure (e.g. 4x8,2x16,2x16-splat)")
+    ap.add_argument("--isas", default="simd,relaxed",
+                    help="comma-separated packed ISAs to measure: simd, relaxed (FMA)")
     ap.add_argument("--strategy", default="shared")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conv", action="append", default=[],
@@ -140,31 +153,34 @@ def main() -> None:
           f"NumPy {np.__version__} single-thread; clock: {args.clock}")
     if not args.no_gemm:
         base = f"gemm:m={args.m},n={args.n},k={args.k}"
+        isas = args.isas.split(",")
         runners: dict[str, Callable[[], None]] = {}
         wl = None
-        for tile in args.tiles.split(","):
-            runners[f"wasm simd {tile}"], wl = wasm_runner(
-                regs, f"{base},isa=simd,tile={tile}", args.strategy)
+        for isa in isas:
+            for tile in args.tiles.split(","):
+                runners[f"wasm {isa} {tile}"], wl = wasm_runner(
+                    regs, f"{base},isa={isa},tile={tile}", args.strategy)
         runners["wasm scalar"], _ = wasm_runner(regs, f"{base},isa=scalar", args.strategy)
         assert wl is not None
         runners["numpy sgemm (1 thread)"] = gemm_numpy(wl)
         times = measure(args.rounds, runners, CLOCKS[args.clock])
-        best_simd = min((k for k in times if k.startswith("wasm simd")),
-                        key=lambda k: statistics.median(times[k]))
-        report(f"GEMM {args.m}x{args.n}x{args.k}", wl.flops(), times, best_simd,
-               "wasm scalar", "numpy sgemm (1 thread)")
+        report(f"GEMM {args.m}x{args.n}x{args.k}", wl.flops(), times,
+               [fastest(times, f"wasm {isa} ") for isa in isas], "wasm scalar",
+               "numpy sgemm (1 thread)")
     for spec in args.conv:
         runners = {}
-        runners["wasm simd"], wl = wasm_runner(regs, f"{spec},isa=simd", args.strategy)
+        for isa in args.isas.split(","):
+            runners[f"wasm {isa}"], wl = wasm_runner(regs, f"{spec},isa={isa}", args.strategy)
         runners["wasm scalar"], _ = wasm_runner(regs, f"{spec},isa=scalar", args.strategy)
         runners["numpy im2col+sgemm (1 thread)"] = conv_numpy(wl)
         runners["numpy sgemm only (1 thread)"] = conv_numpy_gemm_only(wl)
         times = measure(args.rounds, runners, CLOCKS[args.clock])
-        report(spec, wl.flops(), times, "wasm simd", "wasm scalar",
-               "numpy im2col+sgemm (1 thread)")
+        keys = [f"wasm {isa}" for isa in args.isas.split(",")]
+        report(spec, wl.flops(), times, keys, "wasm scalar", "numpy im2col+sgemm (1 thread)")
         sg = statistics.median(times["numpy sgemm only (1 thread)"])
-        print(f"  wasm simd: {100 * sg / statistics.median(times['wasm simd']):.1f}% of "
-              "NumPy's sgemm alone (im2col excluded on the NumPy side only)")
+        for key in keys:
+            print(f"  {key}: {100 * sg / statistics.median(times[key]):.1f}% of NumPy's sgemm "
+                  "alone (im2col excluded on the NumPy side only)")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

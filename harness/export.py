@@ -38,7 +38,7 @@ SMALL = 13
 #: plan capability -> wasm-tools feature name (validation starts from the wasm 2.0 set,
 #: which already has SIMD128 and bulk memory)
 VALIDATOR_FEATURES = {"multi-memory": "multi-memory", "shared-memory": "threads",
-                      "memory64": "memory64"}
+                      "memory64": "memory64", "relaxed-simd": "relaxed-simd"}
 
 
 class ExportError(MembenchError):

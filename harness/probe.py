@@ -27,7 +27,7 @@ from harness.plan import (
 from harness.runtimes.base import Runtime
 
 CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
-                "simd128", "bulk-memory", "memory64", "host-func-import")
+                "simd128", "relaxed-simd", "bulk-memory", "memory64", "host-func-import")
 
 _HEAP = '(import "env" "heap" (memory 1))'
 _PROBES: dict[str, tuple[str, str]] = {
@@ -45,6 +45,10 @@ _PROBES: dict[str, tuple[str, str]] = {
                       "shared"),
     "simd128": (_HEAP + '(func (export "run") (v128.store (i32.const 0) (i32x4.add'
                 ' (i32x4.splat (i32.const 40)) (i32x4.splat (i32.const 2)))))', "host16"),
+    # 6 * 7 + 0 is exact whether relaxed_madd fuses or not
+    "relaxed-simd": (_HEAP + '(func (export "run") (v128.store (i32.const 0)'
+                     ' (i32x4.trunc_sat_f32x4_s (f32x4.relaxed_madd (f32x4.splat (f32.const 6))'
+                     ' (f32x4.splat (f32.const 7)) (f32x4.splat (f32.const 0))))))', "host16"),
     "bulk-memory": (_HEAP + '(func (export "run") (memory.fill (i32.const 0) (i32.const 42)'
                     ' (i32.const 1)) (memory.copy (i32.const 4) (i32.const 0) (i32.const 4)))',
                     "host8"),

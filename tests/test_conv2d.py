@@ -27,7 +27,7 @@ def _verify(regs, spec: str, strategy: str) -> None:
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("isa", ["scalar", "simd"])
+@pytest.mark.parametrize("isa", ["scalar", "simd", "relaxed"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_conv2d_shapes(regs, strategy: str, isa: str, shape: str) -> None:
     _verify(regs, f"conv2d:{shape},isa={isa}", strategy)
@@ -36,7 +36,7 @@ def test_conv2d_shapes(regs, strategy: str, isa: str, shape: str) -> None:
 @settings(max_examples=6, deadline=None)
 @given(h=st.integers(1, 9), w=st.integers(1, 9), cin=st.integers(1, 5), cout=st.integers(1, 20),
        k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1),
-       isa=st.sampled_from(["scalar", "simd"]), strategy=st.sampled_from(STRATEGIES))
+       isa=st.sampled_from(["scalar", "simd", "relaxed"]), strategy=st.sampled_from(STRATEGIES))
 def test_conv2d_random_shapes(regs, h: int, w: int, cin: int, cout: int, k: int, stride: int,
                               pad: int, isa: str, strategy: str) -> None:
     if h + 2 * pad < k or w + 2 * pad < k:
@@ -70,3 +70,5 @@ def test_flops_and_tensors(regs) -> None:
     assert wl.flops() == 2 * m * n * k + m * n
     kern = wl.dispatches[0].kernel
     assert kern.features == frozenset({"simd128"}) and kern.scratch_bytes > 0
+    relaxed = regs.workloads.create("conv2d:h=8,w=6,cin=3,cout=4,isa=relaxed").dispatches[0]
+    assert relaxed.kernel.features == frozenset({"simd128", "relaxed-simd"})

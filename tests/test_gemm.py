@@ -1,4 +1,5 @@
-"""GEMM (scalar and packed SIMD128) and the MLP on it: odd shapes, every tile tail, in process."""
+"""GEMM (scalar, packed SIMD128, packed SIMD128 + relaxed-SIMD FMA) and the MLP on it: odd
+shapes, every tile tail, in process."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.codegen import DirectLowering, build_kernel_module
 from harness.errors import SpecError
 from harness.inprocess import run_and_verify
 from workloads.kernels.gemm import GemmKernel
-from workloads.kernels.packed_gemm import Tile
+from workloads.kernels.packed_gemm import FMA_UNROLL, Tile
 
 STRATEGIES = ("shared", "per-module")
 
@@ -21,28 +23,47 @@ def _verify(regs, workload: str, strategy: str) -> None:
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("isa", ["scalar", "simd"])
+@pytest.mark.parametrize("isa", ["scalar", "simd", "relaxed"])
 @pytest.mark.parametrize("mnk", [(1, 1, 1), (37, 53, 91), (2, 16, 2), (5, 33, 4)])
 def test_gemm_odd_shapes(regs, strategy: str, isa: str, mnk: tuple[int, int, int]) -> None:
     m, n, k = mnk
     _verify(regs, f"gemm:m={m},n={n},k={k},isa={isa}", strategy)
 
 
+@pytest.mark.parametrize("isa", ["simd", "relaxed"])
 @pytest.mark.parametrize("tile", ["1x4", "3x8", "2x16", "5x12", "2x16-splat"])
-def test_gemm_other_tiles(regs, tile: str) -> None:
+def test_gemm_other_tiles(regs, tile: str, isa: str) -> None:
     # 5 rows span two A vectors; 12 columns end in a partial vector on n=13
-    _verify(regs, f"gemm:m=11,n=13,k=7,tile={tile}", "shared")
+    _verify(regs, f"gemm:m=11,n=13,k=7,tile={tile},isa={isa}", "shared")
+
+
+@pytest.mark.parametrize("k", range(1, 2 * FMA_UNROLL + 2))
+def test_relaxed_k_loop_exits_after_every_step(regs, k: int) -> None:
+    # the FMA loop runs FMA_UNROLL k steps per iteration and may leave after any of them
+    _verify(regs, f"gemm:m=6,n=9,k={k},isa=relaxed", "shared")
+
+
+def _wat(kernel: GemmKernel) -> str:
+    lowering = DirectLowering({"heap": "$m", "scratch": "$m"}, ["(memory $m 1)"])
+    return build_kernel_module(kernel, lowering, dict.fromkeys(kernel.params(), "heap")).wat
+
+
+def test_relaxed_kernel_multiplies_with_fma_only() -> None:
+    relaxed, simd = GemmKernel(8, 8, 9, isa="relaxed"), GemmKernel(8, 8, 9)
+    assert relaxed.features == frozenset({"simd128", "relaxed-simd"})
+    assert "f32x4.relaxed_madd" in _wat(relaxed) and "f32x4.mul" not in _wat(relaxed)
+    assert "f32x4.relaxed_madd" not in _wat(simd) and "f32x4.mul" in _wat(simd)
 
 
 @settings(max_examples=8, deadline=None)
 @given(m=st.integers(1, 24), n=st.integers(1, 40), k=st.integers(1, 24),
-       isa=st.sampled_from(["scalar", "simd"]), strategy=st.sampled_from(STRATEGIES))
+       isa=st.sampled_from(["scalar", "simd", "relaxed"]), strategy=st.sampled_from(STRATEGIES))
 def test_gemm_random_shapes(regs, m: int, n: int, k: int, isa: str, strategy: str) -> None:
     _verify(regs, f"gemm:m={m},n={n},k={k},isa={isa}", strategy)
 
 
-@pytest.mark.parametrize("isa", ["scalar", "simd"])
-def test_mlp_bias_relu_both_isas(regs, isa: str) -> None:
+@pytest.mark.parametrize("isa", ["scalar", "simd", "relaxed"])
+def test_mlp_bias_relu_every_isa(regs, isa: str) -> None:
     for strategy in STRATEGIES:
         _verify(regs, f"mlp:batch=3,sizes=7-18-5,isa={isa}", strategy)
 

@@ -51,18 +51,34 @@ def probes(regs) -> dict[str, ProbeResult]:
     ("wasmtime", "memory64", True),
     ("wasmer", "multi-memory", False),     # wasmer-python 1.1.0 embeds wasmer 2.x
     ("wasmer", "imported-memory", True),
+    ("wasmtime", "relaxed-simd", True),
     ("wasm3", "simd128", False),
+    ("wasm3", "relaxed-simd", False),
+    ("wasmer", "relaxed-simd", False),     # "Unknown 0xfd subopcode" (wasmer 2.x)
     ("wasm3", "multi-memory", False),      # one memory per wasm3 runtime
     ("wasm3", "memory64", False),
     ("wasm3", "host-func-import", True),
     ("v8", "multi-memory", False),         # V8 11.3 in Node 20
     ("v8", "simd128", True),
+    ("v8", "relaxed-simd", False),         # Node 20 ships it behind --experimental-relaxed-simd
     ("v8", "shared-memory", True),
 ])
 def test_probe_matches_known_facts(probes, spec: str, capability: str, present: bool) -> None:
     p = probes[spec]
     assert p.status == "ok", p.message
     assert p.has(capability) is present, p.capabilities[capability]
+
+
+@pytest.mark.parametrize("spec", RUNTIMES)
+def test_relaxed_gemm_runs_or_names_missing_relaxed_simd(regs, probes, quick_settings,
+                                                         spec: str) -> None:
+    cell = Cell(regs.workloads.create("gemm:m=5,n=6,k=7,isa=relaxed"),
+                regs.strategies.create("shared"), _require(regs, spec))
+    row = run_cell(cell, "t", quick_settings, 60, probes[spec])
+    if probes[spec].has("relaxed-simd"):
+        assert row.status == "ok", row.reason
+    else:
+        assert row.status == "unsupported" and "relaxed-simd" in row.reason, row.reason
 
 
 def test_probe_records_versions(probes) -> None:

@@ -86,6 +86,10 @@ class WasmtimeBackend(Backend):
             cfg = self.wt.Config()
             cfg.wasm_multi_memory = True
             cfg.wasm_simd = True
+            # relaxed SIMD in its native (non-deterministic) mode: relaxed_madd is one FMA
+            # where the host has FMA3 (wasmtime's default; stated so the config says it)
+            cfg.wasm_relaxed_simd = True
+            cfg.wasm_relaxed_simd_deterministic = False
             cfg.wasm_bulk_memory = True
             cfg.wasm_memory64 = True
             # wasmtime 50 refuses (aborts the process) threads on Pulley: leave them off

@@ -9,8 +9,9 @@ im2col matrix: row (b,oy,ox) holds the receptive field, zeros where it overhangs
 `isa=simd` (default): im2col is fused into the A packing of the shared packed SIMD128
 GEMM (`workloads.kernels.packed_gemm`), writing the receptive fields straight into the
 packed MR-row tiles in scratch, so the same register-tiled microkernel does the work and
-packing is inside every measured call. `isa=scalar`: direct loops, one f32 accumulator
-per output.
+packing is inside every measured call. `isa=relaxed`: the same with the GEMM's
+relaxed-SIMD FMA microkernel (see `workloads.kernels.gemm`). `isa=scalar`: direct loops,
+one f32 accumulator per output.
 
 Tolerance: the reference is im2col @ weights in float64, rounded to f32; a K-term f32
 dot product of N(0,1) inputs and 1/sqrt(K)-scaled weights errs well under K * 1e-6, so
@@ -32,6 +33,7 @@ from harness.errors import ShapeError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.gemm import DEFAULT_TILE, ISA_PARAM, TILE_PARAM, gemm_tolerance
+from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile
 
 UNROLL_CIN = 16  # receptive-field rows up to this many channels are copied unrolled
@@ -82,16 +84,17 @@ class Conv2dKernel(Kernel):
             raise ShapeError(f"conv2d: a {kh}x{kw} kernel with padding {pad} does not fit a "
                              f"{h}x{w} input")
         self.isa = isa
-        variant = "scalar" if isa == "scalar" else f"simd{tile.label()}"
+        variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
         self.name = (f"conv2d_{batch}x{h}x{w}x{cin}_k{kh}x{kw}s{stride}p{pad}_{cout}"
                      f"{'_relu' if relu else ''}_{variant}")
         self.buffers = (BufferParam("x", "r"), BufferParam("w", "r"), BufferParam("bias", "r"),
                         BufferParam("y", "w"))
         m, k = batch * self.oh * self.ow, kh * kw * cin
-        self.packed = PackedGemm(m, cout, k, tile) if isa == "simd" else None
+        self.packed = PackedGemm(m, cout, k, tile, fma=isa == "relaxed") \
+            if isa != "scalar" else None
         if self.packed is not None:
             self.scratch_bytes = self.packed.scratch_bytes(bias=True)
-            self.features = frozenset({"simd128"})
+            self.features = isa_features(isa)
 
     # -- shared loop nest over output pixels ------------------------------------------
     def _pixels(self, fb: FunctionBuilder, x: Buffer, body: Callable[[], None]) -> None:

@@ -10,10 +10,17 @@ thread CPU time, benchmarks/bench_gemm.py; GFLOP/s): 4x8 20.5, 2x16 19.9, 2x16-s
 4x12 18.8, 3x8 18.7, 2x12 18.7, 4x8-splat 18.0, 3x16 17.9, 2x8 16.5, 4x4 14.0, 1x16 13.9;
 scalar 1.55; NumPy 1-thread sgemm 88-99. Default 4x8 (2x16 within 3%). Without FMA,
 128-bit mul and add share two ports here, so ~8 FLOP/cycle is the ceiling these reach.
+`isa=relaxed`: the same packed kernel with relaxed-SIMD `f32x4.relaxed_madd` (one FMA on
+an x86 host with FMA3) in the loop shape `packed_gemm` describes; needs the runtime's
+relaxed-SIMD support. Same machine (load ~1.7, CPU time): relaxed 4x8 30.5, 3x8 29.3, 2x16
+19.2 (its 8 accumulators and 4 B vectors spill at 3 k steps per iteration), simd 4x8 21.7,
+NumPy 107 GFLOP/s. Default tile 4x8 for both.
 `isa=scalar`: the i-j-p loop with pointer bumping, one f32 accumulator per output.
 Tolerance: the reference is computed in float64 and rounded; a k-term f32 dot product
 has error well under k * 1e-6 for N(0,1) inputs and 1/sqrt(k)-scaled weights, so
-atol = 1e-6 * k, rtol = 1e-5. A wrong index or missed term errs by O(1).
+atol = 1e-6 * k, rtol = 1e-5. A wrong index or missed term errs by O(1). `relaxed_madd`
+may round once (fused) or twice (mul, then add) per term, at the runtime's choice: a
+fused term's error is at most a non-fused one's, so the same bound holds for both.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from harness.codegen.kernel import SCRATCH
 from harness.errors import SpecError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile
 
-ISAS = ("scalar", "simd")
+ISAS = ("scalar", "simd", "relaxed")
 DEFAULT_TILE = Tile(4, 8)
 
 
@@ -41,15 +49,16 @@ def parse_tile(raw: str) -> str:
     return raw
 
 
-ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, or packed SIMD128 register tiles",
-                  choices=ISAS)
+ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, packed SIMD128 register tiles, or "
+                  "those with relaxed-SIMD FMA (relaxed_madd)", choices=ISAS)
 TILE_PARAM = Param("tile", "str", DEFAULT_TILE.label(), "SIMD register tile MRxNR[-shuffle|-splat] "
                    "(NR a multiple of 4; A broadcast by i8x16.shuffle or f32x4.splat)",
                    check=parse_tile)
 
 
 class GemmKernel(Kernel):
-    """GEMM with optional fused bias and ReLU; `isa` "scalar" or "simd" (packed tiles)."""
+    """GEMM with optional fused bias and ReLU; `isa` "scalar", "simd" or "relaxed" (packed
+    tiles, the last with FMA)."""
 
     def __init__(self, m: int, n: int, k: int, bias: bool = False, relu: bool = False,
                  isa: str = "simd", tile: Tile = DEFAULT_TILE) -> None:
@@ -57,17 +66,17 @@ class GemmKernel(Kernel):
             raise ValueError(f"isa must be one of {ISAS}, not {isa!r}")
         self.m, self.n, self.k, self.bias, self.relu, self.isa = m, n, k, bias, relu, isa
         suffix = ("_bias" if bias else "") + ("_relu" if relu else "")
-        variant = "scalar" if isa == "scalar" else f"simd{tile.label()}"
+        variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
         self.name = f"gemm_{m}x{n}x{k}{suffix}_{variant}"
         bufs = [BufferParam("a", "r"), BufferParam("b", "r")]
         if bias:
             bufs.append(BufferParam("bias", "r"))
         bufs.append(BufferParam("c", "w"))
         self.buffers = tuple(bufs)
-        self.packed = PackedGemm(m, n, k, tile) if isa == "simd" else None
+        self.packed = PackedGemm(m, n, k, tile, fma=isa == "relaxed") if isa != "scalar" else None
         if self.packed is not None:
             self.scratch_bytes = self.packed.scratch_bytes(bias)
-            self.features = frozenset({"simd128"})
+            self.features = isa_features(isa)
 
     def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
         if self.packed is not None:

@@ -14,6 +14,26 @@ C[m,n] = A[m,k] @ B[k,n] (+ bias[n]) (ReLU), f32, computed in three phases insid
    `f32x4.splat`) and multiplied with the NR/4 vectors of the B row; the tile is stored
    through the strategy's lowering, with ReLU as `f32x4.pmax`.
 
+With `fma=True` (the `isa=relaxed` variant) the multiply-add is one relaxed-SIMD
+`f32x4.relaxed_madd` (an FMA on x86 with FMA3) and the k loop takes another shape, for
+reasons of Cranelift's code generation, measured on wasmtime 50 (x64):
+
+- Cranelift lowers `fma(x, y, z)` to `vfmadd213ps`/`vfmadd132ps`, whose destination is a
+  multiplicand, never to `vfmadd231ps` (destination = addend). The new accumulator lands
+  in `x`'s register, so `x` is copied first unless this FMA is its last use. Per k step
+  each broadcast and each B vector dies once: the operand that dies here goes first,
+  which leaves MR*NV - MR - NV + 1 copies per step (3 for 4x8) instead of MR*NV.
+- With one k step per loop iteration every accumulator changes register each step and
+  the back edge moves all of them; with several steps per iteration the last FMA of a
+  chain can write straight into the loop's register. `FMA_UNROLL` steps per iteration,
+  each followed by a "done?" exit test. The test is not only for K % FMA_UNROLL: Cranelift
+  places pure instructions (shuffles, FMAs) at their first use and the branch to the
+  exit, which carries the accumulators, is their first use, so each step's FMAs are
+  emitted before the next step's loads and no more than one step's vectors are live
+  (without the tests all loads of the iteration come first and accumulators spill).
+- One induction variable addresses both panels (`pa + i*sa`, `pb + i*sb`, each one `lea`)
+  and is compared with constants, instead of two bumped pointers and a bound.
+
 Tails cost nothing at run time: shapes are compile-time constants, so the last (partial)
 tile and panel get a specialised copy of the microkernel that computes only the valid
 rows and vector columns and stores only the valid lanes. K needs no padding: the loop
@@ -25,14 +45,18 @@ their spaces, packed panels in "scratch"), so the kernel runs under every strate
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.codegen import Buffer, Expr, FunctionBuilder, Var, op
+from harness.codegen import Buffer, Expr, FunctionBuilder, Var, i32, op
 
 V128 = "v128"
 ZERO = Expr("(v128.const i32x4 0 0 0 0)", V128)
 BCASTS = ("shuffle", "splat")
+#: k steps per iteration of the FMA microkernel's loop (measured on 256^3, 4x8: 2 steps
+#: leave a register shuffle on the back edge, 4 spill an accumulator; 3 is fastest)
+FMA_UNROLL = 3
 
 
 @dataclass(frozen=True)
@@ -75,8 +99,8 @@ APacker = Callable[[FunctionBuilder, Buffer, Var], None]
 class PackedGemm:
     """Code generator for one shape: scratch layout, packing of B and bias, the tile loops."""
 
-    def __init__(self, m: int, n: int, k: int, tile: Tile) -> None:
-        self.m, self.n, self.k, self.tile = m, n, k, tile
+    def __init__(self, m: int, n: int, k: int, tile: Tile, fma: bool = False) -> None:
+        self.m, self.n, self.k, self.tile, self.fma = m, n, k, tile, fma
         mr, nr = tile.mr, tile.nr
         self.mp = -(-m // mr) * mr
         self.np_ = -(-n // nr) * nr
@@ -147,6 +171,7 @@ class PackedGemm:
     def emit(self, fb: FunctionBuilder, pack_a: APacker, b: Buffer, c: Buffer,
              scratch: Buffer, bias: Buffer | None = None, relu: bool = False) -> None:
         """Emit the whole GEMM: packs, then every (panel, tile) pair."""
+        micro = self._micro_fma if self.fma else self._micro
         self.pack_b(fb, b, scratch)
         if bias is not None:
             self.pack_bias(fb, bias, scratch)
@@ -165,11 +190,11 @@ class PackedGemm:
             fb.set(pa, scratch.ptr + self.a_at)
             fb.set(pc, cbase)
             with fb.for_range(it, 0, m_full):
-                self._micro(fb, scratch, c, pa, pb, pc, pbias, mr, cols, bias is not None, relu)
+                micro(fb, scratch, c, pa, pb, pc, pbias, mr, cols, bias is not None, relu)
                 fb.set(pa, pa + tile_bytes)
                 fb.set(pc, pc + 4 * mr * self.n)
             if m_tail:
-                self._micro(fb, scratch, c, pa, pb, pc, pbias, m_tail, cols, bias is not None, relu)
+                micro(fb, scratch, c, pa, pb, pc, pbias, m_tail, cols, bias is not None, relu)
 
         fb.set(pb, scratch.ptr + 0)
         fb.set(pbias, scratch.ptr + self.bias_at)
@@ -182,49 +207,37 @@ class PackedGemm:
         if n_tail:
             panel(n_tail)
 
-    def _micro(self, fb: FunctionBuilder, scratch: Buffer, c: Buffer, pa: Var, pb: Var,
-               pc: Var, pbias: Var, rows: int, cols: int, bias: bool, relu: bool) -> None:
-        """One MR x NR tile (only `rows` x `cols` of it valid): k loop, then the stores."""
-        t = self.tile
-        nv = -(-cols // 4)  # vector columns that hold valid lanes
+    def _init_acc(self, fb: FunctionBuilder, scratch: Buffer, pbias: Var, rows: int, nv: int,
+                  bias: bool) -> list[list[Var]]:
+        """The rows x nv accumulators, set to the (packed, zero-padded) bias or zero."""
         acc = [[fb.local(f"acc{r}_{q}", V128) for q in range(nv)] for r in range(rows)]
         for q in range(nv):
             init = scratch.load_at(pbias, V128, 16 * q) if bias else ZERO
             for r in range(rows):
                 fb.set(acc[r][q], init if r == 0 or not bias else acc[0][q])
-        ka, kb, kend = fb.local("k_pa", "i32"), fb.local("k_pb", "i32"), fb.local("k_end", "i32")
-        fb.set(ka, pa + 0)
-        fb.set(kb, pb + 0)
-        fb.set(kend, pa + 4 * t.mr * self.k)
-        avec = [fb.local(f"av{v}", V128) for v in range(t.avecs)]
-        bvec = fb.local("bv", V128)
-        bc = [fb.local(f"bc{r}", V128) for r in range(rows)]
-        # One k step per iteration: Cranelift places pure ops (shuffles, mul, add) at their
-        # use, after every load of the iteration; more steps per iteration would keep more
-        # B vectors live at once and spill accumulators.
-        loop = fb._label("K")
-        fb.emit(f"(loop {loop}")
+        return acc
+
+    def _broadcast(self, fb: FunctionBuilder, scratch: Buffer, ka: Expr, off: int,
+                   bc: list[Var]) -> None:
+        """Set bc[r] to A[r] of the k step at byte `off` from `ka`, in every lane."""
+        t = self.tile
         if t.bcast == "shuffle":
+            avec = [fb.local(f"av{v}", V128) for v in range(t.avecs)]
             for v, var in enumerate(avec):
-                fb.set(var, scratch.load_at(ka, V128, 16 * v))
-        for r in range(rows):
+                fb.set(var, scratch.load_at(ka, V128, off + 16 * v))
+        for r, var in enumerate(bc):
             if t.bcast == "shuffle":
                 pattern = " ".join(str(4 * (r % 4) + i % 4) for i in range(16))
-                fb.set(bc[r], op(f"i8x16.shuffle {pattern}", avec[r // 4], avec[r // 4], ty=V128))
+                fb.set(var, op(f"i8x16.shuffle {pattern}", avec[r // 4], avec[r // 4], ty=V128))
             else:
-                fb.set(bc[r], op("f32x4.splat", scratch.load_at(ka, "f32", 4 * r), ty=V128))
-        for q in range(nv):
-            fb.set(bvec, scratch.load_at(kb, V128, 16 * q))
-            for r in range(rows):
-                fb.set(acc[r][q], op("f32x4.add", acc[r][q],
-                                     op("f32x4.mul", bc[r], bvec, ty=V128), ty=V128))
-        fb.set(ka, ka + 4 * t.mr)
-        fb.set(kb, kb + 4 * t.nr)
-        fb.emit(f"  (br_if {loop} {(ka < kend).wat})")
-        fb.emit(")")
-        for r in range(rows):
-            for q in range(nv):
-                val: Expr = acc[r][q]
+                fb.set(var, op("f32x4.splat", scratch.load_at(ka, "f32", off + 4 * r), ty=V128))
+
+    def _store_tile(self, c: Buffer, pc: Var, acc: list[list[Var]], cols: int,
+                    relu: bool) -> None:
+        """Store the valid rows x cols of the tile (ReLU as `f32x4.pmax`)."""
+        for r, row in enumerate(acc):
+            for q, a in enumerate(row):
+                val: Expr = a
                 if relu:
                     val = op("f32x4.pmax", ZERO, val, ty=V128)
                 off = 4 * (r * self.n + 4 * q)
@@ -235,3 +248,70 @@ class PackedGemm:
                         c.store_at(pc, op(f"f32x4.extract_lane {lane}", val, ty="f32"), "f32",
                                    off + 4 * lane)
 
+    def _micro(self, fb: FunctionBuilder, scratch: Buffer, c: Buffer, pa: Var, pb: Var,
+               pc: Var, pbias: Var, rows: int, cols: int, bias: bool, relu: bool) -> None:
+        """One MR x NR tile (only `rows` x `cols` of it valid): k loop, then the stores."""
+        t = self.tile
+        nv = -(-cols // 4)  # vector columns that hold valid lanes
+        acc = self._init_acc(fb, scratch, pbias, rows, nv, bias)
+        ka, kb, kend = fb.local("k_pa", "i32"), fb.local("k_pb", "i32"), fb.local("k_end", "i32")
+        fb.set(ka, pa + 0)
+        fb.set(kb, pb + 0)
+        fb.set(kend, pa + 4 * t.mr * self.k)
+        bvec = fb.local("bv", V128)
+        bc = [fb.local(f"bc{r}", V128) for r in range(rows)]
+        # One k step per iteration: Cranelift places pure ops (shuffles, mul, add) at their
+        # use, after every load of the iteration; more steps per iteration would keep more
+        # B vectors live at once and spill accumulators.
+        loop = fb._label("K")
+        fb.emit(f"(loop {loop}")
+        self._broadcast(fb, scratch, ka, 0, bc)
+        for q in range(nv):
+            fb.set(bvec, scratch.load_at(kb, V128, 16 * q))
+            for r in range(rows):
+                fb.set(acc[r][q], op("f32x4.add", acc[r][q],
+                                     op("f32x4.mul", bc[r], bvec, ty=V128), ty=V128))
+        fb.set(ka, ka + 4 * t.mr)
+        fb.set(kb, kb + 4 * t.nr)
+        fb.emit(f"  (br_if {loop} {(ka < kend).wat})")
+        fb.emit(")")
+        self._store_tile(c, pc, acc, cols, relu)
+
+    def _micro_fma(self, fb: FunctionBuilder, scratch: Buffer, c: Buffer, pa: Var, pb: Var,
+                   pc: Var, pbias: Var, rows: int, cols: int, bias: bool, relu: bool) -> None:
+        """`_micro` with `f32x4.relaxed_madd`, in the loop shape the module doc explains."""
+        t = self.tile
+        nv = -(-cols // 4)
+        acc = self._init_acc(fb, scratch, pbias, rows, nv, bias)
+        a_step, b_step = 4 * t.mr, 4 * t.nr  # bytes of packed A and B per k step
+        unit = math.gcd(a_step, b_step)
+        i = fb.local("k_i", "i32")  # k * unit
+        fb.set(i, 0)
+
+        def scaled(factor: int) -> Expr:
+            if factor & (factor - 1) == 0:  # a power of two: the scale of one lea
+                return i if factor == 1 else op("i32.shl", i, i32(factor.bit_length() - 1),
+                                                 ty="i32")
+            return i * factor
+        ka, kb = pa + scaled(a_step // unit), pb + scaled(b_step // unit)
+        bc = [fb.local(f"bc{r}", V128) for r in range(rows)]
+        bv = [fb.local(f"bv{q}", V128) for q in range(nv)]
+        loop, done = fb._label("K"), fb._label("D")
+        fb.emit(f"(block {done}")
+        fb.emit(f"(loop {loop}")
+        for u in range(FMA_UNROLL):
+            if u:
+                fb.emit(f"  (br_if {done} {(i >= (self.k - u) * unit).wat})")
+            self._broadcast(fb, scratch, ka, u * a_step, bc)
+            for q in range(nv):
+                fb.set(bv[q], scratch.load_at(kb, V128, u * b_step + 16 * q))
+            for r in range(rows):
+                for q in range(nv):
+                    # the first operand's register receives the result: pass the one that
+                    # dies here (B vectors die in the last row; broadcasts in the last column)
+                    x, y = (bv[q], bc[r]) if r == rows - 1 else (bc[r], bv[q])
+                    fb.set(acc[r][q], op("f32x4.relaxed_madd", x, y, acc[r][q], ty=V128))
+        fb.set(i, i + FMA_UNROLL * unit)
+        fb.emit(f"  (br_if {loop} {(i < self.k * unit).wat})")
+        fb.emit("))")
+        self._store_tile(c, pc, acc, cols, relu)
