@@ -104,6 +104,7 @@ class PackedGemm:
         mr, nr = tile.mr, tile.nr
         self.mp = -(-m // mr) * mr
         self.np_ = -(-n // nr) * nr
+        self.panel_bytes = 4 * nr * k
         self.b_bytes = self.np_ * k * 4
         # + slack: a k step loads whole vectors of A, so the last step of the last tile
         # reads up to 16 bytes past the packed A (values it then ignores)
@@ -116,25 +117,28 @@ class PackedGemm:
 
     # -- packing ------------------------------------------------------------------------
     def pack_b(self, fb: FunctionBuilder, b: Buffer, scratch: Buffer) -> None:
+        """Row by row, in B's memory order (a sequential read the prefetcher follows, where
+        panel by panel would read columns 4n bytes apart): row p's NR-column slices go to
+        row p of their panels, columns >= n as zeros."""
         n, k, nr = self.n, self.k, self.tile.nr
         src, dst, p = fb.local("pk_src", "i32"), fb.local("pk_dst", "i32"), fb.local("pk_p", "i32")
-        fb.set(dst, scratch.ptr)
-        for j0 in range(0, n, nr):
-            width = min(nr, n - j0)
-            fb.set(src, b.addr(j0))
-            with fb.for_range(p, 0, k):
+        fb.set(src, b.ptr + 0)
+        fb.set(dst, scratch.ptr + 0)
+        with fb.for_range(p, 0, k):
+            for j0 in range(0, n, nr):
+                width, at = min(nr, n - j0), j0 // nr * self.panel_bytes
                 for q in range(0, nr, 4):
                     if q + 4 <= width:
-                        scratch.store_at(dst, b.load_at(src, V128, 4 * q), V128, 4 * q)
+                        scratch.store_at(dst, b.load_at(src, V128, 4 * (j0 + q)), V128, at + 4 * q)
                     elif q < width:
                         for lane in range(q, q + 4):
-                            v = b.load_at(src, "f32", 4 * lane) if lane < width else Expr(
+                            v = b.load_at(src, "f32", 4 * (j0 + lane)) if lane < width else Expr(
                                 "(f32.const 0)", "f32")
-                            scratch.store_at(dst, v, "f32", 4 * lane)
+                            scratch.store_at(dst, v, "f32", at + 4 * lane)
                     else:
-                        scratch.store_at(dst, ZERO, V128, 4 * q)
-                fb.set(src, src + 4 * n)
-                fb.set(dst, dst + 4 * nr)
+                        scratch.store_at(dst, ZERO, V128, at + 4 * q)
+            fb.set(src, src + 4 * n)
+            fb.set(dst, dst + 4 * nr)
 
     def pack_bias(self, fb: FunctionBuilder, bias: Buffer, scratch: Buffer) -> None:
         """Copy bias into scratch, zero-padded to whole panels (so tails load whole vectors)."""
@@ -184,7 +188,7 @@ class PackedGemm:
         jp, it = fb.local("g_jp", "i32"), fb.local("g_it", "i32")
         pb, pa, pc = fb.local("g_pb", "i32"), fb.local("g_pa", "i32"), fb.local("g_pc", "i32")
         pbias, cbase = fb.local("g_pbias", "i32"), fb.local("g_cbase", "i32")
-        panel_bytes, tile_bytes = 4 * nr * self.k, 4 * mr * self.k
+        panel_bytes, tile_bytes = self.panel_bytes, 4 * mr * self.k
 
         def panel(cols: int) -> None:
             fb.set(pa, scratch.ptr + self.a_at)
