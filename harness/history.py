@@ -57,6 +57,11 @@ class CellHistory:
         return " | ".join(self.key)
 
 
+#: how `ResultsWriter` (json.dumps) spells a per-round row; skipping those lines unparsed
+#: makes reading a history about five times faster
+_ROUND_ROW = '"kind": "round"'
+
+
 def _runs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         raise ResultsError(f"{results_dir} is not a directory")
@@ -83,6 +88,8 @@ def load_history(results_dir: Path) -> tuple[list[CellHistory], int]:
         run_id = str(manifest.get("run_id", run.name))
         with open(run / RESULTS, encoding="utf-8", errors="replace") as f:
             for line in f:
+                if _ROUND_ROW in line:
+                    continue  # most of a file: per-round rows; only final cell rows count
                 try:
                     row = json.loads(line)
                 except (ValueError, RecursionError):

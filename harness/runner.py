@@ -103,10 +103,6 @@ def prepare_run_dir(out: Path, run_id: str) -> Path:
 
 ProgressFn = Callable[[int, int, Cell, ResultRow | None], None]
 
-#: statuses decided before any worker runs: a cell with one of them is not run again
-_NO_WORKER = ("unsupported", "unavailable", "skipped")
-
-
 def _annotate(row: ResultRow, noop: ResultRow | None, baseline: ResultRow | None) -> ResultRow:
     """Add the overhead flag and the memory-over-baseline figures to a final row."""
     changes: dict[str, Any] = {}

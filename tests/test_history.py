@@ -103,3 +103,14 @@ def test_run_shards_then_merge_equals_whole_suite(tmp_path: Path) -> None:
     cells = sorted((r.workload, r.strategy) for r in read_rows(merged))
     assert cells == sorted((w, s) for w in ("bias-relu:n=64", "gemm:m=3,n=4,k=5")
                            for s in ("shared", "per-module"))
+
+
+def test_history_reads_final_cell_rows_not_round_rows(tmp_path: Path) -> None:
+    from harness.results import ResultRow, ResultsWriter
+
+    run = make_run(tmp_path, "r1", {("gemm", "shared", "wasmtime"): [2e-3, 2e-3, 2e-3]})
+    with ResultsWriter(run / "results.jsonl") as w:  # a round row of the same cell, far off
+        w.append(ResultRow(run_id="r1", workload="gemm", strategy="shared", runtime="wasmtime",
+                           status="ok", kind="round", round=0, samples_s=(9.0, 9.0)))
+    (cell,), _ = load_history(tmp_path)
+    assert [p.median_s for p in cell.points] == [2e-3]
