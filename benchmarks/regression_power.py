@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--threshold", type=float, default=0.05)
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--pin", help="pin workers to these CPUs, e.g. 0")
+    ap.add_argument("--clock", choices=("wall", "cpu"), help="as `membench run --clock`")
     args = ap.parse_args()
     suite = load_suite(args.suite)
     settings = dict(suite.settings)
@@ -58,6 +59,8 @@ def main() -> int:
     settings["rounds"] = args.rounds
     if args.samples:
         settings["samples"] = args.samples
+    if args.clock:
+        settings["clock"] = args.clock
     req = RunRequest(workloads=suite.workloads,
                      strategies=tuple(args.strategy) or suite.strategies,
                      runtimes=(args.runtime,), settings=MeasureSettings.from_dict(settings),
@@ -79,8 +82,8 @@ def main() -> int:
                       f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
             results[label] = (flagged, total)
     print(f"\nsuite {args.suite}, runtime {args.runtime}, {args.rounds} rounds a side "
-          f"(unit: the round), threshold {args.threshold:.0%}, alpha {args.alpha} (BH), "
-          f"load {os.getloadavg()[0]:.2f}:")
+          f"(unit: the round), clock {req.settings.clock}, threshold {args.threshold:.0%}, "
+          f"alpha {args.alpha} (BH), load {os.getloadavg()[0]:.2f}:")
     for label, (flagged, total) in results.items():
         rate = flagged / total if total else float("nan")
         kind = "false-alarm rate" if label.startswith("A/A") else "detected"

@@ -21,6 +21,8 @@ from harness.cell import Cell, run_cell
 from harness.errors import ResultsError
 from harness.estimate import CallCosts, measure_call_costs
 from harness.fingerprint import command_line, fingerprint, noise_warnings
+from harness.interference import WARN_FRACTION as INTERFERENCE_WARN
+from harness.interference import probe_interference
 from harness.interrupt import GracefulStop
 from harness.measure import MeasureSettings
 from harness.overhead import measure_overhead
@@ -60,6 +62,8 @@ class RunRequest:
     max_memory: int | None = None
     pin: tuple[int, ...] = ()          # CPUs the workers are pinned to (empty: not pinned)
     calibrate: bool = True             # run the baseline and noop calibration cells
+    #: seconds of the host-interference probe at the start and at the end of a run (0: none)
+    interference_s: float = 0.5
     worker_memory_limit: int | None = None  # cap on each worker's data segment (bytes)
     #: seconds a cell may cost by its plan-based estimate; over it the cell is `skipped`
     cell_budget: float | None = None
@@ -148,6 +152,14 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
             raise
 
 
+def _interference(req: RunRequest, warnings: list[str], when: str) -> dict[str, Any]:
+    """Probe host interference on the workers' CPUs; a warning when it is high."""
+    found = probe_interference(req.interference_s, cpus=req.pin)
+    if found.slowed_fraction > INTERFERENCE_WARN:
+        warnings.append(f"at the {when} of the run, {found.describe()}")
+    return found.to_dict()
+
+
 def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: ProgressFn | None,
              done: Done | None, stop: GracefulStop, writer: ResultsWriter) -> list[ResultRow]:
     run_id = run_dir.name
@@ -174,6 +186,8 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
         manifest["created"] = done.manifest.get("created", manifest["created"])
         manifest["resumed"] = [*done.manifest.get("resumed", []), _now()]
     fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(req.pin))
+    if req.interference_s > 0:
+        manifest["host_interference"] = {"start": _interference(req, fp_warnings, "start")}
     manifest["warnings"] = fp_warnings
     write_json_atomic(run_dir / MANIFEST, manifest)
     probes: dict[str, ProbeResult] = {}
@@ -282,6 +296,9 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
             rt_spec = cell.runtime.spec
             final[j] = _annotate(row, noop_rows.get(rt_spec), baselines.get(rt_spec))
             writer.append(final[j])
+        if req.interference_s > 0:
+            manifest.setdefault("host_interference", {})["end"] = _interference(
+                req, manifest["warnings"], "end")
         manifest["status"] = "complete"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
