@@ -52,6 +52,8 @@ def main() -> int:
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--pin", help="pin workers to these CPUs, e.g. 0")
     ap.add_argument("--clock", choices=("wall", "cpu"), help="as `membench run --clock`")
+    ap.add_argument("--out", type=Path,
+                    help="keep every A/B run directory here (default: a temporary directory)")
     args = ap.parse_args()
     suite = load_suite(args.suite)
     settings = dict(suite.settings)
@@ -71,11 +73,12 @@ def main() -> int:
     results = {}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="membench-power-") as tmp:
+        out = args.out or Path(tmp)
         for label, pct, repeats in scenarios:
             b = args.runtime if pct == 0 else f"{args.runtime}{',' if ':' in args.runtime else ':'}slowdown={pct}"
             flagged = total = 0
             for i in range(repeats):
-                s, n = one_ab(req, args.runtime, b, Path(tmp), regs, args.threshold, args.alpha)
+                s, n = one_ab(req, args.runtime, b, out, regs, args.threshold, args.alpha)
                 flagged += s
                 total += n
                 print(f"  {label}: repeat {i + 1}/{repeats}: {s}/{n} cells flagged slower "
