@@ -162,6 +162,9 @@ def test_one_writer_per_results_file(tmp_path: Path) -> None:
 def test_resume_refuses_options_and_non_runs(tmp_path: Path, capsys) -> None:
     assert main(["run", "--resume", str(tmp_path), "--workload", "gemm"]) == 2
     assert "drop --workload" in capsys.readouterr().err
+    # a resumed run writes into RUN_DIR: an --out elsewhere would be silently ignored
+    assert main(["run", "--resume", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "drop --out" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path / "nope")]) == 2
     assert "no run directory" in capsys.readouterr().err
     (tmp_path / "run.json").write_text('{"run_id": "old"}')

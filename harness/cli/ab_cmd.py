@@ -11,7 +11,7 @@ from rich.console import Console
 
 from harness.ab import AB_ROUNDS, ab_cells, ab_request, compare_sides
 from harness.cli.compare_cmd import parse_fraction, print_table
-from harness.cli.run_cmd import add_selection_args, build_request
+from harness.cli.run_cmd import DEFAULT_OUT, add_selection_args, build_request
 from harness.console import print_summary, stderr_console
 from harness.errors import SpecError
 from harness.external import membench_of
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
         if repo is not None:
             membench_of(repo)  # refuse before any work when the checkout is not set up
     cells = ab_cells(req, args.a, b, regs, args.a_repo, args.b_repo)
-    run_dir = prepare_run_dir(args.out, new_run_id())
+    run_dir = prepare_run_dir(args.out or DEFAULT_OUT, new_run_id())
     con = stderr_console()
     con.print(f"membench ab: {len(cells)} cells (A = {args.a}, B = {b}) -> {run_dir}")
     rows = execute(cells, run_dir, req, None)

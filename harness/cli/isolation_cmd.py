@@ -7,6 +7,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from harness.cli.run_cmd import DEFAULT_OUT
 from harness.console import stderr_console
 from harness.fingerprint import command_line, fingerprint
 from harness.isolation import PROBES, matrix_text, run_probe
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
                    help="strategy spec (repeatable; default: every registered strategy)")
     p.add_argument("--runtime", action="append", default=[], metavar="SPEC",
                    help="runtime spec (repeatable; default: wasmtime)")
-    p.add_argument("--out", default="results", type=Path, help="results directory (default: results/)")
+    p.add_argument("--out", type=Path, help="results directory (default: results/)")
     p.set_defaults(func=main)
 
 
@@ -34,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
     regs = Registries.from_entry_points()
     strategies = [regs.strategies.create(s) for s in args.strategy or regs.strategies.names()]
     runtimes = [regs.runtimes.create(s) for s in args.runtime or ["wasmtime"]]
-    run_dir = prepare_run_dir(args.out, new_run_id())
+    run_dir = prepare_run_dir(args.out or DEFAULT_OUT, new_run_id())
     con = stderr_console()
     manifest: dict[str, Any] = {
         "run_id": run_dir.name, "kind": "isolation", "command": command_line(),

@@ -31,7 +31,7 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     if runtimes:
         p.add_argument("--runtime", action="append", default=[], metavar="SPEC",
                        help="runtime spec, e.g. wasmtime:bounds=explicit (repeatable)")
-    p.add_argument("--out", default="results", type=Path, help="results directory (default: results/)")
+    p.add_argument("--out", type=Path, help="results directory (default: results/)")
     p.add_argument("--repeat", type=int, metavar="N", help="timed samples per cell")
     p.add_argument("--sample-time", type=float, metavar="S", help="target seconds per sample")
     p.add_argument("--cell-timeout", type=float, metavar="S", help="seconds before a cell is killed")
@@ -143,8 +143,12 @@ def parse_pin(text: str | None) -> tuple[int, ...]:
     return tuple(sorted(cpus))
 
 
-#: options that choose cells or settings: a resumed run takes them from its run.json
-RESUME_TAKES = ("suite", "workload", "strategy", "runtime", "repeat", "sample_time",
+#: where run directories go unless --out says otherwise
+DEFAULT_OUT = Path("results")
+
+#: options that choose cells, settings or the place: a resumed run takes them from its
+#: run.json and writes into RUN_DIR itself
+RESUME_TAKES = ("out", "suite", "workload", "strategy", "runtime", "repeat", "sample_time",
                 "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown", "pin",
                 "no_calibration", "max_memory", "worker_memory_limit", "shard")
 
@@ -168,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         index, count = parse_shard(args.shard)
         cells = select_shard(cells, index, count, key=str, cost=cell_cost)
         req = replace(req, extra={**req.extra, "shard": {"index": index, "count": count}})
-    return run_cells(req, cells, prepare_run_dir(args.out, new_run_id()),
+    return run_cells(req, cells, prepare_run_dir(args.out or DEFAULT_OUT, new_run_id()),
                      report=not args.no_report)
 
 
