@@ -148,6 +148,18 @@ class _HeapFuncs:
                     out.append((a, b))
         return out
 
+    def page_transfer(self, private_id: str, h: int, p: int, n: int, write: bool,
+                      what: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The private memory and the heap spans a page fill (`write` False) or write-back
+        moves between heap[h, h+n) and private[p, p+n); traps when either is out of bounds."""
+        priv = self.ctx.array(private_id)
+        if p + n > priv.size:
+            raise TrapError(f"host {self.hf.kind}: private[{p}, {p + n}) outside memory")
+        spans = self.spans(h, h + n, write)
+        if not spans:
+            raise self.refuse(what, h, n)
+        return priv, spans
+
     def impl(self, kind: str) -> Callable[..., Any]:
         c = self.ctx.counters
         if kind in ("heap.load_f32", "heap.load_i32"):
@@ -176,12 +188,7 @@ class _HeapFuncs:
                 c["host_calls"] += 1
                 c["page_fills"] += 1
                 h, p, n = h & 0xFFFFFFFF, p & 0xFFFFFFFF, n & 0xFFFFFFFF
-                priv = self.ctx.array(private_id)
-                if p + n > priv.size:
-                    raise TrapError(f"host heap.copy_in: private[{p}, {p + n}) outside memory")
-                spans = self.spans(h, h + n, False)
-                if not spans:
-                    raise self.refuse("page fill of", h, n)
+                priv, spans = self.page_transfer(private_id, h, p, n, False, "page fill of")
                 priv[p:p + n] = 0
                 heap = self.heap()
                 for a, b in spans:
@@ -192,12 +199,8 @@ class _HeapFuncs:
                 c["host_calls"] += 1
                 c["page_flushes"] += 1
                 h, p, n = h & 0xFFFFFFFF, p & 0xFFFFFFFF, n & 0xFFFFFFFF
-                priv = self.ctx.array(private_id)
-                if p + n > priv.size:
-                    raise TrapError(f"host heap.copy_out: private[{p}, {p + n}) outside memory")
-                spans = self.spans(h, h + n, True)
-                if not spans:
-                    raise self.refuse("page write-back to", h, n)
+                priv, spans = self.page_transfer(private_id, h, p, n, True,
+                                                 "page write-back to")
                 heap = self.heap()
                 for a, b in spans:
                     heap[a:b] = priv[p + a - h:p + b - h]

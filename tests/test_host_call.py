@@ -12,6 +12,7 @@ import pytest
 from harness.cell import Cell, run_cell
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, op
 from harness.export import variant_specs
+from harness.inprocess import outputs as outputs_of
 from harness.measure import MeasureSettings
 from harness.plan import Call, Count
 from harness.runtimes.executor import LoadedPlan
@@ -103,8 +104,7 @@ def test_every_workload_verifies(regs, strategy: str) -> None:
         lp.load()
         lp.reset_counters()
         lp.run_once()
-        outputs = {t.name: lp.outputs[t.name].view(np.dtype(t.dtype).newbyteorder("<"))
-                   .reshape(t.shape) for t in w.by_role("output")}
+        outputs = outputs_of(lp, w)
         verdict = compare(outputs, w.reference(data), w.tolerance())
         assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
         for key in ("host_calls", "page_fills", "page_flushes", "calls"):

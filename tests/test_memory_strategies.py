@@ -13,6 +13,7 @@ from harness.cell import Cell, run_cell
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
 from harness.codegen.kernel import SCRATCH
 from harness.export import variant_specs
+from harness.inprocess import outputs as outputs_of
 from harness.plan import PAGE, Call, Copy
 from harness.runner import Registries
 from harness.runtimes.executor import LoadedPlan
@@ -224,8 +225,7 @@ def test_strategy_verifies_every_workload(regs, strategy: str) -> None:
         lp.load()
         lp.reset_counters()
         lp.run_once()
-        outputs = {t.name: lp.outputs[t.name].view(np.dtype(t.dtype).newbyteorder("<"))
-                   .reshape(t.shape) for t in w.by_role("output")}
+        outputs = outputs_of(lp, w)
         verdict = compare(outputs, w.reference(data), w.tolerance())
         assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
         memories, linear = lp.memory_census()
