@@ -71,3 +71,25 @@ def test_import_refuses_what_is_not_pytest_benchmark(tmp_path: Path, capsys) -> 
     bad.write_text('{"results": []}')
     assert main(["import-pytest-benchmark", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "not a pytest-benchmark JSON file" in capsys.readouterr().err
+
+
+def test_the_projects_own_pytest_benchmarks_run_and_import(tmp_path: Path) -> None:
+    """`pytest benchmarks --benchmark-only` passes (cells a runtime cannot run are skipped
+    with the reason, as a worker would report them), and its JSON imports into a run."""
+    import subprocess
+    import sys
+
+    from harness.venvs import REPO_ROOT
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "benchmarks",
+         "--benchmark-only", "--benchmark-min-rounds=2", "--benchmark-max-time=0.0001",
+         "--benchmark-warmup=off", f"--benchmark-json={out}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "unsupported: wasm3 lacks simd128" in proc.stdout
+    assert main(["import-pytest-benchmark", str(out), "--out", str(tmp_path / "res")]) == 0
+    (run_dir,) = (tmp_path / "res").iterdir()
+    rows = read_rows(run_dir)
+    assert {r.runtime for r in rows} >= {"wasmtime"} and all(r.samples_s for r in rows)
