@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.ab import AB_ROUNDS, ab_cells, compare_sides
+from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, compare_sides
 from harness.cli.run_cmd import parse_pin
 from harness.measure import MeasureSettings
 from harness.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
@@ -47,11 +47,15 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per injected slowdown")
     ap.add_argument("--rounds", type=int, default=AB_ROUNDS,
                     help="rounds (fresh workers) per side, as `membench ab` runs by default")
-    ap.add_argument("--samples", type=int, help="samples per round (default: the suite's)")
+    ap.add_argument("--samples", type=int,
+                    help=f"samples per round (default: the suite's, at least {AB_SAMPLES}, "
+                         "as `membench ab`)")
     ap.add_argument("--threshold", type=float, default=0.05)
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--pin", help="pin workers to these CPUs, e.g. 0")
     ap.add_argument("--clock", choices=("wall", "cpu"), help="as `membench run --clock`")
+    ap.add_argument("--no-lockstep", action="store_true",
+                    help="run A and B one after the other (as `membench ab --no-lockstep`)")
     ap.add_argument("--out", type=Path,
                     help="keep every A/B run directory here (default: a temporary directory)")
     args = ap.parse_args()
@@ -59,14 +63,14 @@ def main() -> int:
     settings = dict(suite.settings)
     timeout = float(settings.pop("cell_timeout", 120))
     settings["rounds"] = args.rounds
-    if args.samples:
-        settings["samples"] = args.samples
+    settings["samples"] = args.samples or max(int(settings.get("samples", 0)), AB_SAMPLES)
     if args.clock:
         settings["clock"] = args.clock
     req = RunRequest(workloads=suite.workloads,
                      strategies=tuple(args.strategy) or suite.strategies,
                      runtimes=(args.runtime,), settings=MeasureSettings.from_dict(settings),
-                     cell_timeout=timeout, suite=suite.name, pin=parse_pin(args.pin))
+                     cell_timeout=timeout, suite=suite.name, pin=parse_pin(args.pin),
+                     lockstep=not args.no_lockstep)
     regs = Registries.from_entry_points()
     scenarios = [("A/A (no change)", 0, args.aa_repeats), ("injected +10%", 10, args.repeats),
                  ("injected +5%", 5, args.repeats)]
@@ -85,7 +89,7 @@ def main() -> int:
                       f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
             results[label] = (flagged, total)
     print(f"\nsuite {args.suite}, runtime {args.runtime}, {args.rounds} rounds a side "
-          f"(unit: the round), clock {req.settings.clock}, threshold {args.threshold:.0%}, "
+          f"({'unpaired' if args.no_lockstep else 'lockstep'}; unit: the round), clock {req.settings.clock}, threshold {args.threshold:.0%}, "
           f"alpha {args.alpha} (BH), load {os.getloadavg()[0]:.2f}:")
     for label, (flagged, total) in results.items():
         rate = flagged / total if total else float("nan")

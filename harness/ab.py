@@ -1,9 +1,12 @@
 """A/B in one run: both sides measured interleaved on the same machine in the same session.
 
-Every (workload, strategy) gives an A cell and a B cell that run back to back in each
-round (the pair's place in the round and which side goes first are shuffled), so drift and
-bursts of interference hit both sides alike; the rows carry `side`, and the comparison
-pairs A's and B's cells by (workload, strategy), ranking one median per round.
+Every (workload, strategy) gives an A cell and a B cell that run together in each round
+(the pair's place in the round and which side goes first are shuffled): both workers are
+alive at once and take their samples alternately (`harness.lockstep`), so drift and
+bursts of interference hit both sides of a pair of samples alike. The rows carry `side`;
+the comparison pairs A's and B's cells by (workload, strategy) and tests the rounds' median
+pair ratios. `--no-lockstep` runs the two cells one after the other instead, and the
+comparison ranks one median per round of each side.
 Sides may differ in runtime configuration (`wasmtime` vs `wasmtime:bounds=explicit`) or in
 runtime version (`wasmtime@49.0.0` vs `wasmtime@50.0.1`: cached worker environments).
 """
@@ -20,18 +23,26 @@ from harness.compare import RunComparison, compare_runs
 from harness.results import ResultRow
 from harness.runner import Registries, RunRequest
 
-#: rounds a side when neither the suite nor --rounds asks for more. The comparison ranks one
-#: median per round (worker process); with R rounds a side the smallest one-sided
-#: Mann-Whitney U p-value is 1 / C(2R, R): 1.2e-4 at 8, so even a regression confined to
-#: one of a few dozen cells survives Benjamini-Hochberg at alpha 0.01.
-AB_ROUNDS = 8
+#: rounds a side when neither the suite nor --rounds asks for more. The comparison tests one
+#: median pair ratio per round (Wilcoxon signed-rank, `stats.compare_paired`): with R rounds
+#: its smallest one-sided p-value is 1 / 2^R, 1e-3 at 10, so a regression seen in all
+#: rounds but one (a round the host disturbed) still passes alpha 0.01 after
+#: Benjamini-Hochberg over a suite. Unpaired (--no-lockstep) the floor is 1 / C(2R, R).
+AB_ROUNDS = 10
+#: samples a round when neither the suite nor --repeat asks for more: the round's median
+#: pair ratio then shrugs off a few pairs that a burst of interference split
+AB_SAMPLES = 10
 
 
-def ab_request(req: RunRequest, rounds_given: bool) -> RunRequest:
-    """`req` with at least AB_ROUNDS rounds unless the caller chose the number."""
-    if rounds_given or req.settings.rounds >= AB_ROUNDS:
-        return req
-    return replace(req, settings=replace(req.settings, rounds=AB_ROUNDS))
+def ab_request(req: RunRequest, rounds_given: bool, lockstep: bool = True,
+               samples_given: bool = False) -> RunRequest:
+    """`req` with at least AB_ROUNDS rounds and AB_SAMPLES samples unless the caller chose
+    them, and the pairs run in lockstep unless told not to."""
+    s = req.settings
+    rounds = s.rounds if rounds_given else max(s.rounds, AB_ROUNDS)
+    samples = s.samples if samples_given else max(s.samples, AB_SAMPLES)
+    return replace(req, lockstep=lockstep,
+                   settings=replace(s, rounds=rounds, samples=samples))
 
 
 def ab_cells(req: RunRequest, a: str, b: str, regs: Registries, a_repo: Path | None = None,

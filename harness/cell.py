@@ -6,6 +6,9 @@ cell's own failure, so one bad cell never ends a suite.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 import statistics
 import tempfile
 import time
@@ -17,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from harness.estimate import CallCosts, over_budget
-from harness.launch import run_worker
+from harness.launch import WorkerOutcome, finish_worker, run_worker, start_worker, stop_worker
+from harness.lockstep import REQUEST_KEY as LOCKSTEP
+from harness.lockstep import Channel, conduct
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult
 from harness.protocol import save_tensors
@@ -25,7 +30,7 @@ from harness.results import ResultRow
 from harness.runtimes.base import Runtime
 from harness.strategy import Strategy, Unsupported
 from harness.verify import compare
-from harness.workload import Workload
+from harness.workload import Tolerance, Workload
 
 #: plan predictions checked against the worker's memory report rather than its counters;
 #: a worker that does not report one (a runtime that cannot see its memories) skips the check
@@ -50,6 +55,24 @@ class Cell:
         return " | ".join(self.key)
 
 
+@dataclass
+class _Prepared:
+    """A cell round ready for its worker: request written to a temporary directory."""
+
+    cell: Cell
+    base: dict[str, Any]
+    t0: float
+    workdir: Path
+    request: dict[str, Any]
+    reference: dict[str, np.ndarray]
+    tolerance: Tolerance
+    data: dict[str, np.ndarray]
+
+    def row(self, status: str, reason: str = "", **extra: Any) -> ResultRow:
+        return ResultRow(status=status, reason=reason, wall_s=time.perf_counter() - self.t0,
+                         **self.base, **extra)
+
+
 def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
              probe: ProbeResult | None = None, workdir: Path | None = None,
              memory_limit: int | None = None, round_index: int | None = None,
@@ -64,6 +87,78 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         from harness.external import run_external_cell
 
         return run_external_cell(cell, run_id, settings, timeout_s, round_index)
+    with contextlib.ExitStack() as stack:
+        p = _prepare(cell, run_id, settings, probe, workdir, round_index, pin, costs,
+                     budget_s, stack)
+        if isinstance(p, ResultRow):
+            return p
+        return _finish(p, run_worker(cell.runtime, p.request, p.workdir, timeout_s,
+                                     memory_limit=memory_limit))
+
+
+def run_pair(a: Cell, b: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
+             probes: tuple[ProbeResult | None, ProbeResult | None] = (None, None),
+             workdir: Path | None = None, memory_limit: int | None = None,
+             round_index: int | None = None, pin: Sequence[int] = (),
+             ) -> tuple[ResultRow, ResultRow]:
+    """One round of an A/B pair in lockstep (`harness.lockstep`): both workers alive,
+    set-ups in turn, samples alternating. Rows whose samples were all paired carry
+    `timing["lockstep"] = True`. A side that cannot run (unsupported, unavailable) leaves
+    the other to run alone, unpaired. Without `pin`, both workers are pinned to one CPU
+    (`pair_cpu`)."""
+    if not pin:  # two vCPUs of a VM can meet different interference: share one
+        pin = (pair_cpu(),)
+    with contextlib.ExitStack() as stack:
+        preps = [_prepare(c, run_id, settings, pr, workdir, round_index, pin, None, None,
+                          stack) for c, pr in zip((a, b), probes, strict=True)]
+        ready = [p for p in preps if isinstance(p, _Prepared)]
+        if len(ready) < 2:  # nothing to pair with: whatever can run, runs alone
+            return tuple(  # type: ignore[return-value]
+                p if isinstance(p, ResultRow) else _finish(p, run_worker(
+                    p.cell.runtime, p.request, p.workdir, timeout_s, memory_limit=memory_limit))
+                for p in preps)
+        chans = [Channel.open(p.cell.side or "AB"[i]) for i, p in enumerate(ready)]
+        for ch in chans:
+            stack.callback(ch.close)
+        started = []
+        try:
+            for p, ch in zip(ready, chans, strict=True):
+                started.append(start_worker(p.cell.runtime, {**p.request, LOCKSTEP:
+                                                             ch.request_entry()},
+                                            p.workdir, memory_limit=memory_limit,
+                                            pass_fds=ch.child_fds()))
+                ch.started()
+            # each worker gets the cell time limit for its own share of the pair's time
+            deadline = time.monotonic() + 2 * timeout_s
+            paired = conduct(chans[0], chans[1], settings.samples, deadline)
+            outcomes = []
+            for w, ch in zip(started, chans, strict=True):  # teardowns one at a time
+                ch.release()
+                outcomes.append(finish_worker(w, max(deadline - time.monotonic(), 1.0)))
+        except BaseException:
+            for w in started:
+                stop_worker(w)
+            raise
+        rows = [_finish(p, o) for p, o in zip(ready, outcomes, strict=True)]
+        if paired:
+            rows = [dataclasses.replace(r, timing={**r.timing, "lockstep": True})
+                    if r.status == "ok" else r for r in rows]
+        return rows[0], rows[1]
+
+
+def pair_cpu() -> int:
+    """The CPU both workers of an unpinned lockstep pair run on: the highest one this
+    process may use (a pair's samples only pair if they ran on the same core)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(os.sched_getaffinity(0))
+    return 0
+
+
+def _prepare(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeResult | None,
+             workdir: Path | None, round_index: int | None, pin: Sequence[int],
+             costs: CallCosts | None, budget_s: float | None,
+             stack: contextlib.ExitStack) -> ResultRow | _Prepared:
+    """Plan the cell and write its worker request, or the row that says why it cannot run."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
@@ -102,39 +197,44 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
     reference = w.reference(data)
     tol = w.tolerance()
     base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
-    with tempfile.TemporaryDirectory(prefix="membench-cell-", dir=workdir) as tmp:
-        d = Path(tmp)
-        plan_path = d / "plan.json"
-        plan_path.write_text(plan.to_json(), encoding="utf-8")
-        inputs = save_tensors(d, data)
-        request: dict[str, Any] = {"kind": "cell", "runtime": rt.spec,
-                                   "plan_path": str(plan_path), "inputs": inputs,
-                                   "settings": settings.to_dict()}
-        if pin:
-            request["pin"] = list(pin)
-        outcome = run_worker(rt, request, d, timeout_s, memory_limit=memory_limit)
-        resp = outcome.response or {}
-        if resp.get("runtime"):
-            base["runtime_info"] = resp["runtime"]
-        if outcome.status != "ok":
-            return row(outcome.status, outcome.message)
-        outputs = {}
-        for t in w.by_role("output"):
-            path = resp.get("outputs", {}).get(t.name)
-            if path is None:
-                return row("crashed", f"worker returned no output {t.name}")
-            outputs[t.name] = np.fromfile(path, dtype=np.dtype(t.dtype).newbyteorder("<")) \
-                .reshape(t.shape)
+    d = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="membench-cell-",
+                                                             dir=workdir)))
+    plan_path = d / "plan.json"
+    plan_path.write_text(plan.to_json(), encoding="utf-8")
+    request: dict[str, Any] = {"kind": "cell", "runtime": rt.spec,
+                               "plan_path": str(plan_path), "inputs": save_tensors(d, data),
+                               "settings": settings.to_dict()}
+    if pin:
+        request["pin"] = list(pin)
+    return _Prepared(cell, base, t0, d, request, reference, tol, data)
+
+
+def _finish(p: _Prepared, outcome: WorkerOutcome) -> ResultRow:
+    """The row of a finished worker: outputs verified, counters checked against the plan."""
+    w, base, row = p.cell.workload, p.base, p.row
+    resp = outcome.response or {}
+    if resp.get("runtime"):
+        base["runtime_info"] = resp["runtime"]
+    if outcome.status != "ok":
+        return row(outcome.status, outcome.message)
+    outputs = {}
+    for t in w.by_role("output"):
+        path = resp.get("outputs", {}).get(t.name)
+        if path is None:
+            return row("crashed", f"worker returned no output {t.name}")
+        outputs[t.name] = np.fromfile(path, dtype=np.dtype(t.dtype).newbyteorder("<")) \
+            .reshape(t.shape)
     counters = {k: int(v) for k, v in resp.get("counters", {}).items()}
     measured = {"phases": resp.get("phases", {}), "memory": resp.get("memory", {}),
                 "counters": counters,
                 "bytes_copied_per_run": counters.get("bytes_copied"),
                 "host_calls_per_run": counters.get("host_calls"),
                 "calls_per_run": counters.get("calls")}
-    verdict = compare(outputs, reference, tol)
+    verdict = compare(outputs, p.reference, p.tolerance)
     if not verdict.ok:
         return row("invalid", verdict.message, max_abs_err=verdict.max_abs_err,
                    err_index=verdict.index, err_tensor=verdict.tensor, **measured)
+    expected_counts = base["expected_counts"]
     observed: dict[str, int | None] = dict(counters)
     memory = resp.get("memory", {})
     for k in CENSUS:  # not per-inference counters: what the loaded plan holds
@@ -153,4 +253,4 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
     return row("ok", "", median_s=statistics.median(samples) if samples else None,
                samples_s=samples, inner=int(timing.get("inner", 0)), timing=timing,
                breakdown=resp.get("breakdown", {}),
-               max_abs_err=verdict.max_abs_err, metrics=w.metrics(data, outputs), **measured)
+               max_abs_err=verdict.max_abs_err, metrics=w.metrics(p.data, outputs), **measured)

@@ -2,7 +2,10 @@
 
 Per cell: ratio of medians (current / base) with a bootstrap 95% CI, and one-sided
 Mann-Whitney U tests in both directions; p-values are Benjamini-Hochberg corrected across
-cells (per direction). Verdicts:
+cells (per direction). When both rows ran in lockstep (`membench ab`: sample i of B right
+before or after sample i of A, `harness.lockstep`), the ratio is the median of the pairs'
+ratios and the test is its paired form, Wilcoxon signed-rank (`stats.compare_paired`).
+Verdicts:
 
 * `slower`    — corrected p(slower) < alpha and ratio > 1 + threshold
 * `faster`    — corrected p(faster) < alpha and ratio < 1 / (1 + threshold)
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.results import ResultRow
-from harness.stats import compare_samples
+from harness.stats import compare_paired, compare_samples
 
 VERDICTS = ("slower", "faster", "unchanged", "unsure")
 
@@ -122,6 +125,22 @@ def paired_round_sizes(base: ResultRow, current: ResultRow
     return (None, None) if None in groups else groups
 
 
+def lockstep_sizes(base: ResultRow, current: ResultRow) -> list[int] | None:
+    """Samples per round when every round of both rows ran in lockstep with equal sample
+    counts (sample i of one side paired with sample i of the other), else None."""
+    sizes = []
+    for rb, rc in zip(base.rounds, current.rounds, strict=False):
+        n = int(rb.get("n", 0))
+        if not (rb.get("lockstep") and rc.get("lockstep")) or n <= 0 or int(rc.get("n", 0)) != n:
+            return None
+        sizes.append(n)
+    total = sum(sizes)
+    if not sizes or len(base.rounds) != len(current.rounds) or total != len(base.samples_s) \
+            or total != len(current.samples_s):
+        return None
+    return sizes
+
+
 def _cells(rows: Sequence[ResultRow]) -> dict[CellKey, ResultRow]:
     out: dict[CellKey, ResultRow] = {}
     for r in rows:
@@ -151,9 +170,13 @@ def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
         if rb.status != "ok" or rc.status != "ok" or not rb.samples_s or not rc.samples_s:
             skipped.append((key, rb.status, rc.status))
             continue
-        groups = paired_round_sizes(rb, rc)
-        cmp = compare_samples(rb.samples_s, rc.samples_s, seed=seed,
-                              base_groups=groups[0], current_groups=groups[1])
+        paired = lockstep_sizes(rb, rc)
+        if paired is not None:
+            cmp = compare_paired(rb.samples_s, rc.samples_s, paired, seed=seed)
+        else:
+            groups = paired_round_sizes(rb, rc)
+            cmp = compare_samples(rb.samples_s, rc.samples_s, seed=seed,
+                                  base_groups=groups[0], current_groups=groups[1])
         pending.append((key, rb, rc, cmp))
     q_s = benjamini_hochberg([p[3].p_slower for p in pending])
     q_f = benjamini_hochberg([p[3].p_faster for p in pending])
@@ -179,25 +202,29 @@ def power_notes(cells: Sequence[CellComparison], alpha: float) -> list[str]:
     # regression confined to one cell cannot survive Benjamini-Hochberg over k cells.
     k = max(len(cells), 1)
 
+    # Paired units (lockstep) are tested by Wilcoxon signed-rank: its floor is 1 / 2^n.
     def floor(cc: CellComparison) -> float:
+        if cc.unit.startswith("pair"):
+            return 0.5 ** cc.units_base
         return 1 / math.comb(cc.units_base + cc.units_current, cc.units_base)
 
     def what(group: Sequence[CellComparison]) -> str:
         n = min(min(cc.units_base, cc.units_current) for cc in group)
-        unit = "rounds" if all(cc.unit == "round" for cc in group) else "samples"
+        units = {cc.unit for cc in group}
+        unit = f"{units.pop()}s" if len(units) == 1 else "units"
         return f"as few as {n} {unit} a side"
 
     never = [cc for cc in cells if floor(cc) >= alpha]
     lone = [cc for cc in cells if k * floor(cc) >= alpha]
     if never:
-        notes.append(f"{len(never)} cells have too few units ({what(never)}) for Mann-Whitney "
-                     f"U ever to reach alpha {alpha:g}: they can only be `unchanged` or "
+        notes.append(f"{len(never)} cells have too few units ({what(never)}) for the rank "
+                     f"test ever to reach alpha {alpha:g}: they can only be `unchanged` or "
                      "`unsure`; run more rounds (--rounds)")
     elif lone:
         notes.append(f"with {what(lone)}, a change confined to a few of the {k} cells cannot "
                      f"reach alpha {alpha:g} after correction; run more rounds (--rounds) to "
                      "see isolated regressions")
-    single = [cc for cc in cells if cc.unit == "sample"]
+    single = [cc for cc in cells if cc.unit in ("sample", "pair")]
     if single:
         notes.append(f"{len(single)} cells have a single round (one worker process) on a side: "
                      "their samples are ranked as if independent, so p-values and CIs leave "

@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,45 +90,78 @@ def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
 
     `memory_limit` (bytes) caps the worker's data segment; an allocation failure under it
     makes the outcome `oom`."""
-    outcome = _run(runtime, request, workdir, timeout_s, env, memory_limit)
-    if memory_limit is not None and outcome.status in ("crashed", "trapped") and \
-            _OOM_TEXT.search(outcome.message + " " + _tail(workdir / "worker.stderr")):
-        return WorkerOutcome("oom", f"out of memory under the worker memory limit of "
-                             f"{fmt_bytes(memory_limit)}: {outcome.message}",
-                             outcome.response, outcome.wall_s)
-    return outcome
+    return finish_worker(start_worker(runtime, request, workdir, env, memory_limit), timeout_s)
 
 
-def _run(runtime: Runtime, request: dict[str, Any], workdir: Path, timeout_s: float,
-         env: dict[str, str] | None, memory_limit: int | None) -> WorkerOutcome:
-    import time
+@dataclass
+class StartedWorker:
+    """A worker process that is running (or could not start: `failed`)."""
 
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None
+    t0: float
+    memory_limit: int | None = None
+    failed: WorkerOutcome | None = None
+
+
+def start_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
+                 env: dict[str, str] | None = None, memory_limit: int | None = None,
+                 pass_fds: tuple[int, ...] = ()) -> StartedWorker:
+    """Write the request and start the worker without waiting for it; `pass_fds` are
+    inherited by the worker (lockstep pipes)."""
     workdir.mkdir(parents=True, exist_ok=True)
     req_path = workdir / REQUEST
     req_path.write_text(json.dumps(request), encoding="utf-8")
     argv = [*runtime.worker_argv(), str(req_path)]
+    t0 = time.perf_counter()
     if shutil.which(argv[0]) is None:
         why = "not executable" if Path(argv[0]).exists() else "No such file or directory"
-        return WorkerOutcome("crashed", f"cannot start worker {argv[0]}: {why}", None, 0.0)
-    stdout, stderr = workdir / "worker.stdout", workdir / "worker.stderr"
-    t0 = time.perf_counter()
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        return StartedWorker(workdir, None, t0, memory_limit, WorkerOutcome(
+            "crashed", f"cannot start worker {argv[0]}: {why}", None, 0.0))
+    with open(workdir / "worker.stdout", "wb") as out, \
+            open(workdir / "worker.stderr", "wb") as err:
         try:
             proc = subprocess.Popen(_start_argv(argv, memory_limit), stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err, start_new_session=True, env=env)
+                                    stdout=out, stderr=err, start_new_session=True, env=env,
+                                    pass_fds=pass_fds)
         except OSError as exc:
-            return WorkerOutcome("crashed", f"cannot start worker {argv[0]}: {exc.strerror}",
-                                 None, 0.0)
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return WorkerOutcome("timeout", f"no result after {timeout_s:g} s; worker killed",
-                                 None, time.perf_counter() - t0)
-        except BaseException:  # Ctrl-C: never leave a worker behind
-            _kill_group(proc)
-            raise
+            return StartedWorker(workdir, None, t0, memory_limit, WorkerOutcome(
+                "crashed", f"cannot start worker {argv[0]}: {exc.strerror}", None, 0.0))
+    return StartedWorker(workdir, proc, t0, memory_limit)
+
+
+def finish_worker(w: StartedWorker, timeout_s: float) -> WorkerOutcome:
+    """Wait (at most `timeout_s`) for a started worker and turn its end into an outcome."""
+    outcome = _finish(w, timeout_s)
+    if w.memory_limit is not None and outcome.status in ("crashed", "trapped") and \
+            _OOM_TEXT.search(outcome.message + " " + _tail(w.workdir / "worker.stderr")):
+        return WorkerOutcome("oom", f"out of memory under the worker memory limit of "
+                             f"{fmt_bytes(w.memory_limit)}: {outcome.message}",
+                             outcome.response, outcome.wall_s)
+    return outcome
+
+
+def stop_worker(w: StartedWorker) -> None:
+    """Kill a started worker and everything it started (Ctrl-C, a failed partner)."""
+    if w.proc is not None and w.proc.returncode is None:
+        _kill_group(w.proc)
+
+
+def _finish(w: StartedWorker, timeout_s: float) -> WorkerOutcome:
+    if w.failed is not None or w.proc is None:
+        return w.failed or WorkerOutcome("crashed", "worker did not start", None, 0.0)
+    proc, workdir, t0 = w.proc, w.workdir, w.t0
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return WorkerOutcome("timeout", f"no result after {timeout_s:g} s; worker killed",
+                             None, time.perf_counter() - t0)
+    except BaseException:  # Ctrl-C: never leave a worker behind
+        _kill_group(proc)
+        raise
     wall = time.perf_counter() - t0
+    stderr = workdir / "worker.stderr"
     if code < 0:
         name = signal.Signals(-code).name
         why = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed (out of memory?)",

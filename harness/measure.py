@@ -139,16 +139,24 @@ def warm_up(run: Callable[[], None], s: MeasureSettings, first_s: float,
 
 
 def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
-                clock: Clock = time.perf_counter_ns) -> Timing:
-    """Warm up until steady, calibrate and take samples; return per-inference times."""
+                clock: Clock = time.perf_counter_ns,
+                gate: Callable[[], None] | None = None) -> Timing:
+    """Warm up until steady, calibrate and take samples; return per-inference times.
+
+    `gate` (lockstep A/B, `harness.lockstep`) is called before every sample and once after
+    the last; it blocks while the other side of the pair takes its sample."""
     wu = warm_up(run, s, first_s, clock)
     out = Timing(first_s=first_s, warmup_runs=wu.runs, warmup_s=wu.elapsed_s, steady=wu.steady,
                  clock=s.clock)
     inner = max(1, min(s.max_inner, math.ceil(s.sample_s / max(wu.estimate_s, 1e-9))))
     out.inner = inner
     for _ in range(s.samples):
+        if gate is not None:
+            gate()
         t0 = clock()
         for _ in range(inner):
             run()
         out.samples_s.append((clock() - t0) / 1e9 / inner)
+    if gate is not None:
+        gate()
     return out

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.calibration import OVERHEAD_FACTOR, baseline_cell, noop_cell, over_baseline
-from harness.cell import Cell, run_cell
+from harness.cell import Cell, run_cell, run_pair
 from harness.errors import ResultsError
 from harness.estimate import CallCosts, measure_call_costs
 from harness.fingerprint import command_line, fingerprint, noise_warnings
@@ -67,6 +67,8 @@ class RunRequest:
     worker_memory_limit: int | None = None  # cap on each worker's data segment (bytes)
     #: seconds a cell may cost by its plan-based estimate; over it the cell is `skipped`
     cell_budget: float | None = None
+    #: run the A and B cells of an A/B pair together, samples alternating (harness.lockstep)
+    lockstep: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,6 +152,20 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
                 if manifest.get("status") == "running":
                     write_json_atomic(run_dir / MANIFEST, {**manifest, "status": "interrupted"})
             raise
+
+
+def lockstep_partners(jobs: Sequence[Cell]) -> dict[int, int]:
+    """A/B pairs that can run in lockstep, both ways: job index -> its partner's index.
+    Cells run by another checkout's membench (`repo`) are not paired."""
+    sides: dict[tuple[str, str], dict[str, int]] = {}
+    for j, c in enumerate(jobs):
+        if c.side and c.repo is None:
+            sides.setdefault((c.workload.spec, c.strategy.spec), {})[c.side] = j
+    out: dict[int, int] = {}
+    for pair in sides.values():
+        if set(pair) == {"A", "B"}:
+            out[pair["A"]], out[pair["B"]] = pair["B"], pair["A"]
+    return out
 
 
 def _interference(req: RunRequest, warnings: list[str], when: str) -> dict[str, Any]:
@@ -260,6 +276,21 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                                probes[rt.spec], pin=req.pin, memory_limit=limit)
                 baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
                 writer.append(baselines[rt.spec])
+        partner = lockstep_partners(jobs) if req.lockstep else {}
+
+        def record(j: int, rnd: int, pos: int, row: ResultRow) -> None:
+            nonlocal done_count
+            writer.append(row)
+            rounds_of[j].append(row)
+            positions[j].append(pos)
+            done_count += 1
+            if row.status != "ok":
+                done_count += settings.rounds - 1 - rnd  # it is not run again
+                final[j] = combine_rounds(rounds_of[j], positions=positions[j], kind=kind_of[j])
+                writer.append(final[j])
+            if progress:
+                progress(done_count, total, jobs[j], row)
+
         for rnd, order in enumerate(orders):
             for pos, j in enumerate(order):
                 if j in final or rnd in have[j]:
@@ -268,21 +299,20 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                 cell = jobs[j]
                 if progress:
                     progress(done_count, total, cell, None)
-                row = run_cell(cell, run_id, settings, req.cell_timeout,
-                               probes[cell.runtime.spec], round_index=rnd, pin=req.pin,
-                               memory_limit=limit, costs=costs.get(cell.runtime.spec),
-                               budget_s=req.cell_budget)
-                writer.append(row)
-                rounds_of[j].append(row)
-                positions[j].append(pos)
-                done_count += 1
-                if row.status != "ok":
-                    done_count += settings.rounds - 1 - rnd  # it is not run again
-                    final[j] = combine_rounds(rounds_of[j], positions=positions[j],
-                                              kind=kind_of[j])
-                    writer.append(final[j])
-                if progress:
-                    progress(done_count, total, cell, row)
+                mate = partner.get(j)
+                if mate is not None and mate not in final and rnd not in have[mate]:
+                    row_j, row_mate = run_pair(
+                        cell, jobs[mate], run_id, settings, req.cell_timeout,
+                        (probes[cell.runtime.spec], probes[jobs[mate].runtime.spec]),
+                        round_index=rnd, pin=req.pin, memory_limit=limit)
+                    record(j, rnd, pos, row_j)
+                    record(mate, rnd, order.index(mate), row_mate)
+                    have[mate].add(rnd)
+                    continue
+                record(j, rnd, pos, run_cell(
+                    cell, run_id, settings, req.cell_timeout, probes[cell.runtime.spec],
+                    round_index=rnd, pin=req.pin, memory_limit=limit,
+                    costs=costs.get(cell.runtime.spec), budget_s=req.cell_budget))
             manifest["rounds_done"] = rnd + 1
             write_json_atomic(run_dir / MANIFEST, manifest)
         noop_rows = {jobs[j].runtime.spec: r for j, r in final.items() if kind_of[j] == "noop"}

@@ -176,6 +176,40 @@ def compare_samples(base: Sequence[float], current: Sequence[float], seed: int =
                       int(ub.size), int(uc.size))
 
 
+def compare_paired(base: Sequence[float], current: Sequence[float], sizes: Sequence[int],
+                   seed: int = 0, n_boot: int = BOOTSTRAP) -> Comparison:
+    """Lockstep A/B (`harness.lockstep`): sample i of B in a round was taken right before or
+    after sample i of A, so each pair's ratio has the interference both met divided out.
+
+    The ratio is exp(median of the pairs' log ratios), its CI the two-level bootstrap of
+    that median (rounds, then pairs within a round). With 2+ rounds the round is the unit:
+    one-sided Wilcoxon signed-rank tests (the paired Mann-Whitney) on the rounds' median
+    log ratios; with one round the pairs are ranked (pseudo-replication, as in
+    `compare_samples`)."""
+    from scipy.stats import wilcoxon
+
+    b = np.asarray(base, dtype=np.float64)
+    c = np.asarray(current, dtype=np.float64)
+    if b.size != c.size or b.size == 0:
+        raise ValueError(f"paired samples need equal, non-zero counts ({b.size} vs {c.size})")
+    logs = np.log(c / b)
+    rng = _rng(seed)
+    if len(sizes) >= 2:
+        units, unit = group_medians(logs, sizes), "paired round"
+        boot = bootstrap_medians_grouped(logs, sizes, n_boot, rng)
+    else:
+        units, unit = logs, "pair"
+        boot = bootstrap_medians(logs, n_boot, rng)
+    lo, hi = np.exp(np.quantile(boot, [0.025, 0.975]))
+    if np.all(units == 0):  # identical: no evidence either way
+        p_slower = p_faster = 1.0
+    else:
+        p_slower = float(wilcoxon(units, alternative="greater").pvalue)
+        p_faster = float(wilcoxon(units, alternative="less").pvalue)
+    return Comparison(float(np.exp(np.median(logs))), float(lo), float(hi), p_slower, p_faster,
+                      unit, int(units.size), int(units.size))
+
+
 def geomean_ratio(pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
                   level: float = 0.95, n_boot: int = BOOTSTRAP,
                   seed: int = 0) -> tuple[float, float, float]:

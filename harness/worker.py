@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.lockstep import Gate
 from harness.measure import MeasureSettings, clock_of, time_cold, time_steady
 from harness.plan import Plan
 from harness.protocol import PROTOCOL, RESPONSE, load_tensors, write_json_atomic
@@ -65,6 +66,9 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
     lp = LoadedPlan(be, plan, data, slowdown=slowdown)
     resp: dict[str, Any] = {"status": "ok", "message": ""}
     breakdown: dict[str, float] = {}
+    gate = Gate.from_request(req)
+    if gate is not None:
+        gate.wait()  # the other side of the pair sets up first
     try:
         lp.load()
         after_load = _memory_now()
@@ -76,7 +80,8 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
         per_run = dict(lp.counters)
         first_out = {k: v.copy() for k, v in lp.outputs.items()}
         lp.reset_counters()
-        timing = time_steady(run, settings, first_s, clock_of(settings))
+        timing = time_steady(run, settings, first_s, clock_of(settings),
+                             gate.wait if gate is not None else None)
         n = timing.inferences()
         drift = {k: v for k, v in lp.counters.items() if v != per_run[k] * n}
         if drift:

@@ -29,6 +29,35 @@ def test_a_a_run_keeps_both_sides_and_passes(tmp_path: Path) -> None:
     assert code in (0, 1)
     md = (run / "compare.md").read_text()
     assert "bias-relu:n=2048 \\| shared \\| wasmtime → wasmtime" in md
+    # the two workers of a round ran together, on one CPU, samples paired
+    for r in rows:
+        assert all(info["lockstep"] is True for info in r.rounds)
+        assert len({tuple(info["affinity"]) for info in r.rounds}) == 1
+    assert rows[0].rounds[0]["affinity"] == rows[1].rounds[0]["affinity"]
+    assert "2/2 paired rounds" in md
+
+
+def test_no_lockstep_runs_the_sides_one_after_the_other(tmp_path: Path) -> None:
+    main(["ab", "--a", "wasmtime", "--b", "wasmtime", "--no-lockstep", *ARGS,
+          "--out", str(tmp_path)])
+    (run,) = tmp_path.iterdir()
+    rows = read_rows(run)
+    assert all(r.status == "ok" and not any(i.get("lockstep") for i in r.rounds) for r in rows)
+    assert "2/2 rounds" in (run / "compare.md").read_text()
+
+
+def test_a_side_that_cannot_run_leaves_the_other_unpaired(tmp_path: Path) -> None:
+    """B's runtime lacks the plan's feature: A still runs its rounds, alone."""
+    code = main(["ab", "--a", "wasmtime", "--b", "wasm3", "--workload", "bias-relu:n=64,isa=simd",
+                 "--strategy", "shared", "--repeat", "3", "--sample-time", "0.0005",
+                 "--rounds", "2", "--out", str(tmp_path)])
+    (run,) = tmp_path.iterdir()
+    rows = read_rows(run)
+    by_side = {r.side: r for r in rows}
+    assert by_side["A"].status == "ok" and len(by_side["A"].rounds) == 2
+    assert not any(i.get("lockstep") for i in by_side["A"].rounds)
+    assert by_side["B"].status in ("unsupported", "unavailable")
+    assert code == 0
 
 
 def test_injected_slowdown_goes_to_side_b_and_verifies(tmp_path: Path) -> None:
@@ -113,3 +142,16 @@ def test_ab_runs_enough_rounds_for_its_test_unless_told() -> None:
     many = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
                       settings=MeasureSettings(rounds=AB_ROUNDS + 2))
     assert ab_request(many, rounds_given=False).settings.rounds == AB_ROUNDS + 2
+
+
+def test_ab_takes_enough_samples_and_pairs_them_unless_told() -> None:
+    from harness.ab import AB_SAMPLES, ab_request
+    from harness.measure import MeasureSettings
+    from harness.runner import RunRequest
+
+    req = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
+                     settings=MeasureSettings(samples=3))
+    assert ab_request(req, rounds_given=False).settings.samples == AB_SAMPLES
+    assert ab_request(req, rounds_given=False, samples_given=True).settings.samples == 3
+    assert ab_request(req, rounds_given=False).lockstep
+    assert not ab_request(req, rounds_given=False, lockstep=False).lockstep

@@ -141,3 +141,56 @@ def test_a_real_slowdown_is_slower_over_rounds() -> None:
     cc = compare_runs([base], [cur]).cells[0]
     assert cc.unit == "round" and cc.verdict == "slower"
     assert cc.ci_low > 1.05 and cc.q_slower < 0.01
+
+
+def _lockstep_rows(factor: float, rounds: int = 8, per_round: int = 10, seed: int = 0):
+    """A and B rows of a lockstep A/B run on a host whose bursts slow ~40% of the time by
+    1.6x in blocks of samples: a burst hits both samples of a pair; B = factor x A."""
+    from harness.results import ResultRow
+
+    rng = np.random.default_rng(seed)
+    n = rounds * per_round
+    burst = np.repeat(np.where(rng.random(n // 5) < 0.4, 1.6, 1.0), 5)
+    a = burst * (1 + 0.005 * rng.standard_normal(n))
+    b = factor * burst * (1 + 0.005 * rng.standard_normal(n))
+    infos = tuple({"round": i, "n": per_round, "lockstep": True} for i in range(rounds))
+
+    def row(x: np.ndarray) -> ResultRow:
+        return ResultRow(run_id="r", workload="w", strategy="s", runtime="r", status="ok",
+                         samples_s=tuple(float(v) for v in x), rounds=infos)
+    return row(a), row(b)
+
+
+def test_lockstep_pairs_see_a_regression_through_bursts() -> None:
+    a, b = _lockstep_rows(1.10)
+    cc = compare_runs([a], [b]).cells[0]
+    assert cc.unit == "paired round" and (cc.units_base, cc.units_current) == (8, 8)
+    assert cc.ratio == pytest.approx(1.10, rel=0.01) and cc.ci_low > 1.05
+    assert cc.verdict == "slower" and cc.q_slower == pytest.approx(1 / 256)
+
+
+def test_lockstep_a_a_is_unchanged_not_slower() -> None:
+    a, b = _lockstep_rows(1.0, seed=3)
+    cc = compare_runs([a], [b]).cells[0]
+    assert cc.unit == "paired round" and cc.verdict == "unchanged"
+    assert 0.99 < cc.ci_low <= cc.ratio <= cc.ci_high < 1.01
+
+
+def test_rounds_not_all_in_lockstep_fall_back_to_unpaired() -> None:
+    from harness.compare import lockstep_sizes
+
+    a, b = _lockstep_rows(1.0)
+    assert lockstep_sizes(a, b) == [10] * 8
+    half = replace(b, rounds=(*b.rounds[:-1], {**b.rounds[-1], "lockstep": False}))
+    assert lockstep_sizes(a, half) is None
+    cc = compare_runs([a], [half]).cells[0]
+    assert cc.unit == "round"
+    uneven = replace(b, rounds=(*b.rounds[:-1], {**b.rounds[-1], "n": 9}),
+                     samples_s=b.samples_s[:-1])
+    assert lockstep_sizes(a, uneven) is None
+
+
+def test_paired_floor_note_counts_signed_rank_units() -> None:
+    a, b = _lockstep_rows(1.0, rounds=4)
+    notes = compare_runs([a], [b]).notes  # 1/2^4 = 0.0625 >= 0.01: never significant
+    assert any("4 paired rounds" in n and "ever to reach" in n for n in notes)

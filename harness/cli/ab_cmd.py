@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.ab import AB_ROUNDS, ab_cells, ab_request, compare_sides
+from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
 from harness.cli.compare_cmd import parse_fraction, print_table
 from harness.cli.run_cmd import DEFAULT_OUT, add_selection_args, build_request
 from harness.console import print_summary, stderr_console
@@ -36,9 +36,13 @@ def register(sub: Any) -> None:
     p.add_argument("--inject-slowdown", metavar="PCT",
                    help="make side B do real extra work of PCT of each inference (e.g. 10%%), "
                         "to check that a known regression is detected")
+    p.add_argument("--no-lockstep", action="store_true",
+                   help="run each round's A and B workers one after the other instead of "
+                        "together with their samples alternating")
     p.set_defaults(func=main)
-    p.epilog = (f"Without --rounds, each side runs at least {AB_ROUNDS} rounds (fresh workers): "
-                "the comparison's unit is the round")
+    p.epilog = (f"Without --rounds, each side runs at least {AB_ROUNDS} rounds (fresh workers), "
+                f"and without --repeat at least {AB_SAMPLES} samples a round: the comparison's "
+                "unit is the round")
 
 
 def side_b_spec(b: str, inject: str | None) -> str:
@@ -56,7 +60,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise SpecError(f"--alpha must be in (0, 1), got {args.alpha}")
     args.runtime = []
-    req = ab_request(build_request(args), rounds_given=args.rounds is not None)
+    req = ab_request(build_request(args), rounds_given=args.rounds is not None,
+                     lockstep=not args.no_lockstep, samples_given=args.repeat is not None)
     b = side_b_spec(args.b, args.inject_slowdown)
     regs = Registries.from_entry_points()
     for repo in (args.a_repo, args.b_repo):

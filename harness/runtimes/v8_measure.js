@@ -68,17 +68,44 @@ function warmUp(run, s, firstS, clock) {
   return out;
 }
 
-function timeSteady(run, s, firstS, clock = now) {
+// `gate` (lockstep A/B, harness/lockstep.py): called before every sample and after the last
+function timeSteady(run, s, firstS, clock = now, gate = null) {
   const wu = warmUp(run, s, firstS, clock);
   const inner = Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(wu.estimate_s, 1e-9))));
   const samples = [];
   for (let i = 0; i < s.samples; i++) {
+    if (gate) gate();
     const t0 = clock();
     for (let j = 0; j < inner; j++) run();
     samples.push(secs(clock() - t0) / inner);
   }
+  if (gate) gate();
   return { clock: s.clock || 'wall', first_s: firstS, warmup_runs: wu.runs,
     warmup_s: wu.elapsed_s, steady: wu.steady, inner, samples_s: samples };
 }
 
-module.exports = { DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, now, secs };
+// The worker side of harness/lockstep.py: at a gate write one byte to `ready`, then block
+// reading one from `go`; EOF on `go` releases the worker for good.
+function makeGate(req) {
+  const fds = req.lockstep;
+  if (!fds) return null;
+  const fs = require('fs');
+  const buf = Buffer.alloc(1);
+  let open = true;
+  return () => {
+    if (!open) return;
+    let got = 0;
+    try {
+      fs.writeSync(fds.ready_fd, '.');
+      got = fs.readSync(fds.go_fd, buf, 0, 1, null);
+    } catch (e) {
+      got = 0;
+    }
+    if (!got) {
+      open = false;
+      try { fs.closeSync(fds.ready_fd); } catch (e) { /* already closed */ }
+    }
+  };
+}
+
+module.exports = { DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, makeGate, now, secs };

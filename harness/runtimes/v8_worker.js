@@ -9,7 +9,7 @@
 const fs = require('fs');
 const path = require('path');
 const {
-  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, now, secs,
+  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, makeGate, now, secs,
 } = require('./v8_measure.js');
 const { LoadedPlan, Trap } = require('./v8_plan.js');
 
@@ -100,6 +100,8 @@ function runCell(req, params, outDir) {
   const before = memoryNow();
   const lp = new LoadedPlan(plan, data, Number(params.slowdown || 0) / 100);
   const resp = { status: 'ok', message: '' };
+  const gate = makeGate(req);
+  if (gate) gate(); // the other side of the pair sets up first
   lp.load();
   const afterLoad = memoryNow();
   const peakAfterLoad = peakRss();
@@ -111,7 +113,7 @@ function runCell(req, params, outDir) {
   const perRun = { ...lp.counters };
   const firstOut = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, v.slice()]));
   lp.resetCounters();
-  const timing = timeSteady(run, s, firstS, clock);
+  const timing = timeSteady(run, s, firstS, clock, gate);
   const n = timing.warmup_runs + timing.inner * timing.samples_s.length;
   const drift = Object.keys(lp.counters).filter((k) => lp.counters[k] !== perRun[k] * n);
   if (drift.length) {

@@ -1,0 +1,93 @@
+"""Lockstep A/B: the gate protocol between the harness and two live workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.lockstep import Channel, conduct
+from harness.measure import MeasureSettings, time_steady
+
+#: a stand-in worker: passes its gates like harness.worker does (set-up, each sample,
+#: after the last) and logs what it did to a shared file; it dies after `die_after` samples
+FAKE = """
+import os, sys
+from harness.lockstep import Gate
+name, go, ready, samples, die_after, log = sys.argv[1:]
+gate = Gate(int(go), int(ready))
+def say(what):
+    with open(log, "a") as f:
+        f.write(f"{name} {what}\\n")
+gate.wait()
+say("setup")
+for i in range(int(samples)):
+    gate.wait()
+    if i == int(die_after):
+        os._exit(3)
+    say(f"sample {i}")
+gate.wait()
+say("end")
+"""
+
+
+def _start(ch: Channel, samples: int, log: Path, die_after: int = -1) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-c", FAKE, ch.name, str(ch.go_r), str(ch.ready_w),
+                             str(samples), str(die_after), str(log)], pass_fds=ch.child_fds())
+    ch.started()
+    return proc
+
+
+def _run_pair(tmp_path: Path, samples: int, die_after: int = -1) -> tuple[bool, list[str]]:
+    log = tmp_path / "log"
+    a, b = Channel.open("A"), Channel.open("B")
+    procs = [_start(a, samples, log), _start(b, samples, log, die_after)]
+    try:
+        paired = conduct(a, b, samples, time.monotonic() + 60)
+        for ch, proc in zip((a, b), procs, strict=True):
+            ch.release()
+            proc.wait(timeout=60)
+    finally:
+        for ch in (a, b):
+            ch.close()
+    return paired, log.read_text().splitlines()
+
+
+def test_setups_in_turn_then_samples_alternate_abba(tmp_path: Path) -> None:
+    paired, log = _run_pair(tmp_path, 4)
+    assert paired
+    assert log == ["A setup", "B setup",
+                   "A sample 0", "B sample 0", "B sample 1", "A sample 1",
+                   "A sample 2", "B sample 2", "B sample 3", "A sample 3",
+                   "A end", "B end"]
+
+
+def test_a_side_that_dies_leaves_the_other_to_finish_unpaired(tmp_path: Path) -> None:
+    paired, log = _run_pair(tmp_path, 5, die_after=2)
+    assert not paired
+    assert [ln for ln in log if ln.startswith("A")] == [
+        "A setup", *(f"A sample {i}" for i in range(5)), "A end"]
+    assert [ln for ln in log if ln.startswith("B")] == ["B setup", "B sample 0", "B sample 1"]
+
+
+def test_a_silent_worker_times_out_at_its_gate(tmp_path: Path) -> None:
+    a, b = Channel.open("A"), Channel.open("B")
+    try:  # nobody ever writes to ready: both time out instead of blocking forever
+        t0 = time.monotonic()
+        assert not conduct(a, b, 3, time.monotonic() + 0.2)
+        assert time.monotonic() - t0 < 5 and a.why == "timed out at a gate"
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("samples", [1, 4])
+def test_time_steady_passes_a_gate_before_each_sample_and_after_the_last(samples: int) -> None:
+    calls: list[int] = []
+    s = MeasureSettings(warmup_s=0.0, warmup_runs=1, warmup_max_s=0.01, sample_s=0.0,
+                        samples=samples)
+    t = time_steady(lambda: None, s, 1e-6, gate=lambda: calls.append(len(calls)))
+    assert len(t.samples_s) == samples and len(calls) == samples + 1
