@@ -113,10 +113,10 @@ def run_pair(a: Cell, b: Cell, run_id: str, settings: MeasureSettings, timeout_s
                           stack) for c, pr in zip((a, b), probes, strict=True)]
         ready = [p for p in preps if isinstance(p, _Prepared)]
         if len(ready) < 2:  # nothing to pair with: whatever can run, runs alone
-            return tuple(  # type: ignore[return-value]
-                p if isinstance(p, ResultRow) else _finish(p, run_worker(
-                    p.cell.runtime, p.request, p.workdir, timeout_s, memory_limit=memory_limit))
-                for p in preps)
+            alone = [p if isinstance(p, ResultRow) else _finish(p, run_worker(
+                p.cell.runtime, p.request, p.workdir, timeout_s, memory_limit=memory_limit))
+                for p in preps]
+            return alone[0], alone[1]
         chans = [Channel.open(p.cell.side or "AB"[i]) for i, p in enumerate(ready)]
         for ch in chans:
             stack.callback(ch.close)
@@ -128,13 +128,13 @@ def run_pair(a: Cell, b: Cell, run_id: str, settings: MeasureSettings, timeout_s
                                             p.workdir, memory_limit=memory_limit,
                                             pass_fds=ch.child_fds()))
                 ch.started()
-            # each worker gets the cell time limit for its own share of the pair's time
-            deadline = time.monotonic() + 2 * timeout_s
-            paired = conduct(chans[0], chans[1], settings.samples, deadline)
+            # a worker stuck in one step (set-up, a sample, its teardown) is given up after
+            # the cell time limit; its partner is not charged for the wait
+            paired = conduct(chans[0], chans[1], settings.samples, timeout_s)
             outcomes = []
             for w, ch in zip(started, chans, strict=True):  # teardowns one at a time
                 ch.release()
-                outcomes.append(finish_worker(w, max(deadline - time.monotonic(), 1.0)))
+                outcomes.append(finish_worker(w, timeout_s))
         except BaseException:
             for w in started:
                 stop_worker(w)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,12 +95,12 @@ class Channel:
         self._close("go_r")
         self._close("ready_w")
 
-    def await_ready(self, deadline: float) -> bool:
-        """Block until the worker reaches a gate; False (and dead) if it ended or timed out."""
+    def await_ready(self, timeout_s: float) -> bool:
+        """Block until the worker reaches a gate; False (and dead) if it ended, or did not
+        get there within `timeout_s`."""
         if not self.alive:
             return False
-        left = deadline - time.monotonic()
-        readable, _, _ = select.select([self.ready_r], [], [], max(left, 0.0))
+        readable, _, _ = select.select([self.ready_r], [], [], timeout_s)
         if not readable:
             self.alive, self.why = False, "timed out at a gate"
             return False
@@ -126,19 +125,20 @@ class Channel:
             self._close(attr)
 
 
-def conduct(a: Channel, b: Channel, samples: int, deadline: float) -> bool:
+def conduct(a: Channel, b: Channel, samples: int, step_timeout_s: float) -> bool:
     """Drive two started workers through their gates: set-ups one after the other, then
     samples alternately (A B, B A, A B, ...), so every sample of one side has a partner
-    of the other side taken right before or after it. Both workers are left waiting at
-    their last gate (release them one at a time). True if both stayed in step to the end.
-    """
-    a.await_ready(deadline)
-    b.await_ready(deadline)
+    of the other side taken right before or after it. A worker that takes longer than
+    `step_timeout_s` to reach its next gate is dropped (its partner goes on alone). Both
+    workers are left waiting at their last gate (release them one at a time). True if
+    both stayed in step to the end."""
+    a.await_ready(step_timeout_s)
+    b.await_ready(step_timeout_s)
     for ch in (a, b):  # set-up, cold inference, warm-up and calibration, in turn
         ch.go()
-        ch.await_ready(deadline)
+        ch.await_ready(step_timeout_s)
     for i in range(samples):
         for ch in (a, b) if i % 2 == 0 else (b, a):
             ch.go()
-            ch.await_ready(deadline)
+            ch.await_ready(step_timeout_s)
     return a.alive and b.alive
