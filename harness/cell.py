@@ -7,8 +7,6 @@ cell's own failure, so one bad cell never ends a suite.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import statistics
 import tempfile
 import time
@@ -20,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from harness.estimate import CallCosts, over_budget
-from harness.launch import WorkerOutcome, finish_worker, run_worker, start_worker, stop_worker
+from harness.external import run_external_cell
+from harness.launch import WorkerOutcome, finish_worker, run_worker, start_worker
 from harness.lockstep import REQUEST_KEY as LOCKSTEP
-from harness.lockstep import Channel, conduct
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult
 from harness.protocol import save_tensors
@@ -56,7 +54,7 @@ class Cell:
 
 
 @dataclass
-class _Prepared:
+class PreparedCell:
     """A cell round ready for its worker: request written to a temporary directory."""
 
     cell: Cell
@@ -77,87 +75,36 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
              probe: ProbeResult | None = None, workdir: Path | None = None,
              memory_limit: int | None = None, round_index: int | None = None,
              pin: Sequence[int] = (), costs: CallCosts | None = None,
-             budget_s: float | None = None) -> ResultRow:
+             budget_s: float | None = None,
+             lockstep_fds: tuple[int, int] | None = None) -> ResultRow:
     """Run one round of `cell` in a fresh worker (killed after `timeout_s`; data segment
     capped at `memory_limit` bytes when given) and verify its outputs against NumPy.
     The row's `kind` is "round" when `round_index` is given (the runner folds rounds
     into the cell row). With `costs` and `budget_s`, a cell whose plan-based estimate
-    exceeds the budget is `skipped` with the estimate instead of being run."""
+    exceeds the budget is `skipped` with the estimate instead of being run. With
+    `lockstep_fds` (inherited pipe ends) the worker is one side of another process's
+    lockstep pair (`harness.lockstep`)."""
     if cell.repo is not None:
-        from harness.external import run_external_cell
-
-        return run_external_cell(cell, run_id, settings, timeout_s, round_index)
+        return run_external_cell(cell, run_id, settings, timeout_s, round_index, pin)
     with contextlib.ExitStack() as stack:
-        p = _prepare(cell, run_id, settings, probe, workdir, round_index, pin, costs,
+        p = prepare_cell(cell, run_id, settings, probe, workdir, round_index, pin, costs,
                      budget_s, stack)
         if isinstance(p, ResultRow):
             return p
-        return _finish(p, run_worker(cell.runtime, p.request, p.workdir, timeout_s,
-                                     memory_limit=memory_limit))
+        if lockstep_fds is None:
+            return finish_cell(p, run_worker(cell.runtime, p.request, p.workdir, timeout_s,
+                                         memory_limit=memory_limit))
+        go, ready = lockstep_fds
+        request = {**p.request, LOCKSTEP: {"go_fd": go, "ready_fd": ready}}
+        return finish_cell(p, finish_worker(start_worker(
+            cell.runtime, request, p.workdir, memory_limit=memory_limit,
+            pass_fds=lockstep_fds), timeout_s))
 
 
-def run_pair(a: Cell, b: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
-             probes: tuple[ProbeResult | None, ProbeResult | None] = (None, None),
-             workdir: Path | None = None, memory_limit: int | None = None,
-             round_index: int | None = None, pin: Sequence[int] = (),
-             ) -> tuple[ResultRow, ResultRow]:
-    """One round of an A/B pair in lockstep (`harness.lockstep`): both workers alive,
-    set-ups in turn, samples alternating. Rows whose samples were all paired carry
-    `timing["lockstep"] = True`. A side that cannot run (unsupported, unavailable) leaves
-    the other to run alone, unpaired. Without `pin`, both workers are pinned to one CPU
-    (`pair_cpu`)."""
-    if not pin:  # two vCPUs of a VM can meet different interference: share one
-        pin = (pair_cpu(),)
-    with contextlib.ExitStack() as stack:
-        preps = [_prepare(c, run_id, settings, pr, workdir, round_index, pin, None, None,
-                          stack) for c, pr in zip((a, b), probes, strict=True)]
-        ready = [p for p in preps if isinstance(p, _Prepared)]
-        if len(ready) < 2:  # nothing to pair with: whatever can run, runs alone
-            alone = [p if isinstance(p, ResultRow) else _finish(p, run_worker(
-                p.cell.runtime, p.request, p.workdir, timeout_s, memory_limit=memory_limit))
-                for p in preps]
-            return alone[0], alone[1]
-        chans = [Channel.open(p.cell.side or "AB"[i]) for i, p in enumerate(ready)]
-        for ch in chans:
-            stack.callback(ch.close)
-        started = []
-        try:
-            for p, ch in zip(ready, chans, strict=True):
-                started.append(start_worker(p.cell.runtime, {**p.request, LOCKSTEP:
-                                                             ch.request_entry()},
-                                            p.workdir, memory_limit=memory_limit,
-                                            pass_fds=ch.child_fds()))
-                ch.started()
-            # a worker stuck in one step (set-up, a sample, its teardown) is given up after
-            # the cell time limit; its partner is not charged for the wait
-            paired = conduct(chans[0], chans[1], settings.samples, timeout_s)
-            outcomes = []
-            for w, ch in zip(started, chans, strict=True):  # teardowns one at a time
-                ch.release()
-                outcomes.append(finish_worker(w, timeout_s))
-        except BaseException:
-            for w in started:
-                stop_worker(w)
-            raise
-        rows = [_finish(p, o) for p, o in zip(ready, outcomes, strict=True)]
-        if paired:
-            rows = [dataclasses.replace(r, timing={**r.timing, "lockstep": True})
-                    if r.status == "ok" else r for r in rows]
-        return rows[0], rows[1]
-
-
-def pair_cpu() -> int:
-    """The CPU both workers of an unpinned lockstep pair run on: the highest one this
-    process may use (a pair's samples only pair if they ran on the same core)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(os.sched_getaffinity(0))
-    return 0
-
-
-def _prepare(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeResult | None,
+def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeResult | None,
              workdir: Path | None, round_index: int | None, pin: Sequence[int],
              costs: CallCosts | None, budget_s: float | None,
-             stack: contextlib.ExitStack) -> ResultRow | _Prepared:
+             stack: contextlib.ExitStack) -> ResultRow | PreparedCell:
     """Plan the cell and write its worker request, or the row that says why it cannot run."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
@@ -206,10 +153,10 @@ def _prepare(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeRes
                                "settings": settings.to_dict()}
     if pin:
         request["pin"] = list(pin)
-    return _Prepared(cell, base, t0, d, request, reference, tol, data)
+    return PreparedCell(cell, base, t0, d, request, reference, tol, data)
 
 
-def _finish(p: _Prepared, outcome: WorkerOutcome) -> ResultRow:
+def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
     """The row of a finished worker: outputs verified, counters checked against the plan."""
     w, base, row = p.cell.workload, p.base, p.row
     resp = outcome.response or {}

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.calibration import OVERHEAD_FACTOR, baseline_cell, noop_cell, over_baseline
-from harness.cell import Cell, run_cell, run_pair
+from harness.cell import Cell, run_cell
 from harness.errors import ResultsError
 from harness.estimate import CallCosts, measure_call_costs
+from harness.external import supports_lockstep
 from harness.fingerprint import command_line, fingerprint, noise_warnings
 from harness.interference import WARN_FRACTION as INTERFERENCE_WARN
 from harness.interference import probe_interference
 from harness.interrupt import GracefulStop
 from harness.measure import MeasureSettings
 from harness.overhead import measure_overhead
+from harness.pair import run_pair
 from harness.probe import ProbeResult, probe_runtime
 from harness.protocol import _default, write_json_atomic
 from harness.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
@@ -69,6 +71,8 @@ class RunRequest:
     cell_budget: float | None = None
     #: run the A and B cells of an A/B pair together, samples alternating (harness.lockstep)
     lockstep: bool = False
+    #: this run is one side of another checkout's lockstep pair: its gate's pipe ends
+    lockstep_fds: tuple[int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,10 +160,11 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
 
 def lockstep_partners(jobs: Sequence[Cell]) -> dict[int, int]:
     """A/B pairs that can run in lockstep, both ways: job index -> its partner's index.
-    Cells run by another checkout's membench (`repo`) are not paired."""
+    Cells run by another checkout's membench (`repo`) pair when that checkout has
+    lockstep (`external.supports_lockstep`)."""
     sides: dict[tuple[str, str], dict[str, int]] = {}
     for j, c in enumerate(jobs):
-        if c.side and c.repo is None:
+        if c.side and (c.repo is None or supports_lockstep(c.repo)):
             sides.setdefault((c.workload.spec, c.strategy.spec), {})[c.side] = j
     out: dict[int, int] = {}
     for pair in sides.values():
@@ -312,7 +317,8 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                 record(j, rnd, pos, run_cell(
                     cell, run_id, settings, req.cell_timeout, probes[cell.runtime.spec],
                     round_index=rnd, pin=req.pin, memory_limit=limit,
-                    costs=costs.get(cell.runtime.spec), budget_s=req.cell_budget))
+                    costs=costs.get(cell.runtime.spec), budget_s=req.cell_budget,
+                    lockstep_fds=req.lockstep_fds if kind_of[j] == "cell" else None))
             manifest["rounds_done"] = rnd + 1
             write_json_atomic(run_dir / MANIFEST, manifest)
         noop_rows = {jobs[j].runtime.spec: r for j, r in final.items() if kind_of[j] == "noop"}

@@ -121,6 +121,15 @@ def test_side_from_another_checkout(tmp_path: Path) -> None:
     rows = read_rows(run)
     assert [r.side for r in rows] == ["A", "B"] and all(r.status == "ok" for r in rows)
     assert all(len(r.samples_s) == 6 for r in rows)  # 2 rounds x 3 samples on both sides
+    # that checkout has lockstep: its worker passed the gates of this run's pairs
+    assert all(info.get("lockstep") is True for r in rows for info in r.rounds)
+
+
+def test_lockstep_fds_are_for_one_cell_and_one_round(tmp_path: Path, capsys) -> None:
+    assert main(["run", "--workload", "gemm:m=4,n=5,k=6", "--workload", "gemm:m=2,n=2,k=2",
+                 "--strategy", "shared", "--runtime", "wasmtime", "--rounds", "1",
+                 "--lockstep-fds", "5,6", "--out", str(tmp_path)]) == 2
+    assert "exactly one cell" in capsys.readouterr().err
 
 
 def test_missing_checkout_is_refused_before_work(tmp_path: Path, capsys) -> None:

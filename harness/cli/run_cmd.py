@@ -51,6 +51,9 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--pin", metavar="CPU", help="pin workers to these CPUs (e.g. 1 or 0,1)")
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
+    # inherited pipe ends of a lockstep A/B driven by another checkout's `membench ab`
+    # (harness/lockstep.py, harness/external.py): one cell, one round
+    p.add_argument("--lockstep-fds", metavar="GO,READY", help=argparse.SUPPRESS)
     p.add_argument("--max-memory", metavar="SIZE",
                    help="refuse, before any work, workloads whose tensors need more than SIZE "
                         "(e.g. 512MiB, 2GiB); the wasm32 limit of 4 GiB always applies")
@@ -111,6 +114,12 @@ def build_request(args: argparse.Namespace) -> RunRequest:
     budget = getattr(args, "cell_budget", None)
     if budget is not None and budget <= 0:
         raise SpecError("--cell-budget must be positive")
+    fds = parse_lockstep_fds(getattr(args, "lockstep_fds", None))
+    if fds is not None and (len(args.workload) != 1 or len(args.strategy) != 1
+                            or len(getattr(args, "runtime", []) or []) != 1
+                            or settings.get("rounds") != 1):
+        raise SpecError("--lockstep-fds runs exactly one cell (one --workload, --strategy and "
+                        "--runtime) for one round")
     return RunRequest(
         workloads=tuple(args.workload) or (suite.workloads if suite else ()),
         strategies=tuple(args.strategy) or (suite.strategies if suite else ()) or ("shared",),
@@ -120,7 +129,17 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         calibrate=not getattr(args, "no_calibration", False), cell_budget=budget,
         max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None,
         worker_memory_limit=parse_size(args.worker_memory_limit, "--worker-memory-limit")
-        if args.worker_memory_limit else None)
+        if args.worker_memory_limit else None, lockstep_fds=fds)
+
+
+def parse_lockstep_fds(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        go, ready = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SpecError(f"--lockstep-fds takes GO,READY file descriptors, got {text!r}") from None
+    return go, ready
 
 
 def parse_pin(text: str | None) -> tuple[int, ...]:
