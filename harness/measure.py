@@ -138,13 +138,29 @@ def warm_up(run: Callable[[], None], s: MeasureSettings, first_s: float,
     return out
 
 
+def busy_work(ns: float, clock: Clock) -> int:
+    """Real work (integer arithmetic, never a sleep) until `clock` has advanced `ns`."""
+    end = clock() + int(ns)
+    acc = 0
+    while clock() < end:
+        acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF
+    return acc
+
+
 def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
                 clock: Clock = time.perf_counter_ns,
-                gate: Callable[[], None] | None = None) -> Timing:
+                gate: Callable[[], None] | None = None, slowdown: float = 0.0) -> Timing:
     """Warm up until steady, calibrate and take samples; return per-inference times.
 
     `gate` (lockstep A/B, `harness.lockstep`) is called before every sample and once after
-    the last; it blocks while the other side of the pair takes its sample."""
+    the last; it blocks while the other side of the pair takes its sample.
+
+    `slowdown` (a fraction; the runtimes' `slowdown=N` parameter) adds, inside every
+    sample after its inferences, busy work lasting that share of their time: a known,
+    proportional regression for testing detection. Per sample and not per inference:
+    busy work between inferences changes how fast the next inference runs (measured on
+    per-module GEMM: a 10% spin after every inference made the cell 3.5% slower, a 5%
+    one 3% faster), so the cell would not be slowed by the stated amount."""
     wu = warm_up(run, s, first_s, clock)
     out = Timing(first_s=first_s, warmup_runs=wu.runs, warmup_s=wu.elapsed_s, steady=wu.steady,
                  clock=s.clock)
@@ -156,6 +172,8 @@ def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
         t0 = clock()
         for _ in range(inner):
             run()
+        if slowdown:
+            busy_work((clock() - t0) * slowdown, clock)
         out.samples_s.append((clock() - t0) / 1e9 / inner)
     if gate is not None:
         gate()

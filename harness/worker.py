@@ -63,7 +63,7 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
     settings = MeasureSettings.from_dict(req.get("settings", {}))
     before = _memory_now()
     slowdown = float(rt.params.get("slowdown", 0)) / 100.0
-    lp = LoadedPlan(be, plan, data, slowdown=slowdown)
+    lp = LoadedPlan(be, plan, data)
     resp: dict[str, Any] = {"status": "ok", "message": ""}
     breakdown: dict[str, float] = {}
     gate = Gate.from_request(req)
@@ -75,13 +75,13 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
         peak_after_load = _peak_rss()
         linear_after_setup = lp.linear_bytes()
         lp.reset_counters()
-        run = lp.slowed()
+        run = lp.run_once
         first_s = time_cold(run, clock_of(settings))
         per_run = dict(lp.counters)
         first_out = {k: v.copy() for k, v in lp.outputs.items()}
         lp.reset_counters()
         timing = time_steady(run, settings, first_s, clock_of(settings),
-                             gate.wait if gate is not None else None)
+                             gate.wait if gate is not None else None, slowdown)
         n = timing.inferences()
         drift = {k: v for k, v in lp.counters.items() if v != per_run[k] * n}
         if drift:
@@ -98,7 +98,7 @@ def run_cell(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> di
         if settings.breakdown:
             # a separate, instrumented copy of the plan: the main samples above ran without
             # any of its timers
-            ilp = LoadedPlan(be, plan, data, slowdown=slowdown, instrument=True)
+            ilp = LoadedPlan(be, plan, data, instrument=True)
             ilp.load()
             runs = max(1, min(settings.max_inner, math.ceil(
                 3 * settings.sample_s / max(statistics.median(timing.samples_s), 1e-9))))

@@ -91,3 +91,24 @@ def test_time_steady_passes_a_gate_before_each_sample_and_after_the_last(samples
                         samples=samples)
     t = time_steady(lambda: None, s, 1e-6, gate=lambda: calls.append(len(calls)))
     assert len(t.samples_s) == samples and len(calls) == samples + 1
+
+
+def test_injected_slowdown_is_busy_work_inside_each_sample() -> None:
+    """With a clock that each inference advances by 1 us, `slowdown=0.1` makes every sample
+    exactly 10% longer: the busy work runs inside the timed sample, after its inferences."""
+    now = [0]
+
+    def clock() -> int:
+        now[0] += 1  # reading the clock costs 1 ns, so busy work ends
+        return now[0]
+
+    def run() -> None:
+        now[0] += 1000
+
+    s = MeasureSettings(warmup_s=0.0, warmup_runs=1, warmup_max_s=0.0, sample_s=1e-5,
+                        samples=3)
+    plain = time_steady(run, s, 1e-6, clock)
+    slowed = time_steady(run, s, 1e-6, clock, slowdown=0.1)
+    assert plain.inner == slowed.inner == 10
+    for p, q in zip(plain.samples_s, slowed.samples_s, strict=True):
+        assert q / p == pytest.approx(1.10, abs=0.002)

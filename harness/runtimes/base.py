@@ -20,11 +20,12 @@ from harness.params import Param
 from harness.plan import Device, HostFunc, Import, Memory, Module
 from harness.registry import Plugin
 
-#: Every runtime accepts `slowdown=N`: after each inference the worker does real extra
-#: work (a busy computation, never a sleep) for N% of that inference's measured time. It
-#: exists to test regression detection against a known, proportional slowdown.
-SLOWDOWN = Param("slowdown", "int", 0, "inject real extra work of N% of each inference's "
-                 "time (for testing regression detection)", minimum=0, maximum=1000)
+#: Every runtime accepts `slowdown=N`: inside every timed sample, after its inferences, the
+#: worker does real extra work (a busy computation, never a sleep) for N% of their measured
+#: time (`measure.time_steady`). It exists to test regression detection against a known,
+#: proportional slowdown.
+SLOWDOWN = Param("slowdown", "int", 0, "inject real extra work of N% of each sample's "
+                 "inference time (for testing regression detection)", minimum=0, maximum=1000)
 
 
 class Runtime(Plugin):

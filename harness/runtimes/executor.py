@@ -26,12 +26,11 @@ class LoadedPlan:
     """A plan instantiated on one backend, ready to run inferences."""
 
     def __init__(self, backend: Backend, plan: Plan, data: Mapping[str, np.ndarray],
-                 slowdown: float = 0.0, instrument: bool = False) -> None:
+                 instrument: bool = False) -> None:
         self.backend = backend
         #: time host functions (for `breakdown`); never set on the plan the samples time
         self.instrument = instrument
         self.host_ns = 0
-        self.slowdown = slowdown  # fraction of each call's time added as real work
         self.plan = plan
         self.data = {k: np.ascontiguousarray(v) for k, v in data.items()}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -178,24 +177,6 @@ class LoadedPlan:
     def run_once(self) -> None:
         for step in self._steps:
             step()
-
-    def slowed(self) -> Callable[[], None]:
-        """`run_once`, followed by busy work lasting `slowdown` of the inference's own time
-        (real arithmetic, never a sleep): a known, proportional regression to detect."""
-        if not self.slowdown:
-            return self.run_once
-        clock, frac, steps = time.perf_counter_ns, self.slowdown, self._steps
-
-        def run() -> None:
-            t0 = clock()
-            for step in steps:
-                step()
-            t1 = clock()
-            end = t1 + int((t1 - t0) * frac)
-            acc = 0
-            while clock() < end:
-                acc = (acc * 1103515245 + 12345) & 0x7FFFFFFF
-        return run
 
     def breakdown(self, runs: int) -> dict[str, float]:
         """Run `runs` inferences timing every step; per-inference seconds by step kind.

@@ -68,8 +68,18 @@ function warmUp(run, s, firstS, clock) {
   return out;
 }
 
-// `gate` (lockstep A/B, harness/lockstep.py): called before every sample and after the last
-function timeSteady(run, s, firstS, clock = now, gate = null) {
+// Real work (integer arithmetic, never a sleep) until `clock` has advanced `ns`.
+function busyWork(ns, clock) {
+  const end = clock() + BigInt(Math.floor(ns));
+  let acc = 0;
+  while (clock() < end) acc = (acc * 1103515245 + 12345) & 0x7fffffff;
+  return acc;
+}
+
+// `gate` (lockstep A/B, harness/lockstep.py): called before every sample and after the last.
+// `slowdown` (a fraction): inside each sample, after its inferences, busy work for that
+// share of their time (harness/measure.py says why per sample and not per inference).
+function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
   const wu = warmUp(run, s, firstS, clock);
   const inner = Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(wu.estimate_s, 1e-9))));
   const samples = [];
@@ -77,6 +87,7 @@ function timeSteady(run, s, firstS, clock = now, gate = null) {
     if (gate) gate();
     const t0 = clock();
     for (let j = 0; j < inner; j++) run();
+    if (slowdown) busyWork(Number(clock() - t0) * slowdown, clock);
     samples.push(secs(clock() - t0) / inner);
   }
   if (gate) gate();

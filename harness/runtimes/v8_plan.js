@@ -13,13 +13,12 @@ const PAGE = 65536;
 class Trap extends Error {}
 
 class LoadedPlan {
-  constructor(plan, data, slowdown, instrument) {
+  constructor(plan, data, instrument) {
     this.plan = plan;
     this.instrument = Boolean(instrument);  // time host functions (breakdown pass only)
     this.hostNs = 0n;
     this.windows = [];                 // windows of the Call step being executed
     this.data = data;                  // tensor name -> Uint8Array
-    this.slowdown = slowdown || 0;
     this.counters = Object.fromEntries(COUNTERS.map((k) => [k, 0]));
     this.compile_s = {};
     this.instantiate_s = {};
@@ -230,21 +229,6 @@ class LoadedPlan {
 
   runOnce() {
     for (const step of this.steps) step();
-  }
-
-  // runOnce followed by busy work lasting `slowdown` of the inference's own time
-  slowed() {
-    if (!this.slowdown) return () => this.runOnce();
-    const frac = this.slowdown;
-    return () => {
-      const t0 = now();
-      this.runOnce();
-      const t1 = now();
-      const end = t1 + BigInt(Math.floor(Number(t1 - t0) * frac));
-      let acc = 0;
-      while (now() < end) acc = (acc * 1103515245 + 12345) & 0x7fffffff;
-      return acc;
-    };
   }
 
   resetCounters() {

@@ -98,7 +98,8 @@ function runCell(req, params, outDir) {
   const data = loadTensors(req.inputs);
   const s = { ...DEFAULT_SETTINGS, ...(req.settings || {}) };
   const before = memoryNow();
-  const lp = new LoadedPlan(plan, data, Number(params.slowdown || 0) / 100);
+  const lp = new LoadedPlan(plan, data);
+  const slowdown = Number(params.slowdown || 0) / 100;
   const resp = { status: 'ok', message: '' };
   const gate = makeGate(req);
   if (gate) gate(); // the other side of the pair sets up first
@@ -107,13 +108,13 @@ function runCell(req, params, outDir) {
   const peakAfterLoad = peakRss();
   const linearAfterSetup = lp.memoryCensus()[1];
   lp.resetCounters();
-  const run = lp.slowed();
+  const run = () => lp.runOnce();
   const clock = clockOf(s);
   const firstS = timeCold(run, clock);
   const perRun = { ...lp.counters };
   const firstOut = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, v.slice()]));
   lp.resetCounters();
-  const timing = timeSteady(run, s, firstS, clock, gate);
+  const timing = timeSteady(run, s, firstS, clock, gate, slowdown);
   const n = timing.warmup_runs + timing.inner * timing.samples_s.length;
   const drift = Object.keys(lp.counters).filter((k) => lp.counters[k] !== perRun[k] * n);
   if (drift.length) {
@@ -132,7 +133,7 @@ function runCell(req, params, outDir) {
   let breakdown = null;
   if (s.breakdown) {
     // a separate, instrumented copy of the plan: the main samples above ran without its timers
-    const ilp = new LoadedPlan(plan, data, Number(params.slowdown || 0) / 100, true);
+    const ilp = new LoadedPlan(plan, data, true);
     ilp.load();
     const runs = Math.max(1, Math.min(s.max_inner,
       Math.ceil(3 * s.sample_s / Math.max(median(timing.samples_s), 1e-9))));
