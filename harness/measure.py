@@ -77,15 +77,22 @@ class Timing:
     inner: int = 1
     samples_s: list[float] = field(default_factory=list)
 
+    #: untimed inferences right after a lockstep gate (see `time_steady`)
+    rewarm_runs: int = 0
+
     def inferences(self) -> int:
-        """Inferences run after the cold one (warm-up plus every sample's inner loop)."""
-        return self.warmup_runs + self.inner * len(self.samples_s)
+        """Inferences run after the cold one (warm-up, re-warm-ups, every sample's inner
+        loop)."""
+        return self.warmup_runs + self.rewarm_runs + self.inner * len(self.samples_s)
 
     clock: str = "wall"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clock": self.clock, "inner": self.inner, "warmup_runs": self.warmup_runs,
-                "warmup_s": self.warmup_s, "steady": self.steady, "samples_s": self.samples_s}
+        out = {"clock": self.clock, "inner": self.inner, "warmup_runs": self.warmup_runs,
+               "warmup_s": self.warmup_s, "steady": self.steady, "samples_s": self.samples_s}
+        if self.rewarm_runs:
+            out["rewarm_runs"] = self.rewarm_runs
+        return out
 
 
 def time_cold(run: Callable[[], None], clock: Clock = time.perf_counter_ns) -> float:
@@ -153,7 +160,9 @@ def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
     """Warm up until steady, calibrate and take samples; return per-inference times.
 
     `gate` (lockstep A/B, `harness.lockstep`) is called before every sample and once after
-    the last; it blocks while the other side of the pair takes its sample.
+    the last; it blocks while the other side of the pair takes its sample. After each gate
+    one untimed inference puts back what the other side's sample evicted (caches, TLB,
+    branch predictors), as a steady-state sample assumes.
 
     `slowdown` (a fraction; the runtimes' `slowdown=N` parameter) adds, inside every
     sample after its inferences, busy work lasting that share of their time: a known,
@@ -169,6 +178,8 @@ def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
     for _ in range(s.samples):
         if gate is not None:
             gate()
+            run()
+            out.rewarm_runs += 1
         t0 = clock()
         for _ in range(inner):
             run()

@@ -83,8 +83,13 @@ function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
   const wu = warmUp(run, s, firstS, clock);
   const inner = Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(wu.estimate_s, 1e-9))));
   const samples = [];
+  let rewarm = 0;
   for (let i = 0; i < s.samples; i++) {
-    if (gate) gate();
+    if (gate) {
+      gate();
+      run(); // untimed: puts back what the other side's sample evicted
+      rewarm++;
+    }
     const t0 = clock();
     for (let j = 0; j < inner; j++) run();
     if (slowdown) busyWork(Number(clock() - t0) * slowdown, clock);
@@ -92,7 +97,7 @@ function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
   }
   if (gate) gate();
   return { clock: s.clock || 'wall', first_s: firstS, warmup_runs: wu.runs,
-    warmup_s: wu.elapsed_s, steady: wu.steady, inner, samples_s: samples };
+    warmup_s: wu.elapsed_s, steady: wu.steady, inner, rewarm_runs: rewarm, samples_s: samples };
 }
 
 // The worker side of harness/lockstep.py: at a gate write one byte to `ready`, then block

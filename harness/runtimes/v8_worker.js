@@ -115,7 +115,7 @@ function runCell(req, params, outDir) {
   const firstOut = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, v.slice()]));
   lp.resetCounters();
   const timing = timeSteady(run, s, firstS, clock, gate, slowdown);
-  const n = timing.warmup_runs + timing.inner * timing.samples_s.length;
+  const n = timing.warmup_runs + timing.rewarm_runs + timing.inner * timing.samples_s.length;
   const drift = Object.keys(lp.counters).filter((k) => lp.counters[k] !== perRun[k] * n);
   if (drift.length) {
     throw new Error(`counters differ between inferences: per run ${JSON.stringify(perRun)}, ` +
@@ -149,7 +149,8 @@ function runCell(req, params, outDir) {
     phases: { compile_s: lp.compile_s, instantiate_s: lp.instantiate_s, setup_s: lp.setup_s,
       first_run_s: firstS },
     timing: { clock: timing.clock, inner: timing.inner, warmup_runs: timing.warmup_runs, warmup_s: timing.warmup_s,
-      steady: timing.steady, samples_s: timing.samples_s },
+      steady: timing.steady, samples_s: timing.samples_s,
+      ...(timing.rewarm_runs ? { rewarm_runs: timing.rewarm_runs } : {}) },
     counters: perRun,
     memory: { rss_start: before.rss, vms_start: before.vms, rss_after_load: afterLoad.rss,
       vms_after_load: afterLoad.vms, peak_rss_after_load: peakAfterLoad, peak_rss: peakRss(),
