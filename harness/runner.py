@@ -206,7 +206,8 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     if done is not None:
         manifest["created"] = done.manifest.get("created", manifest["created"])
         manifest["resumed"] = [*done.manifest.get("resumed", []), _now()]
-    fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(req.pin))
+    # lockstep pairs pin both of their workers to one CPU even without --pin
+    fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(req.pin) or req.lockstep)
     if req.interference_s > 0:
         manifest["host_interference"] = {"start": _interference(req, fp_warnings, "start")}
     manifest["warnings"] = fp_warnings

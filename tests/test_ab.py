@@ -35,6 +35,8 @@ def test_a_a_run_keeps_both_sides_and_passes(tmp_path: Path) -> None:
         assert len({tuple(info["affinity"]) for info in r.rounds}) == 1
     assert rows[0].rounds[0]["affinity"] == rows[1].rounds[0]["affinity"]
     assert "2/2 paired rounds" in md
+    warnings = json.loads((run / "run.json").read_text())["warnings"]
+    assert not any("not pinned" in w for w in warnings)
 
 
 def test_no_lockstep_runs_the_sides_one_after_the_other(tmp_path: Path) -> None:
