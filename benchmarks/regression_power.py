@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, compare_sides
+from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
+from harness.cli.ab_cmd import side_b_spec
 from harness.cli.run_cmd import parse_pin
 from harness.measure import MeasureSettings
 from harness.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
@@ -63,14 +64,18 @@ def main() -> int:
     settings = dict(suite.settings)
     timeout = float(settings.pop("cell_timeout", 120))
     settings["rounds"] = args.rounds
-    settings["samples"] = args.samples or max(int(settings.get("samples", 0)), AB_SAMPLES)
+    if args.samples:
+        settings["samples"] = args.samples
     if args.clock:
         settings["clock"] = args.clock
-    req = RunRequest(workloads=suite.workloads,
-                     strategies=tuple(args.strategy) or suite.strategies,
-                     runtimes=(args.runtime,), settings=MeasureSettings.from_dict(settings),
-                     cell_timeout=timeout, suite=suite.name, pin=parse_pin(args.pin),
-                     lockstep=not args.no_lockstep)
+    req = ab_request(RunRequest(workloads=suite.workloads,
+                                strategies=tuple(args.strategy) or suite.strategies,
+                                runtimes=(args.runtime,),
+                                settings=MeasureSettings.from_dict(settings),
+                                cell_timeout=timeout, suite=suite.name,
+                                pin=parse_pin(args.pin)),
+                     rounds_given=True, lockstep=not args.no_lockstep,
+                     samples_given=bool(args.samples))
     regs = Registries.from_entry_points()
     scenarios = [("A/A (no change)", 0, args.aa_repeats), ("injected +10%", 10, args.repeats),
                  ("injected +5%", 5, args.repeats)]
@@ -79,7 +84,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="membench-power-") as tmp:
         out = args.out or Path(tmp)
         for label, pct, repeats in scenarios:
-            b = args.runtime if pct == 0 else f"{args.runtime}{',' if ':' in args.runtime else ':'}slowdown={pct}"
+            b = side_b_spec(args.runtime, f"{pct}%" if pct else None)
             flagged = total = 0
             for i in range(repeats):
                 s, n = one_ab(req, args.runtime, b, out, regs, args.threshold, args.alpha)

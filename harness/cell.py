@@ -19,8 +19,8 @@ import numpy as np
 
 from harness.estimate import CallCosts, over_budget
 from harness.external import run_external_cell
-from harness.launch import WorkerOutcome, finish_worker, run_worker, start_worker
-from harness.lockstep import REQUEST_KEY as LOCKSTEP
+from harness.launch import WorkerOutcome, run_worker
+from harness.lockstep import gated
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult
 from harness.protocol import save_tensors
@@ -88,23 +88,19 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         return run_external_cell(cell, run_id, settings, timeout_s, round_index, pin)
     with contextlib.ExitStack() as stack:
         p = prepare_cell(cell, run_id, settings, probe, workdir, round_index, pin, costs,
-                     budget_s, stack)
+                         budget_s, stack)
         if isinstance(p, ResultRow):
             return p
-        if lockstep_fds is None:
-            return finish_cell(p, run_worker(cell.runtime, p.request, p.workdir, timeout_s,
-                                         memory_limit=memory_limit))
-        go, ready = lockstep_fds
-        request = {**p.request, LOCKSTEP: {"go_fd": go, "ready_fd": ready}}
-        return finish_cell(p, finish_worker(start_worker(
-            cell.runtime, request, p.workdir, memory_limit=memory_limit,
-            pass_fds=lockstep_fds), timeout_s))
+        request = p.request if lockstep_fds is None else gated(p.request, lockstep_fds)
+        return finish_cell(p, run_worker(cell.runtime, request, p.workdir, timeout_s,
+                                         memory_limit=memory_limit,
+                                         pass_fds=lockstep_fds or ()))
 
 
-def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeResult | None,
-             workdir: Path | None, round_index: int | None, pin: Sequence[int],
-             costs: CallCosts | None, budget_s: float | None,
-             stack: contextlib.ExitStack) -> ResultRow | PreparedCell:
+def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
+                 probe: ProbeResult | None, workdir: Path | None, round_index: int | None,
+                 pin: Sequence[int], costs: CallCosts | None, budget_s: float | None,
+                 stack: contextlib.ExitStack) -> ResultRow | PreparedCell:
     """Plan the cell and write its worker request, or the row that says why it cannot run."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime

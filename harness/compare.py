@@ -128,15 +128,11 @@ def paired_round_sizes(base: ResultRow, current: ResultRow
 def lockstep_sizes(base: ResultRow, current: ResultRow) -> list[int] | None:
     """Samples per round when every round of both rows ran in lockstep with equal sample
     counts (sample i of one side paired with sample i of the other), else None."""
-    sizes = []
-    for rb, rc in zip(base.rounds, current.rounds, strict=False):
-        n = int(rb.get("n", 0))
-        if not (rb.get("lockstep") and rc.get("lockstep")) or n <= 0 or int(rc.get("n", 0)) != n:
-            return None
-        sizes.append(n)
-    total = sum(sizes)
-    if not sizes or len(base.rounds) != len(current.rounds) or total != len(base.samples_s) \
-            or total != len(current.samples_s):
+    if not base.rounds or not all(r.get("lockstep") for r in (*base.rounds, *current.rounds)):
+        return None
+    sizes = [int(r.get("n", 0)) for r in base.rounds]
+    if sizes != [int(r.get("n", 0)) for r in current.rounds] or min(sizes) <= 0 \
+            or not sum(sizes) == len(base.samples_s) == len(current.samples_s):
         return None
     return sizes
 

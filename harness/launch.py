@@ -85,12 +85,14 @@ def _start_argv(argv: list[str], memory_limit: int | None) -> list[str]:
 
 def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
                timeout_s: float, env: dict[str, str] | None = None,
-               memory_limit: int | None = None) -> WorkerOutcome:
+               memory_limit: int | None = None, pass_fds: tuple[int, ...] = ()
+               ) -> WorkerOutcome:
     """Write `request` into `workdir`, run the runtime's worker on it, collect the outcome.
 
     `memory_limit` (bytes) caps the worker's data segment; an allocation failure under it
-    makes the outcome `oom`."""
-    return finish_worker(start_worker(runtime, request, workdir, env, memory_limit), timeout_s)
+    makes the outcome `oom`. `pass_fds` are inherited by the worker."""
+    return finish_worker(start_worker(runtime, request, workdir, env, memory_limit, pass_fds),
+                         timeout_s)
 
 
 @dataclass

@@ -31,6 +31,11 @@ from typing import Any
 REQUEST_KEY = "lockstep"
 
 
+def gated(request: Mapping[str, Any], fds: tuple[int, int]) -> dict[str, Any]:
+    """A worker request whose worker passes the gates of the pipe ends `fds` (go, ready)."""
+    return {**request, REQUEST_KEY: {"go_fd": fds[0], "ready_fd": fds[1]}}
+
+
 @dataclass
 class Gate:
     """Worker side: wait at a gate until the harness says go (no-op once released)."""
@@ -75,9 +80,6 @@ class Channel:
         go_r, go_w = os.pipe()
         ready_r, ready_w = os.pipe()
         return cls(name, go_r, go_w, ready_r, ready_w)
-
-    def request_entry(self) -> dict[str, int]:
-        return {"go_fd": self.go_r, "ready_fd": self.ready_w}
 
     def child_fds(self) -> tuple[int, int]:
         return (self.go_r, self.ready_w)

@@ -24,8 +24,7 @@ from harness.external import (
     stop_external_cell,
 )
 from harness.launch import StartedWorker, finish_worker, run_worker, start_worker, stop_worker
-from harness.lockstep import REQUEST_KEY as LOCKSTEP
-from harness.lockstep import Channel, conduct
+from harness.lockstep import Channel, conduct, gated
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult
 from harness.results import ResultRow
@@ -58,11 +57,12 @@ def run_pair(a: Cell, b: Cell, run_id: str, settings: MeasureSettings, timeout_s
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(
                     prefix="membench-ext-", dir=workdir)))
                 sides.append(ExternalSide(c, run_id, settings, timeout_s, tmp, round_index,
-                                           pin))
+                                          pin))
                 continue
-            p = prepare_cell(c, run_id, settings, pr, workdir, round_index, pin, None, None, stack)
+            p = prepare_cell(c, run_id, settings, pr, workdir, round_index, pin, None, None,
+                             stack)
             sides.append(p if isinstance(p, ResultRow) else LocalSide(p, timeout_s,
-                                                                      memory_limit))
+                                                                     memory_limit))
         ready = [sd for sd in sides if not isinstance(sd, ResultRow)]
         if len(ready) < 2:  # nothing to pair with: whatever can run, runs alone
             alone = [sd if isinstance(sd, ResultRow) else sd.run_alone() for sd in sides]
@@ -115,9 +115,9 @@ class LocalSide(PairSide):
         self.worker: StartedWorker | None = None
 
     def start(self, fds: tuple[int, int]) -> None:
-        request = {**self.p.request, LOCKSTEP: {"go_fd": fds[0], "ready_fd": fds[1]}}
-        self.worker = start_worker(self.p.cell.runtime, request, self.p.workdir,
-                                   memory_limit=self.memory_limit, pass_fds=fds)
+        self.worker = start_worker(self.p.cell.runtime, gated(self.p.request, fds),
+                                   self.p.workdir, memory_limit=self.memory_limit,
+                                   pass_fds=fds)
 
     def finish(self) -> ResultRow:
         assert self.worker is not None
@@ -128,8 +128,9 @@ class LocalSide(PairSide):
             stop_worker(self.worker)
 
     def run_alone(self) -> ResultRow:
-        return finish_cell(self.p, run_worker(self.p.cell.runtime, self.p.request, self.p.workdir,
-                                          self.timeout_s, memory_limit=self.memory_limit))
+        return finish_cell(self.p, run_worker(self.p.cell.runtime, self.p.request,
+                                              self.p.workdir, self.timeout_s,
+                                              memory_limit=self.memory_limit))
 
 
 class ExternalSide(PairSide):
