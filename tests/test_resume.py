@@ -105,28 +105,40 @@ def test_sigint_stops_after_the_current_cell_with_130(tmp_path: Path) -> None:
     _check_complete(run_dir, cells=4, rounds=1)
 
 
-def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
-    """A cell that would measure for minutes: two Ctrl-Cs end the run (and its worker) now."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--out", str(tmp_path),
+@pytest.mark.parametrize(("signals", "status"), [
+    ((signal.SIGINT, signal.SIGINT), 130),  # Ctrl-C twice
+    ((signal.SIGTERM,), 143),  # kill, timeout, a CI job cancelled
+], ids=["second-sigint", "sigterm"])
+def test_stop_at_once(tmp_path: Path, signals: tuple[int, ...], status: int) -> None:
+    """A cell that would measure for minutes: two Ctrl-Cs, or one SIGTERM, end the run now,
+    kill its worker, remove the cell's temporary files and mark the run interrupted."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--out", str(out),
                              "--workload", "bias-relu:n=16", "--rounds", "1", "--repeat", "100",
                              "--sample-time", "2", "--no-calibration", "--no-report"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
     deadline = time.monotonic() + 120
     workers: list[psutil.Process] = []
     while not workers:  # a cell worker (not the probe) is running
         assert time.monotonic() < deadline and proc.poll() is None
-        manifests = list(tmp_path.glob("*/run.json"))  # probes done, cells scheduled
+        manifests = list(out.glob("*/run.json"))  # probes done, cells scheduled
         started = bool(manifests) and '"schedule":' in manifests[0].read_text()
         workers = [p for p in _workers_of(proc.pid)
                    if started and any("harness.worker" in a for a in _cmdline(p))]
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    assert list(tmp.glob("membench-cell-*"))  # the running cell's files
+    for i, signum in enumerate(signals):
+        if i:
+            time.sleep(0.5)
+        proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)  # not the 200 s the cell would take
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     _assert_gone(workers)
-    (run_dir,) = tmp_path.iterdir()
+    assert not list(tmp.iterdir()), err
+    (run_dir,) = out.iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted", err
 
 

@@ -2,7 +2,7 @@
 
 Every user error is a `MembenchError` (or a bad command line): printed as one line on
 stderr, exit status 2. Warnings (a truncated results file, ...) are one line each too.
-Ctrl-C exits 130.
+Ctrl-C exits 130; SIGTERM and SIGHUP during a run exit 143 and 129 (`harness.interrupt`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from harness.cli import (
     stability_cmd,
 )
 from harness.errors import MembenchError
+from harness.interrupt import Terminated, exit_status
 from harness.params import suggest
 
 COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd,
@@ -64,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
-    except KeyboardInterrupt:  # also when it comes while reporting another error
+    except KeyboardInterrupt as exc:  # also when it comes while reporting another error
         print("membench: interrupted", file=sys.stderr)
-        return 130
+        return exit_status(exc)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -83,9 +84,10 @@ def _main(argv: Sequence[str] | None) -> int:
         except MembenchError as exc:
             print(f"membench: error: {exc}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print("membench: interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:
+            print(f"membench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+                  file=sys.stderr)
+            return exit_status(exc)
 
 
 if __name__ == "__main__":

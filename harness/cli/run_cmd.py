@@ -198,7 +198,7 @@ def main(args: argparse.Namespace) -> int:
 def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | None = None,
               report: bool = True) -> int:
     """Run (or finish) a run, then write its report. On Ctrl-C: summarise what finished,
-    say how to resume, write the report of what finished, and let the 130 through."""
+    say how to resume, write the report of what finished, and let the interrupt through (exit 130, or 128 + N for signal N)."""
     con = stderr_console()
     finished = f", {len(done.finals)} cells already finished" if done else ""
     con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}"
