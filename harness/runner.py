@@ -27,7 +27,7 @@ from harness.interference import probe_interference
 from harness.interrupt import GracefulStop
 from harness.measure import MeasureSettings
 from harness.overhead import measure_overhead
-from harness.pair import run_pair
+from harness.pair import pair_cpu, run_pair
 from harness.probe import ProbeResult, probe_runtime
 from harness.protocol import _default, write_json_atomic
 from harness.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
@@ -173,9 +173,18 @@ def lockstep_partners(jobs: Sequence[Cell]) -> dict[int, int]:
     return out
 
 
+def worker_pin(req: RunRequest) -> tuple[int, ...]:
+    """The CPUs every worker of the run is pinned to: `--pin`; in a lockstep run without it,
+    the CPU its pairs share (`pair_cpu`), so the noop, baseline and unpaired cells are
+    measured where the pairs are; otherwise none."""
+    if req.pin or not req.lockstep:
+        return req.pin
+    return (pair_cpu(),)
+
+
 def _interference(req: RunRequest, warnings: list[str], when: str) -> dict[str, Any]:
     """Probe host interference on the workers' CPUs; a warning when it is high."""
-    found = probe_interference(req.interference_s, cpus=req.pin)
+    found = probe_interference(req.interference_s, cpus=worker_pin(req))
     if found.slowed_fraction > INTERFERENCE_WARN:
         warnings.append(f"at the {when} of the run, {found.describe()}")
     return found.to_dict()
@@ -188,6 +197,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     if order_seed is None:
         order_seed = secrets.randbits(32)
     settings = dataclasses.replace(req.settings, order_seed=order_seed)
+    pin = worker_pin(req)
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "created": _now(),
@@ -196,7 +206,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
         "settings": settings.to_dict(),
         "cell_timeout": req.cell_timeout,
         "cells_planned": len(cells),
-        "pin": list(req.pin),
+        "pin": list(pin),
         "fingerprint": fingerprint(),
         "runtimes": {},
         "status": "running",
@@ -206,8 +216,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     if done is not None:
         manifest["created"] = done.manifest.get("created", manifest["created"])
         manifest["resumed"] = [*done.manifest.get("resumed", []), _now()]
-    # lockstep pairs pin both of their workers to one CPU even without --pin
-    fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(req.pin) or req.lockstep)
+    fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(pin))
     if req.interference_s > 0:
         manifest["host_interference"] = {"start": _interference(req, fp_warnings, "start")}
     manifest["warnings"] = fp_warnings
@@ -279,7 +288,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                     continue
                 stop.check()
                 row = run_cell(baseline_cell(rt), run_id, quick, req.cell_timeout,
-                               probes[rt.spec], pin=req.pin, memory_limit=limit)
+                               probes[rt.spec], pin=pin, memory_limit=limit)
                 baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
                 writer.append(baselines[rt.spec])
         partner = lockstep_partners(jobs) if req.lockstep else {}
@@ -310,14 +319,14 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                     row_j, row_mate = run_pair(
                         cell, jobs[mate], run_id, settings, req.cell_timeout,
                         (probes[cell.runtime.spec], probes[jobs[mate].runtime.spec]),
-                        round_index=rnd, pin=req.pin, memory_limit=limit)
+                        round_index=rnd, pin=pin, memory_limit=limit)
                     record(j, rnd, pos, row_j)
                     record(mate, rnd, order.index(mate), row_mate)
                     have[mate].add(rnd)
                     continue
                 record(j, rnd, pos, run_cell(
                     cell, run_id, settings, req.cell_timeout, probes[cell.runtime.spec],
-                    round_index=rnd, pin=req.pin, memory_limit=limit,
+                    round_index=rnd, pin=pin, memory_limit=limit,
                     costs=costs.get(cell.runtime.spec), budget_s=req.cell_budget,
                     lockstep_fds=req.lockstep_fds if kind_of[j] == "cell" else None))
             manifest["rounds_done"] = rnd + 1

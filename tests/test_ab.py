@@ -35,8 +35,16 @@ def test_a_a_run_keeps_both_sides_and_passes(tmp_path: Path) -> None:
         assert len({tuple(info["affinity"]) for info in r.rounds}) == 1
     assert rows[0].rounds[0]["affinity"] == rows[1].rounds[0]["affinity"]
     assert "2/2 paired rounds" in md
-    warnings = json.loads((run / "run.json").read_text())["warnings"]
-    assert not any("not pinned" in w for w in warnings)
+    manifest = json.loads((run / "run.json").read_text())
+    assert not any("not pinned" in w for w in manifest["warnings"])
+    # the noop and baseline cells ran on the pairs' CPU too, and run.json says which
+    cpu = rows[0].rounds[0]["affinity"]
+    assert manifest["pin"] == cpu
+    others = read_rows(run, kinds=("noop", "baseline"))
+    assert {r.kind for r in others} == {"noop", "baseline"}
+    for r in others:
+        assert all(info["affinity"] == cpu for info in r.rounds) if r.rounds else \
+            r.timing["affinity"] == cpu
 
 
 def test_no_lockstep_runs_the_sides_one_after_the_other(tmp_path: Path) -> None:
