@@ -27,8 +27,10 @@ env: $(STAMP) $(WASMER_STAMP)
 bench: env
 	$(VENV)/bin/membench run --suite default
 
+# -n auto: one pytest process per core (most tests wait on worker processes; 2 cores halve
+# the run). Plain `pytest` still runs them one after the other.
 test: env lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint: env
 	$(VENV)/bin/ruff check harness strategies workloads reports tests benchmarks

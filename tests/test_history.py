@@ -93,7 +93,7 @@ def test_merge_refuses_overlapping_shards(tmp_path: Path, capsys) -> None:
 def test_run_shards_then_merge_equals_whole_suite(tmp_path: Path) -> None:
     args = ["--workload", "bias-relu:n=64", "--workload", "gemm:m=3,n=4,k=5",
             "--strategy", "shared", "--strategy", "per-module", "--repeat", "2",
-            "--sample-time", "0.0005"]
+            "--sample-time", "0.0005", "--rounds", "1", "--no-calibration", "--no-report"]
     for i in (1, 2, 3):
         assert main(["run", *args, "--shard", f"{i}/3", "--out", str(tmp_path / "shards")]) == 0
     shards = sorted((tmp_path / "shards").iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +83,14 @@ def test_the_projects_own_pytest_benchmarks_run_and_import(tmp_path: Path) -> No
     from harness.venvs import REPO_ROOT
 
     out = tmp_path / "bench.json"
+    # a session of its own: under `pytest -n`, xdist's variables would make pytest-benchmark
+    # believe it runs distributed (and disable timing)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "benchmarks",
          "--benchmark-only", "--benchmark-min-rounds=2", "--benchmark-max-time=0.0001",
          "--benchmark-warmup=off", f"--benchmark-json={out}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "unsupported: wasm3 lacks simd128" in proc.stdout
     assert main(["import-pytest-benchmark", str(out), "--out", str(tmp_path / "res")]) == 0
