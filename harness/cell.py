@@ -49,6 +49,11 @@ class Cell:
     def key(self) -> tuple[str, str, str]:
         return (self.workload.spec, self.strategy.spec, self.runtime.spec)
 
+    @property
+    def run_key(self) -> tuple[str, str, str, str]:
+        """`key` and the side: unique within a run, also in an A/A run of one spec."""
+        return (*self.key, self.side)
+
     def __str__(self) -> str:
         return " | ".join(self.key)
 

@@ -22,13 +22,15 @@ if TYPE_CHECKING:
     from harness.cell import Cell
     from harness.runner import Registries, RunRequest
 
-CellKey = tuple[str, str, str]
+#: (workload, strategy, runtime, side): `Cell.run_key`
+CellKey = tuple[str, str, str, str]
 REQUEST = "request"  # key of the recorded request in run.json
 
 
 @dataclass(frozen=True)
 class Done:
-    """What a run already has on disk, by cell key (workload, strategy, runtime specs)."""
+    """What a run already has on disk, by `Cell.run_key` (the side tells the A and B cells
+    of an A/B run apart)."""
 
     manifest: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, ResultRow] = field(default_factory=dict)   # by runtime spec
@@ -39,7 +41,7 @@ class Done:
     def from_rows(cls, rows: list[ResultRow], manifest: dict[str, Any]) -> Done:
         done = cls(manifest=manifest)
         for r in rows:
-            key = (r.workload, r.strategy, r.runtime)
+            key = (r.workload, r.strategy, r.runtime, r.side)
             if r.kind == "baseline":
                 done.baselines[r.runtime] = r
             elif r.kind in ("cell", "noop"):
@@ -51,10 +53,16 @@ class Done:
 
 def request_record(req: RunRequest, cells: list[Cell]) -> dict[str, Any]:
     """The part of `run.json` that `--resume` rebuilds the run from."""
-    return {"cells": [list(c.key) for c in cells], "settings": req.settings.to_dict(),
-            "cell_timeout": req.cell_timeout, "suite": req.suite, "max_memory": req.max_memory,
-            "worker_memory_limit": req.worker_memory_limit, "pin": list(req.pin),
-            "calibrate": req.calibrate, "extra": req.extra}
+    rec: dict[str, Any] = {
+        "cells": [list(c.key) for c in cells], "settings": req.settings.to_dict(),
+        "cell_timeout": req.cell_timeout, "suite": req.suite, "max_memory": req.max_memory,
+        "worker_memory_limit": req.worker_memory_limit, "pin": list(req.pin),
+        "calibrate": req.calibrate, "cell_budget": req.cell_budget,
+        "interference_s": req.interference_s, "lockstep": req.lockstep, "extra": req.extra}
+    if any(c.side for c in cells):  # an A/B run: which side each cell is, run by which checkout
+        rec["sides"] = [c.side for c in cells]
+        rec["repos"] = [str(c.repo) if c.repo else None for c in cells]
+    return rec
 
 
 def load_resume(run_dir: Path, regs: Registries) -> tuple[RunRequest, list[Cell], Done]:
@@ -68,8 +76,13 @@ def load_resume(run_dir: Path, regs: Registries) -> tuple[RunRequest, list[Cell]
         raise ResultsError(f"{run_dir} cannot be resumed: its run.json records no request "
                            "(written by an older membench)")
     try:
+        n = len(rec["cells"])
+        sides, repos = rec.get("sides") or [""] * n, rec.get("repos") or [None] * n
+        if len(sides) != n or len(repos) != n:
+            raise ValueError("sides or repos do not match the cells")
         cells = [Cell(regs.workloads.create(w), regs.strategies.create(s),
-                      regs.runtimes.create(r)) for w, s, r in rec["cells"]]
+                      regs.runtimes.create(r), side, Path(repo) if repo else None)
+                 for (w, s, r), side, repo in zip(rec["cells"], sides, repos, strict=True)]
         req = RunRequest(
             workloads=tuple(dict.fromkeys(c.workload.spec for c in cells)),
             strategies=tuple(dict.fromkeys(c.strategy.spec for c in cells)),
@@ -78,7 +91,9 @@ def load_resume(run_dir: Path, regs: Registries) -> tuple[RunRequest, list[Cell]
             cell_timeout=float(rec["cell_timeout"]), suite=rec.get("suite"),
             max_memory=rec.get("max_memory"), worker_memory_limit=rec.get("worker_memory_limit"),
             pin=tuple(rec.get("pin", ())), calibrate=bool(rec.get("calibrate", True)),
-            extra=dict(rec.get("extra", {})))
+            cell_budget=rec.get("cell_budget"),
+            interference_s=float(rec.get("interference_s", RunRequest.interference_s)),
+            lockstep=bool(rec.get("lockstep", False)), extra=dict(rec.get("extra", {})))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultsError(f"{run_dir}/run.json: malformed request record ({exc})") from None
     return req, cells, Done.from_rows(read_rows(run_dir, kinds=KINDS), manifest)

@@ -261,7 +261,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     have: list[set[int]] = [set() for _ in jobs]  # rounds each job already has
     final: dict[int, ResultRow] = {}
     if done is not None:  # keep what an earlier session finished with these settings
-        index = {job.key: j for j, job in enumerate(jobs)}
+        index = {job.run_key: j for j, job in enumerate(jobs)}
         baselines = {k: r for k, r in done.baselines.items()
                      if k in runtimes and _same(r.settings, quick.to_dict())}
         final = {index[k]: r for k, r in done.finals.items()

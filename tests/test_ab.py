@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,54 @@ def test_ab_takes_enough_samples_and_pairs_them_unless_told() -> None:
     assert ab_request(req, rounds_given=False, samples_given=True).settings.samples == 3
     assert ab_request(req, rounds_given=False).lockstep
     assert not ab_request(req, rounds_given=False, lockstep=False).lockstep
+
+
+def test_interrupted_ab_run_resumes_and_compares(tmp_path: Path, capsys) -> None:
+    """An A/A run cut after its first round (as by kill -9): `ab --resume` runs only what is
+    missing, keeps the two sides apart (same spec on both) and writes the comparison."""
+    assert main(["ab", "--a", "wasmtime", "--b", "wasmtime", *ARGS, "--out", str(tmp_path)]) \
+        in (0, 1)
+    (run,) = tmp_path.iterdir()
+    results = run / "results.jsonl"
+    rows_on_disk = [json.loads(ln) for ln in results.read_text().splitlines()]
+    kept = [r for r in rows_on_disk if r.get("kind") == "baseline"
+            or (r.get("kind") == "round" and r.get("round") == 0)]
+    assert len(kept) == 1 + 3  # the baseline; round 0 of noop, A and B
+    results.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (run / "compare.md").unlink()
+    capsys.readouterr()
+
+    assert main(["ab", "--resume", str(run)]) in (0, 1)
+    err = capsys.readouterr().err
+    assert "A = wasmtime, B = wasmtime" in err
+    rounds = [r for r in read_rows(run, kinds=("round",)) if r.side]
+    assert sorted((r.side, r.round) for r in rounds) == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+    (first_a,) = [r for r in kept if r.get("side") == "A"]
+    assert [r.samples_s for r in rounds if (r.side, r.round) == ("A", 0)] == \
+        [tuple(first_a["samples_s"])]  # kept, not measured again
+    rows = read_rows(run)
+    assert sorted(r.side for r in rows) == ["A", "B"] and all(len(r.rounds) == 2 for r in rows)
+    assert all(info["lockstep"] is True for r in rows for info in r.rounds)
+    assert "bias-relu:n=2048 \\| shared \\| wasmtime → wasmtime" in (run / "compare.md").read_text()
+
+
+def test_resume_options_of_ab_runs(tmp_path: Path, capsys) -> None:
+    assert main(["ab", "--a", "wasmtime", *ARGS, "--out", str(tmp_path)]) == 2
+    assert "needs --a SPEC and --b SPEC" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"cells": [["bias-relu:n=16", "shared", "wasmtime"]] * 2, "settings": {},
+              "cell_timeout": 60, "sides": ["A", "B"], "repos": [None, None],
+              "extra": {"ab": {"a": "wasmtime", "b": "wasmtime"}}}
+    (run / "run.json").write_text(json.dumps({"run_id": "run", "request": record}))
+    (run / "results.jsonl").write_text("")
+    assert main(["run", "--resume", str(run)]) == 2  # would lose the sides
+    assert f"membench ab --resume {run}" in capsys.readouterr().err
+    assert main(["ab", "--resume", str(run), "--b", "wasmtime:bounds=explicit"]) == 2
+    assert "drop --b" in capsys.readouterr().err
+    record.pop("sides")
+    (run / "run.json").write_text(json.dumps({"run_id": "run", "request": record}))
+    assert main(["ab", "--resume", str(run)]) == 2
+    assert "not an A/B run" in capsys.readouterr().err
+    assert sorted(os.listdir(run)) == ["results.jsonl", "run.json"]  # nothing ran
+    assert not (run / "results.jsonl").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,16 @@ from rich.console import Console
 
 from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
 from harness.cli.compare_cmd import parse_fraction, print_table
-from harness.cli.run_cmd import DEFAULT_OUT, add_selection_args, build_request
+from harness.cli.run_cmd import (
+    DEFAULT_OUT,
+    add_selection_args,
+    build_request,
+    refuse_resume_options,
+)
 from harness.console import print_summary, stderr_console
 from harness.errors import SpecError
 from harness.external import membench_of
+from harness.resume import load_resume
 from harness.runner import Registries, execute, new_run_id, prepare_run_dir
 from harness.spec import parse_spec
 
@@ -24,8 +31,8 @@ def register(sub: Any) -> None:
                        description="Run every cell on side A and side B, alternating, on this "
                                    "machine now; then compare B against A. Exit 0: no "
                                    "regression; 1: B slower somewhere; 2: usage error.")
-    p.add_argument("--a", required=True, metavar="SPEC", help="base runtime spec")
-    p.add_argument("--b", required=True, metavar="SPEC", help="candidate runtime spec")
+    p.add_argument("--a", metavar="SPEC", help="base runtime spec (required unless --resume)")
+    p.add_argument("--b", metavar="SPEC", help="candidate runtime spec (required unless --resume)")
     add_selection_args(p, runtimes=False)
     p.add_argument("--a-repo", type=Path, metavar="DIR",
                    help="run side A with another checkout's membench (e.g. the PR base)")
@@ -39,6 +46,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-lockstep", action="store_true",
                    help="run each round's A and B workers one after the other instead of "
                         "together with their samples alternating")
+    p.add_argument("--resume", metavar="RUN_DIR", type=Path,
+                   help="finish an interrupted A/B run (same sides, cells and settings, from "
+                        "its run.json), then compare")
     p.set_defaults(func=main)
     p.epilog = (f"Without --rounds, each side runs at least {AB_ROUNDS} rounds (fresh workers), "
                 f"and without --repeat at least {AB_SAMPLES} samples a round: the comparison's "
@@ -55,28 +65,51 @@ def side_b_spec(b: str, inject: str | None) -> str:
     return str(spec) + ("," if spec.params else ":") + f"slowdown={pct}"
 
 
+#: options that choose the sides: an A/B run resumed takes them from its run.json
+RESUME_TAKES_AB = ("a", "b", "a_repo", "b_repo", "inject_slowdown", "no_lockstep")
+
+
 def main(args: argparse.Namespace) -> int:
     threshold = parse_fraction(args.threshold)
     if not 0 < args.alpha < 1:
         raise SpecError(f"--alpha must be in (0, 1), got {args.alpha}")
-    args.runtime = []
-    req = ab_request(build_request(args), rounds_given=args.rounds is not None,
-                     lockstep=not args.no_lockstep, samples_given=args.repeat is not None)
-    b = side_b_spec(args.b, args.inject_slowdown)
     regs = Registries.from_entry_points()
-    for repo in (args.a_repo, args.b_repo):
-        if repo is not None:
-            membench_of(repo)  # refuse before any work when the checkout is not set up
-    cells = ab_cells(req, args.a, b, regs, args.a_repo, args.b_repo)
-    run_dir = prepare_run_dir(args.out or DEFAULT_OUT, new_run_id())
+    done = None
+    if args.resume:
+        refuse_resume_options(args, args.resume, RESUME_TAKES_AB)
+        req, cells, done = load_resume(args.resume, regs)
+        sides = req.extra.get("ab")
+        if not isinstance(sides, dict) or not any(c.side for c in cells):
+            raise SpecError(f"{args.resume} is not an A/B run: finish it with "
+                            f"`membench run --resume {args.resume}`")
+        a, b, run_dir = str(sides.get("a", "A")), str(sides.get("b", "B")), args.resume
+    else:
+        if not (args.a and args.b):
+            raise SpecError("ab needs --a SPEC and --b SPEC (or --resume RUN_DIR)")
+        args.runtime = []
+        req = ab_request(build_request(args), rounds_given=args.rounds is not None,
+                         lockstep=not args.no_lockstep, samples_given=args.repeat is not None)
+        a, b = args.a, side_b_spec(args.b, args.inject_slowdown)
+        for repo in (args.a_repo, args.b_repo):
+            if repo is not None:
+                membench_of(repo)  # refuse before any work when the checkout is not set up
+        cells = ab_cells(req, a, b, regs, args.a_repo, args.b_repo)
+        # the sides' labels, for the comparison of a resumed run
+        req = replace(req, extra={**req.extra, "ab": {"a": a, "b": b}})
+        run_dir = prepare_run_dir(args.out or DEFAULT_OUT, new_run_id())
     con = stderr_console()
-    con.print(f"membench ab: {len(cells)} cells (A = {args.a}, B = {b}) -> {run_dir}")
-    rows = execute(cells, run_dir, req, None)
+    con.print(f"membench ab: {len(cells)} cells (A = {a}, B = {b}) -> {run_dir}")
+    try:
+        rows = execute(cells, run_dir, req, None, done)
+    except KeyboardInterrupt:
+        print(f"membench: A/B run interrupted; finish it with: membench ab --resume {run_dir}",
+              file=sys.stderr)
+        raise
     print_summary(rows)
     cmp = compare_sides(rows, threshold, args.alpha)
     print_table(cmp, Console(highlight=False, width=200))
     from reports.comparison import write_outputs
 
-    out = write_outputs(cmp, f"A: {args.a}", f"B: {b}", run_dir)
+    out = write_outputs(cmp, f"A: {a}", f"B: {b}", run_dir)
     print(f"wrote {out['markdown']}", file=sys.stderr)
     return 1 if cmp.regressed else 0

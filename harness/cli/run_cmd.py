@@ -168,18 +168,31 @@ DEFAULT_OUT = Path("results")
 #: options that choose cells, settings or the place: a resumed run takes them from its
 #: run.json and writes into RUN_DIR itself
 RESUME_TAKES = ("out", "suite", "workload", "strategy", "runtime", "repeat", "sample_time",
-                "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown", "pin",
-                "no_calibration", "max_memory", "worker_memory_limit", "shard")
+                "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown",
+                "clock", "pin", "no_calibration", "max_memory", "worker_memory_limit",
+                "cell_budget", "shard")
+
+
+def refuse_resume_options(args: argparse.Namespace, run_dir: Path,
+                          extra: tuple[str, ...] = ()) -> None:
+    """A resumed run takes its cells and settings from its run.json: refuse any option that
+    would choose them (it would be silently ignored otherwise)."""
+    given = [k for k in (*RESUME_TAKES, *extra) if getattr(args, k, None) not in (None, [], False)]
+    if given:
+        raise SpecError(f"--resume takes the cells and settings from {run_dir}/run.json;"
+                        f" drop --{given[0].replace('_', '-')}")
 
 
 def main(args: argparse.Namespace) -> int:
     regs = Registries.from_entry_points()
     if args.resume:
-        given = [k for k in RESUME_TAKES if getattr(args, k, None) not in (None, [], False)]
-        if given:
-            raise SpecError(f"--resume takes the cells and settings from {args.resume}/run.json;"
-                            f" drop --{given[0].replace('_', '-')}")
+        refuse_resume_options(args, args.resume)
         req, cells, done = load_resume(args.resume, regs)
+        # an A/B run (an older run.json may not record its sides, but its rows do)
+        if any(c.side for c in cells) or any(k[3] for k in (*done.finals,
+                                                            *(k for k, _ in done.rounds))):
+            raise SpecError(f"{args.resume} is an A/B run: finish it with "
+                            f"`membench ab --resume {args.resume}`, which also compares the sides")
         return run_cells(req, cells, args.resume, done, report=not args.no_report)
     req = build_request(args)
     cells = expand(req, regs)
@@ -198,7 +211,8 @@ def main(args: argparse.Namespace) -> int:
 def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | None = None,
               report: bool = True) -> int:
     """Run (or finish) a run, then write its report. On Ctrl-C: summarise what finished,
-    say how to resume, write the report of what finished, and let the interrupt through (exit 130, or 128 + N for signal N)."""
+    say how to resume, write the report of what finished, and let the interrupt through
+    (exit 130, or 128 + N for signal N)."""
     con = stderr_console()
     finished = f", {len(done.finals)} cells already finished" if done else ""
     con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}"
