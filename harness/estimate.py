@@ -20,6 +20,7 @@ is not priced: the estimate is a lower bound.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,16 +79,21 @@ def calibration_plans() -> dict[str, tuple[Plan, int]]:
             "dispatch_s": (dispatch, DISPATCHES)}
 
 
-def measure_call_costs(runtime: Runtime, timeout_s: float = 60.0) -> CallCosts | str:
-    """Measured per-call costs, or why they could not be measured."""
+def measure_call_costs(runtime: Runtime, timeout_s: float = 60.0,
+                       pin: Sequence[int] = ()) -> CallCosts | str:
+    """Measured per-call costs (in a worker pinned to `pin`, the run's CPUs), or why they
+    could not be measured."""
     costs: dict[str, float] = {}
     for key, (plan, calls) in calibration_plans().items():
         with tempfile.TemporaryDirectory(prefix="membench-cal-") as tmp:
             d = Path(tmp)
             (d / "plan.json").write_text(plan.to_json(), encoding="utf-8")
-            out = run_worker(runtime, {"kind": "cell", "runtime": runtime.spec,
+            request: dict[str, Any] = {"kind": "cell", "runtime": runtime.spec,
                                        "plan_path": str(d / "plan.json"), "inputs": {},
-                                       "settings": _CALIBRATE.to_dict()}, d, timeout_s)
+                                       "settings": _CALIBRATE.to_dict()}
+            if pin:
+                request["pin"] = list(pin)
+            out = run_worker(runtime, request, d, timeout_s)
         samples = (out.response or {}).get("timing", {}).get("samples_s", [])
         if out.status != "ok" or not samples:
             return f"calibration {key} failed: {out.status} {out.message}".strip()

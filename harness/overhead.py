@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,9 @@ def overhead_plans() -> dict[str, Plan]:
 
 
 def measure_overhead(runtime: Runtime, timeout_s: float = 60.0,
-                     settings: MeasureSettings = SETTINGS) -> Overhead:
-    """Run the two overhead plans in `runtime`'s worker and derive the two costs."""
+                     settings: MeasureSettings = SETTINGS, pin: Sequence[int] = ()) -> Overhead:
+    """Run the two overhead plans in `runtime`'s worker (pinned to `pin`, the run's CPUs,
+    so the cost is measured where the cells run) and derive the two costs."""
     reason = runtime.unavailable_reason()
     if reason:
         return Overhead(runtime.spec, "unavailable", reason)
@@ -81,9 +83,11 @@ def measure_overhead(runtime: Runtime, timeout_s: float = 60.0,
         for name, plan in overhead_plans().items():
             paths[name] = str(base / f"overhead_{name}.json")
             Path(paths[name]).write_text(plan.to_json(), encoding="utf-8")
-        outcome = run_worker(runtime, {"kind": "overhead", "runtime": runtime.spec,
-                                       "plans": paths, "settings": settings.to_dict()},
-                             base, timeout_s)
+        request: dict[str, Any] = {"kind": "overhead", "runtime": runtime.spec,
+                                   "plans": paths, "settings": settings.to_dict()}
+        if pin:
+            request["pin"] = list(pin)
+        outcome = run_worker(runtime, request, base, timeout_s)
     if outcome.status != "ok" or outcome.response is None:
         return Overhead(runtime.spec, outcome.status, outcome.message)
     timings = outcome.response.get("timings", {})

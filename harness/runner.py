@@ -230,7 +230,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
         # the embedding's own cost (one call into wasm, one host call out), shown next to
         # results so a strategy's cost can be told from the embedding's
         manifest["runtimes"][spec]["overhead"] = (
-            measure_overhead(rt, timeout_s=min(req.cell_timeout, 120.0)).to_dict()
+            measure_overhead(rt, timeout_s=min(req.cell_timeout, 120.0), pin=pin).to_dict()
             if probes[spec].status == "ok" and probes[spec].has("host-func-import")
             else {"status": "unavailable", "message": probes[spec].message or
                   "no host-function imports"})
@@ -238,7 +238,8 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
     if req.cell_budget is not None:
         for spec, rt in {c.runtime.spec: c.runtime for c in cells}.items():
             if probes[spec].status == "ok":
-                measured = measure_call_costs(rt, timeout_s=min(req.cell_timeout, 120.0))
+                measured = measure_call_costs(rt, timeout_s=min(req.cell_timeout, 120.0),
+                                              pin=pin)
                 if isinstance(measured, CallCosts):
                     costs[spec] = measured
                 manifest["runtimes"][spec]["call_costs"] = (

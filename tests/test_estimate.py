@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -41,6 +42,33 @@ def test_calibration_measures_positive_costs(regs) -> None:
     costs = measure_call_costs(regs.runtimes.create("wasmtime"))
     assert isinstance(costs, CallCosts), costs
     assert costs.host_call_s > 0 and costs.wasm_call_s > 0 and costs.dispatch_s > 0
+
+
+@pytest.mark.parametrize("what", ["overhead", "call-costs"])
+def test_calibration_workers_run_on_the_runs_cpus(regs, monkeypatch, what: str) -> None:
+    """With --pin (or a lockstep run's CPU), the embedding-overhead and call-cost workers
+    are pinned like the cells: their figures sit next to the cells' as like for like."""
+    import harness.estimate
+    import harness.overhead
+    from harness.launch import run_worker
+    from harness.overhead import measure_overhead
+
+    affinities = []
+
+    def spy(*args, **kwargs):
+        out = run_worker(*args, **kwargs)
+        affinities.append((out.response or {}).get("affinity"))
+        return out
+
+    cpu = max(os.sched_getaffinity(0))
+    rt = regs.runtimes.create("wasmtime")
+    if what == "overhead":
+        monkeypatch.setattr(harness.overhead, "run_worker", spy)
+        assert measure_overhead(rt, pin=[cpu]).status == "ok"
+    else:
+        monkeypatch.setattr(harness.estimate, "run_worker", spy)
+        assert isinstance(measure_call_costs(rt, pin=[cpu]), CallCosts)
+    assert affinities and all(a == [cpu] for a in affinities)
 
 
 def test_run_command_cell_budget(tmp_path, capsys) -> None:
