@@ -11,7 +11,10 @@ the wasmtime backend (default config), whose calls go through wasmtime's raw cal
 packing is inside the timed call. NumPy is pinned to one thread (the environment is set
 before NumPy is first imported). Variants are measured in interleaved rounds; the table
 shows the median and best of the per-round medians, and the machine's load average,
-because the machine is shared. `--clock cpu` (default) times with this thread's CPU time,
+because the machine is shared. The share of NumPy is given three ways: from the medians,
+from the best rounds, and paired (the median over rounds of NumPy's time / the variant's
+time in the same round, which a burst of host interference slowing whole rounds cancels
+out of). `--clock cpu` (default) times with this thread's CPU time,
 which time slices given to other processes do not inflate (on a loaded machine wall time
 measures the scheduler); `--clock wall` uses perf_counter.
 
@@ -120,9 +123,13 @@ def report(title: str, flops: int, times: dict[str, list[float]], keys: list[str
               f"{med[k] * 1e3:>11.3f}")
     for key in keys:
         # interference on a shared host only ever slows a round: the best rounds of both
-        # sides say what each can do, the medians what a typical round did
+        # sides say what each can do, the medians what a typical round did; the paired
+        # figure compares the two within each round (they ran back to back), as `ab` does
+        paired = statistics.median(n / w for n, w in zip(times[numpy_key], times[key],
+                                                          strict=True))
         line = (f"  {key}: {100 * med[numpy_key] / med[key]:.1f}% of NumPy single-thread "
-                f"(best rounds: {100 * best[numpy_key] / best[key]:.1f}%)")
+                f"(best rounds: {100 * best[numpy_key] / best[key]:.1f}%, "
+                f"paired rounds: {100 * paired:.1f}%)")
         if scalar_key:
             line += f", {med[scalar_key] / med[key]:.1f}x scalar"
         print(line)
