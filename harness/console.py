@@ -140,15 +140,35 @@ def breakdown_table(rows: Sequence[ResultRow]) -> Table | None:
     return table
 
 
+def round_spread(row: ResultRow) -> tuple[float, float] | None:
+    """(median within-round CV, slowest / fastest round median - 1) of a cell whose
+    samples came from two or more rounds; None for fewer rounds or samples that do not add
+    up to its rounds' counts (an imported result)."""
+    counts = [int(info.get("n") or 0) for info in row.rounds]
+    if len(counts) < 2 or sum(counts) != len(row.samples_s) or min(counts) < 2:
+        return None
+    cvs, medians, at = [], [], 0
+    for n in counts:
+        part = row.samples_s[at:at + n]
+        at += n
+        cvs.append(summarize(part).cv)
+        medians.append(float(np.median(part)))
+    return float(np.median(cvs)), max(medians) / min(medians) - 1
+
+
 def cv_distribution(rows: Sequence[ResultRow], min_median_s: float = 1e-3) -> str | None:
-    """One line: the distribution of CVs (sd / mean) of ok cells whose median is at least
-    `min_median_s`, and of their robust CVs (1.4826 MAD / median), which bursts of
-    interference from other tenants move far less."""
-    stats = [summarize(r.samples_s) for r in rows
+    """Lines: the distribution of CVs (sd / mean) of ok cells whose median is at least
+    `min_median_s`, of their robust CVs (1.4826 MAD / median), which bursts of
+    interference from other tenants move far less, and, for cells of several rounds,
+    what the CV is made of: the spread inside a round and between rounds (fresh workers,
+    seconds to minutes apart)."""
+    cells = [r for r in rows
              if r.kind == "cell" and r.status == "ok" and r.samples_s
              and r.median_s is not None and r.median_s >= min_median_s]
+    stats = [summarize(r.samples_s) for r in cells]
     if not stats:
         return None
+    split = [f for f in map(round_spread, cells) if f is not None]
 
     def dist(values: list[float]) -> str:
         q = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -157,8 +177,14 @@ def cv_distribution(rows: Sequence[ResultRow], min_median_s: float = 1e-3) -> st
 
     which = f"cells with median >= {fmt_time(min_median_s)}" if min_median_s else "all ok cells"
     target = "  (target: median <= 3%)" if min_median_s >= 1e-3 else ""
-    return (f"CV of {which} (n={len(stats)}): {dist([s.cv for s in stats])}{target}\n"
-            f"robust CV (1.4826 MAD / median), same cells: {dist([s.rcv for s in stats])}")
+    lines = [f"CV of {which} (n={len(stats)}): {dist([s.cv for s in stats])}{target}",
+             f"robust CV (1.4826 MAD / median), same cells: {dist([s.rcv for s in stats])}"]
+    if split:
+        lines += [f"  of which: within-round CV (median over a cell's rounds), "
+                  f"n={len(split)}: {dist([w for w, _ in split])}",
+                  f"  and between rounds (slowest / fastest round median - 1), same cells: "
+                  f"{dist([b for _, b in split])}"]
+    return "\n".join(lines)
 
 
 def print_summary(rows: Sequence[ResultRow], console: Console | None = None,

@@ -56,3 +56,24 @@ def test_stability_command_prints_the_fraction(tmp_path: Path, capsys) -> None:
     assert code == 1  # under the 95% target
     assert "median ratio within its 95% CI:" in out and "/10 cells" in out
     assert "CV of cells with median >= 1 ms (n=10)" in out and "two-level" in out
+
+
+def test_cv_is_split_into_within_and_between_rounds() -> None:
+    """Two calm rounds, one of them 2x slower (a host that slowed down between workers):
+    the CV is large, the within-round CV is 0 and the between-round spread is 100%."""
+    from dataclasses import replace
+
+    from harness.console import cv_distribution, round_spread
+
+    slow_round = replace(_row("w", [2e-3] * 3 + [4e-3] * 3),
+                         rounds=({"n": 3, "median_s": 2e-3}, {"n": 3, "median_s": 4e-3}))
+    assert round_spread(slow_round) == (0.0, 1.0)
+    one_round = replace(_row("x", [2e-3, 2.2e-3]), rounds=({"n": 2},))
+    imported = replace(_row("y", [2e-3, 2.2e-3, 2.1e-3]), rounds=({"n": 1}, {"n": 1}))
+    assert round_spread(one_round) is None and round_spread(imported) is None
+    text = cv_distribution([slow_round, one_round, imported])
+    assert text is not None
+    lines = text.splitlines()
+    assert lines[0].startswith("CV of cells with median >= 1 ms (n=3)")
+    assert "within-round CV (median over a cell's rounds), n=1: min 0.00%" in lines[2]
+    assert "between rounds" in lines[3] and "median 100.00%" in lines[3]
