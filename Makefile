@@ -24,8 +24,10 @@ $(WASMER_STAMP): pyproject.toml $(STAMP)
 
 env: $(STAMP) $(WASMER_STAMP)
 
+# workers pinned to one CPU: the two vCPUs of a small cloud guest can run at different
+# speeds (measured 1.45x apart), and an unpinned worker lands on either
 bench: env
-	$(VENV)/bin/membench run --suite default
+	$(VENV)/bin/membench run --suite default --pin auto
 
 # -n auto: one pytest process per core (most tests wait on worker processes; 2 cores halve
 # the run). Plain `pytest` still runs them one after the other.

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
+
 from harness.cli import main
+from harness.errors import SpecError
 from harness.results import KINDS, read_rows
 
 
@@ -13,7 +17,7 @@ def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
     code = main(["run", "--workload", "gemm:m=5,n=7,k=3", "--strategy", "shared",
                  "--strategy", "per-module", "--runtime", "wasmtime", "--out", str(tmp_path),
                  "--repeat", "3", "--sample-time", "0.0005", "--rounds", "2",
-                 "--order-seed", "7"])
+                 "--order-seed", "7", "--pin", "auto"])
     assert code == 0
     (run_dir,) = list(tmp_path.iterdir())
     rows = read_rows(run_dir, kinds=("baseline", "noop", "cell"))
@@ -37,6 +41,10 @@ def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
     assert manifest["schedule"]["order_seed"] == 7 and len(manifest["schedule"]["orders"]) == 2
     assert manifest["fingerprint"]["cpu_count"] and "commit" in manifest["fingerprint"]["git"]
     assert manifest["runtimes"]["wasmtime"]["capabilities"]["multi-memory"]["ok"] is True
+    # --pin auto: every worker on the highest CPU this process may use, and run.json says so
+    cpu = max(os.sched_getaffinity(0))
+    assert manifest["pin"] == [cpu] and "host_interference" in manifest
+    assert all(info["affinity"] == [cpu] for r in rows[1:] for info in r.rounds)
     out = capsys.readouterr().out
     assert "gemm:m=5,n=7,k=3" in out and "per-module" in out
 
@@ -46,3 +54,25 @@ def test_list_names_every_plugin(capsys) -> None:
     out = capsys.readouterr().out
     for name in ("gemm", "bias-relu", "mlp", "shared", "per-module", "wasmtime", "quick"):
         assert name in out
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("0-x", "expected CPU numbers"), ("x", "expected CPU numbers"),
+    ("4096", "not available; this process may use"), ("", None)])
+def test_pin_is_checked_before_any_work(text: str, error: str | None) -> None:
+    from harness.cli.run_cmd import parse_pin
+
+    if error is None:
+        assert parse_pin(text) == ()
+        return
+    with pytest.raises(SpecError, match=error):
+        parse_pin(text)
+
+
+def test_pin_auto_and_ranges() -> None:
+    from harness.cli.run_cmd import parse_pin
+
+    allowed = sorted(os.sched_getaffinity(0))
+    assert parse_pin("auto") == parse_pin(" AUTO ") == (allowed[-1],)
+    assert parse_pin(f"{allowed[0]}-{allowed[-1]}") == tuple(allowed)
+    assert parse_pin(",".join(map(str, reversed(allowed)))) == tuple(allowed)

@@ -48,7 +48,9 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--clock", choices=("wall", "cpu"),
                    help="wall (default): elapsed time; cpu: the worker thread's CPU time, "
                         "which leaves out time stolen by other processes")
-    p.add_argument("--pin", metavar="CPU", help="pin workers to these CPUs (e.g. 1 or 0,1)")
+    p.add_argument("--pin", metavar="CPU",
+                   help="pin workers to these CPUs (e.g. 1, 0,1 or 0-3), or `auto`: the "
+                        "highest CPU this process may use (the CPU lockstep pairs share)")
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
     # inherited pipe ends of a lockstep A/B driven by another checkout's `membench ab`
@@ -143,11 +145,17 @@ def parse_lockstep_fds(text: str | None) -> tuple[int, int] | None:
 
 
 def parse_pin(text: str | None) -> tuple[int, ...]:
-    """`--pin 1` or `--pin 0,1` or `--pin 0-3`: CPUs this process may run on."""
+    """`--pin 1` or `--pin 0,1` or `--pin 0-3`: CPUs this process may run on; `--pin auto`:
+    the one `pair_cpu` picks (workers then always meet the same vCPU, whose speed can differ
+    from its sibling's on a shared host)."""
     import os
 
     if not text:
         return ()
+    if text.strip().lower() == "auto":
+        from harness.pair import pair_cpu
+
+        return (pair_cpu(),)
     cpus: set[int] = set()
     try:
         for part in text.split(","):
