@@ -31,7 +31,8 @@ def test_gemm_odd_shapes(regs, strategy: str, isa: str, mnk: tuple[int, int, int
 
 
 @pytest.mark.parametrize("isa", ["simd", "relaxed"])
-@pytest.mark.parametrize("tile", ["1x4", "3x8", "2x16", "5x12", "2x16-splat"])
+@pytest.mark.parametrize("tile", ["1x4", "3x8", "2x16", "5x12", "2x16-splat", "4x8-rotate",
+                                  "4x12-rotate"])
 def test_gemm_other_tiles(regs, tile: str, isa: str) -> None:
     # 5 rows span two A vectors; 12 columns end in a partial vector on n=13
     _verify(regs, f"gemm:m=11,n=13,k=7,tile={tile},isa={isa}", "shared")
@@ -76,8 +77,19 @@ def test_simd_kernel_declares_simd_and_scratch() -> None:
     assert [b.name for b in simd.buffers] == ["a", "b", "bias", "c"]
 
 
+@pytest.mark.parametrize("isa", ["simd", "relaxed"])
+@pytest.mark.parametrize("mnk", [(1, 3, 1), (3, 8, 5), (4, 4, 4), (9, 21, 13)])
+def test_rotate_tile_rows_and_tails(regs, isa: str, mnk: tuple[int, int, int]) -> None:
+    # a tile's accumulators hold diagonals: tails of 1-3 rows must still come out in place
+    m, n, k = mnk
+    _verify(regs, f"gemm:m={m},n={n},k={k},tile=4x8-rotate,isa={isa}", "shared")
+    _verify(regs, f"conv2d:h=3,w=5,cin=3,cout={n},tile=4x8-rotate,isa={isa}", "shared")
+
+
 def test_bad_tile_is_a_spec_error(regs) -> None:
     with pytest.raises(SpecError, match="tile"):
         regs.workloads.create("gemm:tile=3x6")
+    with pytest.raises(SpecError, match="rotate broadcast needs mr = 4"):
+        regs.workloads.create("gemm:tile=2x16-rotate")
     with pytest.raises(ValueError):
         Tile(2, 16, "loadsplat")

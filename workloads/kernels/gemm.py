@@ -14,7 +14,11 @@ scalar 1.55; NumPy 1-thread sgemm 88-99. Default 4x8 (2x16 within 3%). Without F
 an x86 host with FMA3) in the loop shape `packed_gemm` describes; needs the runtime's
 relaxed-SIMD support. Same machine (load ~1.7, CPU time): relaxed 4x8 30.5, 3x8 29.3, 2x16
 19.2 (its 8 accumulators and 4 B vectors spill at 3 k steps per iteration), simd 4x8 21.7,
-NumPy 107 GFLOP/s. Default tile 4x8 for both.
+NumPy 107 GFLOP/s. Default tile 4x8 for both. `4x8-rotate` (A rotated, not broadcast:
+see `packed_gemm`) is 1.4-3% faster with relaxed SIMD in paired rounds and no faster
+without; at 14:00 on 2026-11-21, 15 rounds pinned: relaxed 4x8 29.6, 4x8-rotate 30.0,
+simd 4x8 20.4, NumPy 107.8 GFLOP/s (medians). It is not the default: one default tile
+serves both ISAs, and without FMA rotation gains nothing.
 `isa=scalar`: the i-j-p loop with pointer bumping, one f32 accumulator per output.
 Tolerance: the reference is computed in float64 and rounded; a k-term f32 dot product
 has error well under k * 1e-6 for N(0,1) inputs and 1/sqrt(k)-scaled weights, so
@@ -51,8 +55,9 @@ def parse_tile(raw: str) -> str:
 
 ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, packed SIMD128 register tiles, or "
                   "those with relaxed-SIMD FMA (relaxed_madd)", choices=ISAS)
-TILE_PARAM = Param("tile", "str", DEFAULT_TILE.label(), "SIMD register tile MRxNR[-shuffle|-splat] "
-                   "(NR a multiple of 4; A broadcast by i8x16.shuffle or f32x4.splat)",
+TILE_PARAM = Param("tile", "str", DEFAULT_TILE.label(),
+                   "SIMD register tile MRxNR[-shuffle|-splat|-rotate] (NR a multiple of 4; A "
+                   "broadcast by i8x16.shuffle or f32x4.splat, or for MR=4 rotated)",
                    check=parse_tile)
 
 
