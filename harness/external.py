@@ -50,6 +50,9 @@ class ExternalRun:
     proc: subprocess.Popen[bytes] | None
     t0: float
     failed: str = ""
+    #: this run's settings: the row carries them (the other checkout ran one round of its
+    #: own), so a resumed run recognises the round as its own
+    settings: dict[str, object] | None = None
 
 
 def start_external_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
@@ -75,8 +78,9 @@ def start_external_cell(cell: Cell, run_id: str, settings: MeasureSettings, time
                                     stderr=err, pass_fds=lockstep_fds or ())
         except OSError as exc:
             return ExternalRun(cell, run_id, round_index, timeout_s, tmp, None, t0,
-                               f"cannot start {exe}: {exc.strerror}")
-    return ExternalRun(cell, run_id, round_index, timeout_s, tmp, proc, t0)
+                               f"cannot start {exe}: {exc.strerror}", settings.to_dict())
+    return ExternalRun(cell, run_id, round_index, timeout_s, tmp, proc, t0,
+                       settings=settings.to_dict())
 
 
 def finish_external_cell(ext: ExternalRun) -> ResultRow:
@@ -88,7 +92,8 @@ def finish_external_cell(ext: ExternalRun) -> ResultRow:
     def failed(status: str, reason: str) -> ResultRow:
         return ResultRow(run_id=ext.run_id, workload=workload, strategy=strategy,
                          runtime=runtime, side=cell.side, status=status, round=ext.round_index,
-                         kind=kind, reason=reason[:500], wall_s=time.perf_counter() - ext.t0)
+                         kind=kind, reason=reason[:500], wall_s=time.perf_counter() - ext.t0,
+                         settings=ext.settings or {})
 
     if ext.proc is None:
         return failed("crashed", ext.failed)
@@ -108,15 +113,23 @@ def finish_external_cell(ext: ExternalRun) -> ResultRow:
         tail = " | ".join(text.splitlines()[-2:])
         return failed("crashed", f"{repo}'s membench exited {code}: {tail}")
     extra: dict[str, object] = {"run_id": ext.run_id, "side": cell.side}
+    if ext.settings is not None:
+        extra["settings"] = ext.settings
     if ext.round_index is not None:
         extra.update(kind="round", round=ext.round_index)
     return ResultRow.from_dict({**cells[0], **extra})
 
 
-def stop_external_cell(ext: ExternalRun) -> None:
+def stop_external_cell(ext: ExternalRun, grace_s: float = 10.0) -> None:
+    """SIGTERM first: a membench that handles it kills its own worker and removes its files
+    (a SIGKILL would orphan them); SIGKILL after `grace_s`."""
     if ext.proc is not None and ext.proc.poll() is None:
-        ext.proc.kill()
-        ext.proc.wait()
+        ext.proc.terminate()
+        try:
+            ext.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            ext.proc.kill()
+            ext.proc.wait()
 
 
 def run_external_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,

@@ -37,6 +37,14 @@ def exit_status(exc: KeyboardInterrupt) -> int:
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
 
 
+def _ignore_further_stops() -> None:
+    """While a stop unwinds (killing the worker, removing its files, writing run.json), a
+    repeated signal (a closed terminal sends SIGHUP twice; supervisors repeat SIGTERM) must
+    not interrupt that cleanup; `GracefulStop.__exit__` restores the handlers."""
+    for signum in (signal.SIGINT, *STOP_NOW):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class GracefulStop:
     """Context manager installing the two-stage SIGINT handler and the SIGTERM/SIGHUP one
     (main thread only; elsewhere it does nothing and signals keep their behaviour)."""
@@ -47,6 +55,7 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
+            _ignore_further_stops()
             raise KeyboardInterrupt
         self.requested = True
         print("\nmembench: stopping after the current cell (Ctrl-C again to stop now)",
@@ -54,6 +63,7 @@ class GracefulStop:
 
     @staticmethod
     def _terminate(signum: int, frame: FrameType | None) -> None:
+        _ignore_further_stops()
         raise Terminated(signum)
 
     def check(self) -> None:

@@ -61,7 +61,7 @@ def request_record(req: RunRequest, cells: list[Cell]) -> dict[str, Any]:
         "interference_s": req.interference_s, "lockstep": req.lockstep, "extra": req.extra}
     if any(c.side for c in cells):  # an A/B run: which side each cell is, run by which checkout
         rec["sides"] = [c.side for c in cells]
-        rec["repos"] = [str(c.repo) if c.repo else None for c in cells]
+        rec["repos"] = [str(c.repo.resolve()) if c.repo else None for c in cells]
     return rec
 
 
@@ -97,3 +97,13 @@ def load_resume(run_dir: Path, regs: Registries) -> tuple[RunRequest, list[Cell]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultsError(f"{run_dir}/run.json: malformed request record ({exc})") from None
     return req, cells, Done.from_rows(read_rows(run_dir, kinds=KINDS), manifest)
+
+
+def ab_state(cells: list[Cell], done: Done) -> str:
+    """"ab": an A/B run whose run.json records its sides; "old-ab": rows with sides but a
+    run.json that does not record them (an older membench: it cannot be resumed); "": a
+    plain run."""
+    if any(c.side for c in cells):
+        return "ab"
+    keys = [*done.finals, *(k for k, _ in done.rounds)]
+    return "old-ab" if any(k[3] for k in keys) else ""

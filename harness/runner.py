@@ -173,6 +173,21 @@ def lockstep_partners(jobs: Sequence[Cell]) -> dict[int, int]:
     return out
 
 
+def _drop_half_pairs(partner: dict[int, int], final: dict[int, ResultRow],
+                     rounds_of: list[list[ResultRow]], positions: list[list[int]],
+                     have: list[set[int]]) -> None:
+    """A resumed lockstep run in which a pair kept a round on one side only (the run died
+    between the pair's two rows) measures that round again on both sides, paired: kept
+    alone it would be compared unpaired."""
+    for j, mate in partner.items():
+        if j in final or mate in final:
+            continue
+        for rnd in have[j] - have[mate]:
+            i = next(i for i, r in enumerate(rounds_of[j]) if r.round == rnd)
+            del rounds_of[j][i], positions[j][i]
+            have[j].discard(rnd)
+
+
 def worker_pin(req: RunRequest) -> tuple[int, ...]:
     """The CPUs every worker of the run is pinned to: `--pin`; in a lockstep run without it,
     the CPU its pairs share (`pair_cpu`), so the noop, baseline and unpaired cells are
@@ -274,6 +289,8 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                 rounds_of[j].append(r)
                 positions[j].append(orders[rnd].index(j))
                 have[j].add(rnd)
+    partner = lockstep_partners(jobs) if req.lockstep else {}
+    _drop_half_pairs(partner, final, rounds_of, positions, have)
     total = len(jobs) * settings.rounds
     done_count = sum(settings.rounds if j in final else len(have[j]) for j in range(len(jobs)))
     kind_of = ["noop" if j < len(noops) else "cell" for j in range(len(jobs))]
@@ -292,7 +309,6 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
                                probes[rt.spec], pin=pin, memory_limit=limit)
                 baselines[rt.spec] = dataclasses.replace(row, kind="baseline")
                 writer.append(baselines[rt.spec])
-        partner = lockstep_partners(jobs) if req.lockstep else {}
 
         def record(j: int, rnd: int, pos: int, row: ResultRow) -> None:
             nonlocal done_count

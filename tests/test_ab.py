@@ -134,6 +134,9 @@ def test_side_from_another_checkout(tmp_path: Path) -> None:
     assert all(len(r.samples_s) == 6 for r in rows)  # 2 rounds x 3 samples on both sides
     # that checkout has lockstep: its worker passed the gates of this run's pairs
     assert all(info.get("lockstep") is True for r in rows for info in r.rounds)
+    # its rounds carry this run's settings (it ran one round of its own): a resume keeps them
+    settings = json.loads((run / "run.json").read_text())["settings"]
+    assert all(r.settings == settings for r in read_rows(run, kinds=("round",)) if r.side)
 
 
 def test_lockstep_fds_are_for_one_cell_and_one_round(tmp_path: Path, capsys) -> None:
@@ -188,7 +191,10 @@ def test_interrupted_ab_run_resumes_and_compares(tmp_path: Path, capsys) -> None
     kept = [r for r in rows_on_disk if r.get("kind") == "baseline"
             or (r.get("kind") == "round" and r.get("round") == 0)]
     assert len(kept) == 1 + 3  # the baseline; round 0 of noop, A and B
-    results.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    # and A's round 1 without B's: killed between the pair's two rows
+    (half,) = [r for r in rows_on_disk if r.get("kind") == "round" and r.get("round") == 1
+               and r.get("side") == "A"]
+    results.write_text("".join(json.dumps(r) + "\n" for r in [*kept, half]))
     (run / "compare.md").unlink()
     capsys.readouterr()
 
@@ -196,13 +202,17 @@ def test_interrupted_ab_run_resumes_and_compares(tmp_path: Path, capsys) -> None
     err = capsys.readouterr().err
     assert "A = wasmtime, B = wasmtime" in err
     rounds = [r for r in read_rows(run, kinds=("round",)) if r.side]
-    assert sorted((r.side, r.round) for r in rounds) == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+    # A's lone round 1 was measured again, paired with B's (the file keeps both A rows)
+    assert sorted((r.side, r.round) for r in rounds) == \
+        [("A", 0), ("A", 1), ("A", 1), ("B", 0), ("B", 1)]
     (first_a,) = [r for r in kept if r.get("side") == "A"]
     assert [r.samples_s for r in rounds if (r.side, r.round) == ("A", 0)] == \
         [tuple(first_a["samples_s"])]  # kept, not measured again
     rows = read_rows(run)
     assert sorted(r.side for r in rows) == ["A", "B"] and all(len(r.rounds) == 2 for r in rows)
     assert all(info["lockstep"] is True for r in rows for info in r.rounds)
+    (row_a,) = [r for r in rows if r.side == "A"]
+    assert tuple(half["samples_s"]) != row_a.samples_s[-len(half["samples_s"]):]
     assert "bias-relu:n=2048 \\| shared \\| wasmtime → wasmtime" in (run / "compare.md").read_text()
 
 
@@ -224,5 +234,13 @@ def test_resume_options_of_ab_runs(tmp_path: Path, capsys) -> None:
     (run / "run.json").write_text(json.dumps({"run_id": "run", "request": record}))
     assert main(["ab", "--resume", str(run)]) == 2
     assert "not an A/B run" in capsys.readouterr().err
+    # an A/B run of an older membench: rows with sides, a run.json without them
+    (run / "results.jsonl").write_text(json.dumps(
+        {"run_id": "run", "workload": "bias-relu:n=16", "strategy": "shared",
+         "runtime": "wasmtime", "status": "ok", "kind": "round", "round": 0, "side": "A"})
+        + "\n")
+    for command in ("run", "ab"):
+        assert main([command, "--resume", str(run)]) == 2
+        assert "written by an older membench" in capsys.readouterr().err
     assert sorted(os.listdir(run)) == ["results.jsonl", "run.json"]  # nothing ran
-    assert not (run / "results.jsonl").read_text()
+    assert len((run / "results.jsonl").read_text().splitlines()) == 1

@@ -60,6 +60,8 @@ def test_calibration_workers_run_on_the_runs_cpus(regs, monkeypatch, what: str) 
         affinities.append((out.response or {}).get("affinity"))
         return out
 
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: every worker runs on it, pinned or not")
     cpu = max(os.sched_getaffinity(0))
     rt = regs.runtimes.create("wasmtime")
     if what == "overhead":

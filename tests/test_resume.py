@@ -214,3 +214,41 @@ def test_ctrl_c_while_probing_marks_the_run_interrupted(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     (run_dir,) = tmp_path.iterdir()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_stop_in_progress_is_not_interrupted_by_a_repeated_signal() -> None:
+    """After the first SIGTERM (or the second Ctrl-C) raises, further signals are ignored
+    until the run's handlers are restored, so the cleanup on the way out finishes."""
+    from harness.interrupt import STOP_NOW, GracefulStop, Terminated
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, *STOP_NOW)}
+    with GracefulStop() as stop:
+        with pytest.raises(Terminated):
+            stop._terminate(signal.SIGTERM, None)
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in before)
+    assert {s: signal.getsignal(s) for s in before} == before
+    with GracefulStop() as stop:
+        stop._handle(signal.SIGINT, None)  # the first Ctrl-C only asks
+        assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+        with pytest.raises(KeyboardInterrupt):
+            stop._handle(signal.SIGINT, None)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+@pytest.mark.parametrize(("script", "grace", "killed"), [
+    ("import time; time.sleep(60)", 10.0, False),  # default SIGTERM: exits at once
+    ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+     0.5, True),  # ignores it: SIGKILL after the grace period
+])
+def test_other_checkouts_membench_is_asked_to_stop_first(tmp_path: Path, script: str,
+                                                         grace: float, killed: bool) -> None:
+    from harness.external import ExternalRun, stop_external_cell
+
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    time.sleep(0.3)  # let it install its handler
+    ext = ExternalRun(None, "r", 0, 60.0, tmp_path, proc, time.perf_counter())  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    stop_external_cell(ext, grace_s=grace)
+    assert proc.returncode == (-signal.SIGKILL if killed else -signal.SIGTERM)
+    assert time.monotonic() - t0 < grace + 5

@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:  # also when it comes while reporting another error
-        print("membench: interrupted", file=sys.stderr)
+        print(f"membench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+              file=sys.stderr)
         return exit_status(exc)
 
 

@@ -14,6 +14,7 @@ from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_side
 from harness.cli.compare_cmd import parse_fraction, print_table
 from harness.cli.run_cmd import (
     DEFAULT_OUT,
+    OLD_AB,
     add_selection_args,
     build_request,
     refuse_resume_options,
@@ -21,7 +22,7 @@ from harness.cli.run_cmd import (
 from harness.console import print_summary, stderr_console
 from harness.errors import SpecError
 from harness.external import membench_of
-from harness.resume import load_resume
+from harness.resume import ab_state, load_resume
 from harness.runner import Registries, execute, new_run_id, prepare_run_dir
 from harness.spec import parse_spec
 
@@ -78,10 +79,14 @@ def main(args: argparse.Namespace) -> int:
     if args.resume:
         refuse_resume_options(args, args.resume, RESUME_TAKES_AB)
         req, cells, done = load_resume(args.resume, regs)
-        sides = req.extra.get("ab")
-        if not isinstance(sides, dict) or not any(c.side for c in cells):
+        state, sides = ab_state(cells, done), req.extra.get("ab")
+        if state == "old-ab":
+            raise SpecError(OLD_AB.format(run=args.resume))
+        if state != "ab" or not isinstance(sides, dict):
             raise SpecError(f"{args.resume} is not an A/B run: finish it with "
                             f"`membench run --resume {args.resume}`")
+        for repo in {c.repo for c in cells if c.repo is not None}:
+            membench_of(repo)  # refuse before any work when the checkout is gone
         a, b, run_dir = str(sides.get("a", "A")), str(sides.get("b", "B")), args.resume
     else:
         if not (args.a and args.b):

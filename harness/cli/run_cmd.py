@@ -16,7 +16,7 @@ from harness.errors import SpecError
 from harness.measure import MeasureSettings
 from harness.params import parse_size
 from harness.results import RESULTS, ResultRow, read_manifest, read_rows
-from harness.resume import Done, load_resume
+from harness.resume import Done, ab_state, load_resume
 from harness.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
 from harness.suite import load_suite
 
@@ -170,6 +170,10 @@ def parse_pin(text: str | None) -> tuple[int, ...]:
     return tuple(sorted(cpus))
 
 
+#: the error for an A/B run whose run.json lacks its sides
+OLD_AB = ("{run} is an A/B run written by an older membench, whose run.json does not say which "
+          "cell is A and which B: it cannot be resumed; run the A/B again")
+
 #: where run directories go unless --out says otherwise
 DEFAULT_OUT = Path("results")
 
@@ -196,11 +200,12 @@ def main(args: argparse.Namespace) -> int:
     if args.resume:
         refuse_resume_options(args, args.resume)
         req, cells, done = load_resume(args.resume, regs)
-        # an A/B run (an older run.json may not record its sides, but its rows do)
-        if any(c.side for c in cells) or any(k[3] for k in (*done.finals,
-                                                            *(k for k, _ in done.rounds))):
+        state = ab_state(cells, done)
+        if state == "ab":
             raise SpecError(f"{args.resume} is an A/B run: finish it with "
                             f"`membench ab --resume {args.resume}`, which also compares the sides")
+        if state == "old-ab":
+            raise SpecError(OLD_AB.format(run=args.resume))
         return run_cells(req, cells, args.resume, done, report=not args.no_report)
     req = build_request(args)
     cells = expand(req, regs)
