@@ -24,9 +24,13 @@ QUICK = ["--repeat", "2", "--sample-time", "0.0005", "--warmup-max", "0.01"]
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen[str]:
+    # its temporary files go beside `out`: a harness killed with SIGKILL cannot remove them
+    tmp = out.with_name(out.name + "-tmp")
+    tmp.mkdir(exist_ok=True)
     return subprocess.Popen([sys.executable, "-m", "harness", "run", "--out", str(out),
                              *CELLS, *QUICK, *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
 
 
 def _wait_for_lines(out: Path, n: int, proc: subprocess.Popen[str], limit: float = 120) -> Path:
