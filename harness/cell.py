@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.estimate import CallCosts, over_budget
 from harness.external import run_external_cell
-from harness.launch import WorkerOutcome, run_worker
+from harness.launch import WorkerOutcome, pinned, run_worker
 from harness.lockstep import gated
 from harness.measure import MeasureSettings
 from harness.probe import ProbeResult
@@ -149,11 +149,8 @@ def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
                                                              dir=workdir)))
     plan_path = d / "plan.json"
     plan_path.write_text(plan.to_json(), encoding="utf-8")
-    request: dict[str, Any] = {"kind": "cell", "runtime": rt.spec,
-                               "plan_path": str(plan_path), "inputs": save_tensors(d, data),
-                               "settings": settings.to_dict()}
-    if pin:
-        request["pin"] = list(pin)
+    request = pinned({"kind": "cell", "runtime": rt.spec, "plan_path": str(plan_path),
+                      "inputs": save_tensors(d, data), "settings": settings.to_dict()}, pin)
     return PreparedCell(cell, base, t0, d, request, reference, tol, data)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.codegen import assemble
-from harness.launch import run_worker
+from harness.launch import pinned, run_worker
 from harness.measure import MeasureSettings
 from harness.plan import Call, Device, HostFunc, Import, Instance, Module, Plan
 from harness.runtimes.base import Runtime
@@ -88,12 +88,10 @@ def measure_call_costs(runtime: Runtime, timeout_s: float = 60.0,
         with tempfile.TemporaryDirectory(prefix="membench-cal-") as tmp:
             d = Path(tmp)
             (d / "plan.json").write_text(plan.to_json(), encoding="utf-8")
-            request: dict[str, Any] = {"kind": "cell", "runtime": runtime.spec,
-                                       "plan_path": str(d / "plan.json"), "inputs": {},
-                                       "settings": _CALIBRATE.to_dict()}
-            if pin:
-                request["pin"] = list(pin)
-            out = run_worker(runtime, request, d, timeout_s)
+            out = run_worker(runtime, pinned({"kind": "cell", "runtime": runtime.spec,
+                                              "plan_path": str(d / "plan.json"), "inputs": {},
+                                              "settings": _CALIBRATE.to_dict()}, pin),
+                             d, timeout_s)
         samples = (out.response or {}).get("timing", {}).get("samples_s", [])
         if out.status != "ok" or not samples:
             return f"calibration {key} failed: {out.status} {out.message}".strip()

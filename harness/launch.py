@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,11 @@ os.execvp(sys.argv[3], sys.argv[3:])
 def _start_argv(argv: list[str], memory_limit: int | None) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _START, str(os.getpid()),
             str(memory_limit or 0), *argv]
+
+
+def pinned(request: dict[str, Any], pin: Sequence[int]) -> dict[str, Any]:
+    """`request` with the CPUs its worker pins itself to (`--pin`); unchanged without."""
+    return {**request, "pin": list(pin)} if pin else request
 
 
 def run_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,

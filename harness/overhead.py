@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.codegen.module import assemble
-from harness.launch import run_worker
+from harness.launch import pinned, run_worker
 from harness.measure import MeasureSettings
 from harness.plan import Call, Device, HostFunc, Import, Instance, Module, Plan
 from harness.runtimes.base import Runtime
@@ -83,11 +83,9 @@ def measure_overhead(runtime: Runtime, timeout_s: float = 60.0,
         for name, plan in overhead_plans().items():
             paths[name] = str(base / f"overhead_{name}.json")
             Path(paths[name]).write_text(plan.to_json(), encoding="utf-8")
-        request: dict[str, Any] = {"kind": "overhead", "runtime": runtime.spec,
-                                   "plans": paths, "settings": settings.to_dict()}
-        if pin:
-            request["pin"] = list(pin)
-        outcome = run_worker(runtime, request, base, timeout_s)
+        outcome = run_worker(runtime, pinned({"kind": "overhead", "runtime": runtime.spec,
+                                              "plans": paths, "settings": settings.to_dict()},
+                                             pin), base, timeout_s)
     if outcome.status != "ok" or outcome.response is None:
         return Overhead(runtime.spec, outcome.status, outcome.message)
     timings = outcome.response.get("timings", {})

@@ -197,9 +197,10 @@ def worker_pin(req: RunRequest) -> tuple[int, ...]:
     return (pair_cpu(),)
 
 
-def _interference(req: RunRequest, warnings: list[str], when: str) -> dict[str, Any]:
+def _interference(req: RunRequest, cpus: Sequence[int], warnings: list[str],
+                  when: str) -> dict[str, Any]:
     """Probe host interference on the workers' CPUs; a warning when it is high."""
-    found = probe_interference(req.interference_s, cpus=worker_pin(req))
+    found = probe_interference(req.interference_s, cpus=cpus)
     if found.slowed_fraction > INTERFERENCE_WARN:
         warnings.append(f"at the {when} of the run, {found.describe()}")
     return found.to_dict()
@@ -233,7 +234,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
         manifest["resumed"] = [*done.manifest.get("resumed", []), _now()]
     fp_warnings = noise_warnings(manifest["fingerprint"], pinned=bool(pin))
     if req.interference_s > 0:
-        manifest["host_interference"] = {"start": _interference(req, fp_warnings, "start")}
+        manifest["host_interference"] = {"start": _interference(req, pin, fp_warnings, "start")}
     manifest["warnings"] = fp_warnings
     write_json_atomic(run_dir / MANIFEST, manifest)
     probes: dict[str, ProbeResult] = {}
@@ -361,7 +362,7 @@ def _execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pr
             writer.append(final[j])
         if req.interference_s > 0:
             manifest.setdefault("host_interference", {})["end"] = _interference(
-                req, manifest["warnings"], "end")
+                req, pin, manifest["warnings"], "end")
         manifest["status"] = "complete"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"

@@ -62,13 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stopped(exc: KeyboardInterrupt) -> int:
+    """Say how the run was stopped; its exit status."""
+    print(f"membench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+          file=sys.stderr)
+    return exit_status(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:  # also when it comes while reporting another error
-        print(f"membench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
-              file=sys.stderr)
-        return exit_status(exc)
+        return _stopped(exc)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -86,9 +91,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"membench: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as exc:
-            print(f"membench: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
-                  file=sys.stderr)
-            return exit_status(exc)
+            return _stopped(exc)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.codegen import Buffer, Expr, FunctionBuilder, Var, i32, op
+from harness.codegen.simd import shuffle32
 
 V128 = "v128"
 ZERO = Expr("(v128.const i32x4 0 0 0 0)", V128)
@@ -205,18 +206,14 @@ class PackedGemm:
         t = [fb.local(f"pt_t{i}", V128) for i in range(4)]
         for i in range(4):
             fb.set(r[i], a.load_at(src, V128, i * stride) if i < rows else ZERO)
-
-        def shuf(lanes: tuple[int, int, int, int], x: Var, y: Var) -> Expr:
-            pattern = " ".join(str(4 * lane + b) for lane in lanes for b in range(4))
-            return op(f"i8x16.shuffle {pattern}", x, y, ty=V128)
         lo, hi, first, second = (0, 4, 1, 5), (2, 6, 3, 7), (0, 1, 4, 5), (2, 3, 6, 7)
-        fb.set(t[0], shuf(lo, r[0], r[1]))  # r0[0] r1[0] r0[1] r1[1]
-        fb.set(t[1], shuf(lo, r[2], r[3]))
-        fb.set(t[2], shuf(hi, r[0], r[1]))  # r0[2] r1[2] r0[3] r1[3]
-        fb.set(t[3], shuf(hi, r[2], r[3]))
+        fb.set(t[0], shuffle32(r[0], r[1], lo))  # r0[0] r1[0] r0[1] r1[1]
+        fb.set(t[1], shuffle32(r[2], r[3], lo))
+        fb.set(t[2], shuffle32(r[0], r[1], hi))  # r0[2] r1[2] r0[3] r1[3]
+        fb.set(t[3], shuffle32(r[2], r[3], hi))
         for q, (x, y, half) in enumerate(((0, 1, first), (0, 1, second), (2, 3, first),
                                           (2, 3, second))):
-            scratch.store_at(dst, shuf(half, t[x], t[y]), V128, 16 * q)
+            scratch.store_at(dst, shuffle32(t[x], t[y], half), V128, 16 * q)
 
     # -- compute --------------------------------------------------------------------------
     def emit(self, fb: FunctionBuilder, pack_a: APacker, b: Buffer, c: Buffer,
@@ -275,9 +272,8 @@ class PackedGemm:
         if t.bcast == "rotate":  # bc[j] lane l = A[(l + j) % 4]: the A vector, 3 rotations
             fb.set(bc[0], scratch.load_at(ka, V128, off))
             for j in range(1, 4):
-                pattern = " ".join(str(4 * ((lane + j) % 4) + b) for lane in range(4)
-                                   for b in range(4))
-                fb.set(bc[j], op(f"i8x16.shuffle {pattern}", bc[0], bc[0], ty=V128))
+                rotation = (j % 4, (1 + j) % 4, (2 + j) % 4, (3 + j) % 4)
+                fb.set(bc[j], shuffle32(bc[0], bc[0], rotation))
             return
         if t.bcast == "shuffle":
             avec = [fb.local(f"av{v}", V128) for v in range(t.avecs)]
@@ -285,8 +281,8 @@ class PackedGemm:
                 fb.set(var, scratch.load_at(ka, V128, off + 16 * v))
         for r, var in enumerate(bc):
             if t.bcast == "shuffle":
-                pattern = " ".join(str(4 * (r % 4) + i % 4) for i in range(16))
-                fb.set(var, op(f"i8x16.shuffle {pattern}", avec[r // 4], avec[r // 4], ty=V128))
+                lane = r % 4
+                fb.set(var, shuffle32(avec[r // 4], avec[r // 4], (lane, lane, lane, lane)))
             else:
                 fb.set(var, op("f32x4.splat", scratch.load_at(ka, "f32", off + 4 * r), ty=V128))
 
@@ -383,10 +379,9 @@ class PackedGemm:
         if self.tile.bcast != "rotate":
             return acc
 
-        def blend(x: Var | Expr, y: Var | Expr, from_y: tuple[int, ...]) -> Expr:
-            pattern = " ".join(str(16 * (lane in from_y) + 4 * lane + b) for lane in range(4)
-                               for b in range(4))
-            return op(f"i8x16.shuffle {pattern}", x, y, ty=V128)
+        def blend(x: Expr, y: Expr, from_y: tuple[int, ...]) -> Expr:
+            l0, l1, l2, l3 = (lane + 4 * (lane in from_y) for lane in range(4))
+            return shuffle32(x, y, (l0, l1, l2, l3))
         rows = [[fb.local(f"row{r}_{q}", V128) for q in range(len(acc[0]))] for r in range(4)]
         for r, row in enumerate(rows):
             for q, v in enumerate(row):
