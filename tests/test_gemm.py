@@ -86,6 +86,14 @@ def test_rotate_tile_rows_and_tails(regs, isa: str, mnk: tuple[int, int, int]) -
     _verify(regs, f"conv2d:h=3,w=5,cin=3,cout={n},tile=4x8-rotate,isa={isa}", "shared")
 
 
+@pytest.mark.parametrize("tile", ["1x4", "4x8", "5x12", "2x16"])
+@pytest.mark.parametrize("n", [7, 16, 24, 29, 48])
+def test_b_packing_groups_and_the_columns_after_them(regs, tile: str, n: int) -> None:
+    # B is packed 64 bytes of a row at a time (16 / NR panels), then the columns after the
+    # last whole group row by row: none, one whole panel, a whole and a partial one, ...
+    _verify(regs, f"gemm:m=5,n={n},k=3,tile={tile},isa=relaxed", "shared")
+
+
 def test_bad_tile_is_a_spec_error(regs) -> None:
     with pytest.raises(SpecError, match="tile"):
         regs.workloads.create("gemm:tile=3x6")
