@@ -55,7 +55,7 @@ from harness.runner import Registries  # noqa: E402
 from harness.runtimes.executor import LoadedPlan  # noqa: E402
 from harness.verify import compare  # noqa: E402
 from harness.workload import Workload  # noqa: E402
-from workloads.kernels.gemm import DEFAULT_TILE  # noqa: E402
+from workloads.kernels.gemm import resolve_tile  # noqa: E402
 
 SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5)
 
@@ -189,8 +189,9 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=256)
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--k", type=int, default=256)
-    ap.add_argument("--tiles", default=DEFAULT_TILE.label(),
-                    help="comma-separated SIMD tiles to measure (e.g. 4x8,2x16,2x16-splat)")
+    ap.add_argument("--tiles", default="auto",
+                    help="comma-separated SIMD tiles to measure (e.g. 4x8,2x16,4x8-rotate+3; "
+                         "auto: each ISA's default tile)")
     ap.add_argument("--isas", default="simd,relaxed",
                     help="comma-separated packed ISAs to measure: simd, relaxed (FMA)")
     ap.add_argument("--strategy", default="shared")
@@ -210,8 +211,8 @@ def main() -> None:
     if not args.no_gemm:
         base = f"gemm:m={args.m},n={args.n},k={args.k}"
         isas = args.isas.split(",")
-        wasm = {f"wasm {isa} {tile}": wasm_runner(regs, f"{base},isa={isa},tile={tile}",
-                                                  args.strategy)
+        wasm = {f"wasm {isa} {resolve_tile(tile, isa).label()}": wasm_runner(
+                    regs, f"{base},isa={isa},tile={tile}", args.strategy)
                 for isa in isas for tile in args.tiles.split(",")}
         wasm["wasm scalar"] = wasm_runner(regs, f"{base},isa=scalar", args.strategy)
         wl = wasm["wasm scalar"].workload

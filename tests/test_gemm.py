@@ -7,11 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.codegen import DirectLowering, build_kernel_module
+from harness.codegen import (
+    DirectLowering,
+    FunctionBuilder,
+    ModuleBuilder,
+    assemble,
+    build_kernel_module,
+)
 from harness.errors import SpecError
 from harness.inprocess import run_and_verify
 from workloads.kernels.gemm import GemmKernel
-from workloads.kernels.packed_gemm import FMA_UNROLL, Tile
+from workloads.kernels.packed_gemm import DEFAULT_PADS, FMA_UNROLL, MAX_PAD, PackedGemm, Tile
 
 STRATEGIES = ("shared", "per-module")
 
@@ -32,7 +38,7 @@ def test_gemm_odd_shapes(regs, strategy: str, isa: str, mnk: tuple[int, int, int
 
 @pytest.mark.parametrize("isa", ["simd", "relaxed"])
 @pytest.mark.parametrize("tile", ["1x4", "3x8", "2x16", "5x12", "2x16-splat", "4x8-rotate",
-                                  "4x12-rotate"])
+                                  "4x12-rotate", "4x8+3", "4x8-rotate+0", "auto"])
 def test_gemm_other_tiles(regs, tile: str, isa: str) -> None:
     # 5 rows span two A vectors; 12 columns end in a partial vector on n=13
     _verify(regs, f"gemm:m=11,n=13,k=7,tile={tile},isa={isa}", "shared")
@@ -101,3 +107,56 @@ def test_bad_tile_is_a_spec_error(regs) -> None:
         regs.workloads.create("gemm:tile=2x16-rotate")
     with pytest.raises(ValueError):
         Tile(2, 16, "loadsplat")
+
+
+def test_tile_placement_pad_parses_and_labels() -> None:
+    tile = Tile.parse("4x8-rotate+3")
+    assert (tile.mr, tile.nr, tile.bcast, tile.pad) == (4, 8, "rotate", 3)
+    assert tile.label() == "4x8-rotate+3" and Tile.parse("2x16").label() == "2x16"
+    assert Tile.parse("2x16").pad is None
+    with pytest.raises(ValueError, match="placement pad must be"):
+        Tile(4, 8, "shuffle", MAX_PAD + 1)
+    with pytest.raises(ValueError, match="tile must look like"):
+        Tile.parse("4x8+x")
+
+
+def _functions(wat: str) -> dict[str, str]:
+    """Function name -> its WAT text."""
+    parts = wat.split("(func $")[1:]
+    return {part.split()[0]: part for part in parts}
+
+
+@pytest.mark.parametrize(("isa", "tile", "label", "pad"), [
+    ("relaxed", None, "4x8-rotate", DEFAULT_PADS[("rotate", True)]),
+    ("simd", None, "4x8", 0),
+    ("relaxed", Tile(4, 8, "rotate", 2), "4x8-rotate+2", 2),
+    ("simd", Tile(4, 8, "shuffle", 7), "4x8+7", 7),
+])
+def test_tile_loops_are_a_function_of_their_own_after_the_placement_pad(
+        isa: str, tile: Tile | None, label: str, pad: int) -> None:
+    # the tile loops' code must not move with the packing code before it (a loop's place
+    # decides up to 15% of its speed): `run` packs, then calls them
+    kernel = GemmKernel(9, 10, 11, isa=isa, tile=tile)
+    assert kernel.name.endswith(f"_{isa}{label}")
+    funcs = _functions(_wat(kernel))
+    assert set(funcs) == {"gemm_tiles_9x10x11", "run"}
+    assert "(call $gemm_tiles_9x10x11" in funcs["run"]
+    assert "relaxed_madd" not in funcs["run"] and "f32x4.mul" not in funcs["run"]
+    assert funcs["gemm_tiles_9x10x11"].count("(global.set $gemm_place") == pad
+
+
+def test_two_gemms_in_one_module_get_two_tile_functions() -> None:
+    lowering = DirectLowering({"heap": "$m", "scratch": "$m"}, ["(memory $m 1)"])
+    mb = ModuleBuilder()
+    lowering.declare(mb)
+    fb = FunctionBuilder("run", [], lowering, export="run", module=mb)
+    for _ in range(2):
+        g = PackedGemm(2, 4, 3, Tile(4, 8, "rotate", 1), fma=True)
+        a, b, c, scratch = (fb.buffer(name, fb.local(f"p_{name}", "i32"), "heap")
+                            for name in ("a", "b", "c", "scratch"))
+        g.emit(fb, g.pack_a_rowmajor(a), b, c, scratch)
+    mb.add_func(fb.render())
+    wat = mb.render()
+    assert {"gemm_tiles_2x4x3", "gemm_tiles_2x4x3_", "run"} == set(_functions(wat))
+    assert wat.count("(global $gemm_place0 ") == 1
+    assemble(wat)  # valid wasm: names unique, the pad's global declared once

@@ -32,7 +32,13 @@ from harness.codegen.kernel import SCRATCH
 from harness.errors import ShapeError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
-from workloads.kernels.gemm import DEFAULT_TILE, ISA_PARAM, TILE_PARAM, gemm_tolerance
+from workloads.kernels.gemm import (
+    ISA_PARAM,
+    TILE_PARAM,
+    default_tile,
+    gemm_tolerance,
+    resolve_tile,
+)
 from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile
 
@@ -76,7 +82,7 @@ class Conv2dKernel(Kernel):
 
     def __init__(self, batch: int, h: int, w: int, cin: int, cout: int, kh: int, kw: int,
                  stride: int = 1, pad: int = 0, relu: bool = True, isa: str = "simd",
-                 tile: Tile = DEFAULT_TILE) -> None:
+                 tile: Tile | None = None) -> None:
         self.batch, self.h, self.w, self.cin, self.cout = batch, h, w, cin, cout
         self.kh, self.kw, self.stride, self.pad, self.relu = kh, kw, stride, pad, relu
         self.oh, self.ow = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
@@ -84,6 +90,7 @@ class Conv2dKernel(Kernel):
             raise ShapeError(f"conv2d: a {kh}x{kw} kernel with padding {pad} does not fit a "
                              f"{h}x{w} input")
         self.isa = isa
+        tile = tile or default_tile(isa)
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
         self.name = (f"conv2d_{batch}x{h}x{w}x{cin}_k{kh}x{kw}s{stride}p{pad}_{cout}"
                      f"{'_relu' if relu else ''}_{variant}")
@@ -290,7 +297,8 @@ class Conv2dWorkload(Workload):
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         p = self.params
         kern = Conv2dKernel(p["batch"], p["h"], p["w"], p["cin"], p["cout"], p["kh"], p["kw"],
-                            p["stride"], p["pad"], p["relu"], p["isa"], Tile.parse(p["tile"]))
+                            p["stride"], p["pad"], p["relu"], p["isa"],
+                            resolve_tile(p["tile"], p["isa"]))
         return (Dispatch("conv2d", kern,
                          (("x", "x"), ("w", "w"), ("bias", "bias"), ("y", "y"))),)
 

@@ -14,11 +14,10 @@ scalar 1.55; NumPy 1-thread sgemm 88-99. Default 4x8 (2x16 within 3%). Without F
 an x86 host with FMA3) in the loop shape `packed_gemm` describes; needs the runtime's
 relaxed-SIMD support. Same machine (load ~1.7, CPU time): relaxed 4x8 30.5, 3x8 29.3, 2x16
 19.2 (its 8 accumulators and 4 B vectors spill at 3 k steps per iteration), simd 4x8 21.7,
-NumPy 107 GFLOP/s. Default tile 4x8 for both. `4x8-rotate` (A rotated, not broadcast:
-see `packed_gemm`) is 1.4-3% faster with relaxed SIMD in paired rounds and no faster
-without; at 14:00 on 2026-11-21, 15 rounds pinned: relaxed 4x8 29.6, 4x8-rotate 30.0,
-simd 4x8 20.4, NumPy 107.8 GFLOP/s (medians). It is not the default: one default tile
-serves both ISAs, and without FMA rotation gains nothing.
+NumPy 107 GFLOP/s. `4x8-rotate` (A rotated, not broadcast: see `packed_gemm`) is 1.4-3%
+faster than 4x8 with relaxed SIMD in paired rounds, and no faster without.
+`tile=auto` (the default): 4x8-rotate with isa=relaxed, with the placement pad
+`packed_gemm` measured for it; 4x8 with isa=simd.
 `isa=scalar`: the i-j-p loop with pointer bumping, one f32 accumulator per output.
 Tolerance: the reference is computed in float64 and rounded; a k-term f32 dot product
 has error well under k * 1e-6 for N(0,1) inputs and 1/sqrt(k)-scaled weights, so
@@ -42,10 +41,18 @@ from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile
 
 ISAS = ("scalar", "simd", "relaxed")
-DEFAULT_TILE = Tile(4, 8)
+#: `tile=auto`: 4x8, with A rotated under relaxed SIMD (see the module doc)
+AUTO_TILES = {"simd": Tile(4, 8), "relaxed": Tile(4, 8, "rotate")}
+
+
+def default_tile(isa: str) -> Tile:
+    """The tile `tile=auto` means for `isa` (scalar has none: the SIMD default stands in)."""
+    return AUTO_TILES.get(isa, AUTO_TILES["simd"])
 
 
 def parse_tile(raw: str) -> str:
+    if raw == "auto":
+        return raw
     try:
         Tile.parse(raw)
     except ValueError as exc:
@@ -53,11 +60,17 @@ def parse_tile(raw: str) -> str:
     return raw
 
 
+def resolve_tile(raw: str, isa: str) -> Tile:
+    """A `tile` parameter's value as a Tile (`auto`: the default for `isa`)."""
+    return default_tile(isa) if raw == "auto" else Tile.parse(raw)
+
+
 ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, packed SIMD128 register tiles, or "
                   "those with relaxed-SIMD FMA (relaxed_madd)", choices=ISAS)
-TILE_PARAM = Param("tile", "str", DEFAULT_TILE.label(),
-                   "SIMD register tile MRxNR[-shuffle|-splat|-rotate] (NR a multiple of 4; A "
-                   "broadcast by i8x16.shuffle or f32x4.splat, or for MR=4 rotated)",
+TILE_PARAM = Param("tile", "str", "auto",
+                   "SIMD register tile MRxNR[-shuffle|-splat|-rotate][+pad] (NR a multiple of "
+                   "4; A broadcast by i8x16.shuffle or f32x4.splat, or for MR=4 rotated; +pad: "
+                   "code placement pad); auto: 4x8-rotate with isa=relaxed, else 4x8",
                    check=parse_tile)
 
 
@@ -66,9 +79,10 @@ class GemmKernel(Kernel):
     tiles, the last with FMA)."""
 
     def __init__(self, m: int, n: int, k: int, bias: bool = False, relu: bool = False,
-                 isa: str = "simd", tile: Tile = DEFAULT_TILE) -> None:
+                 isa: str = "simd", tile: Tile | None = None) -> None:
         if isa not in ISAS:
             raise ValueError(f"isa must be one of {ISAS}, not {isa!r}")
+        tile = tile or default_tile(isa)
         self.m, self.n, self.k, self.bias, self.relu, self.isa = m, n, k, bias, relu, isa
         suffix = ("_bias" if bias else "") + ("_relu" if relu else "")
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
@@ -138,7 +152,8 @@ class GemmWorkload(Workload):
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         m, n, k = self.params["m"], self.params["n"], self.params["k"]
-        kern = GemmKernel(m, n, k, isa=self.params["isa"], tile=Tile.parse(self.params["tile"]))
+        isa = self.params["isa"]
+        kern = GemmKernel(m, n, k, isa=isa, tile=resolve_tile(self.params["tile"], isa))
         return (Dispatch("gemm", kern, (("a", "a"), ("b", "b"), ("c", "c"))),)
 
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

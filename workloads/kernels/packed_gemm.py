@@ -39,6 +39,27 @@ reasons of Cranelift's code generation, measured on wasmtime 50 (x64):
 - One induction variable addresses both panels (`pa + i*sa`, `pb + i*sb`, each one `lea`)
   and is compared with constants, instead of two bumped pointers and a bound.
 
+Code placement. Where a hot loop's code falls relative to the front end's 32-byte fetch
+windows decides a good part of its speed on x86 (Intel's are the best known case), and a
+wasm module cannot align anything. Measured here (wasmtime 50, Xeon Cascade Lake, relaxed
+4x8-rotate, 256^3, thread CPU time, interleaved rounds): the k loop's start moved through
+all 32 offsets of a window ran the whole GEMM in 1013 to 1283 us; 4x8 ran in 1043 to
+1266 us; the mul + add kernels (`simd`) moved by 2% at most. Two consequences:
+
+- The tile loops are a function of their own (`gemm_tiles_MxNxK`), called once by `run`
+  after the packing. Inline, the loop moved with every change to the packing code before
+  it, and 6 shapes put it at 6 different offsets; in its own function, which Cranelift
+  starts at a 32-byte boundary, it sits at one offset for 5 of those shapes (64 to 1024
+  wide) and 7 bytes further for 100x37x77, whose constants encode differently.
+- The tile's placement pad (`4x8-rotate+N`; default `DEFAULT_PADS`) puts N stores of
+  constants to otherwise unused globals at the top of that function, which move the loop
+  by a few bytes each (once per call, not per tile). The default for relaxed 4x8-rotate,
+  5, was measured in paired rounds against no pad: 256^3 GEMM 0.876 of the time (1018 us
+  best), a 32x32x32 -> 64 conv2d 0.904; pads 1, 2, 3, 6 and 7 were within 3% of it, 0
+  and 4 were the slow ones. The best pad belongs to this compiler and this CPU: on
+  another, any pad is as likely as 0 to be the slow one, and `bench_gemm.py --tiles
+  4x8-rotate+0,4x8-rotate+5` shows which.
+
 Tails cost nothing at run time: shapes are compile-time constants, so the last (partial)
 tile and panel get a specialised copy of the microkernel that computes only the valid
 rows and vector columns and stores only the valid lanes. K needs no padding: the loop
@@ -63,15 +84,23 @@ BCASTS = ("shuffle", "splat", "rotate")
 #: k steps per iteration of the FMA microkernel's loop (measured on 256^3, 4x8: 2 steps
 #: leave a register shuffle on the back edge, 4 spill an accumulator; 3 is fastest)
 FMA_UNROLL = 3
+#: most placement pad stores (each moves the tile loops' code by 5 to 10 bytes)
+MAX_PAD = 64
+#: the placement pad when the tile names none, by (broadcast, FMA): measured, see the
+#: module doc ("Code placement"); 0 where no pad measured better
+DEFAULT_PADS: dict[tuple[str, bool], int] = {("rotate", True): 5}
 
 
 @dataclass(frozen=True)
 class Tile:
-    """Register tile: MR rows x NR columns (NR a multiple of 4), and the A broadcast."""
+    """Register tile: MR rows x NR columns (NR a multiple of 4), the A broadcast, and the
+    code placement pad of the tile loops' function (None: the kernel's measured default;
+    see "Code placement" in the module doc)."""
 
     mr: int = 4
     nr: int = 8
     bcast: str = "shuffle"
+    pad: int | None = None
 
     def __post_init__(self) -> None:
         if self.mr < 1 or self.nr < 4 or self.nr % 4:
@@ -80,16 +109,21 @@ class Tile:
             raise ValueError(f"broadcast must be one of {BCASTS}, not {self.bcast!r}")
         if self.bcast == "rotate" and self.mr != 4:
             raise ValueError(f"tile {self.label()}: the rotate broadcast needs mr = 4")
+        if self.pad is not None and not 0 <= self.pad <= MAX_PAD:
+            raise ValueError(f"tile {self.label()}: the placement pad must be 0..{MAX_PAD}")
 
     @classmethod
     def parse(cls, text: str) -> Tile:
-        """`2x16` or `2x16-splat`."""
-        shape, _, bcast = text.partition("-")
+        """`2x16`, `2x16-splat`, `4x8-rotate+5` (placement pad 5)."""
+        body, at, pad = text.partition("+")
+        shape, _, bcast = body.partition("-")
         try:
             mr, nr = (int(v) for v in shape.lower().split("x"))
+            pad_value = int(pad) if at else None
         except ValueError:
-            raise ValueError(f"tile must look like 2x16 or 2x16-splat, got {text!r}") from None
-        return cls(mr, nr, bcast or "shuffle")
+            raise ValueError(f"tile must look like 2x16, 2x16-splat or 4x8-rotate+5, got "
+                             f"{text!r}") from None
+        return cls(mr, nr, bcast or "shuffle", pad_value)
 
     def acc_rows(self, rows: int) -> int:
         """Accumulator rows of a tile with `rows` valid rows: all 4 with `rotate` (each
@@ -102,7 +136,8 @@ class Tile:
         return -(-self.mr // 4)
 
     def label(self) -> str:
-        return f"{self.mr}x{self.nr}" + ("" if self.bcast == "shuffle" else f"-{self.bcast}")
+        return (f"{self.mr}x{self.nr}" + ("" if self.bcast == "shuffle" else f"-{self.bcast}")
+                + ("" if self.pad is None else f"+{self.pad}"))
 
 
 #: emits the packed A (see module doc) at the scratch address held by the given local
@@ -114,6 +149,7 @@ class PackedGemm:
 
     def __init__(self, m: int, n: int, k: int, tile: Tile, fma: bool = False) -> None:
         self.m, self.n, self.k, self.tile, self.fma = m, n, k, tile, fma
+        self.pad = tile.pad if tile.pad is not None else DEFAULT_PADS.get((tile.bcast, fma), 0)
         mr, nr = tile.mr, tile.nr
         self.mp = -(-m // mr) * mr
         self.np_ = -(-n // nr) * nr
@@ -248,14 +284,37 @@ class PackedGemm:
     # -- compute --------------------------------------------------------------------------
     def emit(self, fb: FunctionBuilder, pack_a: APacker, b: Buffer, c: Buffer,
              scratch: Buffer, bias: Buffer | None = None, relu: bool = False) -> None:
-        """Emit the whole GEMM: packs, then every (panel, tile) pair."""
-        micro = self._micro_fma if self.fma else self._micro
+        """Emit the whole GEMM: the packs, then a call of the function that holds the tile
+        loops (inline where there is no module to add it to)."""
         self.pack_b(fb, b, scratch)
         if bias is not None:
             self.pack_bias(fb, bias, scratch)
         dst = fb.local("pk_adst", "i32")
         fb.set(dst, scratch.ptr + self.a_at)
         pack_a(fb, scratch, dst)
+        if fb.module is None:
+            self._tiles(fb, c, scratch, bias is not None, relu)
+            return
+        taken = {f.split(maxsplit=2)[1] for f in fb.module.funcs}
+        name = f"gemm_tiles_{self.m}x{self.n}x{self.k}"
+        while f"${name}" in taken:
+            name += "_"
+        tiles = FunctionBuilder(name, [("t_scratch", "i32"), ("t_c", "i32")], fb.lowering,
+                                module=fb.module)
+        for i in range(self.pad):
+            # a global each: Cranelift drops a store that the next one overwrites
+            fb.module.add_global(f"(global $gemm_place{i} (mut i32) (i32.const 0))")
+            tiles.emit(f"(global.set $gemm_place{i} (i32.const {i}))")
+        self._tiles(tiles, tiles.buffer(c.name, tiles.param("t_c"), c.space),
+                    tiles.buffer(scratch.name, tiles.param("t_scratch"), scratch.space),
+                    bias is not None, relu)
+        fb.module.add_func(tiles.render())
+        fb.call(name, scratch.ptr + 0, c.ptr + 0)
+
+    def _tiles(self, fb: FunctionBuilder, c: Buffer, scratch: Buffer, bias: bool,
+               relu: bool) -> None:
+        """Every (panel, tile) pair: for each B panel, each A tile's microkernel."""
+        micro = self._micro_fma if self.fma else self._micro
         mr, nr = self.tile.mr, self.tile.nr
         m_full, m_tail = self.m // mr, self.m % mr
         n_full, n_tail = self.n // nr, self.n % nr
@@ -268,11 +327,11 @@ class PackedGemm:
             fb.set(pa, scratch.ptr + self.a_at)
             fb.set(pc, cbase)
             with fb.for_range(it, 0, m_full):
-                micro(fb, scratch, c, pa, pb, pc, pbias, mr, cols, bias is not None, relu)
+                micro(fb, scratch, c, pa, pb, pc, pbias, mr, cols, bias, relu)
                 fb.set(pa, pa + tile_bytes)
                 fb.set(pc, pc + 4 * mr * self.n)
             if m_tail:
-                micro(fb, scratch, c, pa, pb, pc, pbias, m_tail, cols, bias is not None, relu)
+                micro(fb, scratch, c, pa, pb, pc, pbias, m_tail, cols, bias, relu)
 
         fb.set(pb, scratch.ptr + 0)
         fb.set(pbias, scratch.ptr + self.bias_at)
