@@ -3,11 +3,9 @@
 C[m,n] = A[m,k] @ B[k,n] (+ bias[n]) (ReLU), f32, computed in three phases inside one
 `run` call, so packing is part of every measured inference:
 
-1. pack B into NR-column panels in scratch: panel j holds rows p = 0..k-1 of columns
-   j*NR..j*NR+NR-1, contiguous (NR floats per row), columns >= n zero;
-2. pack A into MR-row tiles in scratch: tile t holds, for p = 0..k-1, the MR values
-   A[t*MR + r, p] (r fastest), rows >= m zero. The caller supplies the A packer
-   (plain row-major for GEMM, im2col for convolution);
+1. pack B into NR-column panels and 2. A into MR-row tiles, in scratch (the layout and
+   the packers: `workloads.kernels.gemm_packing`; the caller supplies the A packer,
+   plain row-major for GEMM, im2col for convolution);
 3. for each B panel, for each A tile: an MR x NR register tile of f32x4 accumulators,
    initialised from the (packed, zero-padded) bias or zero; per k step every A value is
    broadcast (`i8x16.shuffle` of one v128 load of the packed A step, or `f32.load` +
@@ -72,14 +70,12 @@ their spaces, packed panels in "scratch"), so the kernel runs under every strate
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.codegen import Buffer, Expr, FunctionBuilder, Var, i32, op
 from harness.codegen.simd import shuffle32
+from workloads.kernels.gemm_packing import V128, ZERO, APacker, PackedLayout
 
-V128 = "v128"
-ZERO = Expr("(v128.const i32x4 0 0 0 0)", V128)
 BCASTS = ("shuffle", "splat", "rotate")
 #: k steps per iteration of the FMA microkernel's loop (measured on 256^3, 4x8: 2 steps
 #: leave a register shuffle on the back edge, 4 spill an accumulator; 3 is fastest)
@@ -140,157 +136,31 @@ class Tile:
                 + ("" if self.pad is None else f"+{self.pad}"))
 
 
-#: emits the packed A (see module doc) at the scratch address held by the given local
-APacker = Callable[[FunctionBuilder, Buffer, Var], None]
-
-
 class PackedGemm:
     """Code generator for one shape: scratch layout, packing of B and bias, the tile loops."""
 
     def __init__(self, m: int, n: int, k: int, tile: Tile, fma: bool = False) -> None:
         self.m, self.n, self.k, self.tile, self.fma = m, n, k, tile, fma
         self.pad = tile.pad if tile.pad is not None else DEFAULT_PADS.get((tile.bcast, fma), 0)
-        mr, nr = tile.mr, tile.nr
-        self.mp = -(-m // mr) * mr
-        self.np_ = -(-n // nr) * nr
-        self.panel_bytes = 4 * nr * k
-        self.b_bytes = self.np_ * k * 4
-        # + slack: a k step loads whole vectors of A, so the last step of the last tile
-        # reads up to 16 bytes past the packed A (values it then ignores)
-        self.a_bytes = self.mp * k * 4 + 16
-        self.a_at = self.b_bytes
-        self.bias_at = self.b_bytes + self.a_bytes
+        self.layout = PackedLayout(m, n, k, tile.mr, tile.nr)
 
     def scratch_bytes(self, bias: bool) -> int:
-        return self.bias_at + (self.np_ * 4 if bias else 0)
-
-    # -- packing ------------------------------------------------------------------------
-    def pack_b(self, fb: FunctionBuilder, b: Buffer, scratch: Buffer) -> None:
-        """Panels in groups whose row slices make up 64 bytes of B (2 panels of 8 columns):
-        per group, rows 0..k-1 in order, so each group reads B down a column of whole cache
-        lines and writes each of its panels front to back.
-
-        Not row by row over all panels: that writes one row of every panel per B row, and
-        panels lie `4*NR*k` bytes apart, a multiple of 4 KiB for k % 128 == 0, so all their
-        current lines fall in one L1 set, evict each other, and nearly every store misses.
-        On 256^3 packing B took 29 us row by row and takes 19 us by groups (of a 1 ms GEMM).
-        The columns after the last whole group are packed row by row, zero-padded."""
-        n, k, nr = self.n, self.k, self.tile.nr
-        per_group = max(1, 16 // nr)  # panels whose row slices make up 64 bytes of B
-        group_cols = per_group * nr
-        groups = n // group_cols
-        src, dst, p = fb.local("pk_src", "i32"), fb.local("pk_dst", "i32"), fb.local("pk_p", "i32")
-        if groups:
-            g, gsrc, gdst = fb.local("pk_g", "i32"), fb.local("pk_gsrc", "i32"), fb.local(
-                "pk_gdst", "i32")
-            fb.set(gsrc, b.ptr + 0)
-            fb.set(gdst, scratch.ptr + 0)
-            with fb.for_range(g, 0, groups):
-                fb.set(src, gsrc + 0)
-                fb.set(dst, gdst + 0)
-                with fb.for_range(p, 0, k):
-                    for j in range(per_group):
-                        for q in range(0, nr, 4):
-                            scratch.store_at(dst, b.load_at(src, V128, 4 * (j * nr + q)), V128,
-                                             j * self.panel_bytes + 4 * q)
-                    fb.set(src, src + 4 * n)
-                    fb.set(dst, dst + 4 * nr)
-                fb.set(gsrc, gsrc + 4 * group_cols)
-                fb.set(gdst, gdst + per_group * self.panel_bytes)
-        first = groups * group_cols
-        if first == n:
-            return
-        fb.set(src, b.ptr + 4 * first)
-        fb.set(dst, scratch.ptr + first // nr * self.panel_bytes)
-        with fb.for_range(p, 0, k):
-            for j0 in range(first, n, nr):
-                width, at = min(nr, n - j0), (j0 - first) // nr * self.panel_bytes
-                for q in range(0, nr, 4):
-                    if q + 4 <= width:
-                        scratch.store_at(dst, b.load_at(src, V128, 4 * (j0 - first + q)), V128,
-                                         at + 4 * q)
-                    elif q < width:
-                        for lane in range(q, q + 4):
-                            v = b.load_at(src, "f32", 4 * (j0 - first + lane)) if lane < width \
-                                else Expr("(f32.const 0)", "f32")
-                            scratch.store_at(dst, v, "f32", at + 4 * lane)
-                    else:
-                        scratch.store_at(dst, ZERO, V128, at + 4 * q)
-            fb.set(src, src + 4 * n)
-            fb.set(dst, dst + 4 * nr)
-
-    def pack_bias(self, fb: FunctionBuilder, bias: Buffer, scratch: Buffer) -> None:
-        """Copy bias into scratch, zero-padded to whole panels (so tails load whole vectors)."""
-        base = scratch.ptr + self.bias_at
-        for j in range(0, self.np_, 4):
-            if j + 4 <= self.n:
-                scratch.store_at(base, bias.load_at(bias.ptr, V128, 4 * j), V128, 4 * j)
-            else:
-                for lane in range(j, j + 4):
-                    v = bias.load_at(bias.ptr, "f32", 4 * lane) if lane < self.n else Expr(
-                        "(f32.const 0)", "f32")
-                    scratch.store_at(base, v, "f32", 4 * lane)
+        return self.layout.scratch_bytes(bias)
 
     def pack_a_rowmajor(self, a: Buffer, lda: int | None = None) -> APacker:
-        """Packer for a row-major A (row stride `lda` elements, default k). With 4-row tiles,
-        4 k steps at a time: one v128 load per row and a 4x4 transpose (8 one-instruction
-        unpacks on x64) instead of 16 scalar loads and stores (+1% on 256^3, measured in
-        paired rounds); the last k % 4 steps and other tile heights go element by element."""
-        m, k, mr = self.m, self.k, self.tile.mr
-        stride = 4 * (lda if lda is not None else k)
-
-        vec = mr == 4 and k >= 4  # 4 k steps at a time: 4 v128 loads, a 4x4 transpose
-
-        def emit(fb: FunctionBuilder, scratch: Buffer, dst: Var) -> None:
-            src, p = fb.local("pa_src", "i32"), fb.local("pa_p", "i32")
-            for t0 in range(0, m, mr):
-                rows = min(mr, m - t0)
-                fb.set(src, a.addr(t0 * (stride // 4)))
-                k0 = 0
-                if vec:
-                    k0 = k - k % 4
-                    with fb.for_range(p, 0, k // 4):
-                        self._transpose4(fb, a, src, stride, rows, scratch, dst)
-                        fb.set(src, src + 16)
-                        fb.set(dst, dst + 64)
-                if k0 == k:
-                    continue
-                with fb.for_range(p, k0, k):
-                    for r in range(mr):
-                        v = a.load_at(src, "f32", r * stride) if r < rows else Expr(
-                            "(f32.const 0)", "f32")
-                        scratch.store_at(dst, v, "f32", 4 * r)
-                    fb.set(src, src + 4)
-                    fb.set(dst, dst + 4 * mr)
-        return emit
-
-    @staticmethod
-    def _transpose4(fb: FunctionBuilder, a: Buffer, src: Var, stride: int, rows: int,
-                    scratch: Buffer, dst: Var) -> None:
-        """Pack 4 k steps of a 4-row tile: load 4 columns of each row, transpose 4x4."""
-        r = [fb.local(f"pt_r{i}", V128) for i in range(4)]
-        t = [fb.local(f"pt_t{i}", V128) for i in range(4)]
-        for i in range(4):
-            fb.set(r[i], a.load_at(src, V128, i * stride) if i < rows else ZERO)
-        lo, hi, first, second = (0, 4, 1, 5), (2, 6, 3, 7), (0, 1, 4, 5), (2, 3, 6, 7)
-        fb.set(t[0], shuffle32(r[0], r[1], lo))  # r0[0] r1[0] r0[1] r1[1]
-        fb.set(t[1], shuffle32(r[2], r[3], lo))
-        fb.set(t[2], shuffle32(r[0], r[1], hi))  # r0[2] r1[2] r0[3] r1[3]
-        fb.set(t[3], shuffle32(r[2], r[3], hi))
-        for q, (x, y, half) in enumerate(((0, 1, first), (0, 1, second), (2, 3, first),
-                                          (2, 3, second))):
-            scratch.store_at(dst, shuffle32(t[x], t[y], half), V128, 16 * q)
+        """The A packer for a row-major A (see `PackedLayout.pack_a_rowmajor`)."""
+        return self.layout.pack_a_rowmajor(a, lda)
 
     # -- compute --------------------------------------------------------------------------
     def emit(self, fb: FunctionBuilder, pack_a: APacker, b: Buffer, c: Buffer,
              scratch: Buffer, bias: Buffer | None = None, relu: bool = False) -> None:
         """Emit the whole GEMM: the packs, then a call of the function that holds the tile
         loops (inline where there is no module to add it to)."""
-        self.pack_b(fb, b, scratch)
+        self.layout.pack_b(fb, b, scratch)
         if bias is not None:
-            self.pack_bias(fb, bias, scratch)
+            self.layout.pack_bias(fb, bias, scratch)
         dst = fb.local("pk_adst", "i32")
-        fb.set(dst, scratch.ptr + self.a_at)
+        fb.set(dst, scratch.ptr + self.layout.a_at)
         pack_a(fb, scratch, dst)
         if fb.module is None:
             self._tiles(fb, c, scratch, bias is not None, relu)
@@ -321,10 +191,10 @@ class PackedGemm:
         jp, it = fb.local("g_jp", "i32"), fb.local("g_it", "i32")
         pb, pa, pc = fb.local("g_pb", "i32"), fb.local("g_pa", "i32"), fb.local("g_pc", "i32")
         pbias, cbase = fb.local("g_pbias", "i32"), fb.local("g_cbase", "i32")
-        panel_bytes, tile_bytes = self.panel_bytes, 4 * mr * self.k
+        panel_bytes, tile_bytes = self.layout.panel_bytes, 4 * mr * self.k
 
         def panel(cols: int) -> None:
-            fb.set(pa, scratch.ptr + self.a_at)
+            fb.set(pa, scratch.ptr + self.layout.a_at)
             fb.set(pc, cbase)
             with fb.for_range(it, 0, m_full):
                 micro(fb, scratch, c, pa, pb, pc, pbias, mr, cols, bias, relu)
@@ -334,7 +204,7 @@ class PackedGemm:
                 micro(fb, scratch, c, pa, pb, pc, pbias, m_tail, cols, bias, relu)
 
         fb.set(pb, scratch.ptr + 0)
-        fb.set(pbias, scratch.ptr + self.bias_at)
+        fb.set(pbias, scratch.ptr + self.layout.bias_at)
         fb.set(cbase, c.ptr + 0)
         with fb.for_range(jp, 0, n_full):
             panel(nr)
