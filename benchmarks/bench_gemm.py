@@ -8,19 +8,21 @@ and single-threaded NumPy, one run.
 
 The wasm side runs the harness's own path in process: strategy -> Plan -> LoadedPlan on
 the wasmtime backend (default config), whose calls go through wasmtime's raw call path.
-What is timed is the plan's call of the kernel, packing included, with A and B already in
-wasm memory and C left there: the counterpart of `np.matmul(a, b, out=c)` on arrays NumPy
-already holds. The plan's other steps, copying A and B into wasm memory and C out of it,
-are the embedding's cost, not the GEMM's; they are measured apart and printed next to the
-result (`membench` cells time the whole inference, copies included). NumPy is pinned to
-one thread (the environment is set before NumPy is first imported). Variants are measured in interleaved rounds; the table
-shows the median and best of the per-round medians, and the machine's load average,
+What is timed is the plan's call steps: the kernel, packing included, with its inputs
+already in wasm memory and its output left there, the counterpart of `np.matmul(a, b,
+out=c)` on arrays NumPy already holds (under a host-call strategy the calls of its host
+shim count too). The plan's other steps, writing the input into wasm memory and reading
+the output out (B is a weight, written once at setup), are the embedding's cost, not the
+GEMM's: they are measured apart and printed next to the result (`membench` cells time the
+whole inference, those steps included). NumPy is pinned to one thread (the environment is
+set before NumPy is first imported). Variants are measured in interleaved rounds; the
+table shows the median and best of the per-round medians, and the machine's load average,
 because the machine is shared. The share of NumPy is given three ways: from the medians,
 from the best rounds, and paired (the median over rounds of NumPy's time / the variant's
 time in the same round, which a burst of host interference slowing whole rounds cancels
-out of). `--clock cpu` (default) times with this thread's CPU time,
-which time slices given to other processes do not inflate (on a loaded machine wall time
-measures the scheduler); `--clock wall` uses perf_counter.
+out of). `--clock cpu` (default) times with this thread's CPU time, which time slices
+given to other processes do not inflate (on a loaded machine wall time measures the
+scheduler); `--clock wall` uses perf_counter.
 
 Every `--isas` value is measured with every `--tiles` tile; `simd` is plain SIMD128
 (mul + add), `relaxed` adds relaxed-SIMD `f32x4.relaxed_madd` (FMA on x86 with FMA3). The
@@ -55,7 +57,7 @@ from harness.runner import Registries  # noqa: E402
 from harness.runtimes.executor import LoadedPlan  # noqa: E402
 from harness.verify import compare  # noqa: E402
 from harness.workload import Workload  # noqa: E402
-from workloads.kernels.gemm import resolve_tile  # noqa: E402
+from workloads.kernels.gemm import kernel_tile  # noqa: E402
 
 SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5)
 
@@ -63,7 +65,8 @@ SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5
 @dataclass(frozen=True)
 class WasmRunner:
     """A verified plan split into what is timed (`call`: the kernel, packing included) and
-    the embedding's copies around it (`copies`: A and B in, C out)."""
+    the plan's other steps around it (`copies`: the input written in, the output read out,
+    and any counters read)."""
 
     call: Callable[[], None]
     copies: Callable[[], None]
@@ -174,8 +177,8 @@ def report_copies(wasm: dict[str, WasmRunner], times: dict[str, list[float]], ke
     key = min(keys, key=lambda k: statistics.median(times[k]))
     call_s = statistics.median(times[key])
     copies_s = statistics.median(measure(rounds, {"copies": wasm[key].copies}, clock)["copies"])
-    print(f"  not in the figures above: the plan's copies of the inputs into wasm memory and "
-          f"of the output out of it, {copies_s * 1e6:.1f} us per inference "
+    print(f"  not in the figures above: the plan's other steps (the input written into wasm "
+          f"memory, the output read out of it), {copies_s * 1e6:.1f} us per inference "
           f"({100 * copies_s / call_s:.1f}% of {key}'s {call_s * 1e6:.0f} us call)")
 
 
@@ -211,9 +214,14 @@ def main() -> None:
     if not args.no_gemm:
         base = f"gemm:m={args.m},n={args.n},k={args.k}"
         isas = args.isas.split(",")
-        wasm = {f"wasm {isa} {resolve_tile(tile, isa).label()}": wasm_runner(
-                    regs, f"{base},isa={isa},tile={tile}", args.strategy)
-                for isa in isas for tile in args.tiles.split(",")}
+        wasm: dict[str, WasmRunner] = {}
+        for isa in isas:
+            for tile in args.tiles.split(","):
+                name = f"wasm {isa} {kernel_tile(tile, isa).label()}"
+                if name in wasm:  # e.g. auto and the tile it stands for
+                    print(f"  {isa} tile {tile}: the same kernel as {name}, measured once")
+                    continue
+                wasm[name] = wasm_runner(regs, f"{base},isa={isa},tile={tile}", args.strategy)
         wasm["wasm scalar"] = wasm_runner(regs, f"{base},isa=scalar", args.strategy)
         wl = wasm["wasm scalar"].workload
         runners = {name: r.call for name, r in wasm.items()}

@@ -126,10 +126,14 @@ def _functions(wat: str) -> dict[str, str]:
     return {part.split()[0]: part for part in parts}
 
 
+ROTATE_PAD = DEFAULT_PADS[(Tile(4, 8, "rotate"), True)]
+
+
 @pytest.mark.parametrize(("isa", "tile", "label", "pad"), [
-    ("relaxed", None, "4x8-rotate", DEFAULT_PADS[("rotate", True)]),
+    ("relaxed", None, f"4x8-rotate+{ROTATE_PAD}", ROTATE_PAD),
     ("simd", None, "4x8", 0),
     ("relaxed", Tile(4, 8, "rotate", 2), "4x8-rotate+2", 2),
+    ("relaxed", Tile(4, 8, "rotate", 0), "4x8-rotate", 0),
     ("simd", Tile(4, 8, "shuffle", 7), "4x8+7", 7),
 ])
 def test_tile_loops_are_a_function_of_their_own_after_the_placement_pad(
@@ -160,3 +164,28 @@ def test_two_gemms_in_one_module_get_two_tile_functions() -> None:
     assert {"gemm_tiles_2x4x3", "gemm_tiles_2x4x3_", "run"} == set(_functions(wat))
     assert wat.count("(global $gemm_place0 ") == 1
     assemble(wat)  # valid wasm: names unique, the pad's global declared once
+
+
+def test_auto_tile_names_the_kernel_that_runs(regs) -> None:
+    # a cell's compiled module names say which tile and pad ran (results record them)
+    def modules(spec: str) -> list[str]:
+        plan = regs.strategies.create("shared").plan(regs.workloads.create(spec))
+        return [m.name for m in plan.modules]
+    assert modules("gemm:m=8,n=8,k=8,isa=relaxed") == [
+        f"gemm_8x8x8_relaxed4x8-rotate+{ROTATE_PAD}"]
+    assert modules("gemm:m=8,n=8,k=8,isa=relaxed,tile=auto") == modules(
+        f"gemm:m=8,n=8,k=8,isa=relaxed,tile=4x8-rotate+{ROTATE_PAD}")
+    assert modules("gemm:m=8,n=8,k=8") == ["gemm_8x8x8_simd4x8"]
+    assert modules("conv2d:h=4,w=4,cin=2,cout=8,isa=relaxed")[0].endswith(
+        f"_relaxed4x8-rotate+{ROTATE_PAD}")
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+def test_rotate_tails_of_fewer_rows_multiply_only_their_rows(m: int) -> None:
+    # a rotated tile keeps 4 accumulator rows; a 1-3 row tail broadcasts instead, so its
+    # k loop has as many FMAs as the broadcast tile's
+    def fmas_in_tail(tile: Tile) -> int:
+        wat = _functions(_wat(GemmKernel(m, 8, 16, isa="relaxed", tile=tile)))
+        return wat[f"gemm_tiles_{m}x8x16"].count("f32x4.relaxed_madd")
+    rotate, shuffle = fmas_in_tail(Tile(4, 8, "rotate")), fmas_in_tail(Tile(4, 8))
+    assert rotate == shuffle

@@ -40,7 +40,7 @@ from workloads.kernels.gemm import (
     resolve_tile,
 )
 from workloads.kernels.isa import isa_features
-from workloads.kernels.packed_gemm import PackedGemm, Tile
+from workloads.kernels.packed_gemm import PackedGemm, Tile, placed
 
 UNROLL_CIN = 16  # receptive-field rows up to this many channels are copied unrolled
 
@@ -90,7 +90,7 @@ class Conv2dKernel(Kernel):
             raise ShapeError(f"conv2d: a {kh}x{kw} kernel with padding {pad} does not fit a "
                              f"{h}x{w} input")
         self.isa = isa
-        tile = tile or default_tile(isa)
+        tile = placed(tile or default_tile(isa), fma=isa == "relaxed")
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
         self.name = (f"conv2d_{batch}x{h}x{w}x{cin}_k{kh}x{kw}s{stride}p{pad}_{cout}"
                      f"{'_relu' if relu else ''}_{variant}")

@@ -38,7 +38,7 @@ from harness.errors import SpecError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import isa_features
-from workloads.kernels.packed_gemm import PackedGemm, Tile
+from workloads.kernels.packed_gemm import PackedGemm, Tile, placed
 
 ISAS = ("scalar", "simd", "relaxed")
 #: `tile=auto`: 4x8, with A rotated under relaxed SIMD (see the module doc)
@@ -65,6 +65,12 @@ def resolve_tile(raw: str, isa: str) -> Tile:
     return default_tile(isa) if raw == "auto" else Tile.parse(raw)
 
 
+def kernel_tile(raw: str, isa: str) -> Tile:
+    """The tile a `tile` parameter's value runs as, placement pad included (its label is
+    the one in the kernel's name)."""
+    return placed(resolve_tile(raw, isa), fma=isa == "relaxed")
+
+
 ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, packed SIMD128 register tiles, or "
                   "those with relaxed-SIMD FMA (relaxed_madd)", choices=ISAS)
 TILE_PARAM = Param("tile", "str", "auto",
@@ -82,7 +88,7 @@ class GemmKernel(Kernel):
                  isa: str = "simd", tile: Tile | None = None) -> None:
         if isa not in ISAS:
             raise ValueError(f"isa must be one of {ISAS}, not {isa!r}")
-        tile = tile or default_tile(isa)
+        tile = placed(tile or default_tile(isa), fma=isa == "relaxed")
         self.m, self.n, self.k, self.bias, self.relu, self.isa = m, n, k, bias, relu, isa
         suffix = ("_bias" if bias else "") + ("_relu" if relu else "")
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"

@@ -23,6 +23,9 @@ from harness.codegen.simd import shuffle32
 V128 = "v128"
 ZERO = Expr("(v128.const i32x4 0 0 0 0)", V128)
 
+#: rows of B packed per block (see `PackedLayout.pack_b`)
+PACK_B_ROWS = 16
+
 #: emits the packed A (see the module doc) at the scratch address held by the given local
 APacker = Callable[[FunctionBuilder, Buffer, Var], None]
 
@@ -73,29 +76,48 @@ class PackedLayout:
         return self.bias_at + (self.np_ * 4 if bias else 0)
 
     def pack_b(self, fb: FunctionBuilder, b: Buffer, scratch: Buffer) -> None:
-        """Panels in groups whose row slices make up 64 bytes of B (2 panels of 8 columns):
-        per group, rows 0..k-1 in order, so each group reads B down a column of whole cache
-        lines and writes each of its panels front to back.
+        """B in blocks of `PACK_B_ROWS` rows; within a block, panels in groups whose row
+        slices make up 64 bytes of B (16 // NR panels, at least one: 2 of 8 columns), each
+        group's rows in order, then the columns after the last whole group, zero-padded.
 
         Not row by row over all panels: that writes one row of every panel per B row, and
         panels lie `4*NR*k` bytes apart, a multiple of 4 KiB for k % 128 == 0, so all their
         current lines fall in one L1 set, evict each other, and nearly every store misses.
         On 256^3 packing B took 29 us row by row and takes 19 us by groups (of a 1 ms GEMM).
-        The columns after the last whole group are packed row by row, zero-padded."""
-        n, k, nr = self.n, self.k, self.nr
-        per_group = max(1, 16 // nr)  # panels whose row slices make up 64 bytes of B
+        Not each group down all k rows either: a block's rows are read by every group while
+        they are still cached (in L1, or in a strategy's software page cache, which would
+        otherwise fetch B's pages again for every group)."""
+        k = self.k
+        blk_src, blk_dst, kb = (fb.local("pk_bsrc", "i32"), fb.local("pk_bdst", "i32"),
+                                fb.local("pk_kb", "i32"))
+        fb.set(blk_src, b.ptr + 0)
+        fb.set(blk_dst, scratch.ptr + 0)
+        blocks, tail = divmod(k, PACK_B_ROWS)
+        if blocks:
+            with fb.for_range(kb, 0, blocks):
+                self._pack_b_rows(fb, b, scratch, blk_src, blk_dst, PACK_B_ROWS)
+                fb.set(blk_src, blk_src + PACK_B_ROWS * 4 * self.n)
+                fb.set(blk_dst, blk_dst + PACK_B_ROWS * 4 * self.nr)
+        if tail:
+            self._pack_b_rows(fb, b, scratch, blk_src, blk_dst, tail)
+
+    def _pack_b_rows(self, fb: FunctionBuilder, b: Buffer, scratch: Buffer, blk_src: Var,
+                     blk_dst: Var, rows: int) -> None:
+        """Pack `rows` rows of B, from `blk_src` in B to their rows at `blk_dst` in panel 0."""
+        n, nr = self.n, self.nr
+        per_group = max(1, 16 // nr)  # panels whose row slices make up (up to) 64 bytes
         group_cols = per_group * nr
         groups = n // group_cols
         src, dst, p = fb.local("pk_src", "i32"), fb.local("pk_dst", "i32"), fb.local("pk_p", "i32")
         if groups:
             g, gsrc, gdst = fb.local("pk_g", "i32"), fb.local("pk_gsrc", "i32"), fb.local(
                 "pk_gdst", "i32")
-            fb.set(gsrc, b.ptr + 0)
-            fb.set(gdst, scratch.ptr + 0)
+            fb.set(gsrc, blk_src + 0)
+            fb.set(gdst, blk_dst + 0)
             with fb.for_range(g, 0, groups):
                 fb.set(src, gsrc + 0)
                 fb.set(dst, gdst + 0)
-                with fb.for_range(p, 0, k):
+                with fb.for_range(p, 0, rows):
                     for j in range(per_group):
                         for q in range(0, nr, 4):
                             scratch.store_at(dst, b.load_at(src, V128, 4 * (j * nr + q)), V128,
@@ -107,9 +129,9 @@ class PackedLayout:
         first = groups * group_cols
         if first == n:
             return
-        fb.set(src, b.ptr + 4 * first)
-        fb.set(dst, scratch.ptr + first // nr * self.panel_bytes)
-        with fb.for_range(p, 0, k):
+        fb.set(src, blk_src + 4 * first)
+        fb.set(dst, blk_dst + first // nr * self.panel_bytes)
+        with fb.for_range(p, 0, rows):
             for j0 in range(first, n, nr):
                 width, at = min(nr, n - j0), (j0 - first) // nr * self.panel_bytes
                 for q in range(0, nr, 4):

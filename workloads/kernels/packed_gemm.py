@@ -70,7 +70,8 @@ their spaces, packed panels in "scratch"), so the kernel runs under every strate
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from harness.codegen import Buffer, Expr, FunctionBuilder, Var, i32, op
 from harness.codegen.simd import shuffle32
@@ -82,9 +83,6 @@ BCASTS = ("shuffle", "splat", "rotate")
 FMA_UNROLL = 3
 #: most placement pad stores (each moves the tile loops' code by 5 to 10 bytes)
 MAX_PAD = 64
-#: the placement pad when the tile names none, by (broadcast, FMA): measured, see the
-#: module doc ("Code placement"); 0 where no pad measured better
-DEFAULT_PADS: dict[tuple[str, bool], int] = {("rotate", True): 5}
 
 
 @dataclass(frozen=True)
@@ -133,15 +131,29 @@ class Tile:
 
     def label(self) -> str:
         return (f"{self.mr}x{self.nr}" + ("" if self.bcast == "shuffle" else f"-{self.bcast}")
-                + ("" if self.pad is None else f"+{self.pad}"))
+                + (f"+{self.pad}" if self.pad else ""))
+
+
+#: the placement pad of a tile that names none, by (tile without pad, FMA): measured, see
+#: the module doc ("Code placement"); 0 for every other kernel
+DEFAULT_PADS: Mapping[tuple[Tile, bool], int] = {(Tile(4, 8, "rotate"), True): 5}
+
+
+def placed(tile: Tile, fma: bool) -> Tile:
+    """`tile` with its placement pad filled in: the one it names, else the measured default
+    for the kernel (`DEFAULT_PADS`), else 0. Its label is the code that runs."""
+    if tile.pad is not None:
+        return tile
+    return replace(tile, pad=DEFAULT_PADS.get((tile, fma), 0))
 
 
 class PackedGemm:
     """Code generator for one shape: scratch layout, packing of B and bias, the tile loops."""
 
     def __init__(self, m: int, n: int, k: int, tile: Tile, fma: bool = False) -> None:
-        self.m, self.n, self.k, self.tile, self.fma = m, n, k, tile, fma
-        self.pad = tile.pad if tile.pad is not None else DEFAULT_PADS.get((tile.bcast, fma), 0)
+        self.m, self.n, self.k, self.fma = m, n, k, fma
+        self.tile = placed(tile, fma)
+        self.pad = self.tile.pad or 0
         self.layout = PackedLayout(m, n, k, tile.mr, tile.nr)
 
     def scratch_bytes(self, bias: bool) -> int:
@@ -224,10 +236,18 @@ class PackedGemm:
                 fb.set(acc[r][q], init if r == 0 or not bias else acc[0][q])
         return acc
 
-    def _broadcast(self, fb: FunctionBuilder, scratch: Buffer, ka: Expr, off: int,
+    def _tile_for(self, rows: int) -> Tile:
+        """The tile a tile with `rows` valid rows runs: a rotated tile keeps all MR
+        accumulator rows, so a tail of fewer rows broadcasts instead (1 valid row of 4 would
+        do 4 times the FMAs)."""
+        if self.tile.bcast == "rotate" and rows < self.tile.mr:
+            return replace(self.tile, bcast="shuffle")
+        return self.tile
+
+    @staticmethod
+    def _broadcast(fb: FunctionBuilder, t: Tile, scratch: Buffer, ka: Expr, off: int,
                    bc: list[Var]) -> None:
         """Set bc[r] to A[r] of the k step at byte `off` from `ka`, in every lane."""
-        t = self.tile
         if t.bcast == "rotate":  # bc[j] lane l = A[(l + j) % 4]: the A vector, 3 rotations
             fb.set(bc[0], scratch.load_at(ka, V128, off))
             for j in range(1, 4):
@@ -264,7 +284,7 @@ class PackedGemm:
     def _micro(self, fb: FunctionBuilder, scratch: Buffer, c: Buffer, pa: Var, pb: Var,
                pc: Var, pbias: Var, rows: int, cols: int, bias: bool, relu: bool) -> None:
         """One MR x NR tile (only `rows` x `cols` of it valid): k loop, then the stores."""
-        t = self.tile
+        t = self._tile_for(rows)
         nv = -(-cols // 4)  # vector columns that hold valid lanes
         valid, rows = rows, t.acc_rows(rows)
         acc = self._init_acc(fb, scratch, pbias, rows, nv, bias)
@@ -279,7 +299,7 @@ class PackedGemm:
         # B vectors live at once and spill accumulators.
         loop = fb._label("K")
         fb.emit(f"(loop {loop}")
-        self._broadcast(fb, scratch, ka, 0, bc)
+        self._broadcast(fb, t, scratch, ka, 0, bc)
         for q in range(nv):
             fb.set(bvec, scratch.load_at(kb, V128, 16 * q))
             for r in range(rows):
@@ -289,12 +309,12 @@ class PackedGemm:
         fb.set(kb, kb + 4 * t.nr)
         fb.emit(f"  (br_if {loop} {(ka < kend).wat})")
         fb.emit(")")
-        self._store_tile(c, pc, self._rows_of(fb, acc)[:valid], cols, relu)
+        self._store_tile(c, pc, self._rows_of(fb, t, acc)[:valid], cols, relu)
 
     def _micro_fma(self, fb: FunctionBuilder, scratch: Buffer, c: Buffer, pa: Var, pb: Var,
                    pc: Var, pbias: Var, rows: int, cols: int, bias: bool, relu: bool) -> None:
         """`_micro` with `f32x4.relaxed_madd`, in the loop shape the module doc explains."""
-        t = self.tile
+        t = self._tile_for(rows)
         nv = -(-cols // 4)
         valid, rows = rows, t.acc_rows(rows)
         acc = self._init_acc(fb, scratch, pbias, rows, nv, bias)
@@ -317,7 +337,7 @@ class PackedGemm:
         for u in range(FMA_UNROLL):
             if u:
                 fb.emit(f"  (br_if {done} {(i >= (self.k - u) * unit).wat})")
-            self._broadcast(fb, scratch, ka, u * a_step, bc)
+            self._broadcast(fb, t, scratch, ka, u * a_step, bc)
             for q in range(nv):
                 fb.set(bv[q], scratch.load_at(kb, V128, u * b_step + 16 * q))
             for r in range(rows):
@@ -329,13 +349,14 @@ class PackedGemm:
         fb.set(i, i + FMA_UNROLL * unit)
         fb.emit(f"  (br_if {loop} {(i < self.k * unit).wat})")
         fb.emit("))")
-        self._store_tile(c, pc, self._rows_of(fb, acc)[:valid], cols, relu)
+        self._store_tile(c, pc, self._rows_of(fb, t, acc)[:valid], cols, relu)
 
-    def _rows_of(self, fb: FunctionBuilder, acc: list[list[Var]]) -> list[list[Var]]:
+    @staticmethod
+    def _rows_of(fb: FunctionBuilder, t: Tile, acc: list[list[Var]]) -> list[list[Var]]:
         """The tile's rows from its accumulators. With `rotate`, acc[j][q] lane l holds
         C[(l + j) % 4][4q + l], so row r takes lane l from acc[(r - l) % 4][q]: three blends
         a row and vector column, once per tile."""
-        if self.tile.bcast != "rotate":
+        if t.bcast != "rotate":
             return acc
 
         def blend(x: Expr, y: Expr, from_y: tuple[int, ...]) -> Expr:
