@@ -60,8 +60,9 @@ all 32 offsets of a window ran the whole GEMM in 1013 to 1283 us; 4x8 ran in 104
 
 Tails cost nothing at run time: shapes are compile-time constants, so the last (partial)
 tile and panel get a specialised copy of the microkernel that computes only the valid
-rows and vector columns and stores only the valid lanes. K needs no padding: the loop
-runs one k step per iteration.
+rows and vector columns and stores only the valid lanes (a `rotate` tile's tail of 1-3
+rows broadcasts A instead: rotation keeps all 4 accumulator rows). K needs no padding:
+the loop leaves after any k step.
 
 Every access, packed or not, goes through the strategy's `MemoryLowering` (buffers in
 their spaces, packed panels in "scratch"), so the kernel runs under every strategy.
