@@ -57,7 +57,7 @@ from harness.runner import Registries  # noqa: E402
 from harness.runtimes.executor import LoadedPlan  # noqa: E402
 from harness.verify import compare  # noqa: E402
 from harness.workload import Workload  # noqa: E402
-from workloads.kernels.gemm import kernel_tile  # noqa: E402
+from workloads.kernels.gemm import kernel_tile, tile_param  # noqa: E402
 
 SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5)
 
@@ -217,7 +217,7 @@ def main() -> None:
         wasm: dict[str, WasmRunner] = {}
         for isa in isas:
             for tile in args.tiles.split(","):
-                name = f"wasm {isa} {kernel_tile(tile, isa).label()}"
+                name = f"wasm {isa} {kernel_tile(tile_param(tile), isa).label()}"
                 if name in wasm:  # e.g. auto and the tile it stands for
                     print(f"  {isa} tile {tile}: the same kernel as {name}, measured once")
                     continue

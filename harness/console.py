@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.calibration import OVERHEAD_FACTOR
+from harness.compare import round_sizes
 from harness.results import ResultRow
-from harness.stats import summarize
+from harness.stats import group_medians, summarize
 
 STATUS_STYLE = {"ok": "green", "invalid": "bold red", "crashed": "red", "trapped": "red",
                 "oom": "red", "timeout": "red", "unsupported": "yellow", "unavailable": "yellow",
@@ -144,16 +145,13 @@ def round_spread(row: ResultRow) -> tuple[float, float] | None:
     """(median within-round CV, slowest / fastest round median - 1) of a cell whose
     samples came from two or more rounds; None for fewer rounds or samples that do not add
     up to its rounds' counts (an imported result)."""
-    counts = [int(info.get("n") or 0) for info in row.rounds]
-    if len(counts) < 2 or sum(counts) != len(row.samples_s) or min(counts) < 2:
+    sizes = round_sizes(row)
+    if sizes is None or min(sizes) < 2:
         return None
-    cvs, medians, at = [], [], 0
-    for n in counts:
-        part = row.samples_s[at:at + n]
-        at += n
-        cvs.append(summarize(part).cv)
-        medians.append(float(np.median(part)))
-    return float(np.median(cvs)), max(medians) / min(medians) - 1
+    x = np.asarray(row.samples_s, dtype=np.float64)
+    cvs = [part.std(ddof=1) / part.mean() for part in np.split(x, np.cumsum(sizes)[:-1])]
+    medians = group_medians(x, sizes)
+    return float(np.median(cvs)), float(medians.max() / medians.min() - 1)
 
 
 def cv_distribution(rows: Sequence[ResultRow], min_median_s: float = 1e-3) -> str | None:

@@ -32,15 +32,9 @@ from harness.codegen.kernel import SCRATCH
 from harness.errors import ShapeError
 from harness.params import Param
 from harness.workload import Dispatch, Tensor, Tolerance, Workload
-from workloads.kernels.gemm import (
-    ISA_PARAM,
-    TILE_PARAM,
-    default_tile,
-    gemm_tolerance,
-    resolve_tile,
-)
+from workloads.kernels.gemm import ISA_PARAM, TILE_PARAM, gemm_tolerance, kernel_tile, tile_param
 from workloads.kernels.isa import isa_features
-from workloads.kernels.packed_gemm import PackedGemm, Tile, placed
+from workloads.kernels.packed_gemm import PackedGemm, Tile
 
 UNROLL_CIN = 16  # receptive-field rows up to this many channels are copied unrolled
 
@@ -90,7 +84,7 @@ class Conv2dKernel(Kernel):
             raise ShapeError(f"conv2d: a {kh}x{kw} kernel with padding {pad} does not fit a "
                              f"{h}x{w} input")
         self.isa = isa
-        tile = placed(tile or default_tile(isa), fma=isa == "relaxed")
+        tile = kernel_tile(tile, isa)
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
         self.name = (f"conv2d_{batch}x{h}x{w}x{cin}_k{kh}x{kw}s{stride}p{pad}_{cout}"
                      f"{'_relu' if relu else ''}_{variant}")
@@ -297,8 +291,7 @@ class Conv2dWorkload(Workload):
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         p = self.params
         kern = Conv2dKernel(p["batch"], p["h"], p["w"], p["cin"], p["cout"], p["kh"], p["kw"],
-                            p["stride"], p["pad"], p["relu"], p["isa"],
-                            resolve_tile(p["tile"], p["isa"]))
+                            p["stride"], p["pad"], p["relu"], p["isa"], tile_param(p["tile"]))
         return (Dispatch("conv2d", kern,
                          (("x", "x"), ("w", "w"), ("bias", "bias"), ("y", "y"))),)
 

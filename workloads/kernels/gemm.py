@@ -47,11 +47,6 @@ ISAS = ("scalar", "simd", "relaxed")
 AUTO_TILES = {"simd": Tile(4, 8), "relaxed": Tile(4, 8, "rotate")}
 
 
-def default_tile(isa: str) -> Tile:
-    """The tile `tile=auto` means for `isa` (scalar has none: the SIMD default stands in)."""
-    return AUTO_TILES.get(isa, AUTO_TILES["simd"])
-
-
 def parse_tile(raw: str) -> str:
     if raw == "auto":
         return raw
@@ -62,15 +57,16 @@ def parse_tile(raw: str) -> str:
     return raw
 
 
-def resolve_tile(raw: str, isa: str) -> Tile:
-    """A `tile` parameter's value as a Tile (`auto`: the default for `isa`)."""
-    return default_tile(isa) if raw == "auto" else Tile.parse(raw)
+def tile_param(raw: str) -> Tile | None:
+    """A `tile` parameter's value as a Tile; None for `auto` (the kernel's default)."""
+    return None if raw == "auto" else Tile.parse(raw)
 
 
-def kernel_tile(raw: str, isa: str) -> Tile:
-    """The tile a `tile` parameter's value runs as, placement pad included (its label is
-    the one in the kernel's name)."""
-    return placed(resolve_tile(raw, isa), fma=isa == "relaxed")
+def kernel_tile(tile: Tile | None, isa: str) -> Tile:
+    """The tile a kernel of `isa` runs for `tile` (None: the `auto` one; scalar has none,
+    the SIMD default stands in), placement pad included: its label is the one in the
+    kernel's name."""
+    return placed(tile or AUTO_TILES.get(isa, AUTO_TILES["simd"]), fma=isa == "relaxed")
 
 
 ISA_PARAM = Param("isa", "choice", "simd", "scalar loops, packed SIMD128 register tiles, or "
@@ -90,7 +86,7 @@ class GemmKernel(Kernel):
                  isa: str = "simd", tile: Tile | None = None) -> None:
         if isa not in ISAS:
             raise ValueError(f"isa must be one of {ISAS}, not {isa!r}")
-        tile = placed(tile or default_tile(isa), fma=isa == "relaxed")
+        tile = kernel_tile(tile, isa)
         self.m, self.n, self.k, self.bias, self.relu, self.isa = m, n, k, bias, relu, isa
         suffix = ("_bias" if bias else "") + ("_relu" if relu else "")
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
@@ -160,8 +156,7 @@ class GemmWorkload(Workload):
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         m, n, k = self.params["m"], self.params["n"], self.params["k"]
-        isa = self.params["isa"]
-        kern = GemmKernel(m, n, k, isa=isa, tile=resolve_tile(self.params["tile"], isa))
+        kern = GemmKernel(m, n, k, isa=self.params["isa"], tile=tile_param(self.params["tile"]))
         return (Dispatch("gemm", kern, (("a", "a"), ("b", "b"), ("c", "c"))),)
 
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -154,7 +154,6 @@ class PackedGemm:
     def __init__(self, m: int, n: int, k: int, tile: Tile, fma: bool = False) -> None:
         self.m, self.n, self.k, self.fma = m, n, k, fma
         self.tile = placed(tile, fma)
-        self.pad = self.tile.pad or 0
         self.layout = PackedLayout(m, n, k, tile.mr, tile.nr)
 
     def scratch_bytes(self, bias: bool) -> int:
@@ -184,7 +183,7 @@ class PackedGemm:
             name += "_"
         tiles = FunctionBuilder(name, [("t_scratch", "i32"), ("t_c", "i32")], fb.lowering,
                                 module=fb.module)
-        for i in range(self.pad):
+        for i in range(self.tile.pad or 0):
             # a global each: Cranelift drops a store that the next one overwrites
             fb.module.add_global(f"(global $gemm_place{i} (mut i32) (i32.const 0))")
             tiles.emit(f"(global.set $gemm_place{i} (i32.const {i}))")
