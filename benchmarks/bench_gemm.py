@@ -50,13 +50,13 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.inprocess import load, outputs  # noqa: E402
-from harness.measure import MeasureSettings, time_cold, time_steady  # noqa: E402
-from harness.plan import Call  # noqa: E402
-from harness.runner import Registries  # noqa: E402
+from harness.plugins.plan import Call  # noqa: E402
+from harness.plugins.verify import compare  # noqa: E402
+from harness.plugins.workload import Workload  # noqa: E402
+from harness.run.runner import Registries  # noqa: E402
 from harness.runtimes.executor import LoadedPlan  # noqa: E402
-from harness.verify import compare  # noqa: E402
-from harness.workload import Workload  # noqa: E402
+from harness.worker.inprocess import load, outputs  # noqa: E402
+from harness.worker.measure import MeasureSettings, time_cold, time_steady  # noqa: E402
 from workloads.kernels.gemm import kernel_tile, tile_param  # noqa: E402
 
 SETTINGS = MeasureSettings(warmup_s=0.2, warmup_runs=3, sample_s=0.05, samples=5)

@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.history import detect_steps, load_history
-from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter
-from harness.stats import summarize
+from harness.analysis.history import detect_steps, load_history
+from harness.analysis.stats import summarize
+from harness.results.rows import MANIFEST, RESULTS, ResultRow, ResultsWriter
 
 TARGET_S = 5.0
 

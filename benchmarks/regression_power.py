@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
 from harness.cli.ab_cmd import side_b_spec
 from harness.cli.run_cmd import parse_pin
-from harness.measure import MeasureSettings
-from harness.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
-from harness.suite import load_suite
+from harness.run.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
+from harness.run.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
+from harness.run.suite import load_suite
+from harness.worker.measure import MeasureSettings
 
 
 def one_ab(req: RunRequest, a: str, b: str, out: Path, regs: Registries,

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.inprocess import outputs as outputs_of
-from harness.probe import ProbeResult, probe_runtime
-from harness.runner import Registries
+from harness.plugins.strategy import Unsupported
+from harness.plugins.verify import compare
+from harness.probes.probe import ProbeResult, probe_runtime
+from harness.run.runner import Registries
+from harness.run.suite import load_suite
 from harness.runtimes.executor import LoadedPlan
-from harness.strategy import Unsupported
-from harness.suite import load_suite
-from harness.verify import compare
+from harness.worker.inprocess import outputs as outputs_of
 
 SUITE = load_suite("quick")
 REGS = Registries.from_entry_points()

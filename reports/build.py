@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.calibration import OVERHEAD_FACTOR
-from harness.errors import ResultsError
-from harness.protocol import write_text_atomic
-from harness.results import MANIFEST, RESULTS
+from harness.core.errors import ResultsError
+from harness.core.protocol import write_text_atomic
+from harness.results.rows import MANIFEST, RESULTS
+from harness.run.calibration import OVERHEAD_FACTOR
 from reports import figures_cost, figures_speed, html, summary, tables
 from reports.data import (
     PHASES,

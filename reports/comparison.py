@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from harness.compare import RunComparison
+from harness.analysis.compare import RunComparison
 
 ICON = {"slower": "🔴 slower", "faster": "🟢 faster", "unchanged": "⚪ unchanged",
         "unsure": "🟡 unsure"}
@@ -124,7 +124,7 @@ tr.unsure td {{ background: #fff6d5; }} img {{ max-width: 100%; }}
 
 def write_outputs(cmp: RunComparison, base: str, current: str, out_dir: Path) -> dict[str, Path]:
     """compare.md, compare.html and compare_ratio.png in `out_dir` (written atomically)."""
-    from harness.protocol import write_text_atomic
+    from harness.core.protocol import write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "compare_ratio.png"

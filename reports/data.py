@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.results import MANIFEST, RESULTS, iter_rows, read_manifest
-from harness.stats import Summary, summarize
+from harness.analysis.stats import Summary, summarize
+from harness.results.rows import MANIFEST, RESULTS, iter_rows, read_manifest
 from reports.palette import base_name, strategy_order
 
 Key = tuple[str, str, str]  # (workload, strategy, runtime)

@@ -1,7 +1,7 @@
 """The speed summary: per-workload winners, geometric means with CIs, heatmap matrices.
 
 Ratios are of steady-state medians. Per workload a strategy is compared with the fastest
-strategy on the same runtime (ratio and bootstrap CI from `harness.stats.compare_samples`).
+strategy on the same runtime (ratio and bootstrap CI from `harness.analysis.stats.compare_samples`).
 Across workloads, strategies are compared with a baseline on the same runtime — `shared`
 when it ran there — because a geometric mean of ratios to a fixed baseline ranks strategies
 the same way whichever baseline is chosen, while a per-workload 'best' would not.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.stats import compare_samples, geomean_ratio
+from harness.analysis.stats import compare_samples, geomean_ratio
 from reports.data import CellResult, RunData
 from reports.palette import base_name
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.history import CellHistory, StepChange
+from harness.analysis.history import CellHistory, StepChange
 
 
 def safe_name(text: str) -> str:

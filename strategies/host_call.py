@@ -12,7 +12,7 @@ functions that check each access against the tensors bound to the current dispat
   (`copy_out`, on eviction and at the end of every dispatch). Tensors are page-aligned in
   the heap, so a page never holds two tensors and a fill of a foreign page traps.
 
-Hosts: `host=python` uses the embedding's callbacks (`harness.hostfuncs` `heap.*` kinds;
+Hosts: `host=python` uses the embedding's callbacks (`harness.runtimes.hostfuncs` `heap.*` kinds;
 the heap is host storage, a plan `buffer`); `host=wasm` uses a wasm host-shim instance
 (`strategies.host_shim`) that defines and exports the heap memory and serves the same
 functions, approximating a native host's call cost. The plan calls the shim's
@@ -33,12 +33,12 @@ kernel at all.
 
 from __future__ import annotations
 
-from harness.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
 from harness.codegen import KernelModule, MemoryLowering, assemble, build_kernel_module
 from harness.codegen.kernel import SCRATCH
-from harness.errors import SpecError
-from harness.params import Param
-from harness.plan import (
+from harness.core.errors import SpecError
+from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
+from harness.plugins.params import Param
+from harness.plugins.plan import (
     Call,
     Count,
     Device,
@@ -51,8 +51,8 @@ from harness.plan import (
     Region,
     Window,
 )
-from harness.strategy import PlanBuilder, Strategy
-from harness.workload import Dispatch, Workload
+from harness.plugins.strategy import PlanBuilder, Strategy
+from harness.plugins.workload import Dispatch, Workload
 from strategies.host_call_count import DryRun, count_host_calls
 from strategies.host_call_lowering import (
     ELEMENT_FUNCS,

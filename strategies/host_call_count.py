@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.codegen import KernelModule
-from harness.strategy import Unsupported
+from harness.plugins.strategy import Unsupported
 from strategies.host_call_lowering import HEAP_FUNCS
 
 _COUNTERS = ("host_calls", "page_fills", "page_flushes")

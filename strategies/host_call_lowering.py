@@ -9,7 +9,7 @@ Heap accesses go through functions imported from module `"heap"`:
     copy_in(heap_addr, private_addr, len)     heap -> private memory
     copy_out(private_addr, heap_addr, len)    private memory -> heap
 
-(`harness.hostfuncs` defines their exact semantics for host=python; the wasm host shim
+(`harness.runtimes.hostfuncs` defines their exact semantics for host=python; the wasm host shim
 in `strategies.host_shim` implements the same.)
 
 `ElementLowering`: every heap load/store is one call. A v128 access becomes four i32
@@ -35,10 +35,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.allocator import align_up
 from harness.codegen import Expr, MemoryLowering, ModuleBuilder
 from harness.codegen.kernel import SCRATCH
-from harness.strategy import Unsupported
+from harness.plugins.allocator import align_up
+from harness.plugins.strategy import Unsupported
 
 PRIVATE_IMPORT = '(import "env" "private" (memory $priv {pages}))'
 WIDTH = {"i32": 4, "f32": 4, "i64": 8, "f64": 8, "v128": 16}

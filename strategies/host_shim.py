@@ -1,7 +1,7 @@
 """The wasm host shim for `host-call:host=wasm`: a small instance that owns the heap.
 
 It defines the heap memory (exported as `heap`) and exports the same access functions
-as the `heap.*` host-function catalogue (`harness.hostfuncs`), with the same checks:
+as the `heap.*` host-function catalogue (`harness.runtimes.hostfuncs`), with the same checks:
 
 * `set_windows(n, lo0, hi0, w0, ..., lo{W-1}, hi{W-1}, w{W-1})` sets the current windows
   (heap byte ranges [lo, hi), w = 1 when writable). The plan calls it before every kernel

@@ -23,13 +23,13 @@ load per access to an imported memory.
 
 from __future__ import annotations
 
-from harness.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
-from harness.params import Param
-from harness.plan import Device, Import, Instance, Memory, Plan
-from harness.strategy import PlanBuilder, Strategy
-from harness.workload import Workload
+from harness.plugins.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pages_for
+from harness.plugins.params import Param
+from harness.plugins.plan import Device, Import, Instance, Memory, Plan
+from harness.plugins.strategy import PlanBuilder, Strategy
+from harness.plugins.workload import Workload
 
 HEAP, WEIGHTS = "heap", "weights"
 FEATURES = frozenset({"imported-memory", "multi-memory"})

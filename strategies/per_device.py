@@ -19,13 +19,13 @@ one instantiation per device, and one memory per device (`linear_bytes_by_device
 
 from __future__ import annotations
 
-from harness.allocator import BumpAllocator, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
-from harness.params import Param
-from harness.plan import Device, Import, Instance, Memory, Plan
-from harness.strategy import PlanBuilder, Strategy
-from harness.workload import Workload
+from harness.plugins.allocator import BumpAllocator, pages_for
+from harness.plugins.params import Param
+from harness.plugins.plan import Device, Import, Instance, Memory, Plan
+from harness.plugins.strategy import PlanBuilder, Strategy
+from harness.plugins.workload import Workload
 from strategies.residency import Residency
 
 

@@ -20,13 +20,13 @@ exported as "memory"); nothing is imported.
 
 from __future__ import annotations
 
-from harness.allocator import BumpAllocator, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
-from harness.params import Param
-from harness.plan import Copy, Device, Instance, Memory, Plan, Region
-from harness.strategy import PlanBuilder, Strategy
-from harness.workload import Dispatch, Workload
+from harness.plugins.allocator import BumpAllocator, pages_for
+from harness.plugins.params import Param
+from harness.plugins.plan import Copy, Device, Instance, Memory, Plan, Region
+from harness.plugins.strategy import PlanBuilder, Strategy
+from harness.plugins.workload import Dispatch, Workload
 from strategies.residency import Residency
 
 HOST = "host"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.allocator import BumpAllocator
-from harness.plan import Copy, Read, Region, Write
-from harness.strategy import PlanBuilder, Unsupported
-from harness.workload import Dispatch, Workload
+from harness.plugins.allocator import BumpAllocator
+from harness.plugins.plan import Copy, Read, Region, Write
+from harness.plugins.strategy import PlanBuilder, Unsupported
+from harness.plugins.workload import Dispatch, Workload
 
 
 @dataclass

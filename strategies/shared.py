@@ -14,12 +14,12 @@ Memory numbering: the device heap is the module's only memory, imported as memor
 
 from __future__ import annotations
 
-from harness.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
-from harness.plan import Device, Import, Instance, Memory, Plan
-from harness.strategy import PlanBuilder, Strategy
-from harness.workload import Workload
+from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
+from harness.plugins.plan import Device, Import, Instance, Memory, Plan
+from harness.plugins.strategy import PlanBuilder, Strategy
+from harness.plugins.workload import Workload
 
 HEAP_IMPORT = '(import "env" "heap" (memory $heap 0))'
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure import MeasureSettings
-from harness.runner import Registries
+from harness.run.runner import Registries
+from harness.worker.measure import MeasureSettings
 
 
 @pytest.fixture(scope="session")

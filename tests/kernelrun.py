@@ -1,4 +1,4 @@
-"""Run kernel workloads in-process on wasmtime (harness.inprocess): fast property tests."""
+"""Run kernel workloads in-process on wasmtime (harness.worker.inprocess): fast property tests."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from harness import inprocess
-from harness.runner import Registries
+from harness.plugins.workload import Workload
+from harness.run.runner import Registries
 from harness.runtimes.executor import LoadedPlan
-from harness.workload import Workload
+from harness.worker import inprocess
 
 #: strategies the kernel property tests cover, when registered
 KERNEL_STRATEGIES = ("shared", "multi-memory")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import SpecError
-from harness.results import read_rows
+from harness.core.errors import SpecError
+from harness.results.rows import read_rows
 
 ARGS = ["--workload", "bias-relu:n=2048", "--strategy", "shared", "--repeat", "10",
         "--sample-time", "0.002", "--rounds", "2"]
@@ -98,7 +98,7 @@ def test_version_pin_only_for_installable_runtimes(regs) -> None:
 
 
 def test_unknown_version_is_unavailable_with_pips_reason(regs, tmp_path: Path) -> None:
-    from harness.probe import probe_runtime
+    from harness.probes.probe import probe_runtime
 
     probe = probe_runtime(regs.runtimes.create("wasmtime@0.0.1"))
     assert probe.status == "unavailable"
@@ -122,7 +122,7 @@ def test_pinned_version_runs_in_its_own_environment(tmp_path: Path) -> None:
 
 def test_side_from_another_checkout(tmp_path: Path) -> None:
     """--a-repo: side A is planned and run by that checkout's own membench (here: this one)."""
-    from harness.venvs import REPO_ROOT
+    from harness.runtimes.venvs import REPO_ROOT
 
     code = main(["ab", "--a", "wasmtime", "--b", "wasmtime", "--a-repo", str(REPO_ROOT),
                  "--workload", "gemm:m=4,n=5,k=6", "--strategy", "shared", "--repeat", "3",
@@ -154,9 +154,9 @@ def test_missing_checkout_is_refused_before_work(tmp_path: Path, capsys) -> None
 
 
 def test_ab_runs_enough_rounds_for_its_test_unless_told() -> None:
-    from harness.ab import AB_ROUNDS, ab_request
-    from harness.measure import MeasureSettings
-    from harness.runner import RunRequest
+    from harness.run.ab import AB_ROUNDS, ab_request
+    from harness.run.runner import RunRequest
+    from harness.worker.measure import MeasureSettings
 
     req = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
                      settings=MeasureSettings(rounds=1))
@@ -168,9 +168,9 @@ def test_ab_runs_enough_rounds_for_its_test_unless_told() -> None:
 
 
 def test_ab_takes_enough_samples_and_pairs_them_unless_told() -> None:
-    from harness.ab import AB_SAMPLES, ab_request
-    from harness.measure import MeasureSettings
-    from harness.runner import RunRequest
+    from harness.run.ab import AB_SAMPLES, ab_request
+    from harness.run.runner import RunRequest
+    from harness.worker.measure import MeasureSettings
 
     req = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
                      settings=MeasureSettings(samples=3))

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.allocator import ALIGN, allocate_with_reuse
+from harness.plugins.allocator import ALIGN, allocate_with_reuse
 
 blocks = st.lists(st.tuples(st.integers(1, 5000), st.integers(0, 6), st.integers(0, 6)),
                   min_size=1, max_size=12)

@@ -9,11 +9,11 @@ import numpy as np
 import psutil
 import pytest
 
-from harness.cell import Cell, run_cell
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
-from harness.probe import probe_runtime
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.probes.probe import probe_runtime
+from harness.run.cell import Cell, run_cell
 from harness.runtimes.base import Runtime
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
 
 
 def _cell(regs, w: str, s: str, r: str = "wasmtime") -> Cell:

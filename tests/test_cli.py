@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import SpecError
-from harness.results import KINDS, read_rows
+from harness.core.errors import SpecError
+from harness.results.rows import KINDS, read_rows
 
 
 def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.cli.export import variant_specs
 from harness.codegen import DirectLowering, build_kernel_module
-from harness.export import variant_specs
 
 
 @pytest.mark.parametrize("family", ["rmsnorm", "layernorm", "softmax", "rope", "silu-mul",

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ShapeError
-from harness.inprocess import run_and_verify
+from harness.core.errors import ShapeError
+from harness.worker.inprocess import run_and_verify
 from workloads.kernels.conv2d import conv2d_reference, im2col
 
 STRATEGIES = ("shared", "per-module")

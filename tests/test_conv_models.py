@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import inprocess
+from harness.worker import inprocess
 
 
 @pytest.mark.parametrize("model", ["kws-dscnn", "resnet8"])

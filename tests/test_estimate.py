@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from harness.cell import Cell, run_cell
 from harness.cli import main as cli_main
-from harness.estimate import CallCosts, cell_s, inference_s, measure_call_costs
+from harness.probes.estimate import CallCosts, cell_s, inference_s, measure_call_costs
+from harness.run.cell import Cell, run_cell
 
 COSTS = CallCosts(host_call_s=2e-6, wasm_call_s=5e-9, dispatch_s=3e-6)
 
@@ -48,10 +48,10 @@ def test_calibration_measures_positive_costs(regs) -> None:
 def test_calibration_workers_run_on_the_runs_cpus(regs, monkeypatch, what: str) -> None:
     """With --pin (or a lockstep run's CPU), the embedding-overhead and call-cost workers
     are pinned like the cells: their figures sit next to the cells' as like for like."""
-    import harness.estimate
-    import harness.overhead
-    from harness.launch import run_worker
-    from harness.overhead import measure_overhead
+    import harness.probes.estimate
+    import harness.probes.overhead
+    from harness.probes.overhead import measure_overhead
+    from harness.worker.launch import run_worker
 
     affinities = []
 
@@ -65,10 +65,10 @@ def test_calibration_workers_run_on_the_runs_cpus(regs, monkeypatch, what: str) 
     cpu = max(os.sched_getaffinity(0))
     rt = regs.runtimes.create("wasmtime")
     if what == "overhead":
-        monkeypatch.setattr(harness.overhead, "run_worker", spy)
+        monkeypatch.setattr(harness.probes.overhead, "run_worker", spy)
         assert measure_overhead(rt, pin=[cpu]).status == "ok"
     else:
-        monkeypatch.setattr(harness.estimate, "run_worker", spy)
+        monkeypatch.setattr(harness.probes.estimate, "run_worker", spy)
         assert isinstance(measure_call_costs(rt, pin=[cpu]), CallCosts)
     assert affinities and all(a == [cpu] for a in affinities)
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli_main
-from harness.export import MANIFEST, export_all, variant_specs
-from harness.runner import Registries
+from harness.cli.export import MANIFEST, export_all, variant_specs
+from harness.run.runner import Registries
 
 WORKLOADS = ("mlp:batch=3,sizes=8-6-4", "gemm:m=5,n=7,k=9", "bias-relu:n=11")
 

@@ -17,12 +17,12 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import MembenchError, SpecError
-from harness.history import load_history
-from harness.results import RESULTS, ResultRow, read_manifest, read_rows
-from harness.runner import Registries
-from harness.spec import parse_spec
-from harness.suite import load_suite, parse_suite
+from harness.analysis.history import load_history
+from harness.core.errors import MembenchError, SpecError
+from harness.plugins.spec import parse_spec
+from harness.results.rows import RESULTS, ResultRow, read_manifest, read_rows
+from harness.run.runner import Registries
+from harness.run.suite import load_suite, parse_suite
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -14,8 +14,8 @@ from harness.codegen import (
     assemble,
     build_kernel_module,
 )
-from harness.errors import SpecError
-from harness.inprocess import run_and_verify
+from harness.core.errors import SpecError
+from harness.worker.inprocess import run_and_verify
 from workloads.kernels.gemm import GemmKernel
 from workloads.kernels.packed_gemm import DEFAULT_PADS, FMA_UNROLL, MAX_PAD, PackedGemm, Tile
 

@@ -9,15 +9,15 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from harness.cell import Cell, run_cell
+from harness.cli.export import variant_specs
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, op
-from harness.export import variant_specs
-from harness.inprocess import outputs as outputs_of
-from harness.measure import MeasureSettings
-from harness.plan import Call, Count
+from harness.plugins.plan import Call, Count
+from harness.plugins.verify import compare
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.run.cell import Cell, run_cell
 from harness.runtimes.executor import LoadedPlan
-from harness.verify import compare
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.worker.inprocess import outputs as outputs_of
+from harness.worker.measure import MeasureSettings
 
 #: every mode x host; the python-hosted paged variant uses tiny pages and two slots, so
 #: evictions, write-backs and page-straddling accesses happen in every workload
@@ -190,7 +190,7 @@ def test_access_outside_windows_traps(regs, quick_settings, strategy: str) -> No
 
 
 def test_bad_page_size_is_a_spec_error(regs) -> None:
-    from harness.errors import SpecError
+    from harness.core.errors import SpecError
 
     with pytest.raises(SpecError, match="power of two"):
         regs.strategies.create("host-call:mode=paged,page=100").plan(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.analysis.compare import compare_runs
 from harness.cli import main
-from harness.compare import compare_runs
-from harness.fingerprint import cpu_model, fingerprint
-from harness.results import read_manifest, read_rows
+from harness.probes.fingerprint import cpu_model, fingerprint
+from harness.results.rows import read_manifest, read_rows
 
 
 def _bench(workload: str, strategy: str, data: list[float], raw: bool = True) -> dict:
@@ -80,7 +80,7 @@ def test_the_projects_own_pytest_benchmarks_run_and_import(tmp_path: Path) -> No
     import subprocess
     import sys
 
-    from harness.venvs import REPO_ROOT
+    from harness.runtimes.venvs import REPO_ROOT
 
     out = tmp_path / "bench.json"
     # a session of its own: under `pytest -n`, xdist's variables would make pytest-benchmark

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness.interference import probe_interference, summarize_slices
+from harness.probes.interference import probe_interference, summarize_slices
 
 
 def test_bursts_are_counted_in_fraction_factor_and_length() -> None:

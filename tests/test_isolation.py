@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli_main
-from harness.isolation import CANARY, PROBES, N, ProbeWorkload, judge, run_probe, target_address
+from harness.probes.isolation import (
+    CANARY,
+    PROBES,
+    N,
+    ProbeWorkload,
+    judge,
+    run_probe,
+    target_address,
+)
 
 EXPECTED = {
     "shared": {"unbound-read": "leaked", "overflow-write": "corrupted", "scratch-read": "leaked"},

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ShapeError
+from harness.core.errors import ShapeError
 from tests.kernelrun import check_workload, run_outputs
 
 FAST = settings(max_examples=12, deadline=None,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ShapeError
+from harness.core.errors import ShapeError
 from tests.kernelrun import check_workload, run_outputs
 from workloads.kernels.attention import attention_reference
 from workloads.kernels.rope import rope_tables

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.lockstep import Channel, conduct
-from harness.measure import MeasureSettings, time_steady
+from harness.worker.lockstep import Channel, conduct
+from harness.worker.measure import MeasureSettings, time_steady
 
-#: a stand-in worker: passes its gates like harness.worker does (set-up, each sample,
+#: a stand-in worker: passes its gates like harness.worker.main does (set-up, each sample,
 #: after the last) and logs what it did to a shared file; it dies after `die_after` samples
 FAKE = """
 import os, sys
-from harness.lockstep import Gate
+from harness.worker.lockstep import Gate
 name, go, ready, samples, die_after, log = sys.argv[1:]
 gate = Gate(int(go), int(ready))
 def say(what):

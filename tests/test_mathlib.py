@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, mathlib, simd
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from tests.kernelrun import run_outputs
 
 FUNCS = ("exp", "sigmoid", "silu", "rsqrt")

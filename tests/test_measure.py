@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.measure import MeasureSettings, is_steady, time_steady, warm_up
+from harness.worker.measure import MeasureSettings, is_steady, time_steady, warm_up
 
 
 class FakeTarget:
@@ -70,7 +70,7 @@ def test_clock_setting_names_a_clock() -> None:
 
     import pytest
 
-    from harness.measure import clock_of
+    from harness.worker.measure import clock_of
 
     assert clock_of(MeasureSettings(clock="cpu")) is time.thread_time_ns
     assert clock_of(MeasureSettings()) is time.perf_counter_ns

@@ -8,18 +8,18 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from harness.allocator import lifetimes
-from harness.cell import Cell, run_cell
+from harness.cli.export import variant_specs
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
 from harness.codegen.kernel import SCRATCH
-from harness.export import variant_specs
-from harness.inprocess import outputs as outputs_of
-from harness.plan import PAGE, Call, Copy
-from harness.runner import Registries
+from harness.plugins.allocator import lifetimes
+from harness.plugins.plan import PAGE, Call, Copy
+from harness.plugins.verify import compare
+from harness.plugins.wasmbin import module_info
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.run.cell import Cell, run_cell
+from harness.run.runner import Registries
 from harness.runtimes.executor import LoadedPlan
-from harness.verify import compare
-from harness.wasmbin import module_info
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.worker.inprocess import outputs as outputs_of
 
 MINE = ("per-module", "per-module:resident=1", "shared", "multi-memory",
         "multi-memory:weights=separate", "per-device", "per-device:engine=shared")
@@ -84,7 +84,7 @@ def test_multi_memory_numbering_and_requires(regs) -> None:
 
 
 def test_multi_memory_unsupported_without_capability(regs, quick_settings) -> None:
-    from harness.probe import ProbeResult
+    from harness.probes.probe import ProbeResult
 
     probe = ProbeResult("wasmtime", "ok", capabilities={
         "imported-memory": {"ok": True}, "multi-memory": {"ok": False, "detail": "no"}})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cell import Cell, run_cell
+from harness.run.cell import Cell, run_cell
 
 
 def test_mlp_digits_agrees_and_is_accurate(regs, quick_settings) -> None:
@@ -41,8 +41,8 @@ def test_summary_prints_model_metrics() -> None:
 
     from rich.console import Console
 
-    from harness.console import print_summary
-    from harness.results import ResultRow
+    from harness.cli.console import print_summary
+    from harness.results.rows import ResultRow
 
     row = ResultRow(run_id="r", workload="mlp-digits", strategy="shared", runtime="wasmtime",
                     status="ok", samples_s=(1e-3, 1.1e-3), median_s=1e-3,

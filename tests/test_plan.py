@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.errors import PlanError
-from harness.plan import Copy, Plan, Region
+from harness.core.errors import PlanError
+from harness.plugins.plan import Copy, Plan, Region
 
 
 @pytest.mark.parametrize("workload", ["gemm:m=3,n=5,k=7", "mlp:batch=4,sizes=8-6-4-2",

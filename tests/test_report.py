@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.analysis.stats import geomean_ratio
 from harness.cli import main
-from harness.stats import geomean_ratio
 from reports.build import write_report
 from reports.data import load_run
 from reports.palette import base_colour, strategy_styles

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from harness.cli import main
-from harness.results import KINDS, RESULTS, ResultRow, ResultsWriter, iter_rows, read_rows
+from harness.results.rows import KINDS, RESULTS, ResultRow, ResultsWriter, iter_rows, read_rows
 
 CELLS = ["--workload", "bias-relu:n=16", "--workload", "gemm:m=3,n=4,k=5",
          "--strategy", "shared", "--strategy", "per-module", "--runtime", "wasmtime"]
@@ -223,7 +223,7 @@ def test_ctrl_c_while_probing_marks_the_run_interrupted(tmp_path: Path) -> None:
 def test_a_stop_in_progress_is_not_interrupted_by_a_repeated_signal() -> None:
     """After the first SIGTERM (or the second Ctrl-C) raises, further signals are ignored
     until the run's handlers are restored, so the cleanup on the way out finishes."""
-    from harness.interrupt import STOP_NOW, GracefulStop, Terminated
+    from harness.run.interrupt import STOP_NOW, GracefulStop, Terminated
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, *STOP_NOW)}
     with GracefulStop() as stop:
@@ -247,7 +247,7 @@ def test_a_stop_in_progress_is_not_interrupted_by_a_repeated_signal() -> None:
 ])
 def test_other_checkouts_membench_is_asked_to_stop_first(tmp_path: Path, script: str,
                                                          grace: float, killed: bool) -> None:
-    from harness.external import ExternalRun, stop_external_cell
+    from harness.run.external import ExternalRun, stop_external_cell
 
     proc = subprocess.Popen([sys.executable, "-c", script])
     time.sleep(0.3)  # let it install its handler

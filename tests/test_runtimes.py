@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import hostfuncs
-from harness.cell import Cell, run_cell
-from harness.measure import MeasureSettings
-from harness.overhead import HOST_CALLS, measure_overhead
-from harness.probe import ProbeResult, probe_runtime
-from harness.results import read_rows
-from harness.runner import RunRequest, execute
-from harness.runtimes import wasmer_env
+from harness.probes.overhead import HOST_CALLS, measure_overhead
+from harness.probes.probe import ProbeResult, probe_runtime
+from harness.results.rows import read_rows
+from harness.run.cell import Cell, run_cell
+from harness.run.runner import RunRequest, execute
+from harness.runtimes import hostfuncs, wasmer_env
 from harness.runtimes.v8_runtime import HOSTFUNCS_JS, TIER_FLAGS, V8Runtime
 from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
+from harness.worker.measure import MeasureSettings
 from tests.test_cells import _TrapWorkload
 
 RUNTIMES = ("wasmtime", "wasmer", "wasm3", "v8")
@@ -163,7 +162,7 @@ class _KilledMidCell(WasmtimeRuntime):
 
     def worker_argv(self) -> list[str]:
         code = ("import os, signal, sys\n"
-                "import harness.worker as w\n"
+                "import harness.worker.main as w\n"
                 "w.time_steady = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
                 "sys.exit(w.main(sys.argv[1:]))\n")
         return [sys.executable, "-c", code]

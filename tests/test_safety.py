@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cell import Cell, run_cell
 from harness.cli import main
-from harness.probe import probe_runtime
+from harness.probes.probe import probe_runtime
+from harness.run.cell import Cell, run_cell
 from harness.runtimes.base import Runtime
 
 
@@ -70,7 +70,7 @@ def test_report_and_compare_html_escape_every_input_string(tmp_path) -> None:
     """Names, reasons, versions and fingerprint values that came from input are escaped."""
     import json
 
-    from harness.results import ResultRow, ResultsWriter
+    from harness.results.rows import ResultRow, ResultsWriter
     from reports.build import write_report
 
     run = tmp_path / "run"

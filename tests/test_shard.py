@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.errors import SpecError
-from harness.shard import parse_shard, select_shard
+from harness.core.errors import SpecError
+from harness.run.shard import parse_shard, select_shard
 
 
 @given(st.lists(st.text(min_size=1, max_size=5), unique=True, max_size=40),

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import SpecError, UnknownNameError
-from harness.spec import Spec, parse_spec
+from harness.core.errors import SpecError, UnknownNameError
+from harness.plugins.spec import Spec, parse_spec
 
 
 def test_parse_name_and_params() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.analysis.stability import agreement, fraction_within
 from harness.cli import main
-from harness.results import RESULTS, ResultRow
-from harness.stability import agreement, fraction_within
+from harness.results.rows import RESULTS, ResultRow
 
 
 def _row(workload: str, samples, kind: str = "cell", status: str = "ok") -> ResultRow:
@@ -63,7 +63,7 @@ def test_cv_is_split_into_within_and_between_rounds() -> None:
     the CV is large, the within-round CV is 0 and the between-round spread is 100%."""
     from dataclasses import replace
 
-    from harness.console import cv_distribution, round_spread
+    from harness.cli.console import cv_distribution, round_spread
 
     slow_round = replace(_row("w", [2e-3] * 3 + [4e-3] * 3),
                          rounds=({"n": 3, "median_s": 2e-3}, {"n": 3, "median_s": 4e-3}))

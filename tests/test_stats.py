@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.stats import bootstrap_median_ci, compare_samples, summarize
+from harness.analysis.stats import bootstrap_median_ci, compare_samples, summarize
 
 
 def test_summary_of_known_samples() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import inprocess
-from harness.errors import ShapeError
+from harness.core.errors import ShapeError
+from harness.worker import inprocess
 from workloads.models.transformer import DIM, HIDDEN
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.verify import compare
-from harness.workload import Tolerance
+from harness.plugins.verify import compare
+from harness.plugins.workload import Tolerance
 
 
 def test_within_tolerance_ok() -> None:

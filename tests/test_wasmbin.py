@@ -1,11 +1,11 @@
-"""harness.wasmbin reads imports, defined memories and exports the way the binary has them."""
+"""harness.plugins.wasmbin reads imports, defined memories and exports the way the binary has them."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.codegen.module import assemble
-from harness.wasmbin import MemoryType, module_info
+from harness.plugins.wasmbin import MemoryType, module_info
 
 
 def test_reads_every_import_kind_memories_and_exports() -> None:

@@ -2,7 +2,7 @@
 
 Every user error is a `MembenchError` (or a bad command line): printed as one line on
 stderr, exit status 2. Warnings (a truncated results file, ...) are one line each too.
-Ctrl-C exits 130; SIGTERM and SIGHUP during a run exit 143 and 129 (`harness.interrupt`).
+Ctrl-C exits 130; SIGTERM and SIGHUP during a run exit 143 and 129 (`harness.run.interrupt`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from harness.cli import (
     run_cmd,
     stability_cmd,
 )
-from harness.errors import MembenchError
-from harness.interrupt import Terminated, exit_status
-from harness.params import suggest
+from harness.core.errors import MembenchError
+from harness.plugins.params import suggest
+from harness.run.interrupt import Terminated, exit_status
 
 COMMANDS = (run_cmd, list_cmd, probe_cmd, compare_cmd, ab_cmd, history_cmd, merge_cmd, export_cmd,
             report_cmd, import_cmd, stability_cmd, isolation_cmd)

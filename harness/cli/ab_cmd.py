@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
 from harness.cli.compare_cmd import parse_fraction, print_table
+from harness.cli.console import print_summary, stderr_console
 from harness.cli.run_cmd import (
     DEFAULT_OUT,
     OLD_AB,
@@ -19,12 +19,12 @@ from harness.cli.run_cmd import (
     build_request,
     refuse_resume_options,
 )
-from harness.console import print_summary, stderr_console
-from harness.errors import SpecError
-from harness.external import membench_of
-from harness.resume import ab_state, load_resume
-from harness.runner import Registries, execute, new_run_id, prepare_run_dir
-from harness.spec import parse_spec
+from harness.core.errors import SpecError
+from harness.plugins.spec import parse_spec
+from harness.run.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
+from harness.run.external import membench_of
+from harness.run.resume import ab_state, load_resume
+from harness.run.runner import Registries, execute, new_run_id, prepare_run_dir
 
 
 def register(sub: Any) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.compare import RunComparison, compare_runs
-from harness.console import fmt_time
-from harness.errors import MembenchError, SpecError
-from harness.results import ensure_out_dir, read_manifest, read_rows
+from harness.analysis.compare import RunComparison, compare_runs
+from harness.cli.console import fmt_time
+from harness.core.errors import MembenchError, SpecError
+from harness.results.rows import ensure_out_dir, read_manifest, read_rows
 
 STYLE = {"slower": "bold red", "faster": "green", "unchanged": "dim", "unsure": "yellow"}
 

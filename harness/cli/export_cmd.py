@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.export import export_all, variant_specs
-from harness.runner import Registries
+from harness.cli.export import export_all, variant_specs
+from harness.run.runner import Registries
 
 
 def register(sub: Any) -> None:

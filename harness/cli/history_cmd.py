@@ -11,10 +11,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.analysis.history import detect_steps, load_history
 from harness.cli.compare_cmd import parse_fraction
-from harness.console import fmt_time
-from harness.history import detect_steps, load_history
-from harness.results import ensure_out_dir
+from harness.cli.console import fmt_time
+from harness.results.rows import ensure_out_dir
 
 
 def register(sub: Any) -> None:

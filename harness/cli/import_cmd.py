@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.console import print_summary
-from harness.pytest_bench import import_pytest_benchmark
-from harness.results import read_manifest, read_rows
+from harness.cli.console import print_summary
+from harness.results.rows import read_manifest, read_rows
+from harness.run.pytest_bench import import_pytest_benchmark
 
 
 def register(sub: Any) -> None:

@@ -7,14 +7,14 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from harness.cli.console import stderr_console
 from harness.cli.run_cmd import DEFAULT_OUT
-from harness.console import stderr_console
-from harness.fingerprint import command_line, fingerprint
-from harness.isolation import PROBES, matrix_text, run_probe
-from harness.probe import probe_runtime
-from harness.protocol import write_json_atomic
-from harness.results import MANIFEST, RESULTS, ResultRow, ResultsWriter
-from harness.runner import Registries, new_run_id, prepare_run_dir
+from harness.core.protocol import write_json_atomic
+from harness.probes.fingerprint import command_line, fingerprint
+from harness.probes.isolation import PROBES, matrix_text, run_probe
+from harness.probes.probe import probe_runtime
+from harness.results.rows import MANIFEST, RESULTS, ResultRow, ResultsWriter
+from harness.run.runner import Registries, new_run_id, prepare_run_dir
 
 
 def register(sub: Any) -> None:

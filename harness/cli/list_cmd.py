@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from harness.runner import Registries
-from harness.suite import available_suites
+from harness.run.runner import Registries
+from harness.run.suite import available_suites
 
 
 def register(sub: Any) -> None:

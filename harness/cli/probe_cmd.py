@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.probe import CAPABILITIES, probe_runtime
-from harness.runner import Registries
+from harness.probes.probe import CAPABILITIES, probe_runtime
+from harness.run.runner import Registries
 
 
 def register(sub: Any) -> None:

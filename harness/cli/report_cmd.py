@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import MembenchError
+from harness.core.errors import MembenchError
 
 
 def register(sub: Any) -> None:

@@ -9,16 +9,16 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.cell import Cell
+from harness.cli.console import overhead_table, print_summary, stderr_console
 from harness.cli.report_cmd import report_after_run
-from harness.console import overhead_table, print_summary, stderr_console
-from harness.errors import SpecError
-from harness.measure import MeasureSettings
-from harness.params import parse_size
-from harness.results import RESULTS, ResultRow, read_manifest, read_rows
-from harness.resume import Done, ab_state, load_resume
-from harness.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
-from harness.suite import load_suite
+from harness.core.errors import SpecError
+from harness.plugins.params import parse_size
+from harness.results.rows import RESULTS, ResultRow, read_manifest, read_rows
+from harness.run.cell import Cell
+from harness.run.resume import Done, ab_state, load_resume
+from harness.run.runner import Registries, RunRequest, execute, expand, new_run_id, prepare_run_dir
+from harness.run.suite import load_suite
+from harness.worker.measure import MeasureSettings
 
 
 def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> None:
@@ -54,7 +54,7 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
     # inherited pipe ends of a lockstep A/B driven by another checkout's `membench ab`
-    # (harness/lockstep.py, harness/external.py): one cell, one round
+    # (harness/worker/lockstep.py, harness/run/external.py): one cell, one round
     p.add_argument("--lockstep-fds", metavar="GO,READY", help=argparse.SUPPRESS)
     p.add_argument("--max-memory", metavar="SIZE",
                    help="refuse, before any work, workloads whose tensors need more than SIZE "
@@ -153,7 +153,7 @@ def parse_pin(text: str | None) -> tuple[int, ...]:
     if not text:
         return ()
     if text.strip().lower() == "auto":
-        from harness.pair import pair_cpu
+        from harness.run.pair import pair_cpu
 
         return (pair_cpu(),)
     cpus: set[int] = set()
@@ -212,7 +212,7 @@ def main(args: argparse.Namespace) -> int:
     if args.shard:
         from dataclasses import replace
 
-        from harness.shard import cell_cost, parse_shard, select_shard
+        from harness.run.shard import cell_cost, parse_shard, select_shard
 
         index, count = parse_shard(args.shard)
         cells = select_shard(cells, index, count, key=str, cost=cell_cost)

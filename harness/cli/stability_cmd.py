@@ -15,10 +15,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.console import cv_distribution, fmt_time
-from harness.errors import MembenchError
-from harness.results import read_manifest, read_rows
-from harness.stability import agreement, fraction_within
+from harness.analysis.stability import agreement, fraction_within
+from harness.cli.console import cv_distribution, fmt_time
+from harness.core.errors import MembenchError
+from harness.results.rows import read_manifest, read_rows
 
 TARGET = 0.95
 

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.params import Param
-from harness.plan import Device, HostFunc, Import, Memory, Module
-from harness.registry import Plugin
+from harness.plugins.params import Param
+from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.registry import Plugin
 
 #: Every runtime accepts `slowdown=N`: inside every timed sample, after its inferences, the
 #: worker does real extra work (a busy computation, never a sleep) for N% of their measured
@@ -32,7 +32,7 @@ class Runtime(Plugin):
     """Parent-side description of a runtime (registered under `membench.runtimes`)."""
 
     #: PyPI package providing the runtime; set it to allow `name@version` pins, whose
-    #: workers then run in a cached environment with that version (harness.venvs)
+    #: workers then run in a cached environment with that version (harness.runtimes.venvs)
     PIP_PACKAGE: ClassVar[str | None] = None
 
     @classmethod
@@ -49,14 +49,14 @@ class Runtime(Plugin):
         Called once per run before probing; raises MembenchError when impossible.
         """
         if self.version_pin and self.PIP_PACKAGE:
-            from harness.venvs import ensure_worker_env
+            from harness.runtimes.venvs import ensure_worker_env
 
             ensure_worker_env(self.PIP_PACKAGE, self.version_pin)
 
     def worker_argv(self) -> list[str]:
         """Command that starts this runtime's worker; the request path is appended."""
         if self.version_pin and self.PIP_PACKAGE:
-            from harness.venvs import venv_dir, venv_python
+            from harness.runtimes.venvs import venv_dir, venv_python
 
             return [str(venv_python(venv_dir(self.PIP_PACKAGE, self.version_pin))),
                     "-m", "harness.worker"]

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from harness import hostfuncs
-from harness.plan import PAGE, Call, Copy, Count, Plan, Read, Region, Window, Write
+from harness.plugins.plan import PAGE, Call, Copy, Count, Plan, Read, Region, Window, Write
+from harness.plugins.wasmbin import module_info
+from harness.runtimes import hostfuncs
 from harness.runtimes.base import Backend
-from harness.wasmbin import module_info
 
 COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
 

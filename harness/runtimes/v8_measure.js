@@ -1,5 +1,5 @@
 'use strict';
-// Timing loops of harness/measure.py, in JavaScript for the V8 worker (same settings, same
+// Timing loops of harness/worker/measure.py, in JavaScript for the V8 worker (same settings, same
 // phases): cold first inference; warm-up in batches until steady (or warmup_max_s);
 // calibration of `inner` from the median of the last steady_window batches; samples.
 
@@ -76,9 +76,9 @@ function busyWork(ns, clock) {
   return acc;
 }
 
-// `gate` (lockstep A/B, harness/lockstep.py): called before every sample and after the last.
+// `gate` (lockstep A/B, harness/worker/lockstep.py): called before every sample and after the last.
 // `slowdown` (a fraction): inside each sample, after its inferences, busy work for that
-// share of their time (harness/measure.py says why per sample and not per inference).
+// share of their time (harness/worker/measure.py says why per sample and not per inference).
 function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
   const wu = warmUp(run, s, firstS, clock);
   const inner = Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(wu.estimate_s, 1e-9))));
@@ -100,7 +100,7 @@ function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
     warmup_s: wu.elapsed_s, steady: wu.steady, inner, rewarm_runs: rewarm, samples_s: samples };
 }
 
-// The worker side of harness/lockstep.py: at a gate write one byte to `ready`, then block
+// The worker side of harness/worker/lockstep.py: at a gate write one byte to `ready`, then block
 // reading one from `go`; EOF on `go` releases the worker for good.
 function makeGate(req) {
   const fds = req.lockstep;

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.params import Param
+from harness.plugins.params import Param
 from harness.runtimes.base import Runtime
 
 WORKER_JS = Path(__file__).with_name("v8_worker.js")

@@ -1,5 +1,5 @@
 'use strict';
-// Just enough of the wasm binary format (harness/wasmbin.py) for the V8 worker's memory census:
+// Just enough of the wasm binary format (harness/plugins/wasmbin.py) for the V8 worker's memory census:
 // imported memories, defined memories (initial pages) and exports.
 function moduleInfo(bytes) {
   let pos = 8;

@@ -1,9 +1,9 @@
 'use strict';
 // V8 worker: `node [v8 flags] v8_worker.js REQUEST.json`. Plain JavaScript, no packages.
 //
-// Speaks the protocol of harness/protocol.py and mirrors harness/worker.py: executes any
+// Speaks the protocol of harness/core/protocol.py and mirrors harness/worker/main.py: executes any
 // Plan generically (devices, host/export/buffer memories, instances with imports,
-// write/copy/call/read steps), counts what it does, times like harness/measure.py (cold
+// write/copy/call/read steps), counts what it does, times like harness/worker/measure.py (cold
 // first inference, warm-up, calibration, samples) and writes response.json atomically.
 
 const fs = require('fs');

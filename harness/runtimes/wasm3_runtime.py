@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.params import Param
-from harness.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.params import Param
+from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.wasmbin import module_info
 from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError, trapping_call
-from harness.wasmbin import module_info
 
 _SIG = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.venvs import READY, REPO_ROOT, WORKER_DEPS, venv_python
+from harness.runtimes.venvs import READY, REPO_ROOT, WORKER_DEPS, venv_python
 
 ENV_DIR = ".venv-wasmer"
 PACKAGES = ("wasmer==1.1.0", "wasmer-compiler-cranelift==1.1.0",

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.params import Param
-from harness.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.params import Param
+from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
 from harness.runtimes import wasmer_env
 from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError, trapping_call
-from harness.venvs import venv_python
+from harness.runtimes.venvs import venv_python
 
 
 class WasmerRuntime(Runtime):

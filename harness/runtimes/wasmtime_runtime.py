@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.params import Param
-from harness.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.params import Param
+from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
 from harness.runtimes.base import Backend, Runtime, TrapError
 
 #: the Pulley interpreter target for 64-bit hosts (wasmtime's `Config::target`)

@@ -34,8 +34,8 @@ import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, Var, f32, mathlib, simd
 from harness.codegen.kernel import SCRATCH
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 

@@ -29,9 +29,9 @@ import numpy as np
 
 from harness.codegen import Buffer, BufferParam, Expr, FunctionBuilder, Kernel, Var, f32, i32, op
 from harness.codegen.kernel import SCRATCH
-from harness.errors import ShapeError
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.core.errors import ShapeError
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.gemm import ISA_PARAM, TILE_PARAM, gemm_tolerance, kernel_tile, tile_param
 from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile

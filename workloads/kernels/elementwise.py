@@ -17,8 +17,8 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, Expr, FunctionBuilder, Kernel, simd
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 Binary = Callable[[Expr, Expr], Expr]

@@ -36,9 +36,9 @@ import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32
 from harness.codegen.kernel import SCRATCH
-from harness.errors import SpecError
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.core.errors import SpecError
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile, placed
 

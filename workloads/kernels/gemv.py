@@ -23,8 +23,8 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, Var, f32, simd
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 ROWS = 4     # rows per SIMD block

@@ -7,7 +7,7 @@ relaxed SIMD report those cells unsupported, naming `relaxed-simd`."""
 
 from __future__ import annotations
 
-from harness.params import Param
+from harness.plugins.params import Param
 
 ISA_PARAM = Param("isa", "choice", "simd", "SIMD128 (f32x4) code, or scalar f32 code",
                   choices=("scalar", "simd"))

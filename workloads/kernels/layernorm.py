@@ -33,8 +33,8 @@ from harness.codegen import (
     mathlib,
     simd,
 )
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 EPS = 1e-5

@@ -30,9 +30,9 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, Expr, FunctionBuilder, Kernel, f32, i32, op, simd
-from harness.errors import ShapeError
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.core.errors import ShapeError
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 from workloads.kernels.window import Axis, windows
 

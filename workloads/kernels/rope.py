@@ -27,9 +27,9 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, simd
-from harness.errors import ShapeError
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.core.errors import ShapeError
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 THETA = 10000.0

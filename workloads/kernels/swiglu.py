@@ -18,8 +18,8 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, mathlib, simd
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 SILU_MUL_TOLERANCE = Tolerance(rtol=4e-7, atol=1e-30)

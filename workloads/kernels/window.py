@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import ShapeError
+from harness.core.errors import ShapeError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.params import Param
+from harness.plugins.params import Param
 from workloads.models.mlp import MlpWorkload
 
 SIZES = (640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.codegen import Kernel
-from harness.workload import Dispatch, Tensor, Tolerance
+from harness.plugins.workload import Dispatch, Tensor, Tolerance
 from workloads.kernels.conv2d import Conv2dKernel, conv2d_reference, out_size
 from workloads.kernels.dwconv import DwConvKernel
 from workloads.kernels.elementwise import BinaryKernel

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM
 from workloads.models.cnn import Graph
 

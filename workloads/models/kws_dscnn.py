@@ -24,8 +24,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.params import Param
-from harness.workload import Tensor
+from harness.plugins.params import Param
+from harness.plugins.workload import Tensor
 from workloads.kernels.isa import ISA_PARAM
 from workloads.models.cnn import Graph
 from workloads.models.conv_model import ConvModelWorkload

@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.errors import SpecError
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.core.errors import SpecError
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.gemm import ISA_PARAM, GemmKernel, gemm_reference, gemm_tolerance
 
 

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.errors import MembenchError
-from harness.params import Param
+from harness.core.errors import MembenchError
+from harness.plugins.params import Param
 from workloads.models.mlp import MlpWorkload
 
 SIZES = (64, 32, 10)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.params import Param
+from harness.plugins.params import Param
 from workloads.kernels.isa import ISA_PARAM
 from workloads.models.cnn import Graph
 from workloads.models.conv_model import ConvModelWorkload

@@ -41,9 +41,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from harness.errors import ShapeError
-from harness.params import Param
-from harness.workload import Dispatch, Tensor, Tolerance, Workload
+from harness.core.errors import ShapeError
+from harness.plugins.params import Param
+from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.attention import (
     AttentionKernel,
     attention_flops,

@@ -1,0 +1,162 @@
+"""`membench export`: every workload's kernels under every strategy, as standalone files.
+
+For each (workload at a small representative shape, strategy variant) that the strategy
+can express, a directory holds each module's `.wasm` and `.wat`, the inputs and weights
+and the NumPy-expected outputs as `.npy`, and `manifest.json`: memories, modules (their
+imports, defined memories and exports, read from the binaries), instances with their
+import bindings, tensor placement, and the set-up and run steps. The manifest is enough
+to run the modules without this harness (tests/test_export.py does so on wasmtime).
+
+The WAT is regenerated at export time: the plan is rebuilt while `recording_wat` collects
+the text of every module assembled (plans themselves carry only bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.codegen.module import recording_wat
+from harness.core.errors import MembenchError
+from harness.plugins.params import Param
+from harness.plugins.plan import Plan
+from harness.plugins.registry import Plugin
+from harness.plugins.strategy import Strategy, Unsupported
+from harness.plugins.wasmbin import module_info
+from harness.plugins.workload import Workload
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+#: integer workload parameters are capped here for "small representative" shapes
+SMALL = 13
+#: plan capability -> wasm-tools feature name (validation starts from the wasm 2.0 set,
+#: which already has SIMD128 and bulk memory)
+VALIDATOR_FEATURES = {"multi-memory": "multi-memory", "shared-memory": "threads",
+                      "memory64": "memory64", "relaxed-simd": "relaxed-simd"}
+
+
+class ExportError(MembenchError):
+    """A module could not be exported (e.g. its WAT could not be recovered)."""
+
+
+def _small_parts(cls: type[Plugin]) -> list[str]:
+    parts = []
+    for p in cls.declared_params():
+        if p.kind == "int" and isinstance(p.default, int) and p.default > SMALL:
+            value = max(SMALL, p.minimum or 0)
+            if p.maximum is not None:
+                value = min(value, p.maximum)
+            parts.append(f"{p.name}={value}")
+    return parts
+
+
+def _spec(name: str, parts: Sequence[str]) -> str:
+    return name + (":" + ",".join(parts) if parts else "")
+
+
+def small_spec(cls: type[Plugin]) -> str:
+    """A spec of `cls` with every integer parameter capped at `SMALL` (within its bounds)."""
+    return _spec(cls.NAME, _small_parts(cls))
+
+
+def variant_specs(cls: type[Plugin], small: bool = False) -> list[str]:
+    """The default spec plus one spec per non-default value of each choice/bool parameter
+    (with `small`, every one at `small_spec`'s shape)."""
+    base = _small_parts(cls) if small else []
+    specs = [_spec(cls.NAME, base)]
+    for p in cls.declared_params():
+        for value in _alternatives(p):
+            specs.append(_spec(cls.NAME, [*base, f"{p.name}={value}"]))
+    return specs
+
+
+def _alternatives(p: Param) -> list[str]:
+    if p.kind == "choice":
+        return [c for c in p.choices if c != p.default]
+    if p.kind == "bool":
+        return ["0" if p.default else "1"]
+    return []
+
+
+def validator_features(plan: Plan) -> str:
+    """The `wasm-tools validate --features` value a plan's modules need, and no more."""
+    extra = sorted({VALIDATOR_FEATURES[c] for c in plan.requires if c in VALIDATOR_FEATURES})
+    return ",".join(["wasm2", *extra])
+
+
+def slug(spec: str) -> str:
+    """A spec as a directory name (`mlp:batch=13,sizes=64-32-10` -> `mlp_batch-13_sizes-64-32-10`)."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", spec.replace("=", "-")).strip("_")
+
+
+@dataclass(frozen=True)
+class Exported:
+    workload: str
+    strategy: str
+    directory: Path | None
+    reason: str = ""  # why nothing was written (the strategy cannot express the workload)
+
+
+def export_one(workload: Workload, strategy: Strategy, out: Path, seed: int = 0) -> Exported:
+    """Write one (workload, strategy) directory under `out`."""
+    with recording_wat() as wat_of:
+        try:
+            plan = strategy.plan(workload)
+        except Unsupported as exc:
+            return Exported(workload.spec, strategy.spec, None, str(exc))
+    d = out / slug(workload.spec) / slug(strategy.spec)
+    (d / "data").mkdir(parents=True, exist_ok=True)
+    modules = []
+    for m in plan.modules:
+        if m.wasm not in wat_of:
+            raise ExportError(f"{strategy.spec} built module {m.name} without assembling WAT; "
+                              "cannot recover its text")
+        (d / f"{slug(m.name)}.wasm").write_bytes(m.wasm)
+        (d / f"{slug(m.name)}.wat").write_text(wat_of[m.wasm], encoding="utf-8")
+        info = module_info(m.wasm)
+        modules.append({"name": m.name, "wasm": f"{slug(m.name)}.wasm",
+                        "wat": f"{slug(m.name)}.wat", "features": sorted(m.features),
+                        "imports": [asdict(i) for i in info.imports],
+                        "memories": [asdict(t) for t in info.defined_memories],
+                        "exports": [asdict(e) for e in info.exports]})
+    data = workload.generate(seed)
+    expected = workload.reference(data)
+    files: dict[str, dict[str, str]] = {"inputs": {}, "expected": {}}
+    for kind, arrays in (("inputs", data), ("expected", expected)):
+        for name, arr in arrays.items():
+            rel = f"data/{kind}-{slug(name)}.npy"
+            np.save(d / rel, np.ascontiguousarray(arr))
+            files[kind][name] = rel
+    tol = workload.tolerance()
+    plan_d = plan.to_dict()
+    manifest: dict[str, Any] = {
+        "format": FORMAT, "workload": workload.spec, "strategy": strategy.spec,
+        "notes": plan.notes, "requires": sorted(plan.requires),
+        "validate_features": validator_features(plan),
+        "devices": plan_d["devices"], "memories": plan_d["memories"], "modules": modules,
+        "instances": plan_d["instances"], "host_funcs": plan_d["host_funcs"],
+        "placements": [{**p, "role": workload.tensor(p["tensor"]).role,
+                        "shape": list(workload.tensor(p["tensor"]).shape),
+                        "dtype": workload.tensor(p["tensor"]).dtype}
+                       for p in plan_d["placements"]],
+        "setup": plan_d["setup"], "run": plan_d["run"],
+        "inputs": files["inputs"], "expected": files["expected"],
+        "tolerance": {"rtol": tol.rtol, "atol": tol.atol},
+        "counts_per_inference": plan.expected_counts(),
+    }
+    (d / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return Exported(workload.spec, strategy.spec, d)
+
+
+def export_all(workloads: Iterable[Workload], strategies: Sequence[Strategy], out: Path,
+               seed: int = 0) -> list[Exported]:
+    """Export every workload under every strategy (those a strategy can't express are
+    returned with the reason and write nothing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [export_one(w, s, out, seed) for w in workloads for s in strategies]

@@ -1,0 +1,2 @@
+"""The ground floor: errors, the checkout's paths, the worker protocol's files (atomic JSON,
+tensors on disk) and number formatting. Imports nothing of the project."""

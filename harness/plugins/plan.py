@@ -1,0 +1,394 @@
+"""`Plan`: pure, JSON-serialisable data — the only thing a runtime ever sees.
+
+A plan lists devices, memories, modules (wasm bytes), instances with their import
+bindings, where each tensor lives, and two step lists: `setup` (once: weights) and
+`run` (per inference). Every copy and host call is visible as data, so bytes copied and
+calls per inference are counted from the plan and cross-checked against what the
+worker actually did.
+
+Memory kinds:
+  * `host`   — a wasm memory the host creates (and modules import);
+  * `export` — a memory a module defines, reached as export `export` of `instance`;
+  * `buffer` — plain host storage that is not a wasm memory (per-module's host copies).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.core.errors import PlanError
+from harness.plugins.wasmbin import module_info
+
+MEMORY_KINDS = ("host", "export", "buffer")
+PAGE = 65536
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device: one wasm store. Devices sharing `engine` share a compiled-code engine."""
+
+    name: str
+    engine: str = "default"
+
+
+@dataclass(frozen=True)
+class Memory:
+    id: str
+    device: str
+    kind: str
+    min_pages: int = 0
+    max_pages: int | None = None
+    shared: bool = False
+    instance: str | None = None
+    export: str | None = None
+    size: int = 0  # bytes, for kind "buffer"
+    role: str = ""  # what the strategy uses it for ("heap", "private", "weights", ...)
+
+    def capacity(self) -> int | None:
+        """Bytes addressable at plan time (None for exported memories: known after instantiation)."""
+        if self.kind == "buffer":
+            return self.size
+        if self.kind == "host":
+            return self.min_pages * PAGE
+        return None
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    wasm: bytes = field(repr=False)
+    features: frozenset[str] = frozenset()
+    #: pages of each memory the module itself defines, in definition order (for footprint)
+    defined_pages: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Import:
+    """Binds one import of a module. `kind` "memory": `target` is a memory id;
+    kind "func": `target` is "host:<host func id>" or "<instance>.<export>"."""
+
+    module: str
+    field: str
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True)
+class HostFunc:
+    """A host function runtimes implement natively in their embedding language.
+
+    `kind` names its semantics from a fixed catalogue (see `harness.runtimes.hostfuncs`); `args`
+    are kind-specific settings (which memory is the heap, ...).
+    """
+
+    id: str
+    kind: str
+    device: str
+    args: tuple[tuple[str, str], ...] = ()
+
+    def arg(self, key: str) -> str:
+        return dict(self.args)[key]
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    module: str
+    device: str
+    imports: tuple[Import, ...] = ()
+
+
+@dataclass(frozen=True)
+class Region:
+    memory: str
+    offset: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a tensor lives (its home; per-module also has staged copies in modules)."""
+
+    tensor: str
+    region: Region
+
+
+@dataclass(frozen=True)
+class Window:
+    """A heap range a host function may touch during one call (isolation checks)."""
+
+    region: Region
+    writable: bool
+
+
+@dataclass(frozen=True)
+class Write:
+    """Host data of `tensor` into `dst` (upload of an input or a weight)."""
+
+    tensor: str
+    dst: Region
+    op: str = "write"
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Bytes from one region to another (staging, transfer between devices)."""
+
+    src: Region
+    dst: Region
+    op: str = "copy"
+
+
+@dataclass(frozen=True)
+class Call:
+    """Call `export` of `instance` with i32 `args`; `dispatch` names the workload dispatch."""
+
+    instance: str
+    export: str
+    args: tuple[int, ...]
+    dispatch: str = ""
+    windows: tuple[Window, ...] = ()
+    op: str = "call"
+
+
+@dataclass(frozen=True)
+class Read:
+    """Bytes of `src` back to the host as tensor `tensor` (download of an output)."""
+
+    tensor: str
+    src: Region
+    op: str = "read"
+
+
+@dataclass(frozen=True)
+class Count:
+    """Add the counter a wasm instance keeps in `src` to the worker's counter `counter`.
+
+    `src` holds a little-endian unsigned integer of `src.size` (4 or 8) bytes; the worker
+    adds it to `counter` and zeroes `src`. This is how counts made inside wasm (e.g. host
+    calls served by a wasm host shim) reach the plan-versus-worker cross-check.
+    """
+
+    counter: str
+    src: Region
+    op: str = "count"
+
+
+Step = Write | Copy | Call | Read | Count
+_STEP_TYPES: dict[str, type] = {"write": Write, "copy": Copy, "call": Call, "read": Read,
+                                "count": Count}
+
+
+@dataclass(frozen=True)
+class Plan:
+    workload: str
+    strategy: str
+    devices: tuple[Device, ...]
+    memories: tuple[Memory, ...]
+    modules: tuple[Module, ...]
+    instances: tuple[Instance, ...]
+    placements: tuple[Placement, ...]
+    setup: tuple[Step, ...]
+    run: tuple[Step, ...]
+    host_funcs: tuple[HostFunc, ...] = ()
+    #: capabilities a runtime must have (from the modules' features and the memory layout)
+    requires: frozenset[str] = frozenset()
+    #: counters the strategy predicts per inference that cannot be read off the steps
+    #: (e.g. host calls made from inside kernels); checked against the worker's counts
+    expected: tuple[tuple[str, int], ...] = ()
+    notes: str = ""
+
+    # -- derived counts -------------------------------------------------------------------
+    def bytes_copied_per_run(self) -> int:
+        return sum(s.src.size for s in self.run if isinstance(s, Copy))
+
+    def calls_per_run(self) -> int:
+        return sum(1 for s in self.run if isinstance(s, Call))
+
+    def io_bytes_per_run(self) -> int:
+        return sum(s.dst.size if isinstance(s, Write) else s.src.size
+                   for s in self.run if isinstance(s, (Write, Read)))
+
+    def memory_census(self) -> tuple[int, int]:
+        """(wasm memories, linear bytes committed) once the plan is loaded: every memory the
+        host creates plus every memory each instance's module defines (read from its binary),
+        at their initial sizes. Host buffers (kind `buffer`) are not wasm memories."""
+        count = committed = 0
+        for m in self.memories:
+            if m.kind == "host":
+                count += 1
+                committed += m.min_pages * PAGE
+        wasm = {m.name: m.wasm for m in self.modules}
+        for inst in self.instances:
+            for mt in module_info(wasm[inst.module]).defined_memories:
+                count += 1
+                committed += mt.min_pages * PAGE
+        return count, committed
+
+    def expected_counts(self) -> dict[str, int]:
+        memories, linear = self.memory_census()
+        counts = {"bytes_copied": self.bytes_copied_per_run(), "calls": self.calls_per_run(),
+                  "memories": memories, "linear_bytes": linear}
+        counts.update(dict(self.expected))
+        return counts
+
+    def memory(self, mem_id: str) -> Memory:
+        for m in self.memories:
+            if m.id == mem_id:
+                return m
+        raise PlanError(f"plan has no memory {mem_id!r}")
+
+    def placement(self, tensor: str) -> Region:
+        for p in self.placements:
+            if p.tensor == tensor:
+                return p.region
+        raise PlanError(f"plan places no tensor {tensor!r}")
+
+    # -- consistency ----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise PlanError if names don't resolve or a region falls outside a known capacity."""
+        devices = {d.name for d in self.devices}
+        mems = {m.id: m for m in self.memories}
+        modules = {m.name for m in self.modules}
+        insts = {i.name: i for i in self.instances}
+        hfs = {h.id for h in self.host_funcs}
+        for coll, key in ((self.memories, "id"), (self.modules, "name"),
+                          (self.instances, "name"), (self.devices, "name")):
+            names = [getattr(x, key) for x in coll]
+            if len(names) != len(set(names)):
+                raise PlanError(f"duplicate names in plan: {names}")
+        for m in self.memories:
+            if m.kind not in MEMORY_KINDS:
+                raise PlanError(f"memory {m.id}: kind must be one of {MEMORY_KINDS}")
+            if m.device not in devices:
+                raise PlanError(f"memory {m.id}: unknown device {m.device}")
+            if m.kind == "export" and (m.instance not in insts or not m.export):
+                raise PlanError(f"memory {m.id}: exported memory needs a known instance and export")
+        for inst in self.instances:
+            if inst.module not in modules:
+                raise PlanError(f"instance {inst.name}: unknown module {inst.module}")
+            if inst.device not in devices:
+                raise PlanError(f"instance {inst.name}: unknown device {inst.device}")
+            for imp in inst.imports:
+                if imp.kind == "memory":
+                    if imp.target not in mems or mems[imp.target].kind == "buffer":
+                        raise PlanError(f"instance {inst.name}: import {imp.module}.{imp.field} "
+                                        f"binds unknown wasm memory {imp.target}")
+                elif imp.kind == "func":
+                    if imp.target.startswith("host:"):
+                        if imp.target[5:] not in hfs:
+                            raise PlanError(f"instance {inst.name}: unknown host func {imp.target}")
+                    elif imp.target.split(".", 1)[0] not in insts:
+                        raise PlanError(f"instance {inst.name}: unknown instance in {imp.target}")
+                else:
+                    raise PlanError(f"instance {inst.name}: import kind {imp.kind!r} unsupported")
+
+        def check(region: Region, what: str) -> None:
+            if region.memory not in mems:
+                raise PlanError(f"{what}: unknown memory {region.memory}")
+            cap = mems[region.memory].capacity()
+            if region.offset < 0 or region.size < 0 or (cap is not None and region.end > cap):
+                raise PlanError(f"{what}: region {region} outside memory {region.memory} "
+                                f"({cap} bytes)")
+
+        for p in self.placements:
+            check(p.region, f"placement of {p.tensor}")
+        for step in (*self.setup, *self.run):
+            if isinstance(step, (Write,)):
+                check(step.dst, f"write {step.tensor}")
+            elif isinstance(step, Read):
+                check(step.src, f"read {step.tensor}")
+            elif isinstance(step, Copy):
+                check(step.src, "copy source")
+                check(step.dst, "copy destination")
+                if step.src.size != step.dst.size:
+                    raise PlanError(f"copy sizes differ: {step.src} -> {step.dst}")
+            elif isinstance(step, Count):
+                check(step.src, f"count {step.counter}")
+                if step.src.size not in (4, 8):
+                    raise PlanError(f"count {step.counter}: counter must be 4 or 8 bytes")
+            elif isinstance(step, Call):
+                if step.instance not in insts:
+                    raise PlanError(f"call: unknown instance {step.instance}")
+                for w in step.windows:
+                    check(w.region, f"window of call {step.dispatch}")
+
+    # -- JSON -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["modules"] = [{**asdict(m), "wasm": base64.b64encode(m.wasm).decode("ascii"),
+                         "features": sorted(m.features)} for m in self.modules]
+        d["requires"] = sorted(self.requires)
+        return _lists(d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        try:
+            return cls(
+                workload=d["workload"], strategy=d["strategy"],
+                devices=tuple(Device(**x) for x in d["devices"]),
+                memories=tuple(Memory(**x) for x in d["memories"]),
+                modules=tuple(Module(name=x["name"], wasm=base64.b64decode(x["wasm"]),
+                                     features=frozenset(x.get("features", ())),
+                                     defined_pages=tuple(x.get("defined_pages", ())))
+                              for x in d["modules"]),
+                instances=tuple(Instance(name=x["name"], module=x["module"], device=x["device"],
+                                         imports=tuple(Import(**i) for i in x["imports"]))
+                                for x in d["instances"]),
+                placements=tuple(Placement(tensor=x["tensor"], region=Region(**x["region"]))
+                                 for x in d["placements"]),
+                setup=tuple(step_from_dict(s) for s in d["setup"]),
+                run=tuple(step_from_dict(s) for s in d["run"]),
+                host_funcs=tuple(HostFunc(id=x["id"], kind=x["kind"], device=x["device"],
+                                          args=tuple((k, v) for k, v in x.get("args", ())))
+                                 for x in d.get("host_funcs", ())),
+                requires=frozenset(d.get("requires", ())),
+                expected=tuple((k, int(v)) for k, v in d.get("expected", ())),
+                notes=d.get("notes", ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanError(f"malformed plan: {type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls.from_dict(json.loads(text))
+
+
+def step_from_dict(d: Mapping[str, Any]) -> Step:
+    op = d.get("op")
+    if op not in _STEP_TYPES:
+        raise PlanError(f"unknown step op {op!r}")
+    if op == "write":
+        return Write(tensor=d["tensor"], dst=Region(**d["dst"]))
+    if op == "read":
+        return Read(tensor=d["tensor"], src=Region(**d["src"]))
+    if op == "copy":
+        return Copy(src=Region(**d["src"]), dst=Region(**d["dst"]))
+    if op == "count":
+        return Count(counter=d["counter"], src=Region(**d["src"]))
+    return Call(instance=d["instance"], export=d["export"], args=tuple(d["args"]),
+                dispatch=d.get("dispatch", ""),
+                windows=tuple(Window(region=Region(**w["region"]), writable=w["writable"])
+                              for w in d.get("windows", ())))
+
+
+def _lists(x: Any) -> Any:
+    """Tuples to lists recursively, so to_dict output equals what json.loads gives back."""
+    if isinstance(x, dict):
+        return {k: _lists(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_lists(v) for v in x]
+    if isinstance(x, frozenset):
+        return sorted(x)
+    return x

@@ -1,0 +1,146 @@
+"""Capability probing: tiny plans, each needing one capability, run through the same worker
+path as real cells. A capability is present when its plan compiles, runs and writes the
+expected bytes — measured, never assumed from a version number.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.codegen.module import assemble
+from harness.plugins.plan import (
+    Call,
+    Device,
+    HostFunc,
+    Import,
+    Instance,
+    Memory,
+    Module,
+    Plan,
+    Read,
+    Region,
+)
+from harness.runtimes.base import Runtime
+from harness.worker.launch import run_worker
+
+CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
+                "simd128", "relaxed-simd", "bulk-memory", "memory64", "host-func-import")
+
+_HEAP = '(import "env" "heap" (memory 1))'
+_PROBES: dict[str, tuple[str, str]] = {
+    # capability: (module WAT body, memory layout: "host" | "export" | "shared" | "host+func")
+    "imported-memory": (_HEAP + '(func (export "run") (i32.store (i32.const 0) (i32.const 42)))',
+                        "host"),
+    "exported-memory": ('(memory (export "memory") 1)'
+                        '(func (export "run") (i32.store (i32.const 0) (i32.const 42)))', "export"),
+    "multi-memory": ('(import "env" "heap" (memory $heap 1)) (memory $priv 1)'
+                     '(func (export "run") (i32.store $priv (i32.const 8) (i32.const 7))'
+                     '(i32.store $heap (i32.const 0) (i32.mul (i32.load $priv (i32.const 8))'
+                     ' (i32.const 6))))', "host16z"),
+    "shared-memory": ('(import "env" "heap" (memory 1 1 shared))'
+                      '(func (export "run") (i32.atomic.store (i32.const 0) (i32.const 42)))',
+                      "shared"),
+    "simd128": (_HEAP + '(func (export "run") (v128.store (i32.const 0) (i32x4.add'
+                ' (i32x4.splat (i32.const 40)) (i32x4.splat (i32.const 2)))))', "host16"),
+    # 6 * 7 + 0 is exact whether relaxed_madd fuses or not
+    "relaxed-simd": (_HEAP + '(func (export "run") (v128.store (i32.const 0)'
+                     ' (i32x4.trunc_sat_f32x4_s (f32x4.relaxed_madd (f32x4.splat (f32.const 6))'
+                     ' (f32x4.splat (f32.const 7)) (f32x4.splat (f32.const 0))))))', "host16"),
+    "bulk-memory": (_HEAP + '(func (export "run") (memory.fill (i32.const 0) (i32.const 42)'
+                    ' (i32.const 1)) (memory.copy (i32.const 4) (i32.const 0) (i32.const 4)))',
+                    "host8"),
+    # 64-bit addresses and page counts: growing by 2^32 pages must fail (-1), where a
+    # runtime that reads the operand as 32 bits grows by 0 pages and gets 1 back
+    "memory64": ('(memory (export "memory") i64 1)'
+                 '(func (export "run") (i32.store (i64.const 0) (i32.add (i32.const 43)'
+                 ' (i32.wrap_i64 (memory.grow (i64.const 0x100000000))))))', "export"),
+    "host-func-import": ('(import "env" "noop" (func $noop))' + _HEAP +
+                         '(func (export "run") (call $noop) (i32.store (i32.const 0)'
+                         ' (i32.const 42)))', "host+func"),
+}
+_EXPECT = {"host": "2a000000", "export": "2a000000", "shared": "2a000000",
+           "host+func": "2a000000", "host16": "2a000000" * 4,
+           # the private store must not land in the heap (a runtime that aliases every
+           # memory to one, like wasm3's single memory per runtime, fails here)
+           "host16z": "2a000000" + "00" * 12, "host8": "2a0000002a000000"}
+
+
+def probe_plan(capability: str) -> tuple[Plan, str]:
+    """The probe plan for one capability and the hex bytes it must produce."""
+    body, layout = _PROBES[capability]
+    wasm = assemble(f"(module {body})")
+    dev = Device("dev0")
+    imports: list[Import] = []
+    memories: list[Memory] = []
+    host_funcs: list[HostFunc] = []
+    if layout == "export":
+        memories.append(Memory("m", "dev0", "export", instance="probe", export="memory"))
+    else:
+        memories.append(Memory("m", "dev0", "host", min_pages=1,
+                               max_pages=1 if layout == "shared" else None,
+                               shared=layout == "shared"))
+        imports.append(Import("env", "heap", "memory", "m"))
+    if layout == "host+func":
+        host_funcs.append(HostFunc("noop", "noop", "dev0"))
+        imports.insert(0, Import("env", "noop", "func", "host:noop"))
+    size = {"host16": 16, "host16z": 16, "host8": 8}.get(layout, 4)
+    plan = Plan(workload=f"probe:{capability}", strategy="probe", devices=(dev,),
+                memories=tuple(memories), modules=(Module("probe", wasm),),
+                instances=(Instance("probe", "probe", "dev0", tuple(imports)),),
+                placements=(), setup=(),
+                run=(Call("probe", "run", ()), Read("out", Region("m", 0, size))),
+                host_funcs=tuple(host_funcs), requires=frozenset({capability}))
+    return plan, _EXPECT[layout]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    runtime: str
+    status: str                       # ok, or why the runtime could not be probed
+    message: str = ""
+    version: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def has(self, capability: str) -> bool:
+        return bool(self.capabilities.get(capability, {}).get("ok"))
+
+    def missing(self, required: frozenset[str]) -> list[str]:
+        return sorted(c for c in required if not self.has(c))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "status": self.status, "message": self.message,
+                "version": self.version, "info": self.info, "capabilities": self.capabilities}
+
+
+def probe_runtime(runtime: Runtime, timeout_s: float = 60.0,
+                  workdir: Path | None = None) -> ProbeResult:
+    from harness.core.errors import MembenchError
+
+    try:
+        runtime.prepare()
+    except MembenchError as exc:
+        return ProbeResult(runtime.spec, "unavailable", str(exc))
+    reason = runtime.unavailable_reason()
+    if reason:
+        return ProbeResult(runtime.spec, "unavailable", reason)
+    with tempfile.TemporaryDirectory(prefix="membench-probe-", dir=workdir) as tmp:
+        base = Path(tmp)
+        probes = []
+        for cap in CAPABILITIES:
+            plan, expect = probe_plan(cap)
+            path = base / f"probe_{cap}.json"
+            path.write_text(plan.to_json(), encoding="utf-8")
+            probes.append({"capability": cap, "plan_path": str(path), "expect": {"out": expect}})
+        outcome = run_worker(runtime, {"kind": "probe", "runtime": runtime.spec,
+                                       "probes": probes}, base, timeout_s)
+    resp = outcome.response or {}
+    if outcome.status != "ok":
+        return ProbeResult(runtime.spec, "unavailable",
+                           f"worker could not start: {outcome.message}")
+    info = resp.get("runtime", {})
+    return ProbeResult(runtime.spec, "ok", "", str(info.get("version", "")), info,
+                       resp.get("capabilities", {}))

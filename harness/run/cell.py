@@ -1,0 +1,201 @@
+"""One cell = workload × strategy × runtime: plan, check support, run the worker, verify.
+
+Every way a cell can end becomes a `ResultRow` with a status; nothing here raises for a
+cell's own failure, so one bad cell never ends a suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.core.protocol import save_tensors
+from harness.plugins.strategy import Strategy, Unsupported
+from harness.plugins.verify import compare
+from harness.plugins.workload import Tolerance, Workload
+from harness.probes.estimate import CallCosts, over_budget
+from harness.probes.probe import ProbeResult
+from harness.results.rows import ResultRow
+from harness.run.external import run_external_cell
+from harness.runtimes.base import Runtime
+from harness.worker.launch import WorkerOutcome, pinned, run_worker
+from harness.worker.lockstep import gated
+from harness.worker.measure import MeasureSettings
+
+#: plan predictions checked against the worker's memory report rather than its counters;
+#: a worker that does not report one (a runtime that cannot see its memories) skips the check
+CENSUS = ("memories", "linear_bytes")
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: Workload
+    strategy: Strategy
+    runtime: Runtime
+    #: which side of an A/B run the cell belongs to ("" outside `membench ab`)
+    side: str = ""
+    #: another checkout whose own `membench` runs this cell (A/B of harness versions)
+    repo: Path | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.workload.spec, self.strategy.spec, self.runtime.spec)
+
+    @property
+    def run_key(self) -> tuple[str, str, str, str]:
+        """`key` and the side: unique within a run, also in an A/A run of one spec."""
+        return (*self.key, self.side)
+
+    def __str__(self) -> str:
+        return " | ".join(self.key)
+
+
+@dataclass
+class PreparedCell:
+    """A cell round ready for its worker: request written to a temporary directory."""
+
+    cell: Cell
+    base: dict[str, Any]
+    t0: float
+    workdir: Path
+    request: dict[str, Any]
+    reference: dict[str, np.ndarray]
+    tolerance: Tolerance
+    data: dict[str, np.ndarray]
+
+    def row(self, status: str, reason: str = "", **extra: Any) -> ResultRow:
+        return ResultRow(status=status, reason=reason, wall_s=time.perf_counter() - self.t0,
+                         **self.base, **extra)
+
+
+def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: float,
+             probe: ProbeResult | None = None, workdir: Path | None = None,
+             memory_limit: int | None = None, round_index: int | None = None,
+             pin: Sequence[int] = (), costs: CallCosts | None = None,
+             budget_s: float | None = None,
+             lockstep_fds: tuple[int, int] | None = None) -> ResultRow:
+    """Run one round of `cell` in a fresh worker (killed after `timeout_s`; data segment
+    capped at `memory_limit` bytes when given) and verify its outputs against NumPy.
+    The row's `kind` is "round" when `round_index` is given (the runner folds rounds
+    into the cell row). With `costs` and `budget_s`, a cell whose plan-based estimate
+    exceeds the budget is `skipped` with the estimate instead of being run. With
+    `lockstep_fds` (inherited pipe ends) the worker is one side of another process's
+    lockstep pair (`harness.worker.lockstep`)."""
+    if cell.repo is not None:
+        return run_external_cell(cell, run_id, settings, timeout_s, round_index, pin)
+    with contextlib.ExitStack() as stack:
+        p = prepare_cell(cell, run_id, settings, probe, workdir, round_index, pin, costs,
+                         budget_s, stack)
+        if isinstance(p, ResultRow):
+            return p
+        request = p.request if lockstep_fds is None else gated(p.request, lockstep_fds)
+        return finish_cell(p, run_worker(cell.runtime, request, p.workdir, timeout_s,
+                                         memory_limit=memory_limit,
+                                         pass_fds=lockstep_fds or ()))
+
+
+def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
+                 probe: ProbeResult | None, workdir: Path | None, round_index: int | None,
+                 pin: Sequence[int], costs: CallCosts | None, budget_s: float | None,
+                 stack: contextlib.ExitStack) -> ResultRow | PreparedCell:
+    """Plan the cell and write its worker request, or the row that says why it cannot run."""
+    t0 = time.perf_counter()
+    w, s, rt = cell.workload, cell.strategy, cell.runtime
+    base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
+                            "runtime": rt.spec, "side": cell.side, "flops": w.flops(),
+                            "compulsory_bytes": w.compulsory_bytes(),
+                            "settings": settings.to_dict()}
+    if round_index is not None:
+        base.update(kind="round", round=round_index)
+
+    def row(status: str, reason: str = "", **extra: Any) -> ResultRow:
+        return ResultRow(status=status, reason=reason, wall_s=time.perf_counter() - t0,
+                         **base, **extra)
+
+    if probe is not None and probe.status != "ok":
+        return row("unavailable", probe.message)
+    try:
+        plan = s.plan(w)
+    except Unsupported as exc:
+        return row("unsupported", str(exc))
+    expected_counts = plan.expected_counts()
+    base["expected_counts"] = expected_counts
+    if probe is not None:
+        missing = probe.missing(plan.requires)
+        if missing:
+            why = "; ".join(f"{c} ({probe.capabilities.get(c, {}).get('detail', 'absent')})"
+                            for c in missing)
+            return row("unsupported", f"{rt.NAME} lacks {', '.join(missing)}: {why}")
+    if costs is not None and budget_s is not None:
+        est = over_budget(plan, costs, settings, budget_s)
+        if est is not None:
+            return row("skipped", f"estimated {est['estimate_s']:.1f} s > cell budget "
+                                  f"{budget_s:g} s ({est['host_calls']} host calls and "
+                                  f"{plan.calls_per_run()} dispatches per inference)",
+                       metrics={"estimate": est})
+    data = w.generate(settings.seed)
+    reference = w.reference(data)
+    tol = w.tolerance()
+    base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
+    d = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="membench-cell-",
+                                                             dir=workdir)))
+    plan_path = d / "plan.json"
+    plan_path.write_text(plan.to_json(), encoding="utf-8")
+    request = pinned({"kind": "cell", "runtime": rt.spec, "plan_path": str(plan_path),
+                      "inputs": save_tensors(d, data), "settings": settings.to_dict()}, pin)
+    return PreparedCell(cell, base, t0, d, request, reference, tol, data)
+
+
+def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
+    """The row of a finished worker: outputs verified, counters checked against the plan."""
+    w, base, row = p.cell.workload, p.base, p.row
+    resp = outcome.response or {}
+    if resp.get("runtime"):
+        base["runtime_info"] = resp["runtime"]
+    if outcome.status != "ok":
+        return row(outcome.status, outcome.message)
+    outputs = {}
+    for t in w.by_role("output"):
+        path = resp.get("outputs", {}).get(t.name)
+        if path is None:
+            return row("crashed", f"worker returned no output {t.name}")
+        outputs[t.name] = np.fromfile(path, dtype=np.dtype(t.dtype).newbyteorder("<")) \
+            .reshape(t.shape)
+    counters = {k: int(v) for k, v in resp.get("counters", {}).items()}
+    measured = {"phases": resp.get("phases", {}), "memory": resp.get("memory", {}),
+                "counters": counters,
+                "bytes_copied_per_run": counters.get("bytes_copied"),
+                "host_calls_per_run": counters.get("host_calls"),
+                "calls_per_run": counters.get("calls")}
+    verdict = compare(outputs, p.reference, p.tolerance)
+    if not verdict.ok:
+        return row("invalid", verdict.message, max_abs_err=verdict.max_abs_err,
+                   err_index=verdict.index, err_tensor=verdict.tensor, **measured)
+    expected_counts = base["expected_counts"]
+    observed: dict[str, int | None] = dict(counters)
+    memory = resp.get("memory", {})
+    for k in CENSUS:  # not per-inference counters: what the loaded plan holds
+        if k in memory:
+            observed[k] = int(memory[k])
+    mismatched = {k: (v, observed.get(k)) for k, v in expected_counts.items()
+                  if observed.get(k) != v and (k not in CENSUS or k in memory)}
+    if mismatched:
+        text = ", ".join(f"{k}: plan {v} vs worker {got}" for k, (v, got) in mismatched.items())
+        return row("invalid", f"worker did not do what the plan says ({text})",
+                   max_abs_err=verdict.max_abs_err, **measured)
+    timing = dict(resp.get("timing", {}))
+    samples = tuple(float(x) for x in timing.pop("samples_s", ()))
+    if resp.get("affinity") is not None:
+        timing["affinity"] = resp["affinity"]
+    return row("ok", "", median_s=statistics.median(samples) if samples else None,
+               samples_s=samples, inner=int(timing.get("inner", 0)), timing=timing,
+               breakdown=resp.get("breakdown", {}),
+               max_abs_err=verdict.max_abs_err, metrics=w.metrics(p.data, outputs), **measured)
