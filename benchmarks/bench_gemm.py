@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.plugins.plan import Call  # noqa: E402
 from harness.plugins.verify import compare  # noqa: E402
 from harness.plugins.workload import Workload  # noqa: E402
-from harness.run.runner import Registries  # noqa: E402
+from harness.run.request import Registries  # noqa: E402
 from harness.runtimes.executor import LoadedPlan  # noqa: E402
 from harness.worker.inprocess import load, outputs  # noqa: E402
 from harness.worker.measure import MeasureSettings, time_cold, time_steady  # noqa: E402

@@ -23,7 +23,9 @@ from pathlib import Path
 from harness.cli.ab_cmd import side_b_spec
 from harness.cli.run_cmd import parse_pin
 from harness.run.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
-from harness.run.runner import Registries, RunRequest, execute, new_run_id, prepare_run_dir
+from harness.run.pipeline import execute
+from harness.run.request import Registries, RunRequest
+from harness.run.rundir import new_run_id, prepare_run_dir
 from harness.run.suite import load_suite
 from harness.worker.measure import MeasureSettings
 

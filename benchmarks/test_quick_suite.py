@@ -19,7 +19,7 @@ import pytest
 from harness.plugins.strategy import Unsupported
 from harness.plugins.verify import compare
 from harness.probes.probe import ProbeResult, probe_runtime
-from harness.run.runner import Registries
+from harness.run.request import Registries
 from harness.run.suite import load_suite
 from harness.runtimes.executor import LoadedPlan
 from harness.worker.inprocess import outputs as outputs_of

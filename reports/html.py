@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.cli.console import fmt_time
+from harness.core.fmt import fmt_time
 
 TEMPLATE = "report.html.j2"
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.cli.console import fmt_time
-from harness.probes.probe import CAPABILITIES
+from harness.core.fmt import fmt_time
+from harness.results.manifest import CAPABILITIES
 from reports.data import Key, RunData
 from reports.palette import strategy_order
 from reports.plotting import fmt_bytes

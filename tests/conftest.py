@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.run.runner import Registries
+from harness.run.request import Registries
 from harness.worker.measure import MeasureSettings
 
 

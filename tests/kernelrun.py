@@ -6,8 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from harness.plugins.plan import Plan
+from harness.plugins.verify import compare
 from harness.plugins.workload import Workload
-from harness.run.runner import Registries
+from harness.run.request import Registries
+from harness.runtimes.base import Backend
 from harness.runtimes.executor import LoadedPlan
 from harness.worker import inprocess
 
@@ -20,20 +23,44 @@ def strategies(regs: Registries) -> list[str]:
     return [s for s in KERNEL_STRATEGIES if s in names]
 
 
+def _run(regs: Registries, workload: Workload, strategy: str, data: Mapping[str, np.ndarray],
+         backend: Backend | None) -> tuple[LoadedPlan, Plan]:
+    """Plan `workload` under the `strategy` spec, load it on `backend` (default: a fresh
+    wasmtime one), zero the counters and run one inference."""
+    plan = regs.strategies.create(strategy).plan(workload)
+    if backend is None:
+        backend = regs.runtimes.create("wasmtime").backend()
+    lp = LoadedPlan(backend, plan, data)
+    lp.load()
+    lp.reset_counters()
+    lp.run_once()
+    return lp, plan
+
+
 def run_outputs(regs: Registries, workload: Workload, strategy: str,
                 data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One inference of `workload` on given data under `strategy` on wasmtime."""
-    plan = regs.strategies.create(strategy).plan(workload)
-    lp = LoadedPlan(regs.runtimes.create("wasmtime").backend(), plan, data)
-    lp.load()
-    lp.run_once()
+    lp, _ = _run(regs, workload, strategy, data, None)
     return inprocess.outputs(lp, workload)
+
+
+def run_verified(regs: Registries, workload: Workload | str, strategy: str, seed: int = 0, *,
+                 backend: Backend | None = None) -> tuple[LoadedPlan, Plan]:
+    """One inference of `workload` (an instance or a spec) on its generated data under the
+    `strategy` spec, on `backend` (default: a fresh wasmtime one); asserts the outputs are
+    within the workload's tolerance of its NumPy reference. Returns the loaded plan, its
+    counters covering just that inference, and the plan."""
+    w = regs.workloads.create(workload) if isinstance(workload, str) else workload
+    data = w.generate(seed)
+    lp, plan = _run(regs, w, strategy, data, backend)
+    verdict = compare(inprocess.outputs(lp, w), w.reference(data), w.tolerance())
+    name = workload if isinstance(workload, str) else w.spec
+    assert verdict.ok, f"{name} under {strategy}: {verdict.message}"
+    return lp, plan
 
 
 def check_workload(regs: Registries, spec: str, seed: int = 0) -> None:
     """Every registered kernel strategy must reproduce the NumPy reference within tolerance."""
     w = regs.workloads.create(spec)
-    rt = regs.runtimes.create("wasmtime")
     for s in strategies(regs):
-        verdict = inprocess.run_and_verify(w, regs.strategies.create(s), rt, seed)
-        assert verdict.ok, f"{spec} under {s}: {verdict.message}"
+        run_verified(regs, w, s, seed)

@@ -155,7 +155,7 @@ def test_missing_checkout_is_refused_before_work(tmp_path: Path, capsys) -> None
 
 def test_ab_runs_enough_rounds_for_its_test_unless_told() -> None:
     from harness.run.ab import AB_ROUNDS, ab_request
-    from harness.run.runner import RunRequest
+    from harness.run.request import RunRequest
     from harness.worker.measure import MeasureSettings
 
     req = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),
@@ -169,7 +169,7 @@ def test_ab_runs_enough_rounds_for_its_test_unless_told() -> None:
 
 def test_ab_takes_enough_samples_and_pairs_them_unless_told() -> None:
     from harness.run.ab import AB_SAMPLES, ab_request
-    from harness.run.runner import RunRequest
+    from harness.run.request import RunRequest
     from harness.worker.measure import MeasureSettings
 
     req = RunRequest(workloads=("gemm",), strategies=("shared",), runtimes=(),

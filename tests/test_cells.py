@@ -12,7 +12,8 @@ import pytest
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from harness.probes.probe import probe_runtime
-from harness.run.cell import Cell, run_cell
+from harness.run.cell import run_cell
+from harness.run.request import Cell
 from harness.runtimes.base import Runtime
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.core.errors import ShapeError
-from harness.worker.inprocess import run_and_verify
+from tests.kernelrun import run_verified
 from workloads.kernels.conv2d import conv2d_reference, im2col
 
 STRATEGIES = ("shared", "per-module")
@@ -21,9 +21,7 @@ SHAPES = [
 
 
 def _verify(regs, spec: str, strategy: str) -> None:
-    verdict = run_and_verify(regs.workloads.create(spec), regs.strategies.create(strategy),
-                             regs.runtimes.create("wasmtime"))
-    assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
+    run_verified(regs, spec, strategy)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

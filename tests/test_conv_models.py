@@ -6,17 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.worker import inprocess
+from tests.kernelrun import run_verified
 
 
 @pytest.mark.parametrize("model", ["kws-dscnn", "resnet8"])
 @pytest.mark.parametrize("isa", ["simd", "scalar"])
 @pytest.mark.parametrize("strategy", ["shared", "per-module"])
 def test_model_matches_numpy(regs, model: str, isa: str, strategy: str) -> None:
-    w = regs.workloads.create(f"{model}:isa={isa}")
-    verdict = inprocess.run_and_verify(w, regs.strategies.create(strategy),
-                                       regs.runtimes.create("wasmtime"))
-    assert verdict.ok, f"{model} {isa} under {strategy}: {verdict.message}"
+    run_verified(regs, f"{model}:isa={isa}", strategy)
 
 
 def test_kws_dscnn_structure(regs) -> None:

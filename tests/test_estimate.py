@@ -9,7 +9,8 @@ import pytest
 
 from harness.cli import main as cli_main
 from harness.probes.estimate import CallCosts, cell_s, inference_s, measure_call_costs
-from harness.run.cell import Cell, run_cell
+from harness.run.cell import run_cell
+from harness.run.request import Cell
 
 COSTS = CallCosts(host_call_s=2e-6, wasm_call_s=5e-9, dispatch_s=3e-6)
 

@@ -14,7 +14,7 @@ import pytest
 
 from harness.cli import main as cli_main
 from harness.cli.export import MANIFEST, export_all, variant_specs
-from harness.run.runner import Registries
+from harness.run.request import Registries
 
 WORKLOADS = ("mlp:batch=3,sizes=8-6-4", "gemm:m=5,n=7,k=9", "bias-relu:n=11")
 

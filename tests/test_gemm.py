@@ -15,7 +15,7 @@ from harness.codegen import (
     build_kernel_module,
 )
 from harness.core.errors import SpecError
-from harness.worker.inprocess import run_and_verify
+from tests.kernelrun import run_verified
 from workloads.kernels.gemm import GemmKernel
 from workloads.kernels.packed_gemm import DEFAULT_PADS, FMA_UNROLL, MAX_PAD, PackedGemm, Tile
 
@@ -23,9 +23,7 @@ STRATEGIES = ("shared", "per-module")
 
 
 def _verify(regs, workload: str, strategy: str) -> None:
-    verdict = run_and_verify(regs.workloads.create(workload), regs.strategies.create(strategy),
-                             regs.runtimes.create("wasmtime"))
-    assert verdict.ok, f"{workload} under {strategy}: {verdict.message}"
+    run_verified(regs, workload, strategy)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

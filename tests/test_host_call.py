@@ -12,12 +12,11 @@ import pytest
 from harness.cli.export import variant_specs
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, op
 from harness.plugins.plan import Call, Count
-from harness.plugins.verify import compare
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
-from harness.run.cell import Cell, run_cell
-from harness.runtimes.executor import LoadedPlan
-from harness.worker.inprocess import outputs as outputs_of
+from harness.run.cell import run_cell
+from harness.run.request import Cell
 from harness.worker.measure import MeasureSettings
+from tests.kernelrun import run_verified
 
 #: every mode x host; the python-hosted paged variant uses tiny pages and two slots, so
 #: evictions, write-backs and page-straddling accesses happen in every workload
@@ -97,16 +96,7 @@ def test_every_workload_verifies(regs, strategy: str) -> None:
              for v in variant_specs(cls, small=True)]
     assert len(specs) >= 10
     for spec in specs:
-        w = regs.workloads.create(spec)
-        plan = regs.strategies.create(strategy).plan(w)
-        data = w.generate(0)
-        lp = LoadedPlan(backend, plan, data)
-        lp.load()
-        lp.reset_counters()
-        lp.run_once()
-        outputs = outputs_of(lp, w)
-        verdict = compare(outputs, w.reference(data), w.tolerance())
-        assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
+        lp, plan = run_verified(regs, spec, strategy, backend=backend)
         for key in ("host_calls", "page_fills", "page_flushes", "calls"):
             if key in plan.expected_counts():
                 assert lp.counters[key] == plan.expected_counts()[key], (spec, key)

@@ -11,7 +11,8 @@ import numpy as np
 from harness.analysis.compare import compare_runs
 from harness.cli import main
 from harness.probes.fingerprint import cpu_model, fingerprint
-from harness.results.rows import read_manifest, read_rows
+from harness.results.manifest import read_manifest
+from harness.results.rows import read_rows
 
 
 def _bench(workload: str, strategy: str, data: list[float], raw: bool = True) -> dict:

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from harness.run.calibration import baseline_cell, noop_cell, over_baseline
-from harness.run.cell import Cell, run_cell
+from harness.run.cell import run_cell
+from harness.run.request import Cell
 
 
 def test_breakdown_pass_times_each_step_kind(regs, quick_settings) -> None:

@@ -13,13 +13,11 @@ from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel
 from harness.codegen.kernel import SCRATCH
 from harness.plugins.allocator import lifetimes
 from harness.plugins.plan import PAGE, Call, Copy
-from harness.plugins.verify import compare
 from harness.plugins.wasmbin import module_info
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
-from harness.run.cell import Cell, run_cell
-from harness.run.runner import Registries
-from harness.runtimes.executor import LoadedPlan
-from harness.worker.inprocess import outputs as outputs_of
+from harness.run.cell import run_cell
+from harness.run.request import Cell, Registries
+from tests.kernelrun import run_verified
 
 MINE = ("per-module", "per-module:resident=1", "shared", "multi-memory",
         "multi-memory:weights=separate", "per-device", "per-device:engine=shared")
@@ -218,16 +216,7 @@ def test_strategy_verifies_every_workload(regs, strategy: str) -> None:
     and the executor did exactly the copies, calls and memories the plan predicts."""
     backend = regs.runtimes.create("wasmtime").backend()
     for spec in _every_workload(regs):
-        w = regs.workloads.create(spec)
-        plan = regs.strategies.create(strategy).plan(w)
-        data = w.generate(0)
-        lp = LoadedPlan(backend, plan, data)
-        lp.load()
-        lp.reset_counters()
-        lp.run_once()
-        outputs = outputs_of(lp, w)
-        verdict = compare(outputs, w.reference(data), w.tolerance())
-        assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
+        lp, plan = run_verified(regs, spec, strategy, backend=backend)
         memories, linear = lp.memory_census()
         did = {**lp.counters, "memories": memories, "linear_bytes": linear}
         for key, want in plan.expected_counts().items():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.run.cell import Cell, run_cell
+from harness.run.cell import run_cell
+from harness.run.request import Cell
 
 
 def test_mlp_digits_agrees_and_is_accurate(regs, quick_settings) -> None:

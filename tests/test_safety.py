@@ -9,7 +9,8 @@ import pytest
 
 from harness.cli import main
 from harness.probes.probe import probe_runtime
-from harness.run.cell import Cell, run_cell
+from harness.run.cell import run_cell
+from harness.run.request import Cell
 from harness.runtimes.base import Runtime
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.core.errors import ShapeError
-from harness.worker import inprocess
+from tests.kernelrun import run_verified
 from workloads.models.transformer import DIM, HIDDEN
 
 
@@ -14,10 +14,7 @@ from workloads.models.transformer import DIM, HIDDEN
                                   "transformer-block:t=13,kv=13"])
 @pytest.mark.parametrize("strategy", ["shared", "per-module"])
 def test_block_matches_numpy(regs, spec: str, strategy: str) -> None:
-    w = regs.workloads.create(spec)
-    verdict = inprocess.run_and_verify(w, regs.strategies.create(strategy),
-                                       regs.runtimes.create("wasmtime"))
-    assert verdict.ok, f"{spec} under {strategy}: {verdict.message}"
+    run_verified(regs, spec, strategy)
 
 
 def test_decode_structure(regs) -> None:

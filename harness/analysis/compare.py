@@ -26,11 +26,9 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.stats import compare_paired, compare_samples
-from harness.results.rows import ResultRow
+from harness.results.rows import CellKey, ResultRow
 
 VERDICTS = ("slower", "faster", "unchanged", "unsure")
-
-CellKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,13 @@ class CellComparison:
 
     @property
     def cell(self) -> str:
-        return " | ".join(self.key)
+        return str(self.key)
+
+    @property
+    def within(self) -> bool:
+        """Whether 1.0 lies inside the ratio's CI: two runs of the same code should agree
+        so on about 95% of cells (`harness.analysis.stability`)."""
+        return self.ci_low <= 1.0 <= self.ci_high
 
     @property
     def units(self) -> str:
@@ -138,20 +142,19 @@ def lockstep_sizes(base: ResultRow, current: ResultRow) -> list[int] | None:
 
 
 def _cells(rows: Sequence[ResultRow]) -> dict[CellKey, ResultRow]:
-    out: dict[CellKey, ResultRow] = {}
-    for r in rows:
-        if r.kind == "cell":
-            out[(r.workload, r.strategy, r.runtime)] = r
-    return out
+    return {r.key: r for r in rows if r.kind == "cell"}
 
 
 def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
                  threshold: float = 0.05, alpha: float = 0.01, seed: int = 0,
-                 key_map: Any = None) -> RunComparison:
+                 key_map: Any = None, by_round: bool = True, pair: bool = True
+                 ) -> RunComparison:
     """Match cells by (workload, strategy, runtime) and compare their samples.
 
     `key_map` (optional callable) rewrites keys before matching, e.g. to pair an A/B
-    run's `wasmtime` cells with its `wasmtime:bounds=explicit` cells.
+    run's `wasmtime` cells with its `wasmtime:bounds=explicit` cells. With `by_round`
+    the round is the unit where both rows have two or more rounds (the two-level
+    bootstrap); with `pair`, rows whose rounds ran in lockstep are compared pair by pair.
     """
     b, c = _cells(base), _cells(current)
     if key_map is not None:
@@ -166,11 +169,11 @@ def compare_runs(base: Sequence[ResultRow], current: Sequence[ResultRow],
         if rb.status != "ok" or rc.status != "ok" or not rb.samples_s or not rc.samples_s:
             skipped.append((key, rb.status, rc.status))
             continue
-        paired = lockstep_sizes(rb, rc)
+        paired = lockstep_sizes(rb, rc) if pair else None
         if paired is not None:
             cmp = compare_paired(rb.samples_s, rc.samples_s, paired, seed=seed)
         else:
-            groups = paired_round_sizes(rb, rc)
+            groups = paired_round_sizes(rb, rc) if by_round else (None, None)
             cmp = compare_samples(rb.samples_s, rc.samples_s, seed=seed,
                                   base_groups=groups[0], current_groups=groups[1])
         pending.append((key, rb, rc, cmp))

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import ResultsError
-from harness.results.rows import MANIFEST, RESULTS
+from harness.results.manifest import MANIFEST
+from harness.results.rows import RESULTS
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,10 @@ from harness.core.errors import SpecError
 from harness.plugins.spec import parse_spec
 from harness.run.ab import AB_ROUNDS, AB_SAMPLES, ab_cells, ab_request, compare_sides
 from harness.run.external import membench_of
+from harness.run.pipeline import execute
+from harness.run.request import Registries
 from harness.run.resume import ab_state, load_resume
-from harness.run.runner import Registries, execute, new_run_id, prepare_run_dir
+from harness.run.rundir import new_run_id, prepare_run_dir
 
 
 def register(sub: Any) -> None:

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.compare import RunComparison, compare_runs
-from harness.cli.console import fmt_time
 from harness.core.errors import MembenchError, SpecError
-from harness.results.rows import ensure_out_dir, read_manifest, read_rows
+from harness.core.fmt import fmt_time
+from harness.results.manifest import read_manifest
+from harness.results.rows import ensure_out_dir, read_rows
 
 STYLE = {"slower": "bold red", "faster": "green", "unchanged": "dim", "unsure": "yellow"}
 

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from harness.analysis.compare import round_sizes
 from harness.analysis.stats import group_medians, summarize
-from harness.results.rows import ResultRow
-from harness.run.calibration import OVERHEAD_FACTOR
+from harness.core.fmt import fmt_bytes_short, fmt_count, fmt_time
+from harness.results.rows import OVERHEAD_FACTOR, ResultRow
 
 STATUS_STYLE = {"ok": "green", "invalid": "bold red", "crashed": "red", "trapped": "red",
                 "oom": "red", "timeout": "red", "unsupported": "yellow", "unavailable": "yellow",
@@ -22,24 +22,6 @@ STATUS_STYLE = {"ok": "green", "invalid": "bold red", "crashed": "red", "trapped
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
-
-
-def fmt_time(s: float | None) -> str:
-    if s is None:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
-def fmt_count(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return str(n)
 
 
 def fmt_metrics(metrics: dict[str, object]) -> str:
@@ -51,17 +33,6 @@ def fmt_metrics(metrics: dict[str, object]) -> str:
         elif isinstance(v, (int, float)):
             parts.append(f"{k.replace('_', ' ')} {v:.4g}")
     return ", ".join(parts)
-
-
-def fmt_bytes_short(n: int | None) -> str:
-    if n is None:
-        return "-"
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("k", 1 << 10)):
-        if n >= scale:
-            return f"{sign}{n / scale:.3g}{unit}"
-    return f"{sign}{n}"
 
 
 def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:

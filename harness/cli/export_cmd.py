@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.export import export_all, variant_specs
-from harness.run.runner import Registries
+from harness.run.request import Registries
 
 
 def register(sub: Any) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.console import print_summary
-from harness.results.rows import read_manifest, read_rows
+from harness.results.manifest import read_manifest
+from harness.results.rows import read_rows
 from harness.run.pytest_bench import import_pytest_benchmark
 
 

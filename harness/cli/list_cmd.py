@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from harness.run.runner import Registries
+from harness.run.request import Registries
 from harness.run.suite import available_suites
 
 

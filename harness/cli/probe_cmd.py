@@ -9,8 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.probes.probe import CAPABILITIES, probe_runtime
-from harness.run.runner import Registries
+from harness.probes.probe import probe_runtime
+from harness.results.manifest import CAPABILITIES
+from harness.run.request import Registries
 
 
 def register(sub: Any) -> None:

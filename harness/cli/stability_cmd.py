@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.stability import agreement, fraction_within
-from harness.cli.console import cv_distribution, fmt_time
+from harness.cli.console import cv_distribution
 from harness.core.errors import MembenchError
-from harness.results.rows import read_manifest, read_rows
+from harness.core.fmt import fmt_time
+from harness.results.manifest import read_manifest
+from harness.results.rows import read_rows
 
 TARGET = 0.95
 
@@ -46,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     for col in ("cell", "base", "current", "ratio", "95% CI", "1 in CI"):
         table.add_column(col, justify="left" if col == "cell" else "right")
     for c in cells:
-        table.add_row(" | ".join(c.key), fmt_time(c.base_median), fmt_time(c.current_median),
+        table.add_row(c.cell, fmt_time(c.base_median), fmt_time(c.current_median),
                       f"{c.ratio:.3f}", f"{c.ci_low:.3f}–{c.ci_high:.3f}",
                       "[green]yes[/]" if c.within else "[red]no[/]")
     con.print(table)
@@ -55,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         con.print(f"{label}: {line}; {_load(read_manifest(path))}")
     frac = fraction_within(cells)
     n_in = sum(c.within for c in cells)
-    n_rounds = sum(1 for c in cells if c.by_round)
+    n_rounds = sum(1 for c in cells if c.unit == "round")
     con.print(f"median ratio within its 95% CI: {n_in}/{len(cells)} cells = {frac:.1%} "
               f"(target >= {TARGET:.0%}; as `membench compare` computes it: two-level "
               f"bootstrap over rounds for the {n_rounds} cells with 2+ rounds a side, flat "

@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.codegen.kernel import Kernel
 from harness.core.errors import ShapeError
+from harness.core.fmt import fmt_bytes
 from harness.plugins.registry import Plugin
 
 ROLES = ("input", "weight", "intermediate", "output")
@@ -166,11 +167,3 @@ class Workload(Plugin):
 def tensor_rng(seed: int, name: str) -> np.random.Generator:
     """A generator that depends only on (seed, tensor name), stable across Python runs."""
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
-
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

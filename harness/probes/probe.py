@@ -23,11 +23,9 @@ from harness.plugins.plan import (
     Read,
     Region,
 )
+from harness.results.manifest import CAPABILITIES
 from harness.runtimes.base import Runtime
 from harness.worker.launch import run_worker
-
-CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
-                "simd128", "relaxed-simd", "bulk-memory", "memory64", "host-func-import")
 
 _HEAP = '(import "env" "heap" (memory 1))'
 _PROBES: dict[str, tuple[str, str]] = {

@@ -15,7 +15,8 @@ from typing import Any
 
 from harness.core.errors import MembenchError
 from harness.core.protocol import write_json_atomic
-from harness.results.rows import MANIFEST, RESULTS, ResultsWriter, iter_rows, read_manifest
+from harness.results.manifest import MANIFEST, read_manifest
+from harness.results.rows import RESULTS, ResultsWriter, iter_rows
 
 
 def _signature(m: dict[str, Any]) -> dict[str, Any]:

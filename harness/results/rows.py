@@ -25,16 +25,31 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from harness.core.errors import ResultsError
 from harness.core.protocol import _default
 
 RESULTS = "results.jsonl"
-MANIFEST = "run.json"
+
+#: a cell whose median is under this many noop medians is dominated by overhead
+#: (`ResultRow.overhead_dominated`; `harness.run.calibration` says how the noop is measured)
+OVERHEAD_FACTOR = 10.0
 
 STATUSES = ("ok", "invalid", "trapped", "crashed", "oom", "timeout", "unsupported",
             "unavailable", "skipped")
+
+
+class CellKey(NamedTuple):
+    """What names a cell across runs: compare, stability and reports match rows by it
+    (the side of an A/B run is kept apart: `ResultRow.side`)."""
+
+    workload: str
+    strategy: str
+    runtime: str
+
+    def __str__(self) -> str:
+        return " | ".join(self)
 
 
 @dataclass(frozen=True)
@@ -87,8 +102,12 @@ class ResultRow:
     overhead_dominated: bool | None = None
 
     @property
+    def key(self) -> CellKey:
+        return CellKey(self.workload, self.strategy, self.runtime)
+
+    @property
     def cell(self) -> str:
-        return f"{self.workload} | {self.strategy} | {self.runtime}"
+        return str(self.key)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -256,7 +275,7 @@ def ensure_out_dir(path: Path, option: str = "--out") -> Path:
     return path
 
 
-def _existing_dir(run_dir: Path) -> Path:
+def existing_run_dir(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ResultsError(f"{run_dir} is not a run directory (not a directory)"
@@ -273,7 +292,7 @@ def read_rows(run_dir: Path, kinds: tuple[str, ...] = ("cell",)) -> list[ResultR
 
     `kinds=KINDS` returns everything (calibration rows and per-round rows too).
     """
-    run_dir = _existing_dir(run_dir)
+    run_dir = existing_run_dir(run_dir)
     if not (run_dir / RESULTS).exists():
         raise ResultsError(f"{run_dir} is not a run directory (no {RESULTS})")
     rows, bad = [], []
@@ -288,18 +307,3 @@ def read_rows(run_dir: Path, kinds: tuple[str, ...] = ("cell",)) -> list[ResultR
         warnings.warn(f"{run_dir / RESULTS}: skipped {len(bad)} row{'s' if len(bad) > 1 else ''}"
                       f" ({bad[0]})", stacklevel=2)
     return rows
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = _existing_dir(run_dir) / MANIFEST
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{run_dir} is not a run directory (no {MANIFEST})") from None
-    except OSError as exc:
-        raise ResultsError(f"cannot read {path}: {exc.strerror}") from None
-    except (ValueError, RecursionError) as exc:  # bad JSON or bad UTF-8
-        raise ResultsError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ResultsError(f"{path} is not a run manifest (expected a JSON object)")
-    return obj

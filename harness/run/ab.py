@@ -20,8 +20,7 @@ from pathlib import Path
 
 from harness.analysis.compare import RunComparison, compare_runs
 from harness.results.rows import ResultRow
-from harness.run.cell import Cell
-from harness.run.runner import Registries, RunRequest
+from harness.run.request import Cell, Registries, RunRequest
 
 #: rounds a side when neither the suite nor --rounds asks for more. The comparison tests one
 #: median pair ratio per round (Wilcoxon signed-rank, `stats.compare_paired`): with R rounds

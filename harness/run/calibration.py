@@ -16,6 +16,7 @@ These are part of the harness, not plugins: they are never listed or run by name
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,11 +27,9 @@ from harness.plugins.params import Param
 from harness.plugins.plan import Call, Device, Instance, Module, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
-from harness.run.cell import Cell
+from harness.results.rows import OVERHEAD_FACTOR, ResultRow
+from harness.run.request import Cell
 from harness.runtimes.base import Runtime
-
-#: a cell whose median is under this many noop medians is dominated by overhead
-OVERHEAD_FACTOR = 10.0
 
 NOOP_WAT = '(module (func (export "noop")))'
 
@@ -86,3 +85,15 @@ def over_baseline(memory: Mapping[str, Any], base: Mapping[str, Any]) -> dict[st
         if key in memory and key in base:
             out[f"{key}_over_baseline"] = int(memory[key]) - int(base[key])
     return out
+
+
+def annotate(row: ResultRow, noop: ResultRow | None, baseline: ResultRow | None) -> ResultRow:
+    """A final row with the overhead flag and the memory-over-baseline figures added."""
+    changes: dict[str, Any] = {}
+    if baseline is not None and baseline.status == "ok" and row.memory:
+        changes["memory"] = {**row.memory, **over_baseline(row.memory, baseline.memory)}
+    if noop is not None and noop.status == "ok" and noop.median_s and row.kind == "cell":
+        changes["overhead_s"] = noop.median_s
+        if row.median_s is not None:
+            changes["overhead_dominated"] = row.median_s < OVERHEAD_FACTOR * noop.median_s
+    return dataclasses.replace(row, **changes) if changes else row

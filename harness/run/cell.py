@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 from harness.core.protocol import save_tensors
-from harness.plugins.strategy import Strategy, Unsupported
+from harness.plugins.strategy import Unsupported
 from harness.plugins.verify import compare
-from harness.plugins.workload import Tolerance, Workload
+from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts, over_budget
 from harness.probes.probe import ProbeResult
 from harness.results.rows import ResultRow
 from harness.run.external import run_external_cell
-from harness.runtimes.base import Runtime
+from harness.run.request import Cell
 from harness.worker.launch import WorkerOutcome, pinned, run_worker
 from harness.worker.lockstep import gated
 from harness.worker.measure import MeasureSettings
@@ -33,29 +33,6 @@ from harness.worker.measure import MeasureSettings
 #: plan predictions checked against the worker's memory report rather than its counters;
 #: a worker that does not report one (a runtime that cannot see its memories) skips the check
 CENSUS = ("memories", "linear_bytes")
-
-
-@dataclass(frozen=True)
-class Cell:
-    workload: Workload
-    strategy: Strategy
-    runtime: Runtime
-    #: which side of an A/B run the cell belongs to ("" outside `membench ab`)
-    side: str = ""
-    #: another checkout whose own `membench` runs this cell (A/B of harness versions)
-    repo: Path | None = None
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.workload.spec, self.strategy.spec, self.runtime.spec)
-
-    @property
-    def run_key(self) -> tuple[str, str, str, str]:
-        """`key` and the side: unique within a run, also in an A/A run of one spec."""
-        return (*self.key, self.side)
-
-    def __str__(self) -> str:
-        return " | ".join(self.key)
 
 
 @dataclass

@@ -15,14 +15,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.core.errors import MembenchError
 from harness.results.rows import RESULTS, ResultRow
+from harness.run.request import Cell
 from harness.worker.measure import MeasureSettings
-
-if TYPE_CHECKING:
-    from harness.run.cell import Cell
 
 
 def membench_of(repo: Path) -> Path:

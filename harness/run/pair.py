@@ -18,13 +18,14 @@ from pathlib import Path
 
 from harness.probes.probe import ProbeResult
 from harness.results.rows import ResultRow
-from harness.run.cell import Cell, PreparedCell, finish_cell, prepare_cell
+from harness.run.cell import PreparedCell, finish_cell, prepare_cell
 from harness.run.external import (
     ExternalRun,
     finish_external_cell,
     start_external_cell,
     stop_external_cell,
 )
+from harness.run.request import Cell
 from harness.worker.launch import (
     StartedWorker,
     finish_worker,

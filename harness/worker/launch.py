@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.fmt import fmt_bytes
 from harness.core.protocol import PROTOCOL, REQUEST, read_response
-from harness.plugins.workload import fmt_bytes
 from harness.runtimes.base import Runtime
 
 #: how allocation failures read in a worker's message or stderr (Python, NumPy, Rust

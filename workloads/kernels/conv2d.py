@@ -35,6 +35,7 @@ from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.gemm import ISA_PARAM, TILE_PARAM, gemm_tolerance, kernel_tile, tile_param
 from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile
+from workloads.kernels.window import window_params
 
 UNROLL_CIN = 16  # receptive-field rows up to this many channels are copied unrolled
 
@@ -248,19 +249,18 @@ class Conv2dKernel(Kernel):
         self._pixels(fb, x, pixel)
 
 
+GEOMETRY = window_params(h=32, w=32, kernel=(3, 3), stride=1, pad=1)
+
+
 class Conv2dWorkload(Workload):
     NAME = "conv2d"
     DESCRIPTION = "NHWC conv2d (HWIO weights), stride, zero padding, fused bias + ReLU"
     PARAMS: ClassVar[tuple[Param, ...]] = (
         Param("batch", "int", 1, "images per inference", minimum=1),
-        Param("h", "int", 32, "input height", minimum=1),
-        Param("w", "int", 32, "input width", minimum=1),
+        *GEOMETRY.size,
         Param("cin", "int", 16, "input channels", minimum=1),
         Param("cout", "int", 16, "output channels", minimum=1),
-        Param("kh", "int", 3, "kernel height", minimum=1),
-        Param("kw", "int", 3, "kernel width", minimum=1),
-        Param("stride", "int", 1, "stride (both axes)", minimum=1),
-        Param("pad", "int", 1, "zero padding on every side", minimum=0),
+        *GEOMETRY.window,
         Param("relu", "bool", True, "fuse ReLU after the bias"),
         ISA_PARAM,
         TILE_PARAM,

@@ -24,7 +24,7 @@ from harness.codegen import Buffer, BufferParam, Expr, FunctionBuilder, Kernel, 
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
-from workloads.kernels.window import Axis, windows
+from workloads.kernels.window import Axis, window_params, windows
 
 K = 3
 
@@ -115,15 +115,16 @@ class DwConvKernel(Kernel):
         y.store_at(ob + jb, acc, ty)
 
 
+GEOMETRY = window_params(h=25, w=5, stride=1, pad=1)
+
+
 class DwConvWorkload(Workload):
     NAME = "dwconv"
     DESCRIPTION = "depthwise 3x3 convolution, NHWC, stride and zero padding, bias, optional ReLU"
     PARAMS: ClassVar[tuple[Param, ...]] = (
-        Param("h", "int", 25, "input height", minimum=1),
-        Param("w", "int", 5, "input width", minimum=1),
+        *GEOMETRY.size,
         Param("c", "int", 64, "channels", minimum=1),
-        Param("stride", "int", 1, "stride (both axes)", minimum=1),
-        Param("pad", "int", 1, "zero padding on every side", minimum=0),
+        *GEOMETRY.window,
         Param("relu", "bool", True, "apply ReLU after the bias"),
         ISA_PARAM,
     )

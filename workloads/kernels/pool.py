@@ -34,7 +34,7 @@ from harness.core.errors import ShapeError
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from workloads.kernels.isa import ISA_PARAM, isa_features
-from workloads.kernels.window import Axis, windows
+from workloads.kernels.window import Axis, window_params, windows
 
 UNROLL_TAPS = 25
 
@@ -141,17 +141,17 @@ class PoolKernel(Kernel):
         y.store_at(ob + jb, acc, ty)
 
 
+GEOMETRY = window_params(h=32, w=32, kernel=(2, 2), kernel_doc="window", stride=2, pad=0,
+                         pad_doc="padding on every side (never counted)")
+
+
 class PoolWorkload(Workload):
     NAME = "pool"
     DESCRIPTION = "max or average pooling, NHWC, kh x kw window, stride, padding"
     PARAMS: ClassVar[tuple[Param, ...]] = (
-        Param("h", "int", 32, "input height", minimum=1),
-        Param("w", "int", 32, "input width", minimum=1),
+        *GEOMETRY.size,
         Param("c", "int", 16, "channels", minimum=1),
-        Param("kh", "int", 2, "window height", minimum=1),
-        Param("kw", "int", 2, "window width", minimum=1),
-        Param("stride", "int", 2, "stride (both axes)", minimum=1),
-        Param("pad", "int", 0, "padding on every side (never counted)", minimum=0),
+        *GEOMETRY.window,
         Param("op", "choice", "max", "max or avg", choices=("max", "avg")),
         ISA_PARAM,
     )

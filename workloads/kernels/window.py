@@ -1,8 +1,9 @@
-"""Shared geometry of NHWC sliding-window kernels (depthwise conv, pooling).
+"""Shared geometry of NHWC sliding-window kernels (conv2d, depthwise conv, pooling).
 
 Output size, the range of output positions whose whole window lies inside the input
-(the "interior", where kernels need no bounds checks), and NumPy helpers that view the
-padded input as windows for the references.
+(the "interior", where kernels need no bounds checks), NumPy helpers that view the
+padded input as windows for the references, and the declared spatial parameters
+(`window_params`) the kernels share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.core.errors import ShapeError
+from harness.plugins.params import Param
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    """The spatial parameters of a windowed kernel, split where kernels declare their
+    channel counts in between: `size` is (h, w), `window` is ([kh, kw,] stride, pad)."""
+
+    size: tuple[Param, ...]
+    window: tuple[Param, ...]
+
+
+def window_params(*, h: int, w: int, stride: int, pad: int,
+                  kernel: tuple[int, int] | None = None, kernel_doc: str = "kernel",
+                  pad_doc: str = "zero padding on every side") -> WindowParams:
+    """Declare h, w, [kh, kw,] stride, pad with these defaults; `kernel` (kh, kw) is None
+    for kernels with a fixed window, `kernel_doc` names it in the kh/kw help texts."""
+    size = (Param("h", "int", h, "input height", minimum=1),
+            Param("w", "int", w, "input width", minimum=1))
+    window: tuple[Param, ...] = ()
+    if kernel is not None:
+        window = (Param("kh", "int", kernel[0], f"{kernel_doc} height", minimum=1),
+                  Param("kw", "int", kernel[1], f"{kernel_doc} width", minimum=1))
+    window += (Param("stride", "int", stride, "stride (both axes)", minimum=1),
+               Param("pad", "int", pad, pad_doc, minimum=0))
+    return WindowParams(size, window)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""Stage 4 of a run: measure the schedule, round by round, writing every row at once.
+
+Per runtime first an empty-plan `baseline` worker (the memory baseline); then each round
+runs every unfinished job once in that round's order, a fresh worker each (an A/B pair in
+lockstep: both workers together). Each round's row is appended and fsync'd before the next
+worker starts; a job's final row follows its last round (or its first failing round),
+annotated with its runtime's noop and baseline. The first Ctrl-C stops after the current
+worker (`GracefulStop.check`), the second at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from harness.probes.estimate import CallCosts
+from harness.probes.probe import ProbeResult
+from harness.results.rows import ResultRow, ResultsWriter
+from harness.run.calibration import annotate, baseline_cell
+from harness.run.cell import run_cell
+from harness.run.interrupt import GracefulStop
+from harness.run.pair import run_pair
+from harness.run.request import Cell, RunRequest
+from harness.run.schedule import Ledger, quick_settings
+from harness.runtimes.base import Runtime
+
+#: (rounds done, rounds in all, the cell, its row or None when it is about to start)
+ProgressFn = Callable[[int, int, Cell, ResultRow | None], None]
+
+
+class RoundRunner:
+    """Runs a schedule's rounds into a ledger and a results file."""
+
+    def __init__(self, ledger: Ledger, req: RunRequest, run_id: str, pin: tuple[int, ...],
+                 probes: Mapping[str, ProbeResult], costs: Mapping[str, CallCosts],
+                 writer: ResultsWriter, stop: GracefulStop,
+                 progress: ProgressFn | None) -> None:
+        self.ledger, self.req, self.run_id, self.pin = ledger, req, run_id, pin
+        self.probes, self.costs = probes, costs
+        self.writer, self.stop, self.progress = writer, stop, progress
+        self.schedule = ledger.schedule
+        self.done_count = ledger.rounds_done()
+
+    def finish_failed(self) -> None:
+        """Final rows for jobs whose failed round was written but whose final row was not."""
+        for j in self.ledger.unfinished_failures():
+            self.writer.append(self.ledger.fold(j))
+
+    def baselines(self, runtimes: Mapping[str, Runtime]) -> None:
+        quick = quick_settings(self.schedule.settings)
+        for spec, rt in runtimes.items():
+            if spec in self.ledger.baselines:
+                continue
+            self.stop.check()
+            row = run_cell(baseline_cell(rt), self.run_id, quick, self.req.cell_timeout,
+                           self.probes[spec], pin=self.pin,
+                           memory_limit=self.req.worker_memory_limit)
+            self.ledger.baselines[spec] = row = dataclasses.replace(row, kind="baseline")
+            self.writer.append(row)
+
+    def _record(self, j: int, rnd: int, pos: int, row: ResultRow) -> None:
+        self.writer.append(row)
+        self.done_count += 1
+        final = self.ledger.add_round(j, rnd, pos, row)
+        if final is not None:
+            self.done_count += self.schedule.settings.rounds - 1 - rnd  # not run again
+            self.writer.append(final)
+        if self.progress:
+            self.progress(self.done_count, self.schedule.total, self.schedule.jobs[j], row)
+
+    def round(self, rnd: int) -> None:
+        """Every job still pending in round `rnd`, in that round's order."""
+        s, req, jobs = self.schedule, self.req, self.schedule.jobs
+        order = s.orders[rnd]
+        for pos, j in enumerate(order):
+            if not self.ledger.pending(j, rnd):
+                continue
+            self.stop.check()
+            cell = jobs[j]
+            if self.progress:
+                self.progress(self.done_count, s.total, cell, None)
+            mate = s.partner.get(j)
+            if mate is not None and self.ledger.pending(mate, rnd):
+                row_j, row_mate = run_pair(
+                    cell, jobs[mate], self.run_id, s.settings, req.cell_timeout,
+                    (self.probes[cell.runtime.spec], self.probes[jobs[mate].runtime.spec]),
+                    round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit)
+                self._record(j, rnd, pos, row_j)
+                self._record(mate, rnd, order.index(mate), row_mate)
+                continue
+            self._record(j, rnd, pos, run_cell(
+                cell, self.run_id, s.settings, req.cell_timeout, self.probes[cell.runtime.spec],
+                round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
+                costs=self.costs.get(cell.runtime.spec), budget_s=req.cell_budget,
+                lockstep_fds=req.lockstep_fds if s.kinds[j] == "cell" else None))
+
+    def fold_all(self) -> None:
+        """Final rows for every job that ran all its rounds, noops before the cells that
+        their medians annotate."""
+        noop_rows = {self.schedule.jobs[j].runtime.spec: r for j, r in self.ledger.final.items()
+                     if self.schedule.kinds[j] == "noop"}
+        for j, cell in enumerate(self.schedule.jobs):
+            if j in self.ledger.final:
+                continue
+            row = self.ledger.fold(j)
+            spec = cell.runtime.spec
+            if self.schedule.kinds[j] == "noop":
+                noop_rows[spec] = row
+            self.ledger.final[j] = annotate(row, noop_rows.get(spec),
+                                            self.ledger.baselines.get(spec))
+            self.writer.append(self.ledger.final[j])
