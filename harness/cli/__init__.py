@@ -3,6 +3,9 @@
 Every user error is a `MembenchError` (or a bad command line): printed as one line on
 stderr, exit status 2. Warnings (a truncated results file, ...) are one line each too.
 Ctrl-C exits 130; SIGTERM and SIGHUP during a run exit 143 and 129 (`harness.run.interrupt`).
+Beside the commands: `console` (terminal tables) and `export` (the module corpus).
+
+The top floor: may import every package, `reports` included.
 """
 
 from __future__ import annotations

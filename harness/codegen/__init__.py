@@ -3,6 +3,8 @@
 Kernels are written once against `FunctionBuilder`; every buffer access goes through the
 `MemoryLowering` a strategy supplies (direct load/store on a memory, host call, paged
 cache). The output is WAT text, assembled to wasm bytes with `wasmtime.wat2wasm`.
+
+Imports nothing of the project but itself (and `harness.core`).
 """
 
 from harness.codegen.expr import Expr, f32, i32, op
