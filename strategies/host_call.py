@@ -68,6 +68,7 @@ HEAP = "heap"
 
 class HostCallStrategy(Strategy):
     NAME = "host-call"
+    ISOLATION = "host-checked"
     DESCRIPTION = ("kernels reach a host-owned heap only through checked host calls "
                    "(per access, or per page of a software cache)")
     PARAMS = (

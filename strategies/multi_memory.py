@@ -37,6 +37,7 @@ FEATURES = frozenset({"imported-memory", "multi-memory"})
 
 class MultiMemoryStrategy(Strategy):
     NAME = "multi-memory"
+    ISOLATION = "private state"
     DESCRIPTION = ("device heap imported as memory 0, private scratch memory per module; "
                    "zero copies, private state isolated")
     PARAMS = (Param("weights", "choice", "heap", "heap: weights share the device heap; "

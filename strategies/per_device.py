@@ -37,6 +37,7 @@ def _lowering() -> DirectLowering:
 
 class PerDeviceStrategy(Strategy):
     NAME = "per-device"
+    ISOLATION = "complete"
     DESCRIPTION = ("one device (store, memory, optionally engine) per executable; tensors "
                    "transferred between devices")
     PARAMS = (Param("engine", "choice", "own", "own: an engine per device (compiled per "

@@ -34,6 +34,7 @@ HOST = "host"
 
 class PerModuleStrategy(Strategy):
     NAME = "per-module"
+    ISOLATION = "complete"
     DESCRIPTION = "each module owns its memory; inputs copied in and outputs copied out per dispatch"
     PARAMS = (Param("resident", "bool", False, "1: weights copied into their modules once at "
                     "set-up; activations copied only when they cross modules"),)

@@ -26,6 +26,7 @@ HEAP_IMPORT = '(import "env" "heap" (memory $heap 0))'
 
 class SharedStrategy(Strategy):
     NAME = "shared"
+    ISOLATION = "none"
     DESCRIPTION = "one host-created memory imported by every module; zero copies, no isolation"
 
     def plan(self, workload: Workload) -> Plan:

@@ -26,7 +26,10 @@ def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:
     for r in rows[1:]:  # two rounds of three samples each, all kept
         assert len(r.samples_s) == 6 and [x["round"] for x in r.rounds] == [0, 1]
         assert r.kind == "noop" or r.overhead_s == rows[1].median_s
-    assert "peak_rss_over_baseline" in rows[2].memory
+    # the two strategies shared a worker: each has what its load added, the group its peak
+    assert rows[2].memory["rss_load_delta"] > 0
+    assert "group_peak_rss_over_baseline" in rows[2].memory
+    assert "peak_rss_over_baseline" not in rows[2].memory
     assert read_rows(run_dir) == rows[2:]
     every = read_rows(run_dir, kinds=KINDS)
     assert sum(r.kind == "round" for r in every) == 3 * 2

@@ -133,7 +133,7 @@ def test_stop_at_once(tmp_path: Path, signals: tuple[int, ...], status: int) -> 
         workers = [p for p in _workers_of(proc.pid)
                    if started and any("harness.worker" in a for a in _cmdline(p))]
         time.sleep(0.1)
-    assert list(tmp.glob("membench-cell-*"))  # the running cell's files
+    assert list(tmp.glob("membench-group-*"))  # the running comparison group's files
     for i, signum in enumerate(signals):
         if i:
             time.sleep(0.5)

@@ -163,8 +163,9 @@ class _KilledMidCell(WasmtimeRuntime):
 
     def worker_argv(self) -> list[str]:
         code = ("import os, signal, sys\n"
-                "import harness.worker.main as w\n"
-                "w.time_steady = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+                "import harness.worker.group as g, harness.worker.main as w\n"
+                "def die(*a, **k): os.kill(os.getpid(), signal.SIGKILL)\n"
+                "w.time_steady = g.time_interleaved = die\n"
                 "sys.exit(w.main(sys.argv[1:]))\n")
         return [sys.executable, "-c", code]
 

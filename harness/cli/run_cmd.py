@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.cli.answer import print_answer
 from harness.cli.console import overhead_table, print_summary, stderr_console
 from harness.cli.report_cmd import report_after_run
 from harness.core.errors import SpecError
@@ -16,7 +17,7 @@ from harness.plugins.params import parse_size
 from harness.results.manifest import read_manifest
 from harness.results.rows import RESULTS, ResultRow, read_rows
 from harness.run.pipeline import execute
-from harness.run.request import Cell, Registries, RunRequest, expand
+from harness.run.request import Cell, Group, Registries, RunRequest, expand
 from harness.run.resume import Done, ab_state, load_resume
 from harness.run.rundir import new_run_id, prepare_run_dir
 from harness.run.suite import load_suite
@@ -55,6 +56,10 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
                         "highest CPU this process may use (the CPU lockstep pairs share)")
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
+    p.add_argument("--no-groups", action="store_true",
+                   help="run every cell in a worker of its own instead of measuring the "
+                        "strategies of one workload and runtime together (per-cell peak RSS; "
+                        "the strategy ratios are then unpaired)")
     # inherited pipe ends of a lockstep A/B driven by another checkout's `membench ab`
     # (harness/worker/lockstep.py, harness/run/external.py): one cell, one round
     p.add_argument("--lockstep-fds", metavar="GO,READY", help=argparse.SUPPRESS)
@@ -131,6 +136,7 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         settings=MeasureSettings.from_dict(settings), cell_timeout=timeout,
         suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
         calibrate=not getattr(args, "no_calibration", False), cell_budget=budget,
+        groups=not getattr(args, "no_groups", False),
         max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None,
         worker_memory_limit=parse_size(args.worker_memory_limit, "--worker-memory-limit")
         if args.worker_memory_limit else None, lockstep_fds=fds)
@@ -183,7 +189,7 @@ DEFAULT_OUT = Path("results")
 #: run.json and writes into RUN_DIR itself
 RESUME_TAKES = ("out", "suite", "workload", "strategy", "runtime", "repeat", "sample_time",
                 "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown",
-                "clock", "pin", "no_calibration", "max_memory", "worker_memory_limit",
+                "clock", "pin", "no_calibration", "no_groups", "max_memory", "worker_memory_limit",
                 "cell_budget", "shard")
 
 
@@ -233,7 +239,7 @@ def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | No
     con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}"
               f"{finished}")
 
-    def progress(i: int, n: int, cell: Cell, row: ResultRow | None) -> None:
+    def progress(i: int, n: int, cell: Cell | Group, row: ResultRow | None) -> None:
         if row is None:
             con.print(f"[{i + 1}/{n}] {cell} ...", end="\r")
         else:
@@ -255,6 +261,8 @@ def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | No
             report_after_run(run_dir)
     manifest = read_manifest(run_dir)
     print_summary(rows, warnings=manifest.get("warnings", ()))
-    Console(highlight=False, width=200).print(overhead_table(manifest.get("runtimes", {})))
+    con_out = Console(highlight=False, width=200)
+    con_out.print(overhead_table(manifest.get("runtimes", {})))
+    print_answer(rows, manifest, con_out)
     print(f"results: {run_dir}")
     return 0

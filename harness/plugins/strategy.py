@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from harness.codegen.kernel import KernelModule
 from harness.plugins.plan import (
@@ -38,6 +39,13 @@ class Unsupported(Exception):
 
 class Strategy(Plugin):
     """Base of every memory-strategy plugin."""
+
+    #: what one executable can reach of another's data, by construction: "none" (one memory
+    #: holds everything), "private state" (tensors shared, stack and scratch private),
+    #: "host-checked" (every access goes through the host, which checks its window) or
+    #: "complete" (separate memories; tensors cross by copy or transfer). `membench
+    #: isolation` measures it; reports name the isolating strategies from this.
+    ISOLATION: ClassVar[str] = "none"
 
     @abstractmethod
     def plan(self, workload: Workload) -> Plan:

@@ -81,9 +81,11 @@ def baseline_cell(runtime: Runtime) -> Cell:
 def over_baseline(memory: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, int]:
     """The cell's memory figures minus the empty worker's, for the keys both have."""
     out = {}
-    for key in ("peak_rss", "rss_after_load", "vms_after_load"):
-        if key in memory and key in base:
-            out[f"{key}_over_baseline"] = int(memory[key]) - int(base[key])
+    # a comparison group's peak is its one process's, held against the empty worker's peak
+    for key, base_key in (("peak_rss", "peak_rss"), ("rss_after_load", "rss_after_load"),
+                          ("vms_after_load", "vms_after_load"), ("group_peak_rss", "peak_rss")):
+        if key in memory and base_key in base:
+            out[f"{key}_over_baseline"] = int(memory[key]) - int(base[base_key])
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.protocol import save_tensors
+from harness.plugins.plan import Plan
 from harness.plugins.strategy import Unsupported
 from harness.plugins.verify import compare
 from harness.plugins.workload import Tolerance
@@ -79,11 +80,26 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
                                          pass_fds=lockstep_fds or ()))
 
 
-def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
-                 probe: ProbeResult | None, workdir: Path | None, round_index: int | None,
-                 pin: Sequence[int], costs: CallCosts | None, budget_s: float | None,
-                 stack: contextlib.ExitStack) -> ResultRow | PreparedCell:
-    """Plan the cell and write its worker request, or the row that says why it cannot run."""
+@dataclass
+class PlannedCell:
+    """A cell round whose plan is made and checked against the runtime and the budget."""
+
+    cell: Cell
+    plan: Plan
+    base: dict[str, Any]
+    t0: float
+
+    def row(self, status: str, reason: str = "", **extra: Any) -> ResultRow:
+        return ResultRow(status=status, reason=reason, wall_s=time.perf_counter() - self.t0,
+                         **self.base, **extra)
+
+
+def plan_cell(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeResult | None,
+              round_index: int | None, costs: CallCosts | None,
+              budget_s: float | None) -> ResultRow | PlannedCell:
+    """Plan the cell, or the row that says why it cannot run: its runtime is unavailable,
+    the strategy cannot express the workload, the runtime lacks a capability the plan
+    needs, or the plan's estimated cost is over the cell budget."""
     t0 = time.perf_counter()
     w, s, rt = cell.workload, cell.strategy, cell.runtime
     base: dict[str, Any] = {"run_id": run_id, "workload": w.spec, "strategy": s.spec,
@@ -103,8 +119,7 @@ def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
         plan = s.plan(w)
     except Unsupported as exc:
         return row("unsupported", str(exc))
-    expected_counts = plan.expected_counts()
-    base["expected_counts"] = expected_counts
+    base["expected_counts"] = plan.expected_counts()
     if probe is not None:
         missing = probe.missing(plan.requires)
         if missing:
@@ -118,17 +133,29 @@ def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
                                   f"{budget_s:g} s ({est['host_calls']} host calls and "
                                   f"{plan.calls_per_run()} dispatches per inference)",
                        metrics={"estimate": est})
+    return PlannedCell(cell, plan, base, t0)
+
+
+def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
+                 probe: ProbeResult | None, workdir: Path | None, round_index: int | None,
+                 pin: Sequence[int], costs: CallCosts | None, budget_s: float | None,
+                 stack: contextlib.ExitStack) -> ResultRow | PreparedCell:
+    """Plan the cell and write its worker request, or the row that says why it cannot run."""
+    planned = plan_cell(cell, run_id, settings, probe, round_index, costs, budget_s)
+    if isinstance(planned, ResultRow):
+        return planned
+    w, rt = cell.workload, cell.runtime
     data = w.generate(settings.seed)
     reference = w.reference(data)
     tol = w.tolerance()
-    base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
+    planned.base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
     d = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="membench-cell-",
                                                              dir=workdir)))
     plan_path = d / "plan.json"
-    plan_path.write_text(plan.to_json(), encoding="utf-8")
+    plan_path.write_text(planned.plan.to_json(), encoding="utf-8")
     request = pinned({"kind": "cell", "runtime": rt.spec, "plan_path": str(plan_path),
                       "inputs": save_tensors(d, data), "settings": settings.to_dict()}, pin)
-    return PreparedCell(cell, base, t0, d, request, reference, tol, data)
+    return PreparedCell(cell, planned.base, planned.t0, d, request, reference, tol, data)
 
 
 def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:

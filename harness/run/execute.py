@@ -18,14 +18,16 @@ from harness.probes.probe import ProbeResult
 from harness.results.rows import ResultRow, ResultsWriter
 from harness.run.calibration import annotate, baseline_cell
 from harness.run.cell import run_cell
+from harness.run.group import run_group
 from harness.run.interrupt import GracefulStop
 from harness.run.pair import run_pair
-from harness.run.request import Cell, RunRequest
+from harness.run.request import Cell, Group, RunRequest
 from harness.run.schedule import Ledger, quick_settings
 from harness.runtimes.base import Runtime
 
-#: (rounds done, rounds in all, the cell, its row or None when it is about to start)
-ProgressFn = Callable[[int, int, Cell, ResultRow | None], None]
+#: (cell rounds done, cell rounds in all, the cell (or the group about to start), its row
+#: or None when it is about to start)
+ProgressFn = Callable[[int, int, Cell | Group, ResultRow | None], None]
 
 
 class RoundRunner:
@@ -69,30 +71,52 @@ class RoundRunner:
             self.progress(self.done_count, self.schedule.total, self.schedule.jobs[j], row)
 
     def round(self, rnd: int) -> None:
-        """Every job still pending in round `rnd`, in that round's order."""
+        """Every unit still pending in round `rnd`, in that round's order."""
+        s = self.schedule
+        for pos, u in enumerate(s.orders[rnd]):
+            if s.grouped[u]:
+                self._group(rnd, pos, s.units[u])
+            else:
+                self._cell(rnd, pos, s.units[u][0])
+
+    def _group(self, rnd: int, pos: int, unit: tuple[int, ...]) -> None:
+        pending = [j for j in unit if self.ledger.pending(j, rnd)]
+        if not pending:
+            return
+        self.stop.check()
+        s, req = self.schedule, self.req
+        group = Group(tuple(s.jobs[j] for j in pending))
+        if self.progress:
+            self.progress(self.done_count, s.total, group, None)
+        spec = group.runtime.spec
+        rows = run_group(group, self.run_id, s.settings, req.cell_timeout, self.probes[spec],
+                         round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
+                         costs=self.costs.get(spec), budget_s=req.cell_budget)
+        for j, row in zip(pending, rows, strict=True):
+            self._record(j, rnd, pos, row)
+
+    def _cell(self, rnd: int, pos: int, j: int) -> None:
         s, req, jobs = self.schedule, self.req, self.schedule.jobs
-        order = s.orders[rnd]
-        for pos, j in enumerate(order):
-            if not self.ledger.pending(j, rnd):
-                continue
-            self.stop.check()
-            cell = jobs[j]
-            if self.progress:
-                self.progress(self.done_count, s.total, cell, None)
-            mate = s.partner.get(j)
-            if mate is not None and self.ledger.pending(mate, rnd):
-                row_j, row_mate = run_pair(
-                    cell, jobs[mate], self.run_id, s.settings, req.cell_timeout,
-                    (self.probes[cell.runtime.spec], self.probes[jobs[mate].runtime.spec]),
-                    round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit)
-                self._record(j, rnd, pos, row_j)
-                self._record(mate, rnd, order.index(mate), row_mate)
-                continue
-            self._record(j, rnd, pos, run_cell(
-                cell, self.run_id, s.settings, req.cell_timeout, self.probes[cell.runtime.spec],
-                round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
-                costs=self.costs.get(cell.runtime.spec), budget_s=req.cell_budget,
-                lockstep_fds=req.lockstep_fds if s.kinds[j] == "cell" else None))
+        if not self.ledger.pending(j, rnd):
+            return
+        self.stop.check()
+        cell = jobs[j]
+        if self.progress:
+            self.progress(self.done_count, s.total, cell, None)
+        mate = s.partner.get(j)
+        if mate is not None and self.ledger.pending(mate, rnd):
+            row_j, row_mate = run_pair(
+                cell, jobs[mate], self.run_id, s.settings, req.cell_timeout,
+                (self.probes[cell.runtime.spec], self.probes[jobs[mate].runtime.spec]),
+                round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit)
+            self._record(j, rnd, pos, row_j)
+            self._record(mate, rnd, s.position(rnd, mate), row_mate)
+            return
+        self._record(j, rnd, pos, run_cell(
+            cell, self.run_id, s.settings, req.cell_timeout, self.probes[cell.runtime.spec],
+            round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
+            costs=self.costs.get(cell.runtime.spec), budget_s=req.cell_budget,
+            lockstep_fds=req.lockstep_fds if s.kinds[j] == "cell" else None))
 
     def fold_all(self) -> None:
         """Final rows for every job that ran all its rounds, noops before the cells that

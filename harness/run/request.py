@@ -66,6 +66,40 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A comparison group: every strategy variant of one workload on one runtime, measured
+    together in one worker per round, their samples interleaved (`harness.worker.group`),
+    so each variant's ratio to the baseline strategy pairs sample by sample."""
+
+    cells: tuple[Cell, ...]
+
+    @property
+    def workload(self) -> Workload:
+        return self.cells[0].workload
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.cells[0].runtime
+
+    def __str__(self) -> str:
+        n = len(self.cells)
+        what = self.cells[0].strategy.spec if n == 1 else f"{n} strategies"
+        return f"{self.workload.spec} | {what} | {self.runtime.spec}"
+
+
+def group_cells(cells: Sequence[Cell]) -> list[tuple[int, ...]]:
+    """Indices of `cells` by comparison group, in order of first appearance: cells of one
+    workload and runtime together. A cell of an A/B side or of another checkout stays
+    alone (A/B pairs runtimes or versions, not strategies)."""
+    groups: dict[tuple[str, str] | int, list[int]] = {}
+    for i, c in enumerate(cells):
+        key: tuple[str, str] | int = i if (c.side or c.repo) else (c.workload.spec,
+                                                                     c.runtime.spec)
+        groups.setdefault(key, []).append(i)
+    return [tuple(g) for g in groups.values()]
+
+
+@dataclass(frozen=True)
 class RunRequest:
     workloads: tuple[str, ...]
     strategies: tuple[str, ...]
@@ -85,6 +119,9 @@ class RunRequest:
     lockstep: bool = False
     #: this run is one side of another checkout's lockstep pair: its gate's pipe ends
     lockstep_fds: tuple[int, int] | None = None
+    #: measure the strategies of one workload and runtime together, as a comparison group
+    #: (False: every cell in its own worker, strategy ratios unpaired)
+    groups: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     #: fields the record leaves out: the spec lists are rebuilt from the recorded cells,
@@ -129,6 +166,8 @@ class RunRequest:
                 elif f.name == "extra":
                     value = dict(value)
                 given[f.name] = value
+            # records from before comparison groups describe runs of one worker per cell
+            given.setdefault("groups", False)
             req = cls(workloads=tuple(dict.fromkeys(c.workload.spec for c in cells)),
                       strategies=tuple(dict.fromkeys(c.strategy.spec for c in cells)),
                       runtimes=tuple(dict.fromkeys(c.runtime.spec for c in cells)), **given)

@@ -1,9 +1,11 @@
 """Stage 3 of a run: what runs when, and what an earlier session already did.
 
 The jobs are the calibration `noop` cells (one per runtime) followed by the run's cells.
-Each round runs every unfinished job once, a fresh worker each, in an order shuffled per
-round from the recorded `order_seed` (`rounds.cell_orders`); an A/B run keeps each A cell
-next to its B cell and, in lockstep, runs the two together. The `Ledger` is the run's
+They run in units: a comparison group (every strategy of one workload and runtime, one
+worker for all) or a single cell (a noop, an A/B side). Each round runs every unfinished
+unit once, a fresh worker each, in an order shuffled per round from the recorded
+`order_seed` (`rounds.cell_orders`); an A/B run keeps each A cell next to its B cell and,
+in lockstep, runs the two together. The `Ledger` is the run's
 memory of rows: the rounds each job has, its final row, each runtime's baseline; a resumed
 run starts from the rows on disk.
 """
@@ -20,7 +22,7 @@ from harness.core.protocol import _default
 from harness.results.rows import ResultRow
 from harness.run.external import supports_lockstep
 from harness.run.pair import pair_cpu
-from harness.run.request import Cell, RunRequest
+from harness.run.request import Cell, RunRequest, group_cells
 from harness.run.resume import Done
 from harness.run.rounds import cell_orders, combine_rounds
 from harness.worker.measure import MeasureSettings
@@ -28,13 +30,29 @@ from harness.worker.measure import MeasureSettings
 
 @dataclass(frozen=True)
 class Schedule:
-    """Jobs in run order (noops first), each round's order, and lockstep partners."""
+    """Jobs in run order (noops first), the units they run in, each round's order of the
+    units, and lockstep partners."""
 
     jobs: tuple[Cell, ...]
     kinds: tuple[str, ...]                 # "noop" or "cell", per job
     settings: MeasureSettings              # the run's settings, order seed resolved
-    orders: tuple[tuple[int, ...], ...]    # per round, a permutation of the job indices
+    units: tuple[tuple[int, ...], ...]     # job indices run by one worker
+    grouped: tuple[bool, ...]              # per unit: a comparison group (else one cell)
+    orders: tuple[tuple[int, ...], ...]    # per round, a permutation of the unit indices
     partner: dict[int, int]                # lockstep A/B: job -> its partner, both ways
+
+    @property
+    def unit_of(self) -> list[int]:
+        """The unit of each job."""
+        out = [0] * len(self.jobs)
+        for u, unit in enumerate(self.units):
+            for j in unit:
+                out[j] = u
+        return out
+
+    def position(self, rnd: int, j: int) -> int:
+        """Where job `j`'s unit ran in round `rnd`."""
+        return self.orders[rnd].index(self.unit_of[j])
 
     @property
     def n_noops(self) -> int:
@@ -47,6 +65,7 @@ class Schedule:
     def manifest(self) -> dict[str, Any]:
         return {"order_seed": self.settings.order_seed, "rounds": self.settings.rounds,
                 "cells": [str(c) for c in self.jobs],
+                "units": [list(u) for u in self.units], "groups": list(self.grouped),
                 "orders": [list(o) for o in self.orders]}
 
 
@@ -85,12 +104,21 @@ def make_schedule(noops: Sequence[Cell], cells: Sequence[Cell], req: RunRequest,
     """The run's jobs and per-round orders from `settings.order_seed` (already resolved)."""
     assert settings.order_seed is not None
     jobs = (*noops, *cells)
+    units: list[tuple[int, ...]] = [(j,) for j in range(len(noops))]
+    grouped = [False] * len(noops)
+    if req.groups and req.lockstep_fds is None:
+        for g in group_cells(cells):
+            units.append(tuple(len(noops) + i for i in g))
+            grouped.append(not (cells[g[0]].side or cells[g[0]].repo))
+    else:
+        units += [(len(noops) + i,) for i in range(len(cells))]
+        grouped += [False] * len(cells)
     # an A/B run keeps each A cell next to its B cell (see `cell_orders`)
-    blocks = ([(c.workload.spec, c.strategy.spec) if c.side else j for j, c in enumerate(jobs)]
-              if any(c.side for c in jobs) else None)
-    orders = cell_orders(len(jobs), settings.rounds, settings.order_seed, blocks)
+    blocks = ([(jobs[u[0]].workload.spec, jobs[u[0]].strategy.spec) if jobs[u[0]].side else n
+               for n, u in enumerate(units)] if any(c.side for c in jobs) else None)
+    orders = cell_orders(len(units), settings.rounds, settings.order_seed, blocks)
     return Schedule(jobs, ("noop",) * len(noops) + ("cell",) * len(cells), settings,
-                    tuple(tuple(o) for o in orders),
+                    tuple(units), tuple(grouped), tuple(tuple(o) for o in orders),
                     lockstep_partners(jobs) if req.lockstep else {})
 
 
@@ -135,9 +163,10 @@ class Ledger:
             if j is not None and j not in ledger.final and rnd < s.rounds \
                     and _same(r.settings, s.to_dict()):
                 ledger.rounds_of[j].append(r)
-                ledger.positions[j].append(schedule.orders[rnd].index(j))
+                ledger.positions[j].append(schedule.position(rnd, j))
                 ledger.have[j].add(rnd)
         ledger._drop_half_pairs()
+        ledger._drop_half_groups()
         return ledger
 
     def _drop_half_pairs(self) -> None:
@@ -148,9 +177,26 @@ class Ledger:
             if j in self.final or mate in self.final:
                 continue
             for rnd in self.have[j] - self.have[mate]:
-                i = next(i for i, r in enumerate(self.rounds_of[j]) if r.round == rnd)
-                del self.rounds_of[j][i], self.positions[j][i]
-                self.have[j].discard(rnd)
+                self._drop_round(j, rnd)
+
+    def _drop_half_groups(self) -> None:
+        """A group round that a resumed run kept for some of its unfinished cells only (the
+        run died while writing the group's rows) is measured again for all of them: its
+        samples pair only within one worker."""
+        for u, unit in enumerate(self.schedule.units):
+            if not self.schedule.grouped[u]:
+                continue
+            open_ = [j for j in unit if j not in self.final]
+            for rnd in range(self.schedule.settings.rounds):
+                kept = [j for j in open_ if rnd in self.have[j]]
+                if kept and len(kept) < len(open_):
+                    for j in kept:
+                        self._drop_round(j, rnd)
+
+    def _drop_round(self, j: int, rnd: int) -> None:
+        i = next(i for i, r in enumerate(self.rounds_of[j]) if r.round == rnd)
+        del self.rounds_of[j][i], self.positions[j][i]
+        self.have[j].discard(rnd)
 
     def rounds_done(self) -> int:
         """Rounds (of all jobs) already measured, a failed job counting all of its rounds."""

@@ -81,7 +81,7 @@ function busyWork(ns, clock) {
 // share of their time (harness/worker/measure.py says why per sample and not per inference).
 function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
   const wu = warmUp(run, s, firstS, clock);
-  const inner = Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(wu.estimate_s, 1e-9))));
+  const inner = innerFor(s, wu.estimate_s);
   const samples = [];
   let rewarm = 0;
   for (let i = 0; i < s.samples; i++) {
@@ -98,6 +98,50 @@ function timeSteady(run, s, firstS, clock = now, gate = null, slowdown = 0) {
   if (gate) gate();
   return { clock: s.clock || 'wall', first_s: firstS, warmup_runs: wu.runs,
     warmup_s: wu.elapsed_s, steady: wu.steady, inner, rewarm_runs: rewarm, samples_s: samples };
+}
+
+function innerFor(s, estimateS) {
+  return Math.max(1, Math.min(s.max_inner, Math.ceil(s.sample_s / Math.max(estimateS, 1e-9))));
+}
+
+// A comparison group's samples (harness/worker/measure.py `time_interleaved`): every variant
+// warmed up on its own, then `samples` passes in which each living variant takes one
+// sample, the order rotated by one per pass; one untimed inference before each sample.
+// `onSwitch(i)` runs before variant i's turn. A variant that throws gets the error in place
+// of its timing and leaves the rotation.
+function timeInterleaved(runs, s, firstS, clock = now, onSwitch = null, slowdown = 0) {
+  const n = runs.length;
+  const out = runs.map((_, i) => ({ clock: s.clock || 'wall', first_s: firstS[i], warmup_runs: 0,
+    warmup_s: 0, steady: true, inner: 1, rewarm_runs: 0, samples_s: [] }));
+  for (let i = 0; i < n; i++) {
+    if (onSwitch) onSwitch(i);
+    try {
+      const wu = warmUp(runs[i], s, firstS[i], clock);
+      Object.assign(out[i], { warmup_runs: wu.runs, warmup_s: wu.elapsed_s, steady: wu.steady,
+        inner: innerFor(s, wu.estimate_s) });
+    } catch (e) {
+      out[i] = e;
+    }
+  }
+  for (let k = 0; k < s.samples; k++) {
+    for (let r = 0; r < n; r++) {
+      const i = (k + r) % n;
+      const t = out[i];
+      if (t instanceof Error || t.samples_s === undefined) continue;
+      if (onSwitch) onSwitch(i);
+      try {
+        runs[i]();
+        t.rewarm_runs++;
+        const t0 = clock();
+        for (let j = 0; j < t.inner; j++) runs[i]();
+        if (slowdown) busyWork(Number(clock() - t0) * slowdown, clock);
+        t.samples_s.push(secs(clock() - t0) / t.inner);
+      } catch (e) {
+        out[i] = e;
+      }
+    }
+  }
+  return out;
 }
 
 // The worker side of harness/worker/lockstep.py: at a gate write one byte to `ready`, then block
@@ -124,4 +168,6 @@ function makeGate(req) {
   };
 }
 
-module.exports = { DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, makeGate, now, secs };
+module.exports = {
+  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, makeGate, now, secs,
+};

@@ -9,7 +9,7 @@
 const fs = require('fs');
 const path = require('path');
 const {
-  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, makeGate, now, secs,
+  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, makeGate, now, secs,
 } = require('./v8_measure.js');
 const { LoadedPlan, Trap } = require('./v8_plan.js');
 
@@ -93,38 +93,37 @@ function equalBytes(a, b) {
   return true;
 }
 
-function runCell(req, params, outDir) {
-  const plan = readPlan(req.plan_path);
-  const data = loadTensors(req.inputs);
-  const s = { ...DEFAULT_SETTINGS, ...(req.settings || {}) };
+// One plan loaded and run once (harness/worker/variant.py `load_variant`).
+function loadVariant(plan, data, s) {
   const before = memoryNow();
   const lp = new LoadedPlan(plan, data);
-  const slowdown = Number(params.slowdown || 0) / 100;
-  const resp = { status: 'ok', message: '' };
-  const gate = makeGate(req);
-  if (gate) gate(); // the other side of the pair sets up first
   lp.load();
   const afterLoad = memoryNow();
   const peakAfterLoad = peakRss();
   const linearAfterSetup = lp.memoryCensus()[1];
   lp.resetCounters();
-  const run = () => lp.runOnce();
-  const clock = clockOf(s);
-  const firstS = timeCold(run, clock);
+  const firstS = timeCold(() => lp.runOnce(), clockOf(s));
   const perRun = { ...lp.counters };
   const firstOut = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, v.slice()]));
   lp.resetCounters();
-  const timing = timeSteady(run, s, firstS, clock, gate, slowdown);
+  return { plan, lp, before, afterLoad, peakAfterLoad, linearAfterSetup, firstS, perRun, firstOut };
+}
+
+// After the samples (harness/worker/variant.py `finish_variant`): same counters and outputs
+// every inference, what stays committed, optional breakdown, outputs written.
+function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = false) {
+  const { lp } = v;
+  const resp = { status: 'ok', message: '' };
   const n = timing.warmup_runs + timing.rewarm_runs + timing.inner * timing.samples_s.length;
-  const drift = Object.keys(lp.counters).filter((k) => lp.counters[k] !== perRun[k] * n);
+  const drift = Object.keys(lp.counters).filter((k) => lp.counters[k] !== v.perRun[k] * n);
   if (drift.length) {
-    throw new Error(`counters differ between inferences: per run ${JSON.stringify(perRun)}, ` +
+    throw new Error(`counters differ between inferences: per run ${JSON.stringify(v.perRun)}, ` +
       `after ${n} runs ${JSON.stringify(lp.counters)}`);
   }
   // what the inferences left committed (a kernel that grows memory shows here)
   const [nMemories, linear] = lp.memoryCensus();
   const byDevice = lp.memoryCensusByDevice();
-  const changed = Object.keys(lp.outputs).filter((k) => !equalBytes(lp.outputs[k], firstOut[k]));
+  const changed = Object.keys(lp.outputs).filter((k) => !equalBytes(lp.outputs[k], v.firstOut[k]));
   if (changed.length) {
     resp.status = 'crashed';
     resp.message = `outputs ${JSON.stringify(changed)} changed between inferences ` +
@@ -133,35 +132,109 @@ function runCell(req, params, outDir) {
   let breakdown = null;
   if (s.breakdown) {
     // a separate, instrumented copy of the plan: the main samples above ran without its timers
-    const ilp = new LoadedPlan(plan, data, true);
+    const ilp = new LoadedPlan(v.plan, data, true);
     ilp.load();
     const runs = Math.max(1, Math.min(s.max_inner,
       Math.ceil(3 * s.sample_s / Math.max(median(timing.samples_s), 1e-9))));
     breakdown = ilp.breakdown(runs);
   }
   const outputs = {};
-  for (const [name, raw] of Object.entries(firstOut)) {
-    const p = path.join(outDir, `out_${name}.bin`);
+  for (const [name, raw] of Object.entries(v.firstOut)) {
+    const p = path.join(outDir, `${prefix}out_${name}.bin`);
     fs.writeFileSync(p, raw);
     outputs[name] = p;
   }
+  const memory = { linear_bytes_after_setup: v.linearAfterSetup, linear_bytes: linear,
+    memories: nMemories,
+    linear_bytes_by_device: Object.fromEntries(Object.entries(byDevice).map(([k, d]) => [k, d[1]])),
+    vms_reserved: v.afterLoad.vms - v.before.vms };
+  if (sharedProcess) {
+    // what this variant's load added; the process figures are the group's
+    Object.assign(memory, { rss_load_delta: v.afterLoad.rss - v.before.rss,
+      group_peak_rss: peakRss() });
+  } else {
+    Object.assign(memory, { rss_start: v.before.rss, vms_start: v.before.vms,
+      rss_after_load: v.afterLoad.rss, vms_after_load: v.afterLoad.vms,
+      peak_rss_after_load: v.peakAfterLoad, peak_rss: peakRss() });
+  }
   Object.assign(resp, {
     phases: { compile_s: lp.compile_s, instantiate_s: lp.instantiate_s, setup_s: lp.setup_s,
-      first_run_s: firstS },
-    timing: { clock: timing.clock, inner: timing.inner, warmup_runs: timing.warmup_runs, warmup_s: timing.warmup_s,
-      steady: timing.steady, samples_s: timing.samples_s,
+      first_run_s: timing.first_s },
+    timing: { clock: timing.clock, inner: timing.inner, warmup_runs: timing.warmup_runs,
+      warmup_s: timing.warmup_s, steady: timing.steady, samples_s: timing.samples_s,
       ...(timing.rewarm_runs ? { rewarm_runs: timing.rewarm_runs } : {}) },
-    counters: perRun,
-    memory: { rss_start: before.rss, vms_start: before.vms, rss_after_load: afterLoad.rss,
-      vms_after_load: afterLoad.vms, peak_rss_after_load: peakAfterLoad, peak_rss: peakRss(),
-      linear_bytes_after_setup: linearAfterSetup, linear_bytes: linear,
-      memories: nMemories,
-      linear_bytes_by_device: Object.fromEntries(Object.entries(byDevice).map(([k, v]) => [k, v[1]])),
-      vms_reserved: afterLoad.vms - before.vms },
-    outputs,
+    counters: v.perRun, memory, outputs,
   });
   if (breakdown) resp.breakdown = breakdown;
   return resp;
+}
+
+function runCell(req, params, outDir) {
+  const data = loadTensors(req.inputs);
+  const s = { ...DEFAULT_SETTINGS, ...(req.settings || {}) };
+  const slowdown = Number(params.slowdown || 0) / 100;
+  const gate = makeGate(req);
+  if (gate) gate(); // the other side of the pair sets up first
+  const v = loadVariant(readPlan(req.plan_path), data, s);
+  const timing = timeSteady(() => v.lp.runOnce(), s, v.firstS, clockOf(s), gate, slowdown);
+  return finishVariant(v, timing, data, s, outDir);
+}
+
+// Who is running now, in the file the parent reads when the worker dies
+// (harness/worker/group.py `Blame`): one fixed-width line, -1 for nobody.
+function makeBlame(file) {
+  if (!file) return { set() {}, close() {} };
+  const fd = fs.openSync(file, 'w', 0o600);
+  const set = (i) => fs.writeSync(fd, `${String(i).padStart(7)}\n`, 0);
+  return { set, close() { set(-1); fs.closeSync(fd); } };
+}
+
+function failedVariant(e) {
+  if (e instanceof Trap) {
+    return { status: 'trapped', message: oneLine(e).replace(/^Trap: /, 'RuntimeError: ') };
+  }
+  return { status: 'crashed', message: oneLine(e) };
+}
+
+// A comparison group (harness/worker/group.py): every variant loaded in this process,
+// sampled interleaved; a variant that fails ends alone.
+function runGroup(req, params, outDir) {
+  const data = loadTensors(req.inputs);
+  const s = { ...DEFAULT_SETTINGS, ...(req.settings || {}) };
+  const slowdown = Number(params.slowdown || 0) / 100;
+  const blame = makeBlame(req.blame_path);
+  const results = req.variants.map(() => null);
+  const loaded = new Map();
+  try {
+    req.variants.forEach((variant, i) => {
+      blame.set(i);
+      try {
+        loaded.set(i, loadVariant(readPlan(variant.plan_path), data, s));
+      } catch (e) {
+        results[i] = failedVariant(e);
+      }
+    });
+    const alive = [...loaded.keys()].sort((a, b) => a - b);
+    const timings = timeInterleaved(alive.map((i) => { const { lp } = loaded.get(i); return () => lp.runOnce(); }),
+      s, alive.map((i) => loaded.get(i).firstS), clockOf(s), (k) => blame.set(alive[k]), slowdown);
+    alive.forEach((i, k) => {
+      blame.set(i);
+      if (timings[k] instanceof Error) {
+        results[i] = failedVariant(timings[k]);
+        return;
+      }
+      try {
+        results[i] = finishVariant(loaded.get(i), timings[k], data, s, outDir, `v${i}_`,
+          alive.length > 1);
+      } catch (e) {
+        results[i] = failedVariant(e);
+      }
+    });
+  } finally {
+    blame.close();
+  }
+  return { status: 'ok', message: '', variants: results,
+    group: { variants: req.variants.length, order: 'rotating', samples: s.samples } };
 }
 
 function hex(bytes) {
@@ -217,7 +290,7 @@ function runtimeInfo(spec, params) {
   };
 }
 
-const HANDLERS = { cell: runCell, probe: runProbe, overhead: runOverhead };
+const HANDLERS = { cell: runCell, group: runGroup, probe: runProbe, overhead: runOverhead };
 
 function main(argv) {
   if (argv.length !== 1) {

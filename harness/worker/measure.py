@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -173,8 +173,7 @@ def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
     wu = warm_up(run, s, first_s, clock)
     out = Timing(first_s=first_s, warmup_runs=wu.runs, warmup_s=wu.elapsed_s, steady=wu.steady,
                  clock=s.clock)
-    inner = max(1, min(s.max_inner, math.ceil(s.sample_s / max(wu.estimate_s, 1e-9))))
-    out.inner = inner
+    inner = out.inner = inner_for(s, wu.estimate_s)
     for _ in range(s.samples):
         if gate is not None:
             gate()
@@ -188,4 +187,70 @@ def time_steady(run: Callable[[], None], s: MeasureSettings, first_s: float,
         out.samples_s.append((clock() - t0) / 1e9 / inner)
     if gate is not None:
         gate()
+    return out
+
+
+def inner_for(s: MeasureSettings, estimate_s: float) -> int:
+    """Inferences per sample: enough for `sample_s` at the per-inference `estimate_s`."""
+    return max(1, min(s.max_inner, math.ceil(s.sample_s / max(estimate_s, 1e-9))))
+
+
+def rotation(n: int, k: int) -> list[int]:
+    """The order of `n` variants in sample `k`: rotated by one per sample, so over `n`
+    samples each variant takes every position once (no variant always runs right after
+    the same neighbour, or always first after a pause)."""
+    return [(k + i) % n for i in range(n)]
+
+
+def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
+                     first_s: Sequence[float], clock: Clock = time.perf_counter_ns,
+                     switch: Callable[[int], None] | None = None,
+                     slowdowns: Sequence[float] | None = None
+                     ) -> list[Timing | BaseException]:
+    """A comparison group's samples: every variant warmed up to steady on its own, then
+    `samples` rounds in which each living variant takes one sample, in the rotating order
+    of `rotation`. Sample k of every variant is thus taken within one pass of a few
+    milliseconds: a drift of the host hits all of them alike, and their ratios pair
+    sample by sample.
+
+    Before each sample one untimed inference puts back what the other variants' samples
+    evicted (caches, TLB, branch predictors), as in lockstep A/B. `switch(i)` is called
+    before variant i's turn (the worker records there who is running, so a crash can be
+    blamed on one variant). A variant whose inference raises gets the exception in place
+    of its timing and leaves the rotation; the others go on."""
+    n = len(runs)
+    out: list[Timing | BaseException] = [Timing(first_s=f, clock=s.clock) for f in first_s]
+    slow = list(slowdowns or [0.0] * n)
+    inner = [1] * n
+    for i, run in enumerate(runs):
+        if switch is not None:
+            switch(i)
+        try:
+            wu = warm_up(run, s, first_s[i], clock)
+        except Exception as exc:
+            out[i] = exc
+            continue
+        t = out[i]
+        assert isinstance(t, Timing)
+        t.warmup_runs, t.warmup_s, t.steady = wu.runs, wu.elapsed_s, wu.steady
+        t.inner = inner[i] = inner_for(s, wu.estimate_s)
+    for k in range(s.samples):
+        for i in rotation(n, k):
+            t = out[i]
+            if not isinstance(t, Timing):
+                continue
+            if switch is not None:
+                switch(i)
+            run = runs[i]
+            try:
+                run()
+                t.rewarm_runs += 1
+                t0 = clock()
+                for _ in range(inner[i]):
+                    run()
+                if slow[i]:
+                    busy_work((clock() - t0) * slow[i], clock)
+                t.samples_s.append((clock() - t0) / 1e9 / inner[i])
+            except Exception as exc:
+                out[i] = exc
     return out

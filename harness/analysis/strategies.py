@@ -1,0 +1,312 @@
+"""The product's answer: what each memory strategy costs against `shared`, per runtime.
+
+Per (workload, runtime), each strategy variant's time is divided by the baseline's
+(`shared`) measured in the same comparison group: sample k of both was taken within one
+pass of the group's rotation (`harness.worker.measure.time_interleaved`), so the ratio of
+the pair has the host's drift divided out. The ratio is exp(median log pair ratio), its
+95% CI the two-level bootstrap (rounds, then pairs; `stats.compare_paired`). Rows not
+measured in one group (`--no-groups`, older runs) fall back to the unpaired ratio of
+medians, flagged `paired=False`.
+
+Verdicts use only the CI against a band of ±`threshold` around 1 (symmetric in log space):
+`faster` / `slower` when the whole CI lies beyond the band, `same` when it lies inside,
+`unsure` when it straddles an edge. Over workloads, the strategy × runtime matrix takes the
+geometric mean of the paired ratios with a bootstrap CI, beside the counts every plan
+predicts (bytes copied, host calls, linear memory).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.analysis.stats import (
+    BOOTSTRAP,
+    bootstrap_medians,
+    bootstrap_medians_grouped,
+    compare_paired,
+    compare_samples,
+)
+from harness.results.rows import ResultRow
+
+BASELINE = "shared"
+#: `same` means within ±2%: the size of effect a strategy choice is worth measuring
+THRESHOLD = 0.02
+RATIO_VERDICTS = ("faster", "slower", "same", "unsure")
+#: cells faster than this are compared, but left out of the resolution figure (issue goal:
+#: CI half-width over cells of at least 100 µs)
+RESOLUTION_MIN_S = 100e-6
+
+
+def ratio_verdict(ci_low: float, ci_high: float, threshold: float = THRESHOLD) -> str:
+    hi, lo = 1.0 + threshold, 1.0 / (1.0 + threshold)
+    if ci_high < lo:
+        return "faster"
+    if ci_low > hi:
+        return "slower"
+    if lo <= ci_low and ci_high <= hi:
+        return "same"
+    return "unsure"
+
+
+@dataclass(frozen=True)
+class StrategyRatio:
+    """One variant against the baseline on one workload and runtime (> 1: slower)."""
+
+    workload: str
+    strategy: str
+    runtime: str
+    ratio: float
+    ci_low: float
+    ci_high: float
+    verdict: str
+    paired: bool               # from samples paired within a group (else unpaired medians)
+    rounds: int
+    median_s: float
+    base_median_s: float
+    #: the paired log ratios and their round sizes, for geometric means over workloads
+    logs: tuple[float, ...] = field(default=(), repr=False)
+    sizes: tuple[int, ...] = field(default=(), repr=False)
+
+    @property
+    def half_width(self) -> float:
+        """Half the CI's width relative to the ratio (0.03: ±3%)."""
+        return (self.ci_high - self.ci_low) / 2 / self.ratio
+
+
+def paired_sizes(base: ResultRow, row: ResultRow) -> list[int] | None:
+    """Samples per round when every round of both rows ran in one group worker (same
+    rounds, same sample counts): sample i of one pairs with sample i of the other."""
+    if not base.rounds or len(base.rounds) != len(row.rounds):
+        return None
+    sizes = []
+    for a, b in zip(base.rounds, row.rounds, strict=True):
+        if not a.get("group") or not b.get("group") or a.get("round") != b.get("round") \
+                or int(a.get("n", 0)) != int(b.get("n", -1)) or int(a.get("n", 0)) <= 0:
+            return None
+        sizes.append(int(a["n"]))
+    if sum(sizes) != len(base.samples_s) or sum(sizes) != len(row.samples_s):
+        return None
+    return sizes
+
+
+def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
+                    threshold: float = THRESHOLD, seed: int = 0) -> list[StrategyRatio]:
+    """Every ok variant against the ok baseline of its (workload, runtime, side)."""
+    cells = [r for r in rows if r.kind == "cell" and r.status == "ok" and r.samples_s]
+    bases = {(r.workload, r.runtime, r.side): r for r in cells if r.strategy == baseline}
+    out = []
+    for r in cells:
+        base = bases.get((r.workload, r.runtime, r.side))
+        if base is None or r.strategy == baseline:
+            continue
+        sizes = paired_sizes(base, r)
+        if sizes is not None:
+            cmp = compare_paired(base.samples_s, r.samples_s, sizes, seed=seed)
+            logs = tuple(np.log(np.asarray(r.samples_s) / np.asarray(base.samples_s)))
+        else:
+            cmp = compare_samples(base.samples_s, r.samples_s, seed=seed)
+            logs, sizes = (), []
+        out.append(StrategyRatio(
+            r.workload, r.strategy, r.runtime, cmp.ratio, cmp.ci_low, cmp.ci_high,
+            ratio_verdict(cmp.ci_low, cmp.ci_high, threshold), sizes is not None and bool(logs),
+            len(r.rounds), float(r.median_s or 0.0), float(base.median_s or 0.0),
+            logs, tuple(sizes)))
+    return out
+
+
+def geomean_paired(ratios: Sequence[StrategyRatio], seed: int = 0,
+                   n_boot: int = BOOTSTRAP) -> tuple[float, float, float]:
+    """Geometric mean of paired ratios over workloads with a bootstrap CI: each workload's
+    median log pair ratio is resampled on its own (two-level), the mean of the logs taken
+    per replicate. Unpaired ratios enter at their point value with their CI's spread
+    (a normal approximation in log space)."""
+    if not ratios:
+        raise ValueError("no ratios")
+    rng = np.random.default_rng(seed)
+    boot = np.zeros(n_boot)
+    point = 0.0
+    for r in ratios:
+        point += math.log(r.ratio)
+        if r.logs:
+            logs = np.asarray(r.logs)
+            boot += (bootstrap_medians_grouped(logs, r.sizes, n_boot, rng) if len(r.sizes) > 1
+                     else bootstrap_medians(logs, n_boot, rng))
+        else:
+            sd = (math.log(r.ci_high) - math.log(r.ci_low)) / (2 * 1.96)
+            boot += rng.normal(math.log(r.ratio), sd, n_boot)
+    k = len(ratios)
+    lo, hi = np.exp(np.quantile(boot / k, [0.025, 0.975]))
+    return math.exp(point / k), float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One strategy on one runtime, over the run's workloads."""
+
+    strategy: str
+    runtime: str
+    geomean: float | None        # ratio to the baseline; None: no ok workload
+    ci_low: float | None
+    ci_high: float | None
+    verdict: str                 # a ratio verdict, or the status every workload shares
+    workloads: int               # workloads with an ok ratio
+    #: workloads that did not run, by status, with one reason each
+    missing: dict[str, tuple[int, str]] = field(default_factory=dict)
+    verdicts: dict[str, int] = field(default_factory=dict)   # per-workload verdict counts
+    bytes_copied: float | None = None    # median over workloads, per inference
+    host_calls: float | None = None
+    linear_bytes: float | None = None
+    paired: bool = True
+
+
+def strategy_matrix(rows: Sequence[ResultRow], ratios: Sequence[StrategyRatio] | None = None,
+                    baseline: str = BASELINE, threshold: float = THRESHOLD,
+                    seed: int = 0) -> list[MatrixCell]:
+    """The strategy × runtime matrix, baseline included (ratio 1 by definition)."""
+    cells = [r for r in rows if r.kind == "cell"]
+    ratios = strategy_ratios(rows, baseline, threshold, seed) if ratios is None else ratios
+    by_key: dict[tuple[str, str], list[StrategyRatio]] = defaultdict(list)
+    for q in ratios:
+        by_key[(q.strategy, q.runtime)].append(q)
+    rows_by: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
+    for r in cells:
+        rows_by[(r.strategy, r.runtime)].append(r)
+    out = []
+    for (strategy, runtime), rs in rows_by.items():
+        missing: dict[str, tuple[int, str]] = {}
+        for r in rs:
+            if r.status != "ok":
+                n, why = missing.get(r.status, (0, r.reason))
+                missing[r.status] = (n + 1, why)
+        ok = [r for r in rs if r.status == "ok"]
+
+        def med(values: list[float | int | None]) -> float | None:
+            vals = [float(v) for v in values if v is not None]
+            return float(np.median(vals)) if vals else None
+
+        copied, calls = med([r.bytes_copied_per_run for r in ok]), med([r.host_calls_per_run
+                                                                        for r in ok])
+        linear = med([r.memory.get("linear_bytes") for r in ok])
+        qs = by_key.get((strategy, runtime), [])
+        verdicts: dict[str, int] = defaultdict(int)
+        for q in qs:
+            verdicts[q.verdict] += 1
+        if strategy == baseline:
+            out.append(MatrixCell(strategy, runtime, 1.0 if ok else None, 1.0 if ok else None,
+                                  1.0 if ok else None, "baseline" if ok else _status(missing),
+                                  len(ok), missing, {}, copied, calls, linear))
+        elif qs:
+            g, lo, hi = geomean_paired(qs, seed)
+            out.append(MatrixCell(strategy, runtime, g, lo, hi, ratio_verdict(lo, hi, threshold),
+                                  len(qs), missing, dict(verdicts), copied, calls, linear,
+                                  paired=all(q.paired for q in qs)))
+        else:
+            out.append(MatrixCell(strategy, runtime, None, None, None,
+                                  _status(missing) if missing else "no baseline", 0, missing,
+                                  {}, copied, calls, linear))
+    return out
+
+
+def _status(missing: dict[str, tuple[int, str]]) -> str:
+    return max(missing, key=lambda s: missing[s][0]) if missing else "-"
+
+
+def pct(ratio: float) -> str:
+    """A ratio as a signed change: 1.35 -> "+35%", 0.98 -> "-2.0%"."""
+    d = (ratio - 1.0) * 100
+    return f"{d:+.0f}%" if abs(d) >= 10 else f"{d:+.1f}%"
+
+
+def runtime_sentence(runtime: str, matrix: Sequence[MatrixCell],
+                     isolating: Sequence[str] = ()) -> str:
+    """One sentence from the data: the fastest strategy that isolates executables (when
+    `isolating` names them), the fastest overall, and the dearest, each with its CI."""
+    cells = [m for m in matrix if m.runtime == runtime and m.geomean is not None
+             and m.ci_low is not None and m.ci_high is not None]
+    if not cells:
+        return f"{runtime}: no strategy ran."
+
+    def said(m: MatrixCell) -> str:
+        assert m.geomean is not None and m.ci_low is not None and m.ci_high is not None
+        if m.verdict == "baseline":
+            return f"{m.strategy} (the baseline)"
+        return (f"{m.strategy}, {pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}] "
+                f"vs {BASELINE}")
+
+    parts = []
+    iso = [m for m in cells if m.strategy.split(":")[0] in isolating]
+    if iso:
+        parts.append(f"fastest isolating strategy: {said(min(iso, key=_geo))}")
+    best, worst = min(cells, key=_geo), max(cells, key=_geo)
+    parts.append(f"fastest: {said(best)}")
+    if worst is not best:
+        parts.append(f"dearest: {said(worst)}")
+    skipped = sorted({m.strategy for m in matrix if m.runtime == runtime and m.geomean is None})
+    if skipped:
+        parts.append(f"not run: {', '.join(skipped)}")
+    return f"{runtime}: " + "; ".join(parts) + "."
+
+
+def _geo(m: MatrixCell) -> float:
+    return m.geomean if m.geomean is not None else math.inf
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How finely a run tells strategies apart (issue goals: ≤ 3% and ≥ 95%)."""
+
+    ratios: int                   # paired ratios of cells of at least RESOLUTION_MIN_S
+    median_half_width: float      # median CI half-width of those, relative
+    verdicts: dict[str, int]
+
+
+def resolution(ratios: Sequence[StrategyRatio], min_s: float = RESOLUTION_MIN_S) -> Resolution:
+    big = [q for q in ratios if q.paired and min(q.median_s, q.base_median_s) >= min_s]
+    counts: dict[str, int] = defaultdict(int)
+    for q in ratios:
+        counts[q.verdict] += 1
+    return Resolution(len(big), float(np.median([q.half_width for q in big])) if big
+                      else float("nan"), dict(counts))
+
+
+@dataclass(frozen=True)
+class RatioAgreement:
+    """Two runs of the same cells: do their strategy ratios agree?"""
+
+    common: int
+    within: int          # the difference of the two log ratios inside its 95% interval
+    same_verdict: int
+    disagreeing: tuple[tuple[StrategyRatio, StrategyRatio], ...]
+
+    @property
+    def within_fraction(self) -> float:
+        return self.within / self.common if self.common else float("nan")
+
+    @property
+    def verdict_fraction(self) -> float:
+        return self.same_verdict / self.common if self.common else float("nan")
+
+
+def ratio_agreement(a: Sequence[StrategyRatio], b: Sequence[StrategyRatio]) -> RatioAgreement:
+    """Per common (workload, strategy, runtime): the two runs agree within their CIs when
+    the difference of their log ratios lies inside the 95% interval of a difference of two
+    independent estimates (half-widths added in quadrature, in log space)."""
+    key = lambda q: (q.workload, q.strategy, q.runtime)  # noqa: E731
+    bb = {key(q): q for q in b}
+    common = [(q, bb[key(q)]) for q in a if key(q) in bb]
+    within = same = 0
+    bad = []
+    for x, y in common:
+        hx = (math.log(x.ci_high) - math.log(x.ci_low)) / 2
+        hy = (math.log(y.ci_high) - math.log(y.ci_low)) / 2
+        ok = abs(math.log(x.ratio) - math.log(y.ratio)) <= math.hypot(hx, hy)
+        within += ok
+        same += x.verdict == y.verdict
+        if not ok:
+            bad.append((x, y))
+    return RatioAgreement(len(common), within, same, tuple(bad))

@@ -1,0 +1,132 @@
+"""Inside a worker: one plan loaded, its first inference taken, and after its samples the
+checks and the response a cell row is made of. A cell request measures one variant
+(`main.run_cell`); a comparison group several in one process (`group.run_group`)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.plugins.plan import Plan
+from harness.runtimes.base import Backend, Runtime
+from harness.runtimes.executor import LoadedPlan
+from harness.worker.measure import MeasureSettings, Timing, clock_of, time_cold
+
+
+def memory_now() -> dict[str, int]:
+    import psutil
+
+    info = psutil.Process().memory_info()
+    return {"rss": int(info.rss), "vms": int(info.vms)}
+
+
+def peak_rss() -> int:
+    """Peak resident set of this process so far (the kernel's high-water mark)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[:4])[:500]
+
+
+def slowdown_of(rt: Runtime) -> float:
+    """The runtimes' `slowdown=N` parameter as a fraction (a known, injected regression)."""
+    return float(rt.params.get("slowdown", 0)) / 100.0
+
+
+@dataclass
+class LoadedVariant:
+    """A plan loaded and run once: its set-up phases, memory, counters and first outputs."""
+
+    plan: Plan
+    lp: LoadedPlan
+    before: dict[str, int]
+    after_load: dict[str, int]
+    peak_after_load: int
+    linear_after_setup: int
+    first_s: float
+    per_run: dict[str, int]
+    first_out: dict[str, np.ndarray]
+
+
+def load_variant(be: Backend, plan: Plan, data: dict[str, np.ndarray],
+                 settings: MeasureSettings) -> LoadedVariant:
+    """Compile, instantiate, set up; then the cold first inference with its counters."""
+    before = memory_now()
+    lp = LoadedPlan(be, plan, data)
+    lp.load()
+    after_load, peak_after_load = memory_now(), peak_rss()
+    linear_after_setup = lp.linear_bytes()
+    lp.reset_counters()
+    first_s = time_cold(lp.run_once, clock_of(settings))
+    per_run = dict(lp.counters)
+    first_out = {k: v.copy() for k, v in lp.outputs.items()}
+    lp.reset_counters()
+    return LoadedVariant(plan, lp, before, after_load, peak_after_load, linear_after_setup,
+                         first_s, per_run, first_out)
+
+
+def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str, np.ndarray],
+                   settings: MeasureSettings, out_dir: Path, prefix: str = "",
+                   shared_process: bool = False) -> dict[str, Any]:
+    """After the samples: the same work every inference (counters), the same outputs every
+    inference (no state leaks), what stays committed, an optional instrumented breakdown,
+    the outputs written for verification. With `shared_process` (a group) the process's
+    peak RSS belongs to every variant in it, so it is reported as the group's, apart."""
+    lp = v.lp
+    resp: dict[str, Any] = {"status": "ok", "message": ""}
+    n = timing.inferences()
+    drift = {k: c for k, c in lp.counters.items() if c != v.per_run[k] * n}
+    if drift:
+        raise RuntimeError(f"counters differ between inferences: per run {v.per_run}, "
+                           f"after {n} runs {lp.counters}")
+    # what the inferences left committed (a kernel that grows memory shows here)
+    n_memories, linear = lp.memory_census()
+    by_device = lp.memory_census_by_device()
+    changed = [k for k, out in lp.outputs.items() if not np.array_equal(out, v.first_out[k])]
+    if changed:
+        resp["status"] = "crashed"
+        resp["message"] = (f"outputs {changed} changed between inferences "
+                           "(state leaks from one inference into the next)")
+    breakdown: dict[str, float] = {}
+    if settings.breakdown:
+        # a separate, instrumented copy of the plan: the samples ran without its timers
+        ilp = LoadedPlan(be, v.plan, data, instrument=True)
+        ilp.load()
+        runs = max(1, min(settings.max_inner, math.ceil(
+            3 * settings.sample_s / max(statistics.median(timing.samples_s), 1e-9))))
+        breakdown = ilp.breakdown(runs)
+    outputs = {}
+    for name, raw in v.first_out.items():
+        path = out_dir / f"{prefix}out_{name}.bin"
+        raw.tofile(path)
+        outputs[name] = str(path)
+    memory: dict[str, Any] = {
+        "linear_bytes_after_setup": v.linear_after_setup, "linear_bytes": linear,
+        "memories": n_memories,
+        "linear_bytes_by_device": {k: d[1] for k, d in by_device.items()},
+        "vms_reserved": v.after_load["vms"] - v.before["vms"]}
+    if shared_process:  # what this variant's load added; the process figures are the group's
+        memory.update(rss_load_delta=v.after_load["rss"] - v.before["rss"],
+                      group_peak_rss=peak_rss())
+    else:
+        memory.update(rss_start=v.before["rss"], vms_start=v.before["vms"],
+                      rss_after_load=v.after_load["rss"], vms_after_load=v.after_load["vms"],
+                      peak_rss_after_load=v.peak_after_load, peak_rss=peak_rss())
+    resp.update({
+        "phases": {"compile_s": lp.compile_s, "instantiate_s": lp.instantiate_s,
+                   "setup_s": lp.setup_s, "first_run_s": timing.first_s},
+        "timing": timing.to_dict(), "counters": v.per_run, "memory": memory,
+        "outputs": outputs})
+    if breakdown:
+        resp["breakdown"] = breakdown
+    return resp

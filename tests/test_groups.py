@@ -1,0 +1,148 @@
+"""Comparison groups: every strategy of one workload and runtime in one worker, samples
+interleaved and paired; a variant's trap or crash never loses the others' rows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.analysis.strategies import strategy_ratios
+from harness.results.rows import ResultRow
+from harness.run.group import run_group
+from harness.run.pipeline import execute
+from harness.run.request import Cell, Group, RunRequest, group_cells
+from harness.run.resume import Done
+from harness.run.schedule import Ledger, make_schedule
+from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
+from harness.worker.measure import MeasureSettings, rotation
+
+WORKLOAD = "gemm:m=8,n=8,k=8"
+STRATEGIES = ("shared", "per-module", "multi-memory")
+
+
+def _group(regs, runtime=None, strategies=STRATEGIES) -> Group:
+    w = regs.workloads.create(WORKLOAD)
+    rt = runtime or regs.runtimes.create("wasmtime")
+    return Group(tuple(Cell(w, regs.strategies.create(s), rt) for s in strategies))
+
+
+class _FailingWorker(WasmtimeRuntime):
+    """The real wasmtime worker, with loading the `per-module` variant made to fail: by a
+    wasm trap (`trap`) or by the process dying at once (`kill`)."""
+
+    NAME = "wasmtime"
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    def worker_argv(self) -> list[str]:
+        act = ("raise TrapError('planted trap')" if self.how == "trap"
+               else "os.kill(os.getpid(), signal.SIGKILL)")
+        code = ("import os, signal, sys\n"
+                "import harness.worker.group as g, harness.worker.main as w\n"
+                "from harness.runtimes.base import TrapError\n"
+                "real = g.load_variant\n"
+                "def load(be, plan, data, settings):\n"
+                "    if plan.strategy == 'per-module':\n"
+                f"        {act}\n"
+                "    return real(be, plan, data, settings)\n"
+                "g.load_variant = load\n"
+                "sys.exit(w.main(sys.argv[1:]))\n")
+        return [sys.executable, "-c", code]
+
+
+def test_rotation_puts_every_variant_in_every_place() -> None:
+    orders = [rotation(4, k) for k in range(4)]
+    assert all(sorted(o) == [0, 1, 2, 3] for o in orders)
+    for place in range(4):
+        assert sorted(o[place] for o in orders) == [0, 1, 2, 3]
+
+
+def test_group_rows_pair_sample_by_sample(regs, quick_settings) -> None:
+    rows = run_group(_group(regs), "t", quick_settings, 60, round_index=0)
+    assert [r.strategy for r in rows] == list(STRATEGIES)
+    assert all(r.status == "ok" for r in rows), [r.reason for r in rows]
+    assert {len(r.samples_s) for r in rows} == {quick_settings.samples}
+    assert all(r.timing["group"] == 3 and r.kind == "round" for r in rows)
+    # each verified and counted on its own: per-module copies, the others do not
+    assert rows[1].bytes_copied_per_run > 0 == rows[0].bytes_copied_per_run
+    # one process: what each load added, and the group's peak, not a per-cell peak
+    assert all("rss_load_delta" in r.memory and "peak_rss" not in r.memory for r in rows)
+
+
+@pytest.mark.parametrize("how", ["trap", "kill"])
+def test_a_failing_variant_keeps_the_others(regs, quick_settings, how: str) -> None:
+    rows = run_group(_group(regs, _FailingWorker(how)), "t", quick_settings, 60, round_index=0)
+    status = {r.strategy: r.status for r in rows}
+    assert status == {"shared": "ok", "per-module": "trapped" if how == "trap" else "crashed",
+                      "multi-memory": "ok"}, [r.reason for r in rows]
+    if how == "kill":  # blamed on the variant that ran; the other two measured again, paired
+        assert "SIGKILL" in rows[1].reason and "measured again without it" in rows[1].reason
+        assert rows[0].timing["group"] == rows[2].timing["group"] == 2
+    ratios = strategy_ratios([_as_cell(r) for r in rows])
+    assert [(q.strategy, q.paired) for q in ratios] == [("multi-memory", True)]
+
+
+def _as_cell(r: ResultRow) -> ResultRow:
+    from harness.run.rounds import combine_rounds
+
+    return combine_rounds([r])
+
+
+def test_group_cells_keep_ab_sides_apart(regs) -> None:
+    w = regs.workloads.create(WORKLOAD)
+    s1, s2 = regs.strategies.create("shared"), regs.strategies.create("per-module")
+    rt, v8 = regs.runtimes.create("wasmtime"), regs.runtimes.create("v8")
+    cells = [Cell(w, s1, rt), Cell(w, s1, v8), Cell(w, s2, rt), Cell(w, s1, rt, "A"),
+             Cell(w, s2, v8)]
+    assert group_cells(cells) == [(0, 2), (1, 4), (3,)]
+
+
+def test_a_run_measures_groups_and_records_them(regs, quick_settings, tmp_path: Path) -> None:
+    g = _group(regs)
+    req = RunRequest((WORKLOAD,), STRATEGIES, ("wasmtime",), settings=quick_settings,
+                     cell_timeout=60, calibrate=False, interference_s=0)
+    rows = execute(list(g.cells), tmp_path, req)
+    assert [r.status for r in rows] == ["ok"] * 3
+    schedule = json.loads((tmp_path / "run.json").read_text())["schedule"]
+    assert schedule["units"] == [[0, 1, 2]] and schedule["groups"] == [True]
+    ratios = strategy_ratios(rows)
+    assert len(ratios) == 2 and all(q.paired and q.rounds == quick_settings.rounds
+                                    for q in ratios)
+
+
+def test_a_resumed_group_round_kept_in_part_is_measured_again(regs) -> None:
+    g = _group(regs)
+    req = RunRequest((WORKLOAD,), STRATEGIES, ("wasmtime",), settings=MeasureSettings(rounds=2))
+    schedule = make_schedule([], list(g.cells), req, MeasureSettings(rounds=2, order_seed=1))
+
+    def row(c: Cell, rnd: int) -> ResultRow:
+        return ResultRow(run_id="r", workload=c.workload.spec, strategy=c.strategy.spec,
+                         runtime=c.runtime.spec, status="ok", kind="round", round=rnd,
+                         samples_s=(1.0,), settings=schedule.settings.to_dict())
+
+    # round 0 complete for all three; round 1 written for the first cell only
+    kept = [row(c, 0) for c in g.cells] + [row(g.cells[0], 1)]
+    ledger = Ledger.resumed(schedule, Done.from_rows(kept, {}), ["wasmtime"])
+    assert ledger.have == [{0}, {0}, {0}]
+    assert all(ledger.pending(j, 1) for j in range(3))
+
+
+def test_paired_ratio_divides_out_shared_drift() -> None:
+    """Both variants slowed alike by a drift of the host: the paired ratio sees 1.10 with
+    a tight CI; the medians alone would not."""
+    from harness.analysis.stats import compare_paired, compare_samples
+
+    rng = np.random.default_rng(3)
+    drift = np.exp(rng.normal(0, 0.3, 30))   # 30% swings between samples
+    base = 1e-3 * drift * np.exp(rng.normal(0, 0.005, 30))
+    cur = 1.1e-3 * drift * np.exp(rng.normal(0, 0.005, 30))
+    paired = compare_paired(base, cur, [10, 10, 10])
+    unpaired = compare_samples(base, cur)
+    assert paired.ci_low < 1.1 < paired.ci_high and paired.ci_high - paired.ci_low < 0.02
+    assert unpaired.ci_high - unpaired.ci_low > 5 * (paired.ci_high - paired.ci_low)
