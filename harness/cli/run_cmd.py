@@ -96,6 +96,7 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         suite = load_suite("default")
     settings: dict[str, Any] = dict(suite.settings) if suite else {}
     timeout = float(settings.pop("cell_timeout", 120.0))
+    suite_budget = settings.pop("cell_budget", None)
     if args.repeat is not None:
         settings["samples"] = args.repeat
     if args.sample_time is not None:
@@ -121,6 +122,7 @@ def build_request(args: argparse.Namespace) -> RunRequest:
     if timeout <= 0:
         raise SpecError("--cell-timeout must be positive")
     budget = getattr(args, "cell_budget", None)
+    budget = suite_budget if budget is None else budget
     if budget is not None and budget <= 0:
         raise SpecError("--cell-budget must be positive")
     fds = parse_lockstep_fds(getattr(args, "lockstep_fds", None))

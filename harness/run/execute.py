@@ -42,6 +42,8 @@ class RoundRunner:
         self.writer, self.stop, self.progress = writer, stop, progress
         self.schedule = ledger.schedule
         self.done_count = ledger.rounds_done()
+        #: per group worker: where its time went (`harness.run.group.group_cost`)
+        self.group_costs: list[dict[str, float]] = []
 
     def finish_failed(self) -> None:
         """Final rows for jobs whose failed round was written but whose final row was not."""
@@ -92,8 +94,24 @@ class RoundRunner:
         rows = run_group(group, self.run_id, s.settings, req.cell_timeout, self.probes[spec],
                          round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
                          costs=self.costs.get(spec), budget_s=req.cell_budget)
+        cost = next((r.timing["group_cost"] for r in rows if "group_cost" in r.timing), None)
+        if cost is not None:
+            self.group_costs.append(cost)
         for j, row in zip(pending, rows, strict=True):
             self._record(j, rnd, pos, row)
+
+    def cost_summary(self) -> dict[str, float | int]:
+        """The run.json record of what the group workers cost: `fixed_s` is a worker's
+        time outside warm-up and samples (start, imports, compile, set-up, checks)."""
+        if not self.group_costs:
+            return {"workers": 0}
+        fixed = sorted(c["fixed_s"] for c in self.group_costs)
+        return {"workers": len(self.group_costs),
+                "fixed_s_median": fixed[len(fixed) // 2],
+                "fixed_s_total": sum(fixed),
+                "start_s_median": sorted(c["start_s"] for c in self.group_costs)[
+                    len(fixed) // 2],
+                "wall_s_total": sum(c["wall_s"] for c in self.group_costs)}
 
     def _cell(self, rnd: int, pos: int, j: int) -> None:
         s, req, jobs = self.schedule, self.req, self.schedule.jobs

@@ -14,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,16 @@ def run_group(group: Group, run_id: str, settings: MeasureSettings, timeout_s: f
     return [rows[i] for i in range(len(group.cells))]
 
 
+def group_cost(resp: dict[str, Any], wall_s: float) -> dict[str, float]:
+    """Where one group worker's time went: `fixed_s` is everything but warm-up and samples
+    (process start and imports, compile, instantiate, set-up, checks)."""
+    g = resp.get("group", {})
+    measure = float(g.get("measure_s", 0.0))
+    return {"wall_s": wall_s, "measure_s": measure, "load_s": float(g.get("load_s", 0.0)),
+            "start_s": max(0.0, wall_s - float(resp.get("worker_s", wall_s))),
+            "fixed_s": max(0.0, wall_s - measure)}
+
+
 def _one_worker(group: Group, pending: list[int], planned: dict[int, PlannedCell],
                 rows: dict[int, ResultRow], data: dict[str, np.ndarray],
                 reference: dict[str, np.ndarray], tol: Tolerance,
@@ -88,7 +99,8 @@ def _one_worker(group: Group, pending: list[int], planned: dict[int, PlannedCell
             v = dict(v or {"status": "crashed", "message": "the worker returned nothing"})
             v["runtime"], v["affinity"] = resp.get("runtime"), resp.get("affinity")
             if isinstance(v.get("timing"), dict):
-                v["timing"] = {**v["timing"], "group": len(pending)}
+                v["timing"] = {**v["timing"], "group": len(pending),
+                               "group_cost": group_cost(resp, outcome.wall_s)}
             rows[i] = finish_cell(prepared(i), WorkerOutcome(
                 str(v.get("status", "crashed")), str(v.get("message", "")), v,
                 outcome.wall_s))

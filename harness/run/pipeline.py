@@ -122,6 +122,7 @@ def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pro
         for rnd in range(req.settings.rounds):
             runner.round(rnd)
             manifest.data["rounds_done"] = rnd + 1
+            manifest.data["group_cost"] = runner.cost_summary()
             manifest.save()
         runner.fold_all()
         if req.interference_s > 0:

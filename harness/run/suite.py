@@ -33,7 +33,7 @@ _LIST_KEYS = ("workloads", "strategies", "runtimes")
 _SETTING_KEYS = {"samples": int, "sample_s": float, "warmup_s": float, "warmup_runs": int,
                  "warmup_max_s": float, "steady_window": int, "steady_tol": float,
                  "batch_s": float, "rounds": int, "cell_timeout": float, "seed": int,
-                 "order_seed": int}
+                 "order_seed": int, "cell_budget": float}
 SEEDS = ("seed", "order_seed")  # may be 0
 
 

@@ -205,6 +205,9 @@ function runGroup(req, params, outDir) {
   const blame = makeBlame(req.blame_path);
   const results = req.variants.map(() => null);
   const loaded = new Map();
+  const t0 = now();
+  let t1 = t0;
+  let t2 = t0;
   try {
     req.variants.forEach((variant, i) => {
       blame.set(i);
@@ -215,8 +218,10 @@ function runGroup(req, params, outDir) {
       }
     });
     const alive = [...loaded.keys()].sort((a, b) => a - b);
+    t1 = now();
     const timings = timeInterleaved(alive.map((i) => { const { lp } = loaded.get(i); return () => lp.runOnce(); }),
       s, alive.map((i) => loaded.get(i).firstS), clockOf(s), (k) => blame.set(alive[k]), slowdown);
+    t2 = now();
     alive.forEach((i, k) => {
       blame.set(i);
       if (timings[k] instanceof Error) {
@@ -234,7 +239,8 @@ function runGroup(req, params, outDir) {
     blame.close();
   }
   return { status: 'ok', message: '', variants: results,
-    group: { variants: req.variants.length, order: 'rotating', samples: s.samples } };
+    group: { variants: req.variants.length, order: 'rotating', samples: s.samples,
+      load_s: secs(t1 - t0), measure_s: secs(t2 - t1), finish_s: secs(now() - t2) } };
 }
 
 function hex(bytes) {

@@ -12,6 +12,7 @@ dies and then measures the others again without it.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def run_group(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
             return {"status": "unsupported", "message": str(exc)}
         return {"status": "crashed", "message": one_line(exc)}
 
+    t0 = time.perf_counter()
     try:
         for i, variant in enumerate(req["variants"]):
             blame(i)
@@ -81,10 +83,12 @@ def run_group(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
             except Exception as exc:
                 results[i] = failed(exc)
         alive = sorted(loaded)
+        t1 = time.perf_counter()
         timings = time_interleaved(
             [loaded[i].lp.run_once for i in alive], settings, [loaded[i].first_s for i in alive],
             clock_of(settings), switch=lambda k: blame(alive[k]),
             slowdowns=[slowdown_of(rt)] * len(alive))
+        t2 = time.perf_counter()
         for i, timing in zip(alive, timings, strict=True):
             blame(i)
             if not isinstance(timing, Timing):
@@ -97,5 +101,9 @@ def run_group(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
                 results[i] = failed(exc)
     finally:
         blame.close()
+    # where the worker's time went: loading (compile, instantiate, set-up, first inference),
+    # warm-up and samples, checks and outputs; the parent adds the process start
     return {"status": "ok", "message": "", "variants": results,
-            "group": {"variants": n, "order": "rotating", "samples": settings.samples}}
+            "group": {"variants": n, "order": "rotating", "samples": settings.samples,
+                      "load_s": t1 - t0, "measure_s": t2 - t1,
+                      "finish_s": time.perf_counter() - t2}}
