@@ -17,7 +17,7 @@ from harness.core.errors import ResultsError
 from harness.core.protocol import write_text_atomic
 from harness.results.manifest import MANIFEST
 from harness.results.rows import OVERHEAD_FACTOR, RESULTS
-from reports import figures_cost, figures_speed, html, summary, tables
+from reports import answer, figures_cost, figures_speed, html, summary, tables
 from reports.data import (
     PHASES,
     RunData,
@@ -119,15 +119,12 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         if any(c.ok and c.runtime == rt for c in run.bench_cells):
             footprints.append({"runtime": rt, "png": keep(figures_cost.footprint(
                 run, rt, styles, fig_dir / f"memory-{slug(rt)}.png", peak_is_relative(run)))})
-    geo = summary.geomeans(run) if has_ok else []
+    ans = answer.answer(run)
     context = {
         "run_id": run.run_id, "manifest": run.manifest, "done": completeness(run),
         "runtimes": run.runtimes, "strategies": run.strategies, "n_rows": len(run.rows),
         "colours": {s: st.colour for s, st in styles.items()},
-        "headline": summary.headline(run) if run.workloads else [],
-        "geomeans": geo,
-        "fastest": {rt: summary.fastest(geo, rt) for rt in run.runtimes},
-        "baselines": {rt: summary.baseline_for(run, rt) for rt in run.runtimes},
+        "answer": ans, "ratios": answer.per_workload(ans) if ans else [],
         "isolation": tables.isolation_grid(run),
         "heatmaps": heatmaps, "workloads": workloads, "copies": copies,
         "footprints": footprints, "peak_relative": peak_is_relative(run),

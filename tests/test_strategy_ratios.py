@@ -73,7 +73,7 @@ def test_matrix_geomean_missing_and_sentence() -> None:
     assert matrix["shared"].verdict == "baseline"
     text = runtime_sentence("rt", list(matrix.values()), ("per-module", "multi-memory"))
     assert text.startswith("rt: fastest isolating strategy: multi-memory, -1.0%")
-    assert "dearest: per-module, +34%" in text
+    assert text.endswith("; per-module costs +34%.")
 
 
 def test_geomean_ci_covers_the_point() -> None:
@@ -104,3 +104,4 @@ def test_resolution_counts_only_paired_cells_of_100_us() -> None:
 
 def test_pct() -> None:
     assert (pct(1.35), pct(0.98), pct(1.004)) == ("+35%", "-2.0%", "+0.4%")
+    assert (pct(2.0), pct(26.43), pct(2640.4)) == ("2x", "26.4x", "2,640x")

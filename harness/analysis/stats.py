@@ -219,28 +219,3 @@ def compare_paired(base: Sequence[float], current: Sequence[float], sizes: Seque
         p_faster = float(wilcoxon(units, alternative="less").pvalue)
     return Comparison(float(np.exp(np.median(logs))), float(lo), float(hi), p_slower, p_faster,
                       unit, int(units.size), int(units.size))
-
-
-def geomean_ratio(pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
-                  level: float = 0.95, n_boot: int = BOOTSTRAP,
-                  seed: int = 0) -> tuple[float, float, float]:
-    """Geometric mean over `(current, base)` pairs of median(current) / median(base), with a
-    bootstrap CI: in each replicate every sample set is resampled on its own, its median
-    taken, and the geometric mean of the ratios recomputed. Returns (point, low, high)."""
-    if not pairs:
-        raise ValueError("no pairs to summarize")
-    rng = _rng(seed)
-    logs = np.zeros(n_boot)
-    point = 0.0
-    for current, base in pairs:
-        c = np.asarray(current, dtype=np.float64)
-        b = np.asarray(base, dtype=np.float64)
-        if c.size == 0 or b.size == 0:
-            raise ValueError("every sample set needs at least one sample")
-        point += float(np.log(np.median(c) / np.median(b)))
-        mc = np.median(c[rng.integers(0, c.size, size=(n_boot, c.size))], axis=1)
-        mb = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
-        logs += np.log(mc / mb)
-    k = len(pairs)
-    lo, hi = np.quantile(np.exp(logs / k), [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(np.exp(point / k)), float(lo), float(hi)

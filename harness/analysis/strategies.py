@@ -217,15 +217,21 @@ def _status(missing: dict[str, tuple[int, str]]) -> str:
 
 
 def pct(ratio: float) -> str:
-    """A ratio as a signed change: 1.35 -> "+35%", 0.98 -> "-2.0%"."""
+    """A ratio as a signed change: 1.35 -> "+35%", 0.98 -> "-2.0%"; from 2x on as a
+    factor: 26.4 -> "26.4x" (a +2540% is hard to read)."""
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
+    if ratio >= 2:
+        return f"{ratio:.3g}x"
     d = (ratio - 1.0) * 100
     return f"{d:+.0f}%" if abs(d) >= 10 else f"{d:+.1f}%"
 
 
 def runtime_sentence(runtime: str, matrix: Sequence[MatrixCell],
-                     isolating: Sequence[str] = ()) -> str:
+                     isolating: Sequence[str] = (), reference: str = "per-module") -> str:
     """One sentence from the data: the fastest strategy that isolates executables (when
-    `isolating` names them), the fastest overall, and the dearest, each with its CI."""
+    `isolating` names them), the fastest overall when that is another one, what the
+    `reference` strategy (WAMR's model) costs, and the dearest; each with its CI."""
     cells = [m for m in matrix if m.runtime == runtime and m.geomean is not None
              and m.ci_low is not None and m.ci_high is not None]
     if not cells:
@@ -235,20 +241,26 @@ def runtime_sentence(runtime: str, matrix: Sequence[MatrixCell],
         assert m.geomean is not None and m.ci_low is not None and m.ci_high is not None
         if m.verdict == "baseline":
             return f"{m.strategy} (the baseline)"
-        return (f"{m.strategy}, {pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}] "
-                f"vs {BASELINE}")
+        return f"{m.strategy}, {pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}] vs {BASELINE}"
 
     parts = []
+    said_already: set[str] = set()
     iso = [m for m in cells if m.strategy.split(":")[0] in isolating]
     if iso:
-        parts.append(f"fastest isolating strategy: {said(min(iso, key=_geo))}")
-    best, worst = min(cells, key=_geo), max(cells, key=_geo)
-    parts.append(f"fastest: {said(best)}")
-    if worst is not best:
-        parts.append(f"dearest: {said(worst)}")
-    skipped = sorted({m.strategy for m in matrix if m.runtime == runtime and m.geomean is None})
-    if skipped:
-        parts.append(f"not run: {', '.join(skipped)}")
+        best_iso = min(iso, key=_geo)
+        parts.append(f"fastest isolating strategy: {said(best_iso)}")
+        said_already.add(best_iso.strategy)
+    best = min(cells, key=_geo)
+    if best.strategy not in said_already:
+        parts.append(f"fastest: {said(best)}")
+        said_already.add(best.strategy)
+    ref = next((m for m in cells if m.strategy == reference), None)
+    if ref is not None and ref.strategy not in said_already and ref.geomean is not None:
+        parts.append(f"{reference} costs {pct(ref.geomean)}")
+        said_already.add(ref.strategy)
+    worst = max(cells, key=_geo)
+    if worst.strategy not in said_already and worst.geomean is not None:
+        parts.append(f"dearest: {worst.strategy}, {pct(worst.geomean)}")
     return f"{runtime}: " + "; ".join(parts) + "."
 
 
