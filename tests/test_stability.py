@@ -77,3 +77,29 @@ def test_cv_is_split_into_within_and_between_rounds() -> None:
     assert lines[0].startswith("CV of cells with median >= 1 ms (n=3)")
     assert "within-round CV (median over a cell's rounds), n=1: min 0.00%" in lines[2]
     assert "between rounds" in lines[3] and "median 100.00%" in lines[3]
+
+
+def _group_rows(seed: int, ratio: float) -> list[ResultRow]:
+    """shared and per-module measured as one group: sample k of both under one drift."""
+    rng = np.random.default_rng(seed)
+    drift = 2e-4 * np.exp(rng.normal(0, 0.3, 20))
+    rounds = tuple({"round": i, "n": 10, "group": 2} for i in range(2))
+    return [ResultRow(run_id="r", workload="w", strategy=s, runtime="rt", status="ok",
+                      samples_s=tuple(drift * f * np.exp(rng.normal(0, 0.003, 20))),
+                      median_s=float(np.median(drift * f)), rounds=rounds)
+            for s, f in (("shared", 1.0), ("per-module", ratio))]
+
+
+def test_stability_command_checks_the_strategy_ratios(tmp_path: Path, capsys) -> None:
+    """Two runs whose paired ratios agree (1.30 both times, under 30% drift), and a third
+    whose per-module ratio moved to 1.50: the first pair meets the targets, not the other."""
+    a = _write(tmp_path / "a", _group_rows(1, 1.3))
+    b = _write(tmp_path / "b", _group_rows(2, 1.3))
+    c = _write(tmp_path / "c", _group_rows(3, 1.5))
+    main(["stability", str(a), str(b)])
+    out = capsys.readouterr().out
+    assert "strategy ratios to shared, 1 in both runs: agree within their CIs 1/1" in out
+    assert "same verdict 1/1" in out and "base resolution: median 95% CI half-width" in out
+    assert main(["stability", str(a), str(c)]) == 1
+    out = capsys.readouterr().out
+    assert "agree within their CIs 0/1" in out and "apart: w | per-module | rt" in out

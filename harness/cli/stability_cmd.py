@@ -1,8 +1,16 @@
 """`membench stability BASE CURRENT`: how well two runs of the same cells agree.
 
-Prints, per cell, the ratio of medians with its 95% CI; the fraction of cells whose CI
-contains 1 (target: at least 95% for two back-to-back runs of the same code); each run's
-CV distribution and load. Exit 0 when the target is met, 1 when not.
+Two questions, for two back-to-back runs of the same suite:
+
+* the strategy comparison (when the runs have it): do the paired ratios to `shared` agree
+  within their CIs (the difference of the two log ratios inside its 95% interval) on at
+  least 95% of them, and do the runs give the same verdict on at least 95%? And each run's
+  resolution: the median CI half-width of its paired ratios over cells of >= 100 µs
+  (goal <= 3%);
+* per cell, the ratio of medians with its 95% CI; the fraction of cells whose CI contains
+  1 (target: at least 95%); each run's CV distribution and load.
+
+Exit 0 when every target that applies is met, 1 when not.
 """
 
 from __future__ import annotations
@@ -16,6 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.analysis.stability import agreement, fraction_within
+from harness.analysis.strategies import (
+    RESOLUTION_MIN_S,
+    ratio_agreement,
+    resolution,
+    strategy_ratios,
+)
 from harness.cli.console import cv_distribution
 from harness.core.errors import MembenchError
 from harness.core.fmt import fmt_time
@@ -66,4 +80,32 @@ def main(args: argparse.Namespace) -> int:
     con.print(f"for contrast, the flat bootstrap over samples everywhere (leaves out the "
               f"worker-to-worker spread): {sum(c.within for c in flat)}/{len(flat)} cells = "
               f"{fraction_within(flat):.1%}")
-    return 0 if frac >= TARGET else 1
+    met = frac >= TARGET
+    ratios_met = strategy_agreement(con, base, cur)
+    return 0 if met and ratios_met is not False else 1
+
+
+def strategy_agreement(con: Console, base: list[Any], cur: list[Any]) -> bool | None:
+    """The strategy comparison's reproducibility; None when the runs have no ratios."""
+    a, b = strategy_ratios(base), strategy_ratios(cur)
+    agree = ratio_agreement(a, b)
+    if not agree.common:
+        return None
+    con.print(f"strategy ratios to shared, {agree.common} in both runs: agree within their CIs "
+              f"{agree.within}/{agree.common} = {agree.within_fraction:.1%}, same verdict "
+              f"{agree.same_verdict}/{agree.common} = {agree.verdict_fraction:.1%} "
+              f"(targets >= {TARGET:.0%})")
+    goals = agree.within_fraction >= TARGET and agree.verdict_fraction >= TARGET
+    for label, qs in (("base", a), ("current", b)):
+        res = resolution(qs)
+        if res.ratios:
+            con.print(f"{label} resolution: median 95% CI half-width "
+                      f"{res.median_half_width:.1%} over {res.ratios} paired ratios of cells >= "
+                      f"{RESOLUTION_MIN_S * 1e6:.0f} µs (goal <= 3%)")
+            goals = goals and res.median_half_width <= 0.03
+    worst = sorted(agree.disagreeing, key=lambda xy: -abs(xy[0].ratio / xy[1].ratio - 1))[:8]
+    for x, y in worst:
+        con.print(f"  apart: {x.workload} | {x.strategy} | {x.runtime}: "
+                  f"{x.ratio:.3f} [{x.ci_low:.3f}, {x.ci_high:.3f}] vs "
+                  f"{y.ratio:.3f} [{y.ci_low:.3f}, {y.ci_high:.3f}]")
+    return goals
