@@ -21,7 +21,9 @@ def test_estimate_prices_plan_calls(regs, quick_settings) -> None:
     shim = regs.strategies.create("host-call:mode=element,host=wasm").plan(w)
     assert inference_s(py, COSTS) == 308480 * 2e-6 + 2 * 3e-6
     assert inference_s(shim, COSTS) == 308480 * 5e-9 + 4 * 3e-6
-    runs = 1 + quick_settings.warmup_runs + quick_settings.samples
+    # cold + warm-up of more than steady_window batches + a re-warming and a timed one per sample
+    runs = 1 + max(quick_settings.warmup_runs, quick_settings.steady_window + 1) \
+        + 2 * quick_settings.samples
     assert cell_s(py, COSTS, quick_settings) == pytest.approx(
         (inference_s(py, COSTS) * runs + quick_settings.warmup_s) * quick_settings.rounds)
 

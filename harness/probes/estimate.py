@@ -106,9 +106,17 @@ def inference_s(plan: Plan, costs: CallCosts) -> float:
     return host_calls * per_host_call + plan.calls_per_run() * costs.dispatch_s
 
 
+def inferences_per_round(settings: MeasureSettings) -> int:
+    """Inferences a round runs at the least: the cold one; a warm-up of at least
+    `warmup_runs` and of more than `steady_window` batches (steadiness is judged on the
+    last window against the batches before it); per sample, one re-warming inference (a
+    comparison group interleaves its variants) and one timed."""
+    return 1 + max(settings.warmup_runs, settings.steady_window + 1) + 2 * settings.samples
+
+
 def cell_s(plan: Plan, costs: CallCosts, settings: MeasureSettings) -> float:
     """Lower-bound seconds a cell spends running inferences under `settings`."""
-    per_round = inference_s(plan, costs) * (1 + settings.warmup_runs + settings.samples)
+    per_round = inference_s(plan, costs) * inferences_per_round(settings)
     return (per_round + settings.warmup_s) * max(1, getattr(settings, "rounds", 1))
 
 
