@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
                         "highest CPU this process may use (the CPU lockstep pairs share)")
     p.add_argument("--no-calibration", action="store_true",
                    help="skip the noop and empty-worker baseline calibration cells")
+    p.add_argument("--isolation", action="store_true",
+                   help="after the cells, run the isolation probes (`membench isolation`) of "
+                        "every strategy on every runtime: the report's matrix then shows what "
+                        "an adversarial kernel achieved beside each strategy")
     p.add_argument("--no-groups", action="store_true",
                    help="run every cell in a worker of its own instead of measuring the "
                         "strategies of one workload and runtime together (per-cell peak RSS; "
@@ -139,6 +144,7 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
         calibrate=not getattr(args, "no_calibration", False), cell_budget=budget,
         groups=not getattr(args, "no_groups", False),
+        isolation=getattr(args, "isolation", False),
         max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None,
         worker_memory_limit=parse_size(args.worker_memory_limit, "--worker-memory-limit")
         if args.worker_memory_limit else None, lockstep_fds=fds)
@@ -191,7 +197,7 @@ DEFAULT_OUT = Path("results")
 #: run.json and writes into RUN_DIR itself
 RESUME_TAKES = ("out", "suite", "workload", "strategy", "runtime", "repeat", "sample_time",
                 "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown",
-                "clock", "pin", "no_calibration", "no_groups", "max_memory", "worker_memory_limit",
+                "clock", "pin", "no_calibration", "no_groups", "isolation", "max_memory", "worker_memory_limit",
                 "cell_budget", "shard")
 
 
@@ -237,6 +243,7 @@ def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | No
     say how to resume, write the report of what finished, and let the interrupt through
     (exit 130, or 128 + N for signal N)."""
     con = stderr_console()
+    t0 = time.monotonic()
     finished = f", {len(done.finals)} cells already finished" if done else ""
     con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}"
               f"{finished}")
@@ -266,5 +273,11 @@ def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | No
     con_out = Console(highlight=False, width=200)
     con_out.print(overhead_table(manifest.get("runtimes", {})))
     print_answer(rows, manifest, con_out)
+    cost = manifest.get("group_cost") or {}
+    took = time.monotonic() - t0
+    print(f"took {took / 60:.1f} min" + (
+        f" ({cost['workers']} group workers, fixed cost median {cost['fixed_s_median']:.2f} s"
+        f" each, {cost['fixed_s_total'] / max(took, 1e-9):.0%} of the run)"
+        if cost.get("workers") else "") + (", report included" if report else ""))
     print(f"results: {run_dir}")
     return 0

@@ -6,7 +6,9 @@
 3. prepare the runtimes: capabilities, embedding overhead, call costs (`prepare`);
 4. schedule: jobs, per-round orders, lockstep partners, what a resumed run has (`schedule`);
 5. execute the rounds, each row appended and fsync'd as it is measured (`execute`);
-6. fold the rounds into final rows and close the manifest.
+6. fold the rounds into final rows; with `isolation`, run the isolation probes of every
+   strategy on every runtime (after the timings, which they would disturb); close the
+   manifest.
 
 The report is written from the rows by the command that started the run (`membench run`).
 """
@@ -23,6 +25,7 @@ from typing import Any
 from harness.core.errors import ResultsError
 from harness.core.protocol import write_json_atomic
 from harness.probes.fingerprint import command_line, fingerprint, noise_warnings
+from harness.probes.isolation import PROBES, run_probe
 from harness.results.manifest import MANIFEST, read_manifest
 from harness.results.rows import RESULTS, ResultRow, ResultsWriter
 from harness.run.calibration import noop_cell
@@ -91,6 +94,21 @@ def _record_run(cells: Sequence[Cell], run_dir: Path, req: RunRequest, pin: tupl
     return manifest
 
 
+def _isolation(cells: Sequence[Cell], run_id: str, probes: dict[str, Any],
+               done: Done | None, writer: ResultsWriter, stop: GracefulStop) -> None:
+    """The isolation probes of each strategy variant on each runtime of the run."""
+    have = done.isolation if done is not None else set()
+    pairs = dict.fromkeys((c.strategy.spec, c.runtime.spec) for c in cells)
+    by_spec = {(c.strategy.spec, c.runtime.spec): c for c in cells}
+    for s, rt in pairs:
+        for probe in PROBES:
+            if (s, rt, probe) in have:
+                continue
+            stop.check()
+            c = by_spec[(s, rt)]
+            writer.append(run_probe(probe, c.strategy, c.runtime, run_id, probes.get(rt)))
+
+
 def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: ProgressFn | None,
             done: Done | None, stop: GracefulStop, writer: ResultsWriter) -> list[ResultRow]:
     order_seed = req.settings.order_seed
@@ -125,6 +143,8 @@ def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pro
             manifest.data["group_cost"] = runner.cost_summary()
             manifest.save()
         runner.fold_all()
+        if req.isolation:
+            _isolation(cells, run_dir.name, facts.probes, done, writer, stop)
         if req.interference_s > 0:
             manifest.data.setdefault("host_interference", {})["end"] = interference_record(
                 req.interference_s, pin, manifest.data["warnings"], "end")

@@ -122,6 +122,9 @@ class RunRequest:
     #: measure the strategies of one workload and runtime together, as a comparison group
     #: (False: every cell in its own worker, strategy ratios unpaired)
     groups: bool = True
+    #: after the cells, run the isolation probes of every strategy on every runtime
+    #: (`harness.probes.isolation`): rows of kind `isolation` beside the cells
+    isolation: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     #: fields the record leaves out: the spec lists are rebuilt from the recorded cells,

@@ -32,6 +32,8 @@ class Done:
     baselines: dict[str, ResultRow] = field(default_factory=dict)   # by runtime spec
     finals: dict[RunKey, ResultRow] = field(default_factory=dict)   # `cell` and `noop` rows
     rounds: dict[tuple[RunKey, int], ResultRow] = field(default_factory=dict)
+    #: isolation probes already run: (strategy, runtime, probe)
+    isolation: set[tuple[str, str, str]] = field(default_factory=set)
 
     @classmethod
     def from_rows(cls, rows: list[ResultRow], manifest: dict[str, Any]) -> Done:
@@ -44,6 +46,8 @@ class Done:
                 done.finals[key] = r
             elif r.kind == "round" and r.round is not None:
                 done.rounds[(key, r.round)] = r
+            elif r.kind == "isolation":
+                done.isolation.add((r.strategy, r.runtime, str(r.metrics.get("probe"))))
         return done
 
 
@@ -55,7 +59,8 @@ def load_resume(run_dir: Path, regs: Registries) -> tuple[RunRequest, list[Cell]
         raise ResultsError(f"{run_dir} cannot be resumed: its run.json records no request "
                            "(written by an older membench)")
     req, cells = RunRequest.from_record(rec, regs, where=f"{run_dir}/run.json")
-    return req, cells, Done.from_rows(read_rows(run_dir, kinds=KINDS), manifest)
+    rows = read_rows(run_dir, kinds=(*KINDS, "isolation"))
+    return req, cells, Done.from_rows(rows, manifest)
 
 
 def ab_state(cells: list[Cell], done: Done) -> str:
