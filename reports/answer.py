@@ -141,8 +141,10 @@ def answer(run: RunData) -> Answer | None:
                 if any(m.runtime == rt for m in matrix)]
     strategies = strategy_order(m.strategy for m in matrix)
     iso = isolation_text(run.manifest, run.rows)
+    # declared isolating, and not caught leaking or corrupting by this run's probes
     isolating = sorted({s.split(":")[0] for s, text in iso.items()
-                        if not text.startswith(("none", "?"))})
+                        if not text.startswith(("none", "?"))
+                        and "leaked" not in text and "corrupted" not in text})
     return Answer(runtimes, strategies, {(m.strategy, m.runtime): _cell(m) for m in matrix},
                   iso, [runtime_sentence(rt, matrix, isolating) for rt in runtimes],
                   resolution(ratios), ratios, all(q.paired for q in ratios))

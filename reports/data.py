@@ -192,9 +192,10 @@ MEMORY = ("peak RSS", "committed linear memory", "reserved virtual memory")
 
 
 def memory(row: Mapping[str, Any]) -> dict[str, float | None]:
-    """Footprint in bytes. Peak RSS is above the worker's own baseline when it was measured."""
+    """Footprint in bytes. Peak RSS is above the worker's own baseline when it was measured;
+    for a variant of a comparison group (one process for all), what loading it added."""
     m = row.get("memory") or {}
-    peak = _first(m, "peak_rss_over_baseline")
+    peak = _first(m, "peak_rss_over_baseline", "rss_load_delta")
     if peak is None and m.get("peak_rss") is not None:
         peak = m["peak_rss"] - (m.get("baseline_rss") or 0)
     return {"peak RSS": _total(peak),
@@ -204,7 +205,7 @@ def memory(row: Mapping[str, Any]) -> dict[str, float | None]:
 
 def peak_is_relative(run: RunData) -> bool:
     return any(any(k in (c.row.get("memory") or {}) for k in ("peak_rss_over_baseline",
-                                                               "baseline_rss"))
+                                                               "baseline_rss", "rss_load_delta"))
                for c in run.cells)
 
 

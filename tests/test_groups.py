@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.strategies import strategy_ratios
+from harness.probes.estimate import CallCosts
 from harness.results.rows import ResultRow
 from harness.run.group import run_group
 from harness.run.pipeline import execute
@@ -31,8 +32,9 @@ def _group(regs, runtime=None, strategies=STRATEGIES) -> Group:
 
 
 class _FailingWorker(WasmtimeRuntime):
-    """The real wasmtime worker, with loading the `per-module` variant made to fail: by a
-    wasm trap (`trap`) or by the process dying at once (`kill`)."""
+    """The real wasmtime worker with the `per-module` variant made to fail: loading it
+    traps (`trap`), or the process dies in its first inference once every variant has
+    warmed up, i.e. during the interleaved samples (`kill`)."""
 
     NAME = "wasmtime"
 
@@ -41,17 +43,30 @@ class _FailingWorker(WasmtimeRuntime):
         self.how = how
 
     def worker_argv(self) -> list[str]:
-        act = ("raise TrapError('planted trap')" if self.how == "trap"
-               else "os.kill(os.getpid(), signal.SIGKILL)")
         code = ("import os, signal, sys\n"
                 "import harness.worker.group as g, harness.worker.main as w\n"
+                "import harness.worker.measure as m\n"
                 "from harness.runtimes.base import TrapError\n"
-                "real = g.load_variant\n"
+                "state = {'loaded': 0, 'warm': 0}\n"
+                "real_load, real_warm = g.load_variant, m.warm_up\n"
+                "def warm(*a, **k):\n"
+                "    out = real_warm(*a, **k)\n"
+                "    state['warm'] += 1\n"
+                "    return out\n"
                 "def load(be, plan, data, settings):\n"
+                "    if plan.strategy == 'per-module' and " + repr(self.how) + " == 'trap':\n"
+                "        raise TrapError('planted trap')\n"
+                "    v = real_load(be, plan, data, settings)\n"
+                "    state['loaded'] += 1\n"
                 "    if plan.strategy == 'per-module':\n"
-                f"        {act}\n"
-                "    return real(be, plan, data, settings)\n"
-                "g.load_variant = load\n"
+                "        run = v.lp.run_once\n"
+                "        def dying():\n"
+                "            if state['warm'] == state['loaded']:  # sampling\n"
+                "                os.kill(os.getpid(), signal.SIGKILL)\n"
+                "            run()\n"
+                "        v.lp.run_once = dying\n"
+                "    return v\n"
+                "g.load_variant, m.warm_up = load, warm\n"
                 "sys.exit(w.main(sys.argv[1:]))\n")
         return [sys.executable, "-c", code]
 
@@ -76,16 +91,49 @@ def test_group_rows_pair_sample_by_sample(regs, quick_settings) -> None:
 
 
 @pytest.mark.parametrize("how", ["trap", "kill"])
-def test_a_failing_variant_keeps_the_others(regs, quick_settings, how: str) -> None:
-    rows = run_group(_group(regs, _FailingWorker(how)), "t", quick_settings, 60, round_index=0)
+@pytest.mark.parametrize("round_index", [0, 1])  # the load order rotates with the round
+def test_a_failing_variant_keeps_the_others(regs, quick_settings, how: str,
+                                            round_index: int) -> None:
+    """A variant over budget (never sent to a worker) sits before the failing one, so the
+    worker's variant indices differ from the group's."""
+    strategies = ("shared", "host-call:mode=element", "per-module", "multi-memory")
+    costs = CallCosts(host_call_s=1.0, wasm_call_s=1e-9, dispatch_s=1e-6)
+    settings = MeasureSettings(warmup_s=0.0, warmup_runs=1, sample_s=0.0005, samples=10)
+    rows = run_group(_group(regs, _FailingWorker(how), strategies), "t", settings, 60,
+                     round_index=round_index, costs=costs, budget_s=5.0)
     status = {r.strategy: r.status for r in rows}
-    assert status == {"shared": "ok", "per-module": "trapped" if how == "trap" else "crashed",
+    assert status == {"shared": "ok", "host-call": "skipped",
+                      "per-module": "trapped" if how == "trap" else "crashed",
                       "multi-memory": "ok"}, [r.reason for r in rows]
-    if how == "kill":  # blamed on the variant that ran; the other two measured again, paired
-        assert "SIGKILL" in rows[1].reason and "measured again without it" in rows[1].reason
-        assert rows[0].timing["group"] == rows[2].timing["group"] == 2
+    if how == "kill":  # blamed on the variant that ran; the others measured again, paired;
+        # the suspect then alone, where it died again
+        assert "SIGKILL" in rows[2].reason and "measured alone" in rows[2].reason
+        assert rows[0].timing["group"] == rows[3].timing["group"] == 2
+    else:  # a trap ends the variant inside the worker: the others' samples stand
+        assert rows[0].timing["group"] == rows[3].timing["group"] == 3
     ratios = strategy_ratios([_as_cell(r) for r in rows])
     assert [(q.strategy, q.paired) for q in ratios] == [("multi-memory", True)]
+
+
+def test_v8_runs_a_group_in_its_javascript_worker(regs, quick_settings) -> None:
+    """The Node worker speaks the same group protocol: rotation, one row per variant, the
+    shared-process memory keys, an unsupported variant ending alone."""
+    from harness.probes.probe import probe_runtime
+
+    v8 = regs.runtimes.create("v8")
+    probe = probe_runtime(v8)
+    if probe.status != "ok":
+        pytest.skip(f"v8 unavailable: {probe.message}")
+    group = _group(regs, v8, ("shared", "per-module", "multi-memory", "per-device"))
+    rows = run_group(group, "t", quick_settings, 60, probe=probe, round_index=1)
+    assert [r.status for r in rows] == ["ok", "ok", "unsupported", "ok"], \
+        [r.reason for r in rows]
+    ok = [rows[i] for i in (0, 1, 3)]
+    assert all(r.timing["group"] == 3 and len(r.samples_s) == quick_settings.samples
+               for r in ok)
+    assert len({r.timing["group_id"] for r in ok}) == 1
+    assert all("rss_load_delta" in r.memory and "peak_rss" not in r.memory for r in ok)
+    assert rows[1].bytes_copied_per_run > 0
 
 
 def _as_cell(r: ResultRow) -> ResultRow:

@@ -76,6 +76,22 @@ def test_matrix_geomean_missing_and_sentence() -> None:
     assert text.endswith("; per-module costs +34%.")
 
 
+def test_geomean_of_paired_ratios_is_as_tight_as_its_pairs() -> None:
+    """Two workloads, paired logs with a known spread: the geomean's CI is centred on the
+    product's square root and about as wide as the pairs allow (no wider: the drift is
+    divided out pair by pair)."""
+    rng = np.random.default_rng(7)
+
+    def paired(ratio: float) -> StrategyRatio:
+        logs = tuple(np.log(ratio) + rng.normal(0, 0.01, 30))
+        return StrategyRatio("w", "s", "rt", ratio, ratio * 0.99, ratio * 1.01, "slower", True,
+                             3, 1e-3, 1e-3, logs, (10, 10, 10))
+
+    g, lo, hi = geomean_paired([paired(1.2), paired(1.5)])
+    assert g == pytest.approx((1.2 * 1.5) ** 0.5)
+    assert lo < g < hi and 0.002 < (hi - lo) / g < 0.02
+
+
 def test_geomean_ci_covers_the_point() -> None:
     q = [StrategyRatio("w", "s", "rt", 1.1, 1.08, 1.12, "slower", False, 2, 1.0, 1.0),
          StrategyRatio("v", "s", "rt", 0.9, 0.88, 0.92, "faster", False, 2, 1.0, 1.0)]
@@ -97,9 +113,23 @@ def test_two_runs_agree_within_their_intervals() -> None:
 def test_resolution_counts_only_paired_cells_of_100_us() -> None:
     big = StrategyRatio("w", "s", "rt", 1.0, 0.98, 1.02, "same", True, 3, 2e-4, 2e-4)
     small = StrategyRatio("w", "t", "rt", 1.0, 0.5, 1.5, "unsure", True, 3, 1e-5, 1e-5)
-    res = resolution([big, small])
+    # one round: its pairs come from one worker, so its CI would flatter the figure
+    single = StrategyRatio("w", "u", "rt", 1.0, 0.999, 1.001, "same", True, 1, 2e-4, 2e-4)
+    res = resolution([big, small, single])
     assert res.ratios == 1 and res.median_half_width == pytest.approx(0.02)
-    assert res.verdicts == {"same": 1, "unsure": 1}
+    assert res.verdicts == {"same": 2, "unsure": 1}
+
+
+def test_rows_of_different_workers_never_pair() -> None:
+    """Merged shards: both rows say `group`, same rounds, same counts, but other workers."""
+    from dataclasses import replace
+
+    drift = _drifting(4)
+    a, b = _row("w", "shared", "rt", drift), _row("w", "per-module", "rt", drift * 1.3)
+    a = replace(a, rounds=tuple({**x, "group_id": "one"} for x in a.rounds))
+    b = replace(b, rounds=tuple({**x, "group_id": "two"} for x in b.rounds))
+    (q,) = strategy_ratios([a, b])
+    assert not q.paired
 
 
 def test_pct() -> None:

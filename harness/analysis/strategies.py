@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.analysis.compare import paired_round_sizes
 from harness.analysis.stats import (
     BOOTSTRAP,
     bootstrap_medians,
@@ -79,13 +80,16 @@ class StrategyRatio:
 
 
 def paired_sizes(base: ResultRow, row: ResultRow) -> list[int] | None:
-    """Samples per round when every round of both rows ran in one group worker (same
-    rounds, same sample counts): sample i of one pairs with sample i of the other."""
+    """Samples per round when every round of both rows ran in one group worker (the same
+    worker id, round and sample count): sample i of one pairs with sample i of the other.
+    Rows of different workers (shards of a merged run, a variant measured alone after its
+    group's worker died) never pair."""
     if not base.rounds or len(base.rounds) != len(row.rounds):
         return None
     sizes = []
     for a, b in zip(base.rounds, row.rounds, strict=True):
         if not a.get("group") or not b.get("group") or a.get("round") != b.get("round") \
+                or a.get("group_id") != b.get("group_id") \
                 or int(a.get("n", 0)) != int(b.get("n", -1)) or int(a.get("n", 0)) <= 0:
             return None
         sizes.append(int(a["n"]))
@@ -108,8 +112,10 @@ def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
         if sizes is not None:
             cmp = compare_paired(base.samples_s, r.samples_s, sizes, seed=seed)
             logs = tuple(np.log(np.asarray(r.samples_s) / np.asarray(base.samples_s)))
-        else:
-            cmp = compare_samples(base.samples_s, r.samples_s, seed=seed)
+        else:  # the round is the unit where both have two or more (as `membench compare`)
+            groups = paired_round_sizes(base, r)
+            cmp = compare_samples(base.samples_s, r.samples_s, seed=seed,
+                                  base_groups=groups[0], current_groups=groups[1])
             logs, sizes = (), []
         out.append(StrategyRatio(
             r.workload, r.strategy, r.runtime, cmp.ratio, cmp.ci_low, cmp.ci_high,
@@ -176,6 +182,7 @@ def strategy_matrix(rows: Sequence[ResultRow], ratios: Sequence[StrategyRatio] |
     rows_by: dict[tuple[str, str], list[ResultRow]] = defaultdict(list)
     for r in cells:
         rows_by[(r.strategy, r.runtime)].append(r)
+    based = {(r.workload, r.runtime) for r in cells if r.strategy == baseline and r.status == "ok"}
     out = []
     for (strategy, runtime), rs in rows_by.items():
         missing: dict[str, tuple[int, str]] = {}
@@ -184,6 +191,10 @@ def strategy_matrix(rows: Sequence[ResultRow], ratios: Sequence[StrategyRatio] |
                 n, why = missing.get(r.status, (0, r.reason))
                 missing[r.status] = (n + 1, why)
         ok = [r for r in rs if r.status == "ok"]
+        orphans = [r for r in ok if (r.workload, r.runtime) not in based]
+        if orphans and strategy != baseline:  # ran, but nothing to hold it against
+            missing["no baseline"] = (len(orphans), f"{baseline} did not run ok on "
+                                      f"{orphans[0].workload}")
 
         def med(values: list[float | int | None]) -> float | None:
             vals = [float(v) for v in values if v is not None]
@@ -237,11 +248,18 @@ def runtime_sentence(runtime: str, matrix: Sequence[MatrixCell],
     if not cells:
         return f"{runtime}: no strategy ran."
 
+    full = max(m.workloads for m in cells)
+
     def said(m: MatrixCell) -> str:
         assert m.geomean is not None and m.ci_low is not None and m.ci_high is not None
         if m.verdict == "baseline":
             return f"{m.strategy} (the baseline)"
-        return f"{m.strategy}, {pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}] vs {BASELINE}"
+        return (f"{m.strategy}, {pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}] vs "
+                f"{BASELINE}" + coverage(m))
+
+    def coverage(m: MatrixCell) -> str:
+        """Geomeans over fewer workloads than the others are not like for like: say so."""
+        return f" (on {m.workloads} of {full} workloads)" if m.workloads < full else ""
 
     parts = []
     said_already: set[str] = set()
@@ -256,11 +274,11 @@ def runtime_sentence(runtime: str, matrix: Sequence[MatrixCell],
         said_already.add(best.strategy)
     ref = next((m for m in cells if m.strategy == reference), None)
     if ref is not None and ref.strategy not in said_already and ref.geomean is not None:
-        parts.append(f"{reference} costs {pct(ref.geomean)}")
+        parts.append(f"{reference} costs {pct(ref.geomean)}{coverage(ref)}")
         said_already.add(ref.strategy)
     worst = max(cells, key=_geo)
     if worst.strategy not in said_already and worst.geomean is not None:
-        parts.append(f"dearest: {worst.strategy}, {pct(worst.geomean)}")
+        parts.append(f"dearest: {worst.strategy}, {pct(worst.geomean)}{coverage(worst)}")
     return f"{runtime}: " + "; ".join(parts) + "."
 
 
@@ -272,13 +290,17 @@ def _geo(m: MatrixCell) -> float:
 class Resolution:
     """How finely a run tells strategies apart (issue goals: ≤ 3% and ≥ 95%)."""
 
-    ratios: int                   # paired ratios of cells of at least RESOLUTION_MIN_S
+    ratios: int                   # paired ratios (2+ rounds) of cells of >= RESOLUTION_MIN_S
     median_half_width: float      # median CI half-width of those, relative
     verdicts: dict[str, int]
 
 
 def resolution(ratios: Sequence[StrategyRatio], min_s: float = RESOLUTION_MIN_S) -> Resolution:
-    big = [q for q in ratios if q.paired and min(q.median_s, q.base_median_s) >= min_s]
+    """Over paired ratios of cells of at least `min_s` with two or more rounds (with one,
+    the pairs of a single worker are all there is: the CI leaves out the worker-to-worker
+    spread, so it would flatter the resolution)."""
+    big = [q for q in ratios if q.paired and q.rounds >= 2
+           and min(q.median_s, q.base_median_s) >= min_s]
     counts: dict[str, int] = defaultdict(int)
     for q in ratios:
         counts[q.verdict] += 1

@@ -76,7 +76,8 @@ def summary_table(rows: Sequence[ResultRow], title: str = "results") -> Table:
                       spread, n, gflops, fmt_count(r.bytes_copied_per_run) + "B"
                       if r.bytes_copied_per_run is not None else "-",
                       fmt_count(r.host_calls_per_run),
-                      fmt_bytes_short(mem.get("peak_rss_over_baseline")),
+                      fmt_bytes_short(mem.get("peak_rss_over_baseline",
+                                              mem.get("rss_load_delta"))),
                       fmt_bytes_short(mem.get("linear_bytes")),
                       fmt_bytes_short(mem.get("vms_reserved")), "; ".join(notes)[:140])
     return table
@@ -173,7 +174,8 @@ def print_summary(rows: Sequence[ResultRow], console: Console | None = None,
             con.print(f"memory baseline ({r.runtime}, empty-plan worker): peak RSS "
                       f"{fmt_bytes_short(r.memory.get('peak_rss'))}B, virtual "
                       f"{fmt_bytes_short(r.memory.get('vms_after_load'))}B; RSS+ = cell peak "
-                      "RSS minus this; reserved = virtual memory the plan's load reserved")
+                      "RSS minus this (in a comparison group: what loading the variant added); "
+                      "reserved = virtual memory the plan's load reserved")
     for line in (cv_distribution(rows) or "no ok cell has a median of at least 1 ms",
                  cv_distribution(rows, 0.0)):
         if line:

@@ -18,7 +18,7 @@ from harness.plugins.params import parse_size
 from harness.results.manifest import read_manifest
 from harness.results.rows import RESULTS, ResultRow, read_rows
 from harness.run.pipeline import execute
-from harness.run.request import Cell, Group, Registries, RunRequest, expand
+from harness.run.request import Cell, Group, Registries, RunRequest, expand, group_cells
 from harness.run.resume import Done, ab_state, load_resume
 from harness.run.rundir import new_run_id, prepare_run_dir
 from harness.run.suite import load_suite
@@ -231,7 +231,11 @@ def main(args: argparse.Namespace) -> int:
         from harness.run.shard import cell_cost, parse_shard, select_shard
 
         index, count = parse_shard(args.shard)
-        cells = select_shard(cells, index, count, key=str, cost=cell_cost)
+        # whole comparison groups: their ratios pair only within one worker
+        groups = [[cells[i] for i in g] for g in group_cells(cells)]
+        cells = [c for g in select_shard(groups, index, count, key=lambda g: str(g[0]),
+                                         cost=lambda g: sum(cell_cost(c) for c in g))
+                 for c in g]
         req = replace(req, extra={**req.extra, "shard": {"index": index, "count": count}})
     return run_cells(req, cells, prepare_run_dir(args.out or DEFAULT_OUT, new_run_id()),
                      report=not args.no_report)

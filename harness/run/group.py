@@ -3,15 +3,22 @@ all of them, verify each variant's outputs against NumPy and check its counts.
 
 A variant that cannot run (unsupported, over budget, its runtime unavailable) gets its
 row without a worker. A worker that dies (crash, timeout, out of memory) is blamed on the
-variant it was running (`harness.worker.group.Blame`): that variant gets the worker's
-status and the others are measured again without it, so one variant's fault never loses
-the others' results. Every row of one worker carries `timing.group` (how many variants
-shared the process): `harness.analysis.paired` pairs their samples by index.
+variant it was running (`harness.worker.group.Blame`): the others are measured again
+without it, and the suspect is then run alone, so it gets a failure row only from a
+worker of its own. When the dead worker named no one, every variant runs alone. One
+variant's fault never loses the others' results.
+
+The variants load in an order rotated by the round, so no strategy is always the first
+to pay for the engine's set-up (its compile and first-inference phases). Every row of one
+worker carries `timing.group` (how many variants shared the process) and `timing.group_id`
+(which worker): `harness.analysis.strategies.paired_sizes` pairs samples only within one.
+`memory_limit` caps that one worker, all its variants together.
 """
 
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ from harness.run.cell import PlannedCell, PreparedCell, finish_cell, plan_cell
 from harness.run.request import Group
 from harness.worker.group import read_blame
 from harness.worker.launch import WorkerOutcome, pinned, run_worker
-from harness.worker.measure import MeasureSettings
+from harness.worker.measure import MeasureSettings, rotation
 
 
 def run_group(group: Group, run_id: str, settings: MeasureSettings, timeout_s: float,
@@ -48,14 +55,16 @@ def run_group(group: Group, run_id: str, settings: MeasureSettings, timeout_s: f
     if planned:
         w = group.workload
         data = w.generate(settings.seed)
-        reference, tol = w.reference(data), w.tolerance()
+        ctx = _Context(group, planned, rows, data, w.reference(data), w.tolerance(), settings,
+                       timeout_s, pin, memory_limit, workdir)
         for p in planned.values():
-            p.base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
-        pending = sorted(planned)
-        while pending:
-            with tempfile.TemporaryDirectory(prefix="membench-group-", dir=workdir) as tmp:
-                pending = _one_worker(group, pending, planned, rows, data, reference, tol,
-                                      settings, timeout_s, pin, memory_limit, Path(tmp))
+            p.base["tolerance"] = {"rtol": ctx.tol.rtol, "atol": ctx.tol.atol}
+        ready = sorted(planned)
+        turn = rotation(len(ready), round_index or 0)
+        batches: list[tuple[list[int], bool]] = [([ready[k] for k in turn], False)]
+        while batches:
+            batch, alone = batches.pop(0)
+            batches += ctx.run(batch, alone)
     return [rows[i] for i in range(len(group.cells))]
 
 
@@ -69,53 +78,71 @@ def group_cost(resp: dict[str, Any], wall_s: float) -> dict[str, float]:
             "fixed_s": max(0.0, wall_s - measure)}
 
 
-def _one_worker(group: Group, pending: list[int], planned: dict[int, PlannedCell],
-                rows: dict[int, ResultRow], data: dict[str, np.ndarray],
-                reference: dict[str, np.ndarray], tol: Tolerance,
-                settings: MeasureSettings, timeout_s: float, pin: Sequence[int],
-                memory_limit: int | None, d: Path) -> list[int]:
-    """Run the pending variants in one worker; fill `rows`; return the variants still to
-    measure (the survivors of a worker that died)."""
-    variants = []
-    for i in pending:
-        path = d / f"v{i}.plan.json"
-        path.write_text(planned[i].plan.to_json(), encoding="utf-8")
-        variants.append({"strategy": planned[i].cell.strategy.spec, "plan_path": str(path)})
-    blame = d / "blame"
-    request = pinned({"kind": "group", "runtime": group.runtime.spec, "variants": variants,
-                      "inputs": save_tensors(d, data), "settings": settings.to_dict(),
-                      "blame_path": str(blame)}, pin)
-    outcome = run_worker(group.runtime, request, d, timeout_s * len(pending),
-                         memory_limit=memory_limit)
-    resp = outcome.response or {}
+class _Context:
+    """What every worker of one group round shares: plans, data, reference, limits."""
 
-    def prepared(i: int) -> PreparedCell:
-        p = planned[i]
-        return PreparedCell(p.cell, p.base, p.t0, d, request, reference, tol, data)
+    def __init__(self, group: Group, planned: dict[int, PlannedCell],
+                 rows: dict[int, ResultRow], data: dict[str, np.ndarray],
+                 reference: dict[str, np.ndarray], tol: Tolerance, settings: MeasureSettings,
+                 timeout_s: float, pin: Sequence[int], memory_limit: int | None,
+                 workdir: Path | None) -> None:
+        self.group, self.planned, self.rows = group, planned, rows
+        self.data, self.reference, self.tol, self.settings = data, reference, tol, settings
+        self.timeout_s, self.pin, self.memory_limit = timeout_s, pin, memory_limit
+        self.workdir = workdir
 
-    if outcome.status == "ok" and isinstance(resp.get("variants"), list) \
-            and len(resp["variants"]) == len(pending):
-        for i, v in zip(pending, resp["variants"], strict=True):
-            v = dict(v or {"status": "crashed", "message": "the worker returned nothing"})
-            v["runtime"], v["affinity"] = resp.get("runtime"), resp.get("affinity")
-            if isinstance(v.get("timing"), dict):
-                v["timing"] = {**v["timing"], "group": len(pending),
-                               "group_cost": group_cost(resp, outcome.wall_s)}
-            rows[i] = finish_cell(prepared(i), WorkerOutcome(
-                str(v.get("status", "crashed")), str(v.get("message", "")), v,
-                outcome.wall_s))
-        return []
-    culprit = read_blame(blame)
-    if outcome.status == "ok":  # a worker that answered, but not for every variant
-        outcome = WorkerOutcome("crashed", outcome.message or "the worker's answer lists "
-                                "no variants", resp, outcome.wall_s)
-    if culprit is None or culprit >= len(pending) or len(pending) == 1:
-        for i in pending:
-            rows[i] = finish_cell(prepared(i), outcome)
-        return []
-    i = pending[culprit]
-    rows[i] = finish_cell(prepared(i), WorkerOutcome(
-        outcome.status, f"{outcome.message} (the worker of its comparison group died while "
-        f"this variant ran; the other {len(pending) - 1} were measured again without it)",
-        None, outcome.wall_s))
-    return [j for j in pending if j != i]
+    def run(self, batch: list[int], alone: bool) -> list[tuple[list[int], bool]]:
+        """One worker for `batch` (variants in load order); fills `rows`; returns the
+        batches still to run after a worker that died."""
+        with tempfile.TemporaryDirectory(prefix="membench-group-", dir=self.workdir) as tmp:
+            return self._run(batch, alone, Path(tmp))
+
+    def _run(self, batch: list[int], alone: bool, d: Path) -> list[tuple[list[int], bool]]:
+        variants = []
+        for i in batch:
+            path = d / f"v{i}.plan.json"
+            path.write_text(self.planned[i].plan.to_json(), encoding="utf-8")
+            variants.append({"strategy": self.planned[i].cell.strategy.spec,
+                             "plan_path": str(path)})
+        blame = d / "blame"
+        request = pinned({"kind": "group", "runtime": self.group.runtime.spec,
+                          "variants": variants, "inputs": save_tensors(d, self.data),
+                          "settings": self.settings.to_dict(), "blame_path": str(blame)},
+                         self.pin)
+        outcome = run_worker(self.group.runtime, request, d, self.timeout_s * len(batch),
+                             memory_limit=self.memory_limit)
+        resp = outcome.response or {}
+
+        def prepared(i: int) -> PreparedCell:
+            p = self.planned[i]
+            return PreparedCell(p.cell, p.base, p.t0, d, request, self.reference, self.tol,
+                                self.data)
+
+        if outcome.status == "ok" and isinstance(resp.get("variants"), list) \
+                and len(resp["variants"]) == len(batch):
+            worker = uuid.uuid4().hex[:12]
+            cost = group_cost(resp, outcome.wall_s)
+            for i, v in zip(batch, resp["variants"], strict=True):
+                v = dict(v or {"status": "crashed", "message": "the worker returned nothing"})
+                v["runtime"], v["affinity"] = resp.get("runtime"), resp.get("affinity")
+                if isinstance(v.get("timing"), dict):
+                    v["timing"] = {**v["timing"], "group": len(batch), "group_id": worker,
+                                   "group_cost": cost}
+                self.rows[i] = finish_cell(prepared(i), WorkerOutcome(
+                    str(v.get("status", "crashed")), str(v.get("message", "")), v,
+                    outcome.wall_s))
+            return []
+        if outcome.status == "ok":  # a worker that answered, but not for every variant
+            outcome = WorkerOutcome("crashed", outcome.message or "the worker's answer lists "
+                                    "no variants", resp, outcome.wall_s)
+        if alone or len(batch) == 1:
+            for i in batch:
+                self.rows[i] = finish_cell(prepared(i), outcome if not alone else WorkerOutcome(
+                    outcome.status, f"{outcome.message} (measured alone after its comparison "
+                    "group's worker died)", None, outcome.wall_s))
+            return []
+        culprit = read_blame(blame)
+        if culprit is None or culprit >= len(batch):  # no one named: each variant alone
+            return [([i], True) for i in batch]
+        suspect = batch[culprit]
+        return [([i for i in batch if i != suspect], False), ([suspect], True)]

@@ -127,7 +127,7 @@ function timeInterleaved(runs, s, firstS, clock = now, onSwitch = null, slowdown
     for (let r = 0; r < n; r++) {
       const i = (k + r) % n;
       const t = out[i];
-      if (t instanceof Error || t.samples_s === undefined) continue;
+      if (!(t && Array.isArray(t.samples_s))) continue; // it threw: out of the rotation
       if (onSwitch) onSwitch(i);
       try {
         runs[i]();

@@ -224,7 +224,7 @@ function runGroup(req, params, outDir) {
     t2 = now();
     alive.forEach((i, k) => {
       blame.set(i);
-      if (timings[k] instanceof Error) {
+      if (!(timings[k] && Array.isArray(timings[k].samples_s))) { // it threw
         results[i] = failedVariant(timings[k]);
         return;
       }
