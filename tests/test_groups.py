@@ -194,3 +194,14 @@ def test_paired_ratio_divides_out_shared_drift() -> None:
     unpaired = compare_samples(base, cur)
     assert paired.ci_low < 1.1 < paired.ci_high and paired.ci_high - paired.ci_low < 0.02
     assert unpaired.ci_high - unpaired.ci_low > 5 * (paired.ci_high - paired.ci_low)
+
+
+def test_slow_inferences_take_fewer_passes_but_never_too_few() -> None:
+    from harness.worker.measure import MIN_PASSES, passes_for
+
+    s = MeasureSettings(samples=50, sample_s=0.0005)
+    fast = passes_for(s, [1e-5] * 4, [50] * 4)        # samples of sample_s: every pass
+    slow = passes_for(s, [2e-3] * 4, [1] * 4)         # 2 ms inferences, one a sample
+    crawl = passes_for(s, [1.0] * 4, [1] * 4)
+    assert fast == 50 and MIN_PASSES < slow < 50 and crawl == MIN_PASSES
+    assert passes_for(MeasureSettings(samples=5), [1.0], [1]) == 5  # never more than asked

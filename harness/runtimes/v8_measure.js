@@ -109,21 +109,37 @@ function innerFor(s, estimateS) {
 // sample, the order rotated by one per pass; one untimed inference before each sample.
 // `onSwitch(i)` runs before variant i's turn. A variant that throws gets the error in place
 // of its timing and leaves the rotation.
+// harness/worker/measure.py `passes_for`: fewer passes when inferences are slow, >= MIN_PASSES
+const MIN_PASSES = 10;
+function passesFor(s, estimates, inners) {
+  if (!estimates.length) return s.samples;
+  const budget = s.samples * 2 * s.sample_s * estimates.length;
+  let perPass = 0;
+  estimates.forEach((e, i) => { perPass += e * (inners[i] + 1); });
+  const fit = Math.floor(budget / Math.max(perPass, 1e-12));
+  return Math.max(Math.min(s.samples, MIN_PASSES), Math.min(s.samples, fit));
+}
+
 function timeInterleaved(runs, s, firstS, clock = now, onSwitch = null, slowdown = 0) {
   const n = runs.length;
   const out = runs.map((_, i) => ({ clock: s.clock || 'wall', first_s: firstS[i], warmup_runs: 0,
     warmup_s: 0, steady: true, inner: 1, rewarm_runs: 0, samples_s: [] }));
+  const estimates = [];
+  const inners = [];
   for (let i = 0; i < n; i++) {
     if (onSwitch) onSwitch(i);
     try {
       const wu = warmUp(runs[i], s, firstS[i], clock);
       Object.assign(out[i], { warmup_runs: wu.runs, warmup_s: wu.elapsed_s, steady: wu.steady,
         inner: innerFor(s, wu.estimate_s) });
+      estimates.push(wu.estimate_s);
+      inners.push(out[i].inner);
     } catch (e) {
       out[i] = e;
     }
   }
-  for (let k = 0; k < s.samples; k++) {
+  const passes = passesFor(s, estimates, inners);
+  for (let k = 0; k < passes; k++) {
     for (let r = 0; r < n; r++) {
       const i = (k + r) % n;
       const t = out[i];

@@ -202,14 +202,34 @@ def rotation(n: int, k: int) -> list[int]:
     return [(k + i) % n for i in range(n)]
 
 
+#: a group whose passes are slow (inferences longer than `sample_s`) takes fewer passes,
+#: but never fewer than this
+MIN_PASSES = 10
+
+
+def passes_for(s: MeasureSettings, per_inference_s: Sequence[float],
+               inner: Sequence[int]) -> int:
+    """How many passes (samples per variant) a group takes: `samples`, unless a pass costs
+    more than `samples` of them were meant to (each variant a re-warming inference and a
+    sample of `sample_s`), then as many as fit that time, at least MIN_PASSES. Slow
+    inferences (one per sample) would otherwise multiply the group's time; fast ones keep
+    every pass."""
+    if not per_inference_s:
+        return s.samples
+    budget = s.samples * 2 * s.sample_s * len(per_inference_s)
+    per_pass = sum(e * (k + 1) for e, k in zip(per_inference_s, inner, strict=True))
+    fit = int(budget / max(per_pass, 1e-12))
+    return max(min(s.samples, MIN_PASSES), min(s.samples, fit))
+
+
 def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
                      first_s: Sequence[float], clock: Clock = time.perf_counter_ns,
                      switch: Callable[[int], None] | None = None,
                      slowdowns: Sequence[float] | None = None
                      ) -> list[Timing | BaseException]:
     """A comparison group's samples: every variant warmed up to steady on its own, then
-    `samples` rounds in which each living variant takes one sample, in the rotating order
-    of `rotation`. Sample k of every variant is thus taken within one pass of a few
+    passes (`passes_for`: `samples`, fewer for slow inferences) in which each living
+    variant takes one sample, in the rotating order of `rotation`. Sample k of every variant is thus taken within one pass of a few
     milliseconds: a drift of the host hits all of them alike, and their ratios pair
     sample by sample.
 
@@ -222,6 +242,7 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
     out: list[Timing | BaseException] = [Timing(first_s=f, clock=s.clock) for f in first_s]
     slow = list(slowdowns or [0.0] * n)
     inner = [1] * n
+    estimates: list[float] = []
     for i, run in enumerate(runs):
         if switch is not None:
             switch(i)
@@ -234,7 +255,10 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
         assert isinstance(t, Timing)
         t.warmup_runs, t.warmup_s, t.steady = wu.runs, wu.elapsed_s, wu.steady
         t.inner = inner[i] = inner_for(s, wu.estimate_s)
-    for k in range(s.samples):
+        estimates.append(wu.estimate_s)
+    passes = passes_for(s, estimates, [inner[i] for i in range(n)
+                                       if isinstance(out[i], Timing)])
+    for k in range(passes):
         for i in rotation(n, k):
             t = out[i]
             if not isinstance(t, Timing):
