@@ -27,6 +27,7 @@ from harness.analysis.strategies import (
     strategy_ratios,
 )
 from harness.core.errors import ResultsError
+from harness.results.manifest import requested_runtimes
 from harness.results.rows import ResultRow
 from reports.data import RunData
 from reports.palette import strategy_order
@@ -135,10 +136,8 @@ def answer(run: RunData) -> Answer | None:
         return None
     ratios = strategy_ratios(rows)
     matrix = strategy_matrix(rows, ratios)
-    # in the order the run was asked for them (the rows arrive in a shuffled order)
-    asked = [c[2] for c in (run.manifest.get("request") or {}).get("cells", []) if len(c) == 3]
-    runtimes = [rt for rt in dict.fromkeys([*asked, *run.runtimes])
-                if any(m.runtime == rt for m in matrix)]
+    runtimes = requested_runtimes(run.manifest, [rt for rt in run.runtimes
+                                                 if any(m.runtime == rt for m in matrix)])
     strategies = strategy_order(m.strategy for m in matrix)
     iso = isolation_text(run.manifest, run.rows)
     # declared isolating, and not caught leaking or corrupting by this run's probes

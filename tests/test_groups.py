@@ -201,7 +201,7 @@ def test_slow_inferences_take_fewer_passes_but_never_too_few() -> None:
 
     s = MeasureSettings(samples=50, sample_s=0.0005)
     fast = passes_for(s, [1e-5] * 4, [50] * 4)        # samples of sample_s: every pass
-    slow = passes_for(s, [2e-3] * 4, [1] * 4)         # 2 ms inferences, one a sample
+    slow = passes_for(s, [1e-3] * 4, [1] * 4)         # 1 ms inferences, one a sample
     crawl = passes_for(s, [1.0] * 4, [1] * 4)
     assert fast == 50 and MIN_PASSES < slow < 50 and crawl == MIN_PASSES
     assert passes_for(MeasureSettings(samples=5), [1.0], [1]) == 5  # never more than asked

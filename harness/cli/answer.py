@@ -26,6 +26,7 @@ from harness.analysis.strategies import (
     strategy_ratios,
 )
 from harness.core.fmt import fmt_bytes_short, fmt_count
+from harness.results.manifest import requested_runtimes
 from harness.results.rows import ResultRow
 
 VERDICT_STYLE = {"faster": "bold green", "slower": "bold red", "same": "cyan",
@@ -59,8 +60,7 @@ def cell_text(m: MatrixCell) -> str:
     return head + (f"\n[dim]{'; '.join(counts)}[/]" if counts else "")
 
 
-def matrix_table(matrix: Sequence[MatrixCell]) -> Table:
-    runtimes = list(dict.fromkeys(m.runtime for m in matrix))
+def matrix_table(matrix: Sequence[MatrixCell], runtimes: Sequence[str]) -> Table:
     strategies = sorted(dict.fromkeys(m.strategy for m in matrix),
                         key=lambda s: (s != BASELINE, s))
     table = Table(title=f"time per inference vs {BASELINE}, geometric mean over workloads "
@@ -84,9 +84,10 @@ def print_answer(rows: Sequence[ResultRow], manifest: Mapping[str, Any],
     matrix = strategy_matrix(rows, ratios)
     if not matrix:
         return
-    con.print(matrix_table(matrix))
+    runtimes = requested_runtimes(manifest, (m.runtime for m in matrix))
+    con.print(matrix_table(matrix, runtimes))
     iso = isolating(manifest.get("strategies", {}))
-    for rt in dict.fromkeys(m.runtime for m in matrix):
+    for rt in runtimes:
         con.print(runtime_sentence(rt, matrix, iso))
     res = resolution(ratios)
     if res.ratios:

@@ -4,6 +4,7 @@ settings, the recorded request, each runtime's probed capabilities and overheads
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,12 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ResultsError(f"{path} is not a run manifest (expected a JSON object)")
     return obj
+
+
+def requested_runtimes(manifest: Mapping[str, Any], present: Iterable[str]) -> list[str]:
+    """The runtimes among `present` in the order the run's request listed them (rows arrive
+    in a shuffled order), then any others in the order given."""
+    asked = [c[2] for c in (manifest.get("request") or {}).get("cells", [])
+             if isinstance(c, list) and len(c) == 3]
+    present = list(dict.fromkeys(present))
+    return [rt for rt in dict.fromkeys([*asked, *present]) if rt in present]
