@@ -201,7 +201,28 @@ def test_slow_inferences_take_fewer_passes_but_never_too_few() -> None:
 
     s = MeasureSettings(samples=50, sample_s=0.0005)
     fast = passes_for(s, [1e-5] * 4, [50] * 4)        # samples of sample_s: every pass
-    slow = passes_for(s, [1e-3] * 4, [1] * 4)         # 1 ms inferences, one a sample
+    slow = passes_for(s, [2e-3] * 4, [1] * 4)         # 2 ms inferences, one a sample
     crawl = passes_for(s, [1.0] * 4, [1] * 4)
     assert fast == 50 and MIN_PASSES < slow < 50 and crawl == MIN_PASSES
     assert passes_for(MeasureSettings(samples=5), [1.0], [1]) == 5  # never more than asked
+
+
+def test_a_run_with_isolation_probes_reports_them(regs, quick_settings, tmp_path: Path) -> None:
+    """`--isolation`: after the cells, each strategy's probes on each runtime, rows of kind
+    `isolation` beside the cells; a resumed run does not probe again."""
+    from harness.results.rows import read_rows
+
+    g = _group(regs, strategies=("shared", "per-module"))
+    req = RunRequest((WORKLOAD,), ("shared", "per-module"), ("wasmtime",),
+                     settings=quick_settings, cell_timeout=60, calibrate=False,
+                     interference_s=0, isolation=True)
+    execute(list(g.cells), tmp_path, req)
+    iso = read_rows(tmp_path, kinds=("isolation",))
+    assert sorted((r.strategy, r.metrics["probe"]) for r in iso) == sorted(
+        (s, p) for s in ("shared", "per-module")
+        for p in ("unbound-read", "overflow-write", "scratch-read"))
+    outcome = {(r.strategy, r.metrics["probe"]): r.metrics.get("outcome") for r in iso}
+    assert outcome[("shared", "unbound-read")] == "leaked"
+    assert outcome[("per-module", "unbound-read")] != "leaked"
+    done = Done.from_rows(iso, {})
+    assert len(done.isolation) == 6

@@ -110,7 +110,7 @@ function innerFor(s, estimateS) {
 // `onSwitch(i)` runs before variant i's turn. A variant that throws gets the error in place
 // of its timing and leaves the rotation.
 // harness/worker/measure.py `passes_for`: fewer passes when inferences are slow, >= MIN_PASSES
-const MIN_PASSES = 20;
+const MIN_PASSES = 10;
 function passesFor(s, estimates, inners) {
   if (!estimates.length) return s.samples;
   const budget = s.samples * 2 * s.sample_s * estimates.length;

@@ -203,9 +203,10 @@ def rotation(n: int, k: int) -> list[int]:
 
 
 #: a group whose passes are slow (inferences longer than `sample_s`) takes fewer passes,
-#: but never fewer than this (on the default suite, ratios of 10 passes had a median CI
-#: half-width of 5.3%, of 20 passes 4.3%, of 40 2.1%)
-MIN_PASSES = 20
+#: but never fewer than this. On the default suite, ratios of 10 passes had a median CI
+#: half-width of 5.3%, of 20 passes 4.3%, of 40 2.1%; a floor of 20 took `make bench` from
+#: 8-10 to 15 minutes for a median half-width of 3.6% instead of 3.7-4.6%
+MIN_PASSES = 10
 
 
 def passes_for(s: MeasureSettings, per_inference_s: Sequence[float],
