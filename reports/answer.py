@@ -20,13 +20,14 @@ from harness.analysis.strategies import (
     MatrixCell,
     Resolution,
     StrategyRatio,
-    pct,
+    ratio_text,
     resolution,
     runtime_sentence,
     strategy_matrix,
     strategy_ratios,
 )
 from harness.core.errors import ResultsError
+from harness.core.fmt import fmt_bytes
 from harness.results.manifest import requested_runtimes
 from harness.results.rows import ResultRow
 from reports.data import RunData
@@ -78,32 +79,20 @@ def result_rows(run: RunData) -> list[ResultRow]:
     return out
 
 
-def _bytes(n: float) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
 def _cell(m: MatrixCell) -> Cell:
     parts = []
     if m.bytes_copied:
-        parts.append(f"{_bytes(m.bytes_copied)} copied")
+        parts.append(f"{fmt_bytes(m.bytes_copied)} copied")
     if m.host_calls:
         parts.append(f"{m.host_calls:,.0f} host calls")
     if m.linear_bytes:
-        parts.append(f"{_bytes(m.linear_bytes)} linear")
+        parts.append(f"{fmt_bytes(m.linear_bytes)} linear")
     notrun = [f"{n} {status}" for status, (n, _) in m.missing.items()]
     title = "; ".join([*(f"{k}: {v} workloads" for k, v in sorted(m.verdicts.items())),
                        *(f"{s}: {why}" for s, (_, why) in m.missing.items())])
-    if m.geomean is None or m.ci_low is None or m.ci_high is None:
+    head = ratio_text(m)
+    if head is None:
         return Cell(m.verdict, "na", ", ".join(notrun), title)
-    if m.verdict == "baseline":
-        head = "1 (baseline)"
-    else:
-        head = f"{pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}]"
-        if not m.paired:
-            head += " unpaired"
     detail = " · ".join(parts + ([f"not run: {', '.join(notrun)}"] if notrun else []))
     return Cell(head, f"v-{m.verdict}", detail, title)
 

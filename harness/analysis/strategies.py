@@ -223,6 +223,17 @@ def strategy_matrix(rows: Sequence[ResultRow], ratios: Sequence[StrategyRatio] |
     return out
 
 
+def ratio_text(m: MatrixCell) -> str | None:
+    """The cell's ratio as the terminal and the report print it: "1 (baseline)",
+    "+35% [+30%, +41%]" (with " unpaired" when any of it was); None when nothing ran."""
+    if m.geomean is None or m.ci_low is None or m.ci_high is None:
+        return None
+    if m.verdict == "baseline":
+        return "1 (baseline)"
+    return (f"{pct(m.geomean)} [{pct(m.ci_low)}, {pct(m.ci_high)}]"
+            + ("" if m.paired else " unpaired"))
+
+
 def _status(missing: dict[str, tuple[int, str]]) -> str:
     return max(missing, key=lambda s: missing[s][0]) if missing else "-"
 

@@ -19,7 +19,7 @@ from harness.analysis.strategies import (
     RESOLUTION_MIN_S,
     THRESHOLD,
     MatrixCell,
-    pct,
+    ratio_text,
     resolution,
     runtime_sentence,
     strategy_matrix,
@@ -42,14 +42,11 @@ def isolating(strategies: Mapping[str, Any]) -> list[str]:
 
 def cell_text(m: MatrixCell) -> str:
     style = VERDICT_STYLE.get(m.verdict, "dim")
-    if m.geomean is None or m.ci_low is None or m.ci_high is None:
+    text = ratio_text(m)
+    if text is None:
         _, why = next(iter(m.missing.values()), (0, ""))
         return f"[{style}]{m.verdict}[/]" + (f" [dim]({why[:40]})[/]" if why else "")
-    if m.verdict == "baseline":
-        head = f"[{style}]1 (baseline)[/]"
-    else:
-        head = (f"[{style}]{pct(m.geomean)}[/] [{pct(m.ci_low)}, {pct(m.ci_high)}]"
-                + ("" if m.paired else " [dim]unpaired[/]"))
+    head = f"[{style}]{text}[/]"
     counts = []
     if m.bytes_copied:
         counts.append(f"{fmt_bytes_short(int(m.bytes_copied))}B copied")
