@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.analysis.history import detect_steps, load_history
 from harness.analysis.stats import summarize
-from harness.results.manifest import MANIFEST
-from harness.results.rows import RESULTS, ResultRow, ResultsWriter
+from harness.store.manifest import MANIFEST
+from harness.store.rows import RESULTS, ResultRow, ResultsWriter
 
 TARGET_S = 5.0
 

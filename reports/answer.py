@@ -28,8 +28,8 @@ from harness.analysis.strategies import (
 )
 from harness.core.errors import ResultsError
 from harness.core.fmt import fmt_bytes
-from harness.results.manifest import requested_runtimes
-from harness.results.rows import ResultRow
+from harness.store.manifest import requested_runtimes
+from harness.store.rows import ResultRow
 from reports.data import RunData
 from reports.palette import strategy_order
 

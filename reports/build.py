@@ -15,8 +15,8 @@ from typing import Any
 
 from harness.core.errors import ResultsError
 from harness.core.protocol import write_text_atomic
-from harness.results.manifest import MANIFEST
-from harness.results.rows import OVERHEAD_FACTOR, RESULTS
+from harness.store.manifest import MANIFEST
+from harness.store.rows import OVERHEAD_FACTOR, RESULTS
 from reports import answer, figures_cost, figures_speed, html, summary, tables
 from reports.data import (
     PHASES,

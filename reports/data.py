@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.stats import Summary, summarize
-from harness.results.manifest import MANIFEST, read_manifest
-from harness.results.rows import RESULTS, iter_rows
+from harness.store.manifest import MANIFEST, read_manifest
+from harness.store.rows import RESULTS, iter_rows
 from reports.palette import base_name, strategy_order
 
 Key = tuple[str, str, str]  # (workload, strategy, runtime)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.fmt import fmt_time
-from harness.results.manifest import CAPABILITIES
+from harness.store.manifest import CAPABILITIES
 from reports.data import Key, RunData
 from reports.palette import strategy_order
 from reports.plotting import fmt_bytes

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.results.rows import ResultRow, ResultsWriter
+from harness.store.rows import ResultRow, ResultsWriter
 
 
 def make_run(root: Path, run_id: str, cells: Mapping[tuple[str, str, str], Sequence[float]],

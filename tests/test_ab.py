@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 from harness.core.errors import SpecError
-from harness.results.rows import read_rows
+from harness.store.rows import read_rows
 
 ARGS = ["--workload", "bias-relu:n=2048", "--strategy", "shared", "--repeat", "10",
         "--sample-time", "0.002", "--rounds", "2"]

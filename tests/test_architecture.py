@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness/codegen",),                                 # kernel builder -> WAT
     ("harness/plugins",),                                 # contracts: workload, strategy, plan
     ("workloads", "strategies", "harness/runtimes"),      # the plugins themselves
-    ("harness/worker", "harness/results"),                # process boundary; rows on disk
+    ("harness/worker", "harness/store"),                # process boundary; rows on disk
     ("harness/analysis", "harness/probes"),               # verdicts from rows; machine facts
     ("harness/run",),                                     # the parent side of a run
     ("reports",),                                         # HTML, figures, compare pages

@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 from harness.core.errors import SpecError
-from harness.results.rows import KINDS, read_rows
+from harness.store.rows import KINDS, read_rows
 
 
 def test_run_writes_results_and_manifest(tmp_path: Path, capsys) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from harness.analysis.compare import benjamini_hochberg, compare_runs, verdict_for
 from harness.cli import main
-from harness.results.rows import read_rows
+from harness.store.rows import read_rows
 from tests.runfactory import make_run
 
 
@@ -100,7 +100,7 @@ def test_one_sided_and_failed_cells_listed(tmp_path: Path) -> None:
 
 
 def test_sample_count_notes() -> None:
-    from harness.results.rows import ResultRow
+    from harness.store.rows import ResultRow
 
     def rows(n: int, k: int) -> list[ResultRow]:
         return [ResultRow(run_id="r", workload=f"w{i}", strategy="s", runtime="r", status="ok",
@@ -114,7 +114,7 @@ def test_sample_count_notes() -> None:
 
 def _rounds_row(medians: list[float], per_round: int = 10, seed: int = 0):
     """A cell row whose rounds have the given medians and 0.5% spread inside each round."""
-    from harness.results.rows import ResultRow
+    from harness.store.rows import ResultRow
 
     rng = np.random.default_rng(seed)
     samples = [m * (1 + 0.005 * rng.standard_normal()) for m in medians for _ in range(per_round)]
@@ -146,7 +146,7 @@ def test_a_real_slowdown_is_slower_over_rounds() -> None:
 def _lockstep_rows(factor: float, rounds: int = 8, per_round: int = 10, seed: int = 0):
     """A and B rows of a lockstep A/B run on a host whose bursts slow ~40% of the time by
     1.6x in blocks of samples: a burst hits both samples of a pair; B = factor x A."""
-    from harness.results.rows import ResultRow
+    from harness.store.rows import ResultRow
 
     rng = np.random.default_rng(seed)
     n = rounds * per_round

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from harness.analysis.history import load_history
 from harness.core.errors import MembenchError, SpecError
 from harness.plugins.spec import parse_spec
-from harness.results.manifest import read_manifest
-from harness.results.rows import RESULTS, ResultRow, read_rows
 from harness.run.request import Registries
 from harness.run.suite import load_suite, parse_suite
+from harness.store.manifest import read_manifest
+from harness.store.rows import RESULTS, ResultRow, read_rows
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

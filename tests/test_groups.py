@@ -12,13 +12,13 @@ import pytest
 
 from harness.analysis.strategies import strategy_ratios
 from harness.probes.estimate import CallCosts
-from harness.results.rows import ResultRow
 from harness.run.group import run_group
 from harness.run.pipeline import execute
 from harness.run.request import Cell, Group, RunRequest, group_cells
 from harness.run.resume import Done
 from harness.run.schedule import Ledger, make_schedule
 from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
+from harness.store.rows import ResultRow
 from harness.worker.measure import MeasureSettings, rotation
 
 WORKLOAD = "gemm:m=8,n=8,k=8"
@@ -210,7 +210,7 @@ def test_slow_inferences_take_fewer_passes_but_never_too_few() -> None:
 def test_a_run_with_isolation_probes_reports_them(regs, quick_settings, tmp_path: Path) -> None:
     """`--isolation`: after the cells, each strategy's probes on each runtime, rows of kind
     `isolation` beside the cells; a resumed run does not probe again."""
-    from harness.results.rows import read_rows
+    from harness.store.rows import read_rows
 
     g = _group(regs, strategies=("shared", "per-module"))
     req = RunRequest((WORKLOAD,), ("shared", "per-module"), ("wasmtime",),

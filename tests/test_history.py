@@ -16,8 +16,8 @@ from harness.analysis.history import (
     piecewise_constant,
 )
 from harness.cli import main
-from harness.results.merge import merge_runs
-from harness.results.rows import read_rows
+from harness.store.merge import merge_runs
+from harness.store.rows import read_rows
 from tests.runfactory import make_run
 
 
@@ -112,7 +112,7 @@ def test_run_shards_then_merge_equals_whole_suite(tmp_path: Path) -> None:
 
 
 def test_history_reads_final_cell_rows_not_round_rows(tmp_path: Path) -> None:
-    from harness.results.rows import ResultRow, ResultsWriter
+    from harness.store.rows import ResultRow, ResultsWriter
 
     run = make_run(tmp_path, "r1", {("gemm", "shared", "wasmtime"): [2e-3, 2e-3, 2e-3]})
     with ResultsWriter(run / "results.jsonl") as w:  # a round row of the same cell, far off

@@ -11,8 +11,8 @@ import numpy as np
 from harness.analysis.compare import compare_runs
 from harness.cli import main
 from harness.probes.fingerprint import cpu_model, fingerprint
-from harness.results.manifest import read_manifest
-from harness.results.rows import read_rows
+from harness.store.manifest import read_manifest
+from harness.store.rows import read_rows
 
 
 def _bench(workload: str, strategy: str, data: list[float], raw: bool = True) -> dict:

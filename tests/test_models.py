@@ -43,7 +43,7 @@ def test_summary_prints_model_metrics() -> None:
     from rich.console import Console
 
     from harness.cli.console import print_summary
-    from harness.results.rows import ResultRow
+    from harness.store.rows import ResultRow
 
     row = ResultRow(run_id="r", workload="mlp-digits", strategy="shared", runtime="wasmtime",
                     status="ok", samples_s=(1e-3, 1.1e-3), median_s=1e-3,

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from harness.cli import main
-from harness.results.rows import KINDS, RESULTS, ResultRow, ResultsWriter, iter_rows, read_rows
+from harness.store.rows import KINDS, RESULTS, ResultRow, ResultsWriter, iter_rows, read_rows
 
 CELLS = ["--workload", "bias-relu:n=16", "--workload", "gemm:m=3,n=4,k=5",
          "--strategy", "shared", "--strategy", "per-module", "--runtime", "wasmtime"]

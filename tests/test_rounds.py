@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.results.rows import ResultRow
 from harness.run.rounds import cell_orders, combine_rounds
+from harness.store.rows import ResultRow
 
 
 def _round(r: int, samples, status: str = "ok", reason: str = "", **kw) -> ResultRow:

@@ -13,13 +13,13 @@ import pytest
 
 from harness.probes.overhead import HOST_CALLS, measure_overhead
 from harness.probes.probe import ProbeResult, probe_runtime
-from harness.results.rows import read_rows
 from harness.run.cell import run_cell
 from harness.run.pipeline import execute
 from harness.run.request import Cell, RunRequest
 from harness.runtimes import hostfuncs, wasmer_env
 from harness.runtimes.v8_runtime import HOSTFUNCS_JS, TIER_FLAGS, V8Runtime
 from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
+from harness.store.rows import read_rows
 from harness.worker.measure import MeasureSettings
 from tests.test_cells import _TrapWorkload
 

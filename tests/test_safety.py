@@ -71,7 +71,7 @@ def test_report_and_compare_html_escape_every_input_string(tmp_path) -> None:
     """Names, reasons, versions and fingerprint values that came from input are escaped."""
     import json
 
-    from harness.results.rows import ResultRow, ResultsWriter
+    from harness.store.rows import ResultRow, ResultsWriter
     from reports.build import write_report
 
     run = tmp_path / "run"

@@ -9,7 +9,7 @@ import numpy as np
 
 from harness.analysis.stability import agreement, fraction_within
 from harness.cli import main
-from harness.results.rows import RESULTS, ResultRow
+from harness.store.rows import RESULTS, ResultRow
 
 
 def _row(workload: str, samples, kind: str = "cell", status: str = "ok") -> ResultRow:

@@ -17,7 +17,7 @@ from harness.analysis.strategies import (
     strategy_matrix,
     strategy_ratios,
 )
-from harness.results.rows import ResultRow
+from harness.store.rows import ResultRow
 
 
 def _row(workload: str, strategy: str, runtime: str, samples, status: str = "ok",

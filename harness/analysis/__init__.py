@@ -2,5 +2,5 @@
 `compare` (two runs or two sides, cell by cell), `stability` (do two runs agree?) and
 `history` (trends and steps over many runs).
 
-May import `harness.core` and `harness.results`.
+May import `harness.core` and `harness.store`.
 """

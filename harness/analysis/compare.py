@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.stats import compare_paired, compare_samples
-from harness.results.rows import CellKey, ResultRow
+from harness.store.rows import CellKey, ResultRow
 
 VERDICTS = ("slower", "faster", "unchanged", "unsure")
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import ResultsError
-from harness.results.manifest import MANIFEST
-from harness.results.rows import RESULTS
+from harness.store.manifest import MANIFEST
+from harness.store.rows import RESULTS
 
 
 @dataclass(frozen=True)

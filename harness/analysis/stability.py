@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.analysis.compare import CellComparison, compare_runs
-from harness.results.rows import ResultRow
+from harness.store.rows import ResultRow
 
 
 def agreement(base: Sequence[ResultRow], current: Sequence[ResultRow],

@@ -32,7 +32,7 @@ from harness.analysis.stats import (
     compare_paired,
     compare_samples,
 )
-from harness.results.rows import ResultRow
+from harness.store.rows import ResultRow
 
 BASELINE = "shared"
 #: `same` means within ±2%: the size of effect a strategy choice is worth measuring

@@ -26,8 +26,8 @@ from harness.analysis.strategies import (
     strategy_ratios,
 )
 from harness.core.fmt import fmt_bytes_short, fmt_count
-from harness.results.manifest import requested_runtimes
-from harness.results.rows import ResultRow
+from harness.store.manifest import requested_runtimes
+from harness.store.rows import ResultRow
 
 VERDICT_STYLE = {"faster": "bold green", "slower": "bold red", "same": "cyan",
                  "unsure": "yellow", "baseline": "bold"}

@@ -13,8 +13,8 @@ from rich.table import Table
 from harness.analysis.compare import RunComparison, compare_runs
 from harness.core.errors import MembenchError, SpecError
 from harness.core.fmt import fmt_time
-from harness.results.manifest import read_manifest
-from harness.results.rows import ensure_out_dir, read_rows
+from harness.store.manifest import read_manifest
+from harness.store.rows import ensure_out_dir, read_rows
 
 STYLE = {"slower": "bold red", "faster": "green", "unchanged": "dim", "unsure": "yellow"}
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from harness.analysis.compare import round_sizes
 from harness.analysis.stats import group_medians, summarize
 from harness.core.fmt import fmt_bytes_short, fmt_count, fmt_time
-from harness.results.rows import OVERHEAD_FACTOR, ResultRow
+from harness.store.rows import OVERHEAD_FACTOR, ResultRow
 
 STATUS_STYLE = {"ok": "green", "invalid": "bold red", "crashed": "red", "trapped": "red",
                 "oom": "red", "timeout": "red", "unsupported": "yellow", "unavailable": "yellow",

@@ -14,7 +14,7 @@ from rich.table import Table
 from harness.analysis.history import detect_steps, load_history
 from harness.cli.compare_cmd import parse_fraction
 from harness.core.fmt import fmt_time
-from harness.results.rows import ensure_out_dir
+from harness.store.rows import ensure_out_dir
 
 
 def register(sub: Any) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.console import print_summary
-from harness.results.manifest import read_manifest
-from harness.results.rows import read_rows
 from harness.run.pytest_bench import import_pytest_benchmark
+from harness.store.manifest import read_manifest
+from harness.store.rows import read_rows
 
 
 def register(sub: Any) -> None:

@@ -13,10 +13,10 @@ from harness.core.protocol import write_json_atomic
 from harness.probes.fingerprint import command_line, fingerprint
 from harness.probes.isolation import PROBES, matrix_text, run_probe
 from harness.probes.probe import probe_runtime
-from harness.results.manifest import MANIFEST
-from harness.results.rows import RESULTS, ResultRow, ResultsWriter
 from harness.run.request import Registries
 from harness.run.rundir import new_run_id, prepare_run_dir
+from harness.store.manifest import MANIFEST
+from harness.store.rows import RESULTS, ResultRow, ResultsWriter
 
 
 def register(sub: Any) -> None:

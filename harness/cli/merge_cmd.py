@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.results.merge import merge_runs
+from harness.store.merge import merge_runs
 
 
 def register(sub: Any) -> None:

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.probes.probe import probe_runtime
-from harness.results.manifest import CAPABILITIES
 from harness.run.request import Registries
+from harness.store.manifest import CAPABILITIES
 
 
 def register(sub: Any) -> None:

@@ -15,13 +15,13 @@ from harness.cli.console import overhead_table, print_summary, stderr_console
 from harness.cli.report_cmd import report_after_run
 from harness.core.errors import SpecError
 from harness.plugins.params import parse_size
-from harness.results.manifest import read_manifest
-from harness.results.rows import RESULTS, ResultRow, read_rows
 from harness.run.pipeline import execute
 from harness.run.request import Cell, Group, Registries, RunRequest, expand, group_cells
 from harness.run.resume import Done, ab_state, load_resume
 from harness.run.rundir import new_run_id, prepare_run_dir
 from harness.run.suite import load_suite
+from harness.store.manifest import read_manifest
+from harness.store.rows import RESULTS, ResultRow, read_rows
 from harness.worker.measure import MeasureSettings
 
 

@@ -33,8 +33,8 @@ from harness.analysis.strategies import (
 from harness.cli.console import cv_distribution
 from harness.core.errors import MembenchError
 from harness.core.fmt import fmt_time
-from harness.results.manifest import read_manifest
-from harness.results.rows import read_rows
+from harness.store.manifest import read_manifest
+from harness.store.rows import read_rows
 
 TARGET = 0.95
 

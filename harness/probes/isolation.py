@@ -37,8 +37,8 @@ from harness.plugins.plan import Call, Plan
 from harness.plugins.strategy import Strategy, Unsupported
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from harness.probes.probe import ProbeResult
-from harness.results.rows import ResultRow
 from harness.runtimes.base import Runtime
+from harness.store.rows import ResultRow
 from harness.worker.launch import run_worker
 from harness.worker.measure import MeasureSettings
 

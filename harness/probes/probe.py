@@ -23,8 +23,8 @@ from harness.plugins.plan import (
     Read,
     Region,
 )
-from harness.results.manifest import CAPABILITIES
 from harness.runtimes.base import Runtime
+from harness.store.manifest import CAPABILITIES
 from harness.worker.launch import run_worker
 
 _HEAP = '(import "env" "heap" (memory 1))'

@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.analysis.compare import RunComparison, compare_runs
-from harness.results.rows import ResultRow
 from harness.run.request import Cell, Registries, RunRequest
+from harness.store.rows import ResultRow
 
 #: rounds a side when neither the suite nor --rounds asks for more. The comparison tests one
 #: median pair ratio per round (Wilcoxon signed-rank, `stats.compare_paired`): with R rounds

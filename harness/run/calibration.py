@@ -27,9 +27,9 @@ from harness.plugins.params import Param
 from harness.plugins.plan import Call, Device, Instance, Module, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
-from harness.results.rows import OVERHEAD_FACTOR, ResultRow
 from harness.run.request import Cell
 from harness.runtimes.base import Runtime
+from harness.store.rows import OVERHEAD_FACTOR, ResultRow
 
 NOOP_WAT = '(module (func (export "noop")))'
 

@@ -24,9 +24,9 @@ from harness.plugins.verify import compare
 from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts, over_budget
 from harness.probes.probe import ProbeResult
-from harness.results.rows import ResultRow
 from harness.run.external import run_external_cell
 from harness.run.request import Cell
+from harness.store.rows import ResultRow
 from harness.worker.launch import WorkerOutcome, pinned, run_worker
 from harness.worker.lockstep import gated
 from harness.worker.measure import MeasureSettings

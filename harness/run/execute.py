@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 
 from harness.probes.estimate import CallCosts
 from harness.probes.probe import ProbeResult
-from harness.results.rows import ResultRow, ResultsWriter
 from harness.run.calibration import annotate, baseline_cell
 from harness.run.cell import run_cell
 from harness.run.group import run_group
@@ -24,6 +23,7 @@ from harness.run.pair import run_pair
 from harness.run.request import Cell, Group, RunRequest
 from harness.run.schedule import Ledger, quick_settings
 from harness.runtimes.base import Runtime
+from harness.store.rows import ResultRow, ResultsWriter
 
 #: (cell rounds done, cell rounds in all, the cell (or the group about to start), its row
 #: or None when it is about to start)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.errors import MembenchError
-from harness.results.rows import RESULTS, ResultRow
 from harness.run.request import Cell
+from harness.store.rows import RESULTS, ResultRow
 from harness.worker.measure import MeasureSettings
 
 

@@ -29,9 +29,9 @@ from harness.core.protocol import save_tensors
 from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts
 from harness.probes.probe import ProbeResult
-from harness.results.rows import ResultRow
 from harness.run.cell import PlannedCell, PreparedCell, finish_cell, plan_cell
 from harness.run.request import Group
+from harness.store.rows import ResultRow
 from harness.worker.group import read_blame
 from harness.worker.launch import WorkerOutcome, pinned, run_worker
 from harness.worker.measure import MeasureSettings, rotation

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.probes.probe import ProbeResult
-from harness.results.rows import ResultRow
 from harness.run.cell import PreparedCell, finish_cell, prepare_cell
 from harness.run.external import (
     ExternalRun,
@@ -26,6 +25,7 @@ from harness.run.external import (
     stop_external_cell,
 )
 from harness.run.request import Cell
+from harness.store.rows import ResultRow
 from harness.worker.launch import (
     StartedWorker,
     finish_worker,

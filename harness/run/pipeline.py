@@ -26,8 +26,6 @@ from harness.core.errors import ResultsError
 from harness.core.protocol import write_json_atomic
 from harness.probes.fingerprint import command_line, fingerprint, noise_warnings
 from harness.probes.isolation import PROBES, run_probe
-from harness.results.manifest import MANIFEST, read_manifest
-from harness.results.rows import RESULTS, ResultRow, ResultsWriter
 from harness.run.calibration import noop_cell
 from harness.run.execute import ProgressFn, RoundRunner
 from harness.run.interrupt import GracefulStop
@@ -36,6 +34,8 @@ from harness.run.request import REQUEST, Cell, RunRequest
 from harness.run.resume import Done
 from harness.run.rundir import now
 from harness.run.schedule import Ledger, make_schedule, worker_pin
+from harness.store.manifest import MANIFEST, read_manifest
+from harness.store.rows import RESULTS, ResultRow, ResultsWriter
 
 
 class RunManifest:

@@ -20,9 +20,9 @@ from harness.analysis.stats import summarize
 from harness.core.errors import ResultsError
 from harness.core.protocol import write_json_atomic
 from harness.probes.fingerprint import machine_key
-from harness.results.manifest import MANIFEST
-from harness.results.rows import RESULTS, ResultRow, ResultsWriter
 from harness.run.rundir import prepare_run_dir
+from harness.store.manifest import MANIFEST
+from harness.store.rows import RESULTS, ResultRow, ResultsWriter
 
 SOURCE = "pytest-benchmark"
 

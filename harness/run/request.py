@@ -18,8 +18,8 @@ from harness.core.errors import ResultsError
 from harness.plugins.registry import RUNTIMES, STRATEGIES, WORKLOADS, Registry
 from harness.plugins.strategy import Strategy
 from harness.plugins.workload import Workload
-from harness.results.rows import CellKey
 from harness.runtimes.base import Runtime
+from harness.store.rows import CellKey
 from harness.worker.measure import MeasureSettings
 
 #: key of the recorded request in run.json

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ResultsError
-from harness.results.manifest import read_manifest
-from harness.results.rows import KINDS, CellKey, ResultRow, read_rows
 from harness.run.request import REQUEST, Cell, Registries, RunRequest
+from harness.store.manifest import read_manifest
+from harness.store.rows import KINDS, CellKey, ResultRow, read_rows
 
 #: `Cell.run_key`: the cell and its side ("" outside an A/B run)
 RunKey = tuple[CellKey, str]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.stats import summarize
-from harness.results.rows import ResultRow
+from harness.store.rows import ResultRow
 
 
 def cell_orders(n_cells: int, rounds: int, seed: int,

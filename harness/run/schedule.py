@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.core.protocol import _default
-from harness.results.rows import ResultRow
 from harness.run.external import supports_lockstep
 from harness.run.pair import pair_cpu
 from harness.run.request import Cell, RunRequest, group_cells
 from harness.run.resume import Done
 from harness.run.rounds import cell_orders, combine_rounds
+from harness.store.rows import ResultRow
 from harness.worker.measure import MeasureSettings
 
 

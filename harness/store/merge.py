@@ -15,8 +15,8 @@ from typing import Any
 
 from harness.core.errors import MembenchError
 from harness.core.protocol import write_json_atomic
-from harness.results.manifest import MANIFEST, read_manifest
-from harness.results.rows import RESULTS, ResultsWriter, iter_rows
+from harness.store.manifest import MANIFEST, read_manifest
+from harness.store.rows import RESULTS, ResultsWriter, iter_rows
 
 
 def _signature(m: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def merge_runs(run_dirs: Sequence[Path], out_dir: Path, allow_mixed: bool = Fals
                                     f"and {d}: shards must partition the cells")
             seen[key] = Path(d)
             rows.append({**row, "run_id": run_id})
-    from harness.results.rows import ResultRow
+    from harness.store.rows import ResultRow
 
     with ResultsWriter(target / RESULTS) as w:
         for row in rows:

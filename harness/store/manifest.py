@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ResultsError
-from harness.results.rows import existing_run_dir
+from harness.store.rows import existing_run_dir
 
 MANIFEST = "run.json"
 
