@@ -11,6 +11,7 @@ worker (`GracefulStop.check`), the second at once.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Callable, Mapping
 
 from harness.probes.estimate import CallCosts
@@ -105,12 +106,10 @@ class RoundRunner:
         time outside warm-up and samples (start, imports, compile, set-up, checks)."""
         if not self.group_costs:
             return {"workers": 0}
-        fixed = sorted(c["fixed_s"] for c in self.group_costs)
-        return {"workers": len(self.group_costs),
-                "fixed_s_median": fixed[len(fixed) // 2],
+        fixed = [c["fixed_s"] for c in self.group_costs]
+        return {"workers": len(fixed), "fixed_s_median": statistics.median(fixed),
                 "fixed_s_total": sum(fixed),
-                "start_s_median": sorted(c["start_s"] for c in self.group_costs)[
-                    len(fixed) // 2],
+                "start_s_median": statistics.median(c["start_s"] for c in self.group_costs),
                 "wall_s_total": sum(c["wall_s"] for c in self.group_costs)}
 
     def _cell(self, rnd: int, pos: int, j: int) -> None:

@@ -98,15 +98,12 @@ def _isolation(cells: Sequence[Cell], run_id: str, probes: dict[str, Any],
                done: Done | None, writer: ResultsWriter, stop: GracefulStop) -> None:
     """The isolation probes of each strategy variant on each runtime of the run."""
     have = done.isolation if done is not None else set()
-    pairs = dict.fromkeys((c.strategy.spec, c.runtime.spec) for c in cells)
-    by_spec = {(c.strategy.spec, c.runtime.spec): c for c in cells}
-    for s, rt in pairs:
+    # one cell per (strategy, runtime), in the run's order
+    for (s, rt), c in {(c.strategy.spec, c.runtime.spec): c for c in cells}.items():
         for probe in PROBES:
-            if (s, rt, probe) in have:
-                continue
-            stop.check()
-            c = by_spec[(s, rt)]
-            writer.append(run_probe(probe, c.strategy, c.runtime, run_id, probes.get(rt)))
+            if (s, rt, probe) not in have:
+                stop.check()
+                writer.append(run_probe(probe, c.strategy, c.runtime, run_id, probes.get(rt)))
 
 
 def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: ProgressFn | None,

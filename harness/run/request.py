@@ -57,6 +57,12 @@ class Cell:
         return CellKey(self.workload.spec, self.strategy.spec, self.runtime.spec)
 
     @property
+    def groupable(self) -> bool:
+        """Whether the cell joins its workload and runtime's comparison group: not a side
+        of an A/B run nor a cell of another checkout (A/B pairs runtimes or versions)."""
+        return not (self.side or self.repo)
+
+    @property
     def run_key(self) -> tuple[CellKey, str]:
         """`key` and the side: unique within a run, also in an A/A run of one spec."""
         return (self.key, self.side)
@@ -89,12 +95,10 @@ class Group:
 
 def group_cells(cells: Sequence[Cell]) -> list[tuple[int, ...]]:
     """Indices of `cells` by comparison group, in order of first appearance: cells of one
-    workload and runtime together. A cell of an A/B side or of another checkout stays
-    alone (A/B pairs runtimes or versions, not strategies)."""
+    workload and runtime together; a cell that is not `groupable` stays alone."""
     groups: dict[tuple[str, str] | int, list[int]] = {}
     for i, c in enumerate(cells):
-        key: tuple[str, str] | int = i if (c.side or c.repo) else (c.workload.spec,
-                                                                     c.runtime.spec)
+        key: tuple[str, str] | int = (c.workload.spec, c.runtime.spec) if c.groupable else i
         groups.setdefault(key, []).append(i)
     return [tuple(g) for g in groups.values()]
 

@@ -16,6 +16,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from harness.core.protocol import _default
@@ -41,7 +42,7 @@ class Schedule:
     orders: tuple[tuple[int, ...], ...]    # per round, a permutation of the unit indices
     partner: dict[int, int]                # lockstep A/B: job -> its partner, both ways
 
-    @property
+    @cached_property
     def unit_of(self) -> list[int]:
         """The unit of each job."""
         out = [0] * len(self.jobs)
@@ -109,7 +110,7 @@ def make_schedule(noops: Sequence[Cell], cells: Sequence[Cell], req: RunRequest,
     if req.groups and req.lockstep_fds is None:
         for g in group_cells(cells):
             units.append(tuple(len(noops) + i for i in g))
-            grouped.append(not (cells[g[0]].side or cells[g[0]].repo))
+            grouped.append(cells[g[0]].groupable)
     else:
         units += [(len(noops) + i,) for i in range(len(cells))]
         grouped += [False] * len(cells)
@@ -134,16 +135,17 @@ class Ledger:
 
     schedule: Schedule
     baselines: dict[str, ResultRow] = field(default_factory=dict)
-    rounds_of: list[list[ResultRow]] = field(default_factory=list)
-    positions: list[list[int]] = field(default_factory=list)
-    have: list[set[int]] = field(default_factory=list)   # rounds each job already has
     final: dict[int, ResultRow] = field(default_factory=dict)
+    # per job, sized from the schedule
+    rounds_of: list[list[ResultRow]] = field(init=False)
+    positions: list[list[int]] = field(init=False)
+    have: list[set[int]] = field(init=False)   # rounds each job already has
 
     def __post_init__(self) -> None:
         n = len(self.schedule.jobs)
-        self.rounds_of = self.rounds_of or [[] for _ in range(n)]
-        self.positions = self.positions or [[] for _ in range(n)]
-        self.have = self.have or [set() for _ in range(n)]
+        self.rounds_of = [[] for _ in range(n)]
+        self.positions = [[] for _ in range(n)]
+        self.have = [set() for _ in range(n)]
 
     @classmethod
     def resumed(cls, schedule: Schedule, done: Done | None, runtimes: Sequence[str]) -> Ledger:
