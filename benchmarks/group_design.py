@@ -23,7 +23,7 @@ import time
 
 from harness.analysis.compare import lockstep_sizes
 from harness.analysis.stats import compare_paired
-from harness.analysis.strategies import paired_sizes
+from harness.analysis.strategies import paired_samples
 from harness.probes.probe import probe_runtime
 from harness.run.group import run_group
 from harness.run.pair import pair_cpu, run_pair
@@ -66,7 +66,7 @@ def main() -> None:
         g_rows = [combine_rounds([rr[i] for rr in rounds]) for i in range(len(cells))]
         for i, v in enumerate(variants, start=1):
             base, row = g_rows[0], g_rows[i]
-            sizes = paired_sizes(base, row)
+            pairs = paired_samples(base, row)
             t0 = time.perf_counter()
             pairs = [run_pair(cells[0], cells[i], "design", settings, 120, (probe, probe),
                               round_index=r, pin=pin) for r in range(args.rounds)]
@@ -74,10 +74,10 @@ def main() -> None:
             a = combine_rounds([p[0] for p in pairs])
             b = combine_rounds([p[1] for p in pairs])
             lsizes = lockstep_sizes(a, b)
-            if sizes is None or lsizes is None or row.status != "ok" or b.status != "ok":
+            if pairs is None or lsizes is None or row.status != "ok" or b.status != "ok":
                 print(f"{spec} | {v.spec}: not comparable ({row.status}, {b.status})")
                 continue
-            g = compare_paired(base.samples_s, row.samples_s, sizes)
+            g = compare_paired(pairs.base, pairs.current, pairs.sizes)
             lk = compare_paired(a.samples_s, b.samples_s, lsizes)
             hg, hl = half_width(g.ci_low, g.ci_high, g.ratio), half_width(lk.ci_low, lk.ci_high,
                                                                            lk.ratio)

@@ -134,6 +134,10 @@ def test_v8_runs_a_group_in_its_javascript_worker(regs, quick_settings) -> None:
     assert len({r.timing["group_id"] for r in ok}) == 1
     assert all("rss_load_delta" in r.memory and "peak_rss" not in r.memory for r in ok)
     assert rows[1].bytes_copied_per_run > 0
+    # every sample says its pass, as the Python worker's do, so the ratios pair
+    assert all(r.timing["passes"] == sorted(set(r.timing["passes"]))
+               and len(r.timing["passes"]) == len(r.samples_s) for r in ok)
+    assert all(q.paired for q in strategy_ratios([_as_cell(r) for r in ok]))
 
 
 def _as_cell(r: ResultRow) -> ResultRow:
@@ -196,15 +200,63 @@ def test_paired_ratio_divides_out_shared_drift() -> None:
     assert unpaired.ci_high - unpaired.ci_low > 5 * (paired.ci_high - paired.ci_low)
 
 
-def test_slow_inferences_take_fewer_passes_but_never_too_few() -> None:
-    from harness.worker.measure import MIN_PASSES, passes_for
+def test_slow_variants_take_fewer_samples_but_never_too_few() -> None:
+    from harness.worker.measure import MIN_PASSES, samples_for
 
     s = MeasureSettings(samples=50, sample_s=0.0005)
-    fast = passes_for(s, [1e-5] * 4, [50] * 4)        # samples of sample_s: every pass
-    slow = passes_for(s, [2e-3] * 4, [1] * 4)         # 2 ms inferences, one a sample
-    crawl = passes_for(s, [1.0] * 4, [1] * 4)
+    # samples of sample_s: every pass; 2 ms inferences, one a sample: fewer; 1 s: the floor
+    fast, slow, crawl = samples_for(s, [1e-5, 2e-3, 1.0], [50, 1, 1])
     assert fast == 50 and MIN_PASSES < slow < 50 and crawl == MIN_PASSES
-    assert passes_for(MeasureSettings(samples=5), [1.0], [1]) == 5  # never more than asked
+    assert samples_for(MeasureSettings(samples=5), [1.0], [1]) == [5]  # never more than asked
+
+
+def test_a_slow_variant_sits_out_passes_without_costing_the_fast_ones_theirs() -> None:
+    """One slow variant in a group of fast ones: the fast ones keep every pass, the slow one
+    takes part in passes spread over the run, and every sample says which pass it was."""
+    from harness.worker.measure import MIN_PASSES, Timing, takes_part, time_interleaved
+
+    ticks = [0]
+    cost = [10_000, 10_000, 5_000_000]          # ns per inference: two fast, one 5 ms
+
+    def runner(i: int):
+        def run() -> None:
+            ticks[0] += cost[i]
+        return run
+
+    s = MeasureSettings(samples=50, sample_s=0.0005, warmup_s=0.0, warmup_runs=1,
+                        steady_window=1, batch_s=0.0)
+    got = time_interleaved([runner(i) for i in range(3)], s, [1e-5, 1e-5, 5e-3],
+                           clock=lambda: ticks[0])
+    fast, other, slow = got
+    assert isinstance(fast, Timing) and isinstance(other, Timing) and isinstance(slow, Timing)
+    assert fast.passes == other.passes == list(range(50))
+    assert len(slow.samples_s) == len(slow.passes) == MIN_PASSES
+    assert slow.passes[0] > 0 and slow.passes[-1] == 49     # spread, not the first ten
+    assert [k for k in range(50) if takes_part(k, MIN_PASSES, 50)] == slow.passes
+    assert slow.samples_s == [5e-3] * MIN_PASSES and fast.samples_s == [1e-5] * 50
+
+
+def test_pairs_follow_the_passes_each_variant_took_part_in() -> None:
+    """The ratio pairs a slow variant's samples with the baseline's of the same passes,
+    not with the baseline's first samples."""
+    from harness.analysis.strategies import paired_samples
+
+    base_s = [1.0 + 0.1 * k for k in range(6)]          # drift: every pass slower
+    cur_passes = [1, 3, 5]
+    cur_s = [2.0 * base_s[k] for k in cur_passes]       # twice the baseline, pass by pass
+
+    def row(strategy: str, samples: list[float], passes: list[int]) -> ResultRow:
+        return ResultRow(run_id="t", kind="cell", status="ok", workload="w", strategy=strategy,
+                         runtime="r", samples_s=tuple(samples), median_s=float(np.median(samples)),
+                         rounds=({"round": 0, "n": len(samples), "group": 2, "group_id": "g",
+                                  "passes": passes},))
+
+    base, cur = row("shared", base_s, list(range(6))), row("slow", cur_s, cur_passes)
+    pairs = paired_samples(base, cur)
+    assert pairs is not None and pairs.sizes == (3,)
+    assert list(pairs.base) == [base_s[k] for k in cur_passes]
+    (q,) = strategy_ratios([base, cur])
+    assert q.paired and q.ratio == pytest.approx(2.0)
 
 
 def test_a_run_with_isolation_probes_reports_them(regs, quick_settings, tmp_path: Path) -> None:

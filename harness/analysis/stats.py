@@ -187,8 +187,8 @@ def compare_samples(base: Sequence[float], current: Sequence[float], seed: int =
                       int(ub.size), int(uc.size))
 
 
-def compare_paired(base: Sequence[float], current: Sequence[float], sizes: Sequence[int],
-                   seed: int = 0, n_boot: int = BOOTSTRAP) -> Comparison:
+def compare_paired(base: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray,
+                   sizes: Sequence[int], seed: int = 0, n_boot: int = BOOTSTRAP) -> Comparison:
     """Lockstep A/B (`harness.worker.lockstep`): sample i of B in a round was taken right before or
     after sample i of A, so each pair's ratio has the interference both met divided out.
 

@@ -79,23 +79,50 @@ class StrategyRatio:
         return (self.ci_high - self.ci_low) / 2 / self.ratio
 
 
-def paired_sizes(base: ResultRow, row: ResultRow) -> list[int] | None:
-    """Samples per round when every round of both rows ran in one group worker (the same
-    worker id, round and sample count): sample i of one pairs with sample i of the other.
-    Rows of different workers (shards of a merged run, a variant measured alone after its
-    group's worker died) never pair."""
+@dataclass(frozen=True)
+class PairedSamples:
+    """A variant's samples and the baseline's of the same passes, round by round."""
+
+    base: np.ndarray
+    current: np.ndarray
+    sizes: tuple[int, ...]      # pairs per round, in order
+
+
+def paired_samples(base: ResultRow, row: ResultRow) -> PairedSamples | None:
+    """Pair the samples of two rows measured in one comparison group: where the rounds say
+    which pass each sample was taken in (`timing.passes`; a slow variant takes part in
+    fewer passes), the samples of the passes both took part in; otherwise sample i with
+    sample i. Only rounds of the same group worker pair (the same `group_id`): rows of
+    different workers (shards of a merged run, a variant measured alone after its group's
+    worker died) never do."""
     if not base.rounds or len(base.rounds) != len(row.rounds):
         return None
-    sizes = []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    at_a = at_b = 0
+    xa, xb = np.asarray(base.samples_s, dtype=np.float64), np.asarray(row.samples_s,
+                                                                      dtype=np.float64)
     for a, b in zip(base.rounds, row.rounds, strict=True):
+        na, nb = int(a.get("n", 0)), int(b.get("n", 0))
         if not a.get("group") or not b.get("group") or a.get("round") != b.get("round") \
-                or a.get("group_id") != b.get("group_id") \
-                or int(a.get("n", 0)) != int(b.get("n", -1)) or int(a.get("n", 0)) <= 0:
+                or a.get("group_id") != b.get("group_id") or na <= 0 or nb <= 0:
             return None
-        sizes.append(int(a["n"]))
-    if sum(sizes) != len(base.samples_s) or sum(sizes) != len(row.samples_s):
+        ra, rb = xa[at_a:at_a + na], xb[at_b:at_b + nb]
+        at_a, at_b = at_a + na, at_b + nb
+        pa, pb = a.get("passes"), b.get("passes")
+        if isinstance(pa, list) and isinstance(pb, list) and len(pa) == na and len(pb) == nb:
+            common = sorted(set(pa) & set(pb))
+            if not common:
+                return None
+            ia, ib = {k: j for j, k in enumerate(pa)}, {k: j for j, k in enumerate(pb)}
+            ra, rb = ra[[ia[k] for k in common]], rb[[ib[k] for k in common]]
+        elif na != nb:
+            return None
+        xs.append(ra)
+        ys.append(rb)
+    if at_a != xa.size or at_b != xb.size:
         return None
-    return sizes
+    return PairedSamples(np.concatenate(xs), np.concatenate(ys), tuple(len(x) for x in xs))
 
 
 def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
@@ -108,10 +135,11 @@ def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
         base = bases.get((r.workload, r.runtime, r.side))
         if base is None or r.strategy == baseline:
             continue
-        sizes = paired_sizes(base, r)
-        if sizes is not None:
-            cmp = compare_paired(base.samples_s, r.samples_s, sizes, seed=seed)
-            logs = tuple(np.log(np.asarray(r.samples_s) / np.asarray(base.samples_s)))
+        pairs = paired_samples(base, r)
+        if pairs is not None:
+            sizes = list(pairs.sizes)
+            cmp = compare_paired(pairs.base, pairs.current, sizes, seed=seed)
+            logs = tuple(np.log(pairs.current / pairs.base))
         else:  # the round is the unit where both have two or more (as `membench compare`)
             groups = paired_round_sizes(base, r)
             cmp = compare_samples(base.samples_s, r.samples_s, seed=seed,
@@ -119,7 +147,7 @@ def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
             logs, sizes = (), []
         out.append(StrategyRatio(
             r.workload, r.strategy, r.runtime, cmp.ratio, cmp.ci_low, cmp.ci_high,
-            ratio_verdict(cmp.ci_low, cmp.ci_high, threshold), sizes is not None and bool(logs),
+            ratio_verdict(cmp.ci_low, cmp.ci_high, threshold), pairs is not None,
             len(r.rounds), float(r.median_s or 0.0), float(base.median_s or 0.0),
             logs, tuple(sizes)))
     return out

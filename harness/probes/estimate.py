@@ -110,7 +110,9 @@ def inferences_per_round(settings: MeasureSettings) -> int:
     """Inferences a round runs at the least: the cold one; a warm-up of at least
     `warmup_runs` and of more than `steady_window` batches (steadiness is judged on the
     last window against the batches before it); per sample, one re-warming inference (a
-    comparison group interleaves its variants) and one timed."""
+    comparison group interleaves its variants) and one timed. A cell alone takes all its
+    `samples`; in a group a slow variant may take fewer (`measure.samples_for`), and the
+    estimate still prices `samples`, so a cell that runs alone fits the budget too."""
     return 1 + max(settings.warmup_runs, settings.steady_window + 1) + 2 * settings.samples
 
 

@@ -11,7 +11,7 @@ variant's fault never loses the others' results.
 The variants load in an order rotated by the round, so no strategy is always the first
 to pay for the engine's set-up (its compile and first-inference phases). Every row of one
 worker carries `timing.group` (how many variants shared the process) and `timing.group_id`
-(which worker): `harness.analysis.strategies.paired_sizes` pairs samples only within one.
+(which worker): `harness.analysis.strategies.paired_samples` pairs samples only within one.
 `memory_limit` caps that one worker, all its variants together.
 """
 

@@ -105,45 +105,50 @@ function innerFor(s, estimateS) {
 }
 
 // A comparison group's samples (harness/worker/measure.py `time_interleaved`): every variant
-// warmed up on its own, then `samples` passes in which each living variant takes one
-// sample, the order rotated by one per pass; one untimed inference before each sample.
-// `onSwitch(i)` runs before variant i's turn. A variant that throws gets the error in place
-// of its timing and leaves the rotation.
-// harness/worker/measure.py `passes_for`: fewer passes when inferences are slow, >= MIN_PASSES
+// warmed up on its own, then passes in which each living variant takes one sample, the
+// order rotated by one per pass; one untimed inference before each sample. A slow variant
+// takes part in fewer passes (`samplesFor`, spread by `takesPart`); each sample records its
+// pass in `passes`. `onSwitch(i)` runs before variant i's turn. A variant that throws gets
+// the error in place of its timing and leaves the rotation.
+// harness/worker/measure.py `samples_for`: per variant, fewer samples when they are slow,
+// >= MIN_PASSES
 const MIN_PASSES = 10;
-function passesFor(s, estimates, inners) {
-  if (!estimates.length) return s.samples;
-  const budget = s.samples * 2 * s.sample_s * estimates.length;
-  let perPass = 0;
-  estimates.forEach((e, i) => { perPass += e * (inners[i] + 1); });
-  const fit = Math.floor(budget / Math.max(perPass, 1e-12));
-  return Math.max(Math.min(s.samples, MIN_PASSES), Math.min(s.samples, fit));
+function samplesFor(s, estimates, inners) {
+  const budget = s.samples * 2 * s.sample_s;
+  const floor = Math.min(s.samples, MIN_PASSES);
+  return estimates.map((e, i) => Math.max(floor, Math.min(s.samples,
+    Math.floor(budget / Math.max(e * (inners[i] + 1), 1e-12)))));
+}
+
+// harness/worker/measure.py `takes_part`: a variant's passes spread evenly
+function takesPart(k, count, passes) {
+  return Math.floor(((k + 1) * count) / passes) > Math.floor((k * count) / passes);
 }
 
 function timeInterleaved(runs, s, firstS, clock = now, onSwitch = null, slowdown = 0) {
   const n = runs.length;
   const out = runs.map((_, i) => ({ clock: s.clock || 'wall', first_s: firstS[i], warmup_runs: 0,
-    warmup_s: 0, steady: true, inner: 1, rewarm_runs: 0, samples_s: [] }));
-  const estimates = [];
-  const inners = [];
+    warmup_s: 0, steady: true, inner: 1, rewarm_runs: 0, samples_s: [], passes: [] }));
+  const estimates = runs.map(() => 0);
+  const living = (t) => t && Array.isArray(t.samples_s);
   for (let i = 0; i < n; i++) {
     if (onSwitch) onSwitch(i);
     try {
       const wu = warmUp(runs[i], s, firstS[i], clock);
       Object.assign(out[i], { warmup_runs: wu.runs, warmup_s: wu.elapsed_s, steady: wu.steady,
         inner: innerFor(s, wu.estimate_s) });
-      estimates.push(wu.estimate_s);
-      inners.push(out[i].inner);
+      estimates[i] = wu.estimate_s;
     } catch (e) {
       out[i] = e;
     }
   }
-  const passes = passesFor(s, estimates, inners);
+  const counts = samplesFor(s, estimates, out.map((t) => (living(t) ? t.inner : 1)));
+  const passes = Math.max(0, ...counts.filter((_, i) => living(out[i])));
   for (let k = 0; k < passes; k++) {
     for (let r = 0; r < n; r++) {
       const i = (k + r) % n;
       const t = out[i];
-      if (!(t && Array.isArray(t.samples_s))) continue; // it threw: out of the rotation
+      if (!living(t) || !takesPart(k, counts[i], passes)) continue; // threw, or sits out
       if (onSwitch) onSwitch(i);
       try {
         runs[i]();
@@ -152,6 +157,7 @@ function timeInterleaved(runs, s, firstS, clock = now, onSwitch = null, slowdown
         for (let j = 0; j < t.inner; j++) runs[i]();
         if (slowdown) busyWork(Number(clock() - t0) * slowdown, clock);
         t.samples_s.push(secs(clock() - t0) / t.inner);
+        t.passes.push(k);
       } catch (e) {
         out[i] = e;
       }

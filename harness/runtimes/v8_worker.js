@@ -162,7 +162,8 @@ function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = 
       first_run_s: timing.first_s },
     timing: { clock: timing.clock, inner: timing.inner, warmup_runs: timing.warmup_runs,
       warmup_s: timing.warmup_s, steady: timing.steady, samples_s: timing.samples_s,
-      ...(timing.rewarm_runs ? { rewarm_runs: timing.rewarm_runs } : {}) },
+      ...(timing.rewarm_runs ? { rewarm_runs: timing.rewarm_runs } : {}),
+      ...(timing.passes && timing.passes.length ? { passes: timing.passes } : {}) },
     counters: v.perRun, memory, outputs,
   });
   if (breakdown) resp.breakdown = breakdown;

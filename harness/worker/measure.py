@@ -79,6 +79,8 @@ class Timing:
 
     #: untimed inferences right after a lockstep gate (see `time_steady`)
     rewarm_runs: int = 0
+    #: in a comparison group, the pass each sample was taken in (`time_interleaved`)
+    passes: list[int] = field(default_factory=list)
 
     def inferences(self) -> int:
         """Inferences run after the cold one (warm-up, re-warm-ups, every sample's inner
@@ -92,6 +94,8 @@ class Timing:
                "warmup_s": self.warmup_s, "steady": self.steady, "samples_s": self.samples_s}
         if self.rewarm_runs:
             out["rewarm_runs"] = self.rewarm_runs
+        if self.passes:
+            out["passes"] = self.passes
         return out
 
 
@@ -202,26 +206,34 @@ def rotation(n: int, k: int) -> list[int]:
     return [(k + i) % n for i in range(n)]
 
 
-#: a group whose passes are slow (inferences longer than `sample_s`) takes fewer passes,
-#: but never fewer than this. On the default suite, ratios of 10 passes had a median CI
-#: half-width of 5.3%, of 20 passes 4.3%, of 40 2.1%; a floor of 20 took `make bench` from
-#: 8-10 to 15 minutes for a median half-width of 3.6% instead of 3.7-4.6%
+#: a variant whose samples are slow (inferences longer than `sample_s`) takes fewer of
+#: them, but never fewer than this
 MIN_PASSES = 10
 
 
-def passes_for(s: MeasureSettings, per_inference_s: Sequence[float],
-               inner: Sequence[int]) -> int:
-    """How many passes (samples per variant) a group takes: `samples`, unless a pass costs
-    more than `samples` of them were meant to (each variant a re-warming inference and a
-    sample of `sample_s`), then as many as fit that time, at least MIN_PASSES. Slow
-    inferences (one per sample) would otherwise multiply the group's time; fast ones keep
-    every pass."""
-    if not per_inference_s:
-        return s.samples
-    budget = s.samples * 2 * s.sample_s * len(per_inference_s)
-    per_pass = sum(e * (k + 1) for e, k in zip(per_inference_s, inner, strict=True))
-    fit = int(budget / max(per_pass, 1e-12))
-    return max(min(s.samples, MIN_PASSES), min(s.samples, fit))
+def samples_for(s: MeasureSettings, per_inference_s: Sequence[float],
+                inner: Sequence[int]) -> list[int]:
+    """How many samples each variant of a group takes (in how many passes it takes part):
+    `samples`, unless that would cost it more than it was meant to (`samples` times a
+    re-warming inference and a sample of `sample_s`); then as many as fit that time, at
+    least MIN_PASSES.
+
+    Per variant, not per group: one slow variant (a host-call plan whose inference takes
+    80 ms) no longer costs the fast ones their passes. With one pass count for the whole
+    group, the default suite's groups that held one slow variant gave every variant
+    MIN_PASSES samples, and those ratios had a median CI half-width of 4.3-4.9% (1.7-2.1%
+    for groups of 40 passes or more)."""
+    budget = s.samples * 2 * s.sample_s
+    floor = min(s.samples, MIN_PASSES)
+    return [max(floor, min(s.samples, int(budget / max(e * (k + 1), 1e-12))))
+            for e, k in zip(per_inference_s, inner, strict=True)]
+
+
+def takes_part(k: int, count: int, passes: int) -> bool:
+    """Whether a variant of `count` samples samples in pass `k` of `passes`: its passes are
+    spread evenly (every pass when `count == passes`), and two variants of equal count
+    share theirs, so they pair with each other as with the baseline."""
+    return (k + 1) * count // passes > k * count // passes
 
 
 def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
@@ -230,10 +242,11 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
                      slowdowns: Sequence[float] | None = None
                      ) -> list[Timing | BaseException]:
     """A comparison group's samples: every variant warmed up to steady on its own, then
-    passes (`passes_for`: `samples`, fewer for slow inferences) in which each living
-    variant takes one sample, in the rotating order of `rotation`. Sample k of every variant is thus taken within one pass of a few
-    milliseconds: a drift of the host hits all of them alike, and their ratios pair
-    sample by sample.
+    passes in which each living variant takes one sample, in the rotating order of
+    `rotation`. A slow variant takes part in fewer passes (`samples_for`, spread by
+    `takes_part`); each sample records its pass (`Timing.passes`). A variant's sample and
+    the baseline's of the same pass were taken within a few milliseconds: a drift of the
+    host hits both alike, and their ratios pair sample by sample.
 
     Before each sample one untimed inference puts back what the other variants' samples
     evicted (caches, TLB, branch predictors), as in lockstep A/B. `switch(i)` is called
@@ -244,7 +257,7 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
     out: list[Timing | BaseException] = [Timing(first_s=f, clock=s.clock) for f in first_s]
     slow = list(slowdowns or [0.0] * n)
     inner = [1] * n
-    estimates: list[float] = []
+    estimates = [0.0] * n
     for i, run in enumerate(runs):
         if switch is not None:
             switch(i)
@@ -257,13 +270,14 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
         assert isinstance(t, Timing)
         t.warmup_runs, t.warmup_s, t.steady = wu.runs, wu.elapsed_s, wu.steady
         t.inner = inner[i] = inner_for(s, wu.estimate_s)
-        estimates.append(wu.estimate_s)
-    passes = passes_for(s, estimates, [inner[i] for i in range(n)
-                                       if isinstance(out[i], Timing)])
+        estimates[i] = wu.estimate_s
+    counts = samples_for(s, estimates, inner)
+    living = [counts[i] for i in range(n) if isinstance(out[i], Timing)]
+    passes = max(living, default=0)
     for k in range(passes):
         for i in rotation(n, k):
             t = out[i]
-            if not isinstance(t, Timing):
+            if not isinstance(t, Timing) or not takes_part(k, counts[i], passes):
                 continue
             if switch is not None:
                 switch(i)
@@ -277,6 +291,7 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
                 if slow[i]:
                     busy_work((clock() - t0) * slow[i], clock)
                 t.samples_s.append((clock() - t0) / 1e9 / inner[i])
+                t.passes.append(k)
             except Exception as exc:
                 out[i] = exc
     return out
