@@ -99,11 +99,13 @@ def test_stability_command_checks_the_strategy_ratios(tmp_path: Path, capsys) ->
     c = _write(tmp_path / "c", _group_rows(3, 1.5))
     assert main(["stability", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert "strategy ratios to shared, 1 in both runs: agree within their CIs 1/1" in out
+    assert "strategy ratios to shared, 1 in both runs: agree within their CIs (the CIs "\
+        "overlap) 1/1" in out
     assert "same verdict 1/1" in out and "base resolution: median 95% CI half-width" in out
     assert main(["stability", str(a), str(c)]) == 1
     out = capsys.readouterr().out
-    assert "agree within their CIs 0/1" in out and "apart: w | per-module | rt" in out
+    assert "agree within their CIs (the CIs overlap) 0/1" in out \
+        and "apart: w | per-module | rt" in out
     # the cells' own medians still agree (30% drift hides a 15% move): the paired ratios
     # are what fails, and alone they make the exit status 1
     assert "median ratio within its 95% CI: 2/2 cells" in out

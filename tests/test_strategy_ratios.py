@@ -105,9 +105,13 @@ def test_two_runs_agree_within_their_intervals() -> None:
                              verdict, True, 3, 1e-3, 1e-3)
 
     agree = ratio_agreement([q(1.10, 0.02, "slower")], [q(1.12, 0.02, "slower")])
-    assert agree.within == agree.same_verdict == agree.common == 1
+    assert agree.within == agree.strict == agree.same_verdict == agree.common == 1
     apart = ratio_agreement([q(1.10, 0.01, "slower")], [q(1.20, 0.01, "slower")])
-    assert apart.within == 0 and apart.same_verdict == 1 and len(apart.disagreeing) == 1
+    assert apart.within == apart.strict == 0 and apart.same_verdict == 1
+    assert len(apart.disagreeing) == 1
+    # CIs that just overlap agree; their difference is still outside its own interval
+    edge = ratio_agreement([q(1.10, 0.02, "slower")], [q(1.14, 0.02, "slower")])
+    assert edge.within == 1 and edge.strict == 0
 
 
 def test_resolution_counts_only_paired_cells_of_100_us() -> None:

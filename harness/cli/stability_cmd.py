@@ -92,9 +92,11 @@ def strategy_agreement(con: Console, base: list[Any], cur: list[Any]) -> bool | 
     if not agree.common:
         return None
     con.print(f"strategy ratios to shared, {agree.common} in both runs: agree within their CIs "
-              f"{agree.within}/{agree.common} = {agree.within_fraction:.1%}, same verdict "
-              f"{agree.same_verdict}/{agree.common} = {agree.verdict_fraction:.1%} "
-              f"(targets >= {TARGET:.0%})")
+              f"(the CIs overlap) {agree.within}/{agree.common} = {agree.within_fraction:.1%}, "
+              f"same verdict {agree.same_verdict}/{agree.common} = "
+              f"{agree.verdict_fraction:.1%} (targets >= {TARGET:.0%}); stricter, the "
+              f"difference inside its own 95% interval: {agree.strict}/{agree.common} = "
+              f"{agree.strict_fraction:.1%}")
     goals = agree.within_fraction >= TARGET and agree.verdict_fraction >= TARGET
     for label, qs in (("base", a), ("current", b)):
         res = resolution(qs)
