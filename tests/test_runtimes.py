@@ -16,7 +16,7 @@ from harness.probes.probe import ProbeResult, probe_runtime
 from harness.run.cell import run_cell
 from harness.run.pipeline import execute
 from harness.run.request import Cell, RunRequest
-from harness.runtimes import hostfuncs, wasmer_env
+from harness.runtimes import hostfuncs, node_dist, wasmer_env
 from harness.runtimes.v8_runtime import HOSTFUNCS_JS, TIER_FLAGS, V8Runtime
 from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
 from harness.store.rows import read_rows
@@ -33,8 +33,14 @@ def _require(regs, spec: str):
     rt = regs.runtimes.create(spec)
     if rt.NAME == "wasmer" and wasmer_env.find_python310()[0] is None:
         pytest.skip("no Python 3.10 on this machine")
-    if rt.NAME == "v8" and shutil.which("node") is None:
-        pytest.skip("node is not on PATH")
+    if isinstance(rt, V8Runtime):
+        build = rt.build()
+        if build.source == "npm" and not node_dist.is_installed(build) \
+                and shutil.which("npm") is None:
+            pytest.skip(f"no npm to install {build.package}")
+        if spec == "v8@20" and build.source != "system":
+            pytest.skip("the system Node is not 20.x here")
+        rt.prepare()
     reason = rt.unavailable_reason()
     assert reason is None, f"{spec} unavailable: {reason}"
     return rt
@@ -42,7 +48,11 @@ def _require(regs, spec: str):
 
 @pytest.fixture(scope="module")
 def probes(regs) -> dict[str, ProbeResult]:
-    return {spec: probe_runtime(_require(regs, spec)) for spec in RUNTIMES}
+    out = {spec: probe_runtime(_require(regs, spec)) for spec in RUNTIMES}
+    v8_20 = regs.runtimes.create("v8@20")
+    if v8_20.build().source == "system":   # else the tests that need it skip
+        out["v8@20"] = probe_runtime(v8_20)
+    return out
 
 
 @pytest.mark.parametrize("spec, capability, present", [
@@ -58,12 +68,22 @@ def probes(regs) -> dict[str, ProbeResult]:
     ("wasm3", "multi-memory", False),      # one memory per wasm3 runtime
     ("wasm3", "memory64", False),
     ("wasm3", "host-func-import", True),
-    ("v8", "multi-memory", False),         # V8 11.3 in Node 20
+    ("v8", "multi-memory", True),          # V8 13.6 in Node 24
     ("v8", "simd128", True),
-    ("v8", "relaxed-simd", False),         # Node 20 ships it behind --experimental-relaxed-simd
+    ("v8", "relaxed-simd", True),
+    ("v8", "memory64", True),
     ("v8", "shared-memory", True),
+    ("v8", "custom-page-sizes", False),    # no V8 flag for it yet
+    ("v8@20", "multi-memory", False),      # V8 11.3 in Node 20, not even behind a flag
+    ("v8@20", "relaxed-simd", False),      # behind --experimental-wasm-relaxed-simd
+    ("v8@20", "memory64", False),
+    ("wasmtime", "tail-call", True),
+    ("wasmtime", "custom-page-sizes", False),  # behind Config.wasm_custom_page_sizes
+    ("wasm3", "custom-page-sizes", False),     # accepts the module, ignores the page size
 ])
 def test_probe_matches_known_facts(probes, spec: str, capability: str, present: bool) -> None:
+    if spec not in probes:
+        pytest.skip(f"{spec}: the system Node is not that version here")
     p = probes[spec]
     assert p.status == "ok", p.message
     assert p.has(capability) is present, p.capabilities[capability]
@@ -84,8 +104,35 @@ def test_relaxed_gemm_runs_or_names_missing_relaxed_simd(regs, probes, quick_set
 def test_probe_records_versions(probes) -> None:
     assert probes["wasmtime"].version == "50.0.1"
     assert "1.1.0" in probes["wasmer"].version
-    assert probes["v8"].version.startswith(("11.", "12.", "13.")) and \
-        probes["v8"].info["node"].startswith("v")
+    assert probes["v8"].version.startswith("13.6.") and \
+        probes["v8"].info["node"] == "v" + node_dist.PINNED[node_dist.DEFAULT_MAJOR]
+    if "v8@20" in probes:
+        assert probes["v8@20"].version.startswith("11.") and \
+            probes["v8@20"].info["node"].startswith("v20.")
+
+
+def test_a_feature_behind_a_flag_is_found_and_said_never_on_by_default(regs) -> None:
+    """`membench probe` tries the flag that turns on what an engine lacks, and records the
+    flagged spec beside the plain result; the plain spec keeps it off."""
+    rt = _require(regs, "v8@20")
+    got = probe_runtime(rt, try_flags=True)
+    relaxed = got.capabilities["relaxed-simd"]
+    assert not relaxed["ok"] and relaxed["flag"] == {
+        "spec": "v8@20:flags=--experimental-wasm-relaxed-simd", "ok": True, "detail": ""}
+    # V8 11.3 has no multi-memory flag at all: Node refuses it, and the probe says so
+    mm = got.capabilities["multi-memory"]["flag"]
+    assert not mm["ok"] and "bad option" in mm["detail"], mm
+    # a flag in the spec is in the worker's command line, and the worker reports it
+    flagged = regs.runtimes.create("v8@20:flags=--experimental-wasm-relaxed-simd")
+    assert "--experimental-wasm-relaxed-simd" in flagged.worker_argv()
+    assert probe_runtime(flagged).has("relaxed-simd")
+
+
+def test_malformed_v8_flags_are_refused_at_the_spec(regs) -> None:
+    from harness.core.errors import SpecError
+
+    with pytest.raises(SpecError, match="--name"):
+        regs.runtimes.create("v8:flags=liftoff")
 
 
 @pytest.mark.parametrize("spec, strategy", [

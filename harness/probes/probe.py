@@ -6,6 +6,7 @@ expected bytes — measured, never assumed from a version number.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,10 @@ from harness.plugins.plan import (
     Read,
     Region,
 )
+from harness.plugins.spec import parse_spec
 from harness.runtimes.base import Runtime
 from harness.store.manifest import CAPABILITIES
-from harness.worker.launch import run_worker
+from harness.worker.launch import WorkerOutcome, run_worker
 
 _HEAP = '(import "env" "heap" (memory 1))'
 _PROBES: dict[str, tuple[str, str]] = {
@@ -55,6 +57,12 @@ _PROBES: dict[str, tuple[str, str]] = {
     "memory64": ('(memory (export "memory") i64 1)'
                  '(func (export "run") (i32.store (i64.const 0) (i32.add (i32.const 43)'
                  ' (i32.wrap_i64 (memory.grow (i64.const 0x100000000))))))', "export"),
+    # pages of one byte: growing a 1-page memory by 3 gives 4 bytes, enough for the store
+    "custom-page-sizes": ('(memory (export "memory") 1 (pagesize 1))'
+                          '(func (export "run") (i32.store (i32.const 0) (i32.add (i32.const 41)'
+                          ' (memory.grow (i32.const 3)))))', "export"),
+    "tail-call": (_HEAP + '(func $put (param i32) (i32.store (i32.const 0) (local.get 0)))'
+                  '(func (export "run") (return_call $put (i32.const 42)))', "host"),
     "host-func-import": ('(import "env" "noop" (func $noop))' + _HEAP +
                          '(func (export "run") (call $noop) (i32.store (i32.const 0)'
                          ' (i32.const 42)))', "host+func"),
@@ -114,8 +122,12 @@ class ProbeResult:
                 "version": self.version, "info": self.info, "capabilities": self.capabilities}
 
 
-def probe_runtime(runtime: Runtime, timeout_s: float = 60.0,
-                  workdir: Path | None = None) -> ProbeResult:
+def probe_runtime(runtime: Runtime, timeout_s: float = 60.0, workdir: Path | None = None,
+                  try_flags: bool = False) -> ProbeResult:
+    """Every capability of `runtime`, measured. With `try_flags`, each capability it lacks
+    is probed again with the flag that turns it on (`Runtime.with_feature`), and the
+    outcome recorded under `flag` beside the plain one: what the engine needs, never
+    turned on in the plain spec."""
     from harness.core.errors import MembenchError
 
     try:
@@ -125,20 +137,46 @@ def probe_runtime(runtime: Runtime, timeout_s: float = 60.0,
     reason = runtime.unavailable_reason()
     if reason:
         return ProbeResult(runtime.spec, "unavailable", reason)
-    with tempfile.TemporaryDirectory(prefix="membench-probe-", dir=workdir) as tmp:
-        base = Path(tmp)
-        probes = []
-        for cap in CAPABILITIES:
-            plan, expect = probe_plan(cap)
-            path = base / f"probe_{cap}.json"
-            path.write_text(plan.to_json(), encoding="utf-8")
-            probes.append({"capability": cap, "plan_path": str(path), "expect": {"out": expect}})
-        outcome = run_worker(runtime, {"kind": "probe", "runtime": runtime.spec,
-                                       "probes": probes}, base, timeout_s)
+    outcome = _probe_worker(runtime, CAPABILITIES, timeout_s, workdir)
     resp = outcome.response or {}
     if outcome.status != "ok":
         return ProbeResult(runtime.spec, "unavailable",
                            f"worker could not start: {outcome.message}")
     info = resp.get("runtime", {})
-    return ProbeResult(runtime.spec, "ok", "", str(info.get("version", "")), info,
-                       resp.get("capabilities", {}))
+    caps: dict[str, dict[str, Any]] = dict(resp.get("capabilities", {}))
+    if try_flags:
+        for cap in CAPABILITIES:
+            spec = runtime.with_feature(cap) if not caps.get(cap, {}).get("ok") else None
+            if spec is not None:
+                caps[cap] = {**caps.get(cap, {}),
+                             "flag": _probe_flagged(runtime, spec, cap, timeout_s, workdir)}
+    return ProbeResult(runtime.spec, "ok", "", str(info.get("version", "")), info, caps)
+
+
+def _probe_worker(runtime: Runtime, caps: Sequence[str], timeout_s: float,
+                  workdir: Path | None) -> WorkerOutcome:
+    with tempfile.TemporaryDirectory(prefix="membench-probe-", dir=workdir) as tmp:
+        base = Path(tmp)
+        probes = []
+        for cap in caps:
+            plan, expect = probe_plan(cap)
+            path = base / f"probe_{cap}.json"
+            path.write_text(plan.to_json(), encoding="utf-8")
+            probes.append({"capability": cap, "plan_path": str(path), "expect": {"out": expect}})
+        return run_worker(runtime, {"kind": "probe", "runtime": runtime.spec,
+                                    "probes": probes}, base, timeout_s)
+
+
+def _probe_flagged(runtime: Runtime, spec: str, cap: str, timeout_s: float,
+                   workdir: Path | None) -> dict[str, Any]:
+    """One capability under the spec that flags it on: {spec, ok, detail}."""
+    flagged = type(runtime).from_spec(parse_spec(spec))
+    assert isinstance(flagged, Runtime)
+    reason = flagged.unavailable_reason()
+    if reason:  # e.g. a Node that does not know the flag refuses to start
+        return {"spec": spec, "ok": False, "detail": reason}
+    outcome = _probe_worker(flagged, (cap,), timeout_s, workdir)
+    got = (outcome.response or {}).get("capabilities", {}).get(cap)
+    if outcome.status != "ok" or not isinstance(got, dict):
+        return {"spec": spec, "ok": False, "detail": outcome.message or "no answer"}
+    return {"spec": spec, "ok": bool(got.get("ok")), "detail": str(got.get("detail", ""))}

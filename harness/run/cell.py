@@ -125,7 +125,7 @@ def plan_cell(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeRe
         if missing:
             why = "; ".join(f"{c} ({probe.capabilities.get(c, {}).get('detail', 'absent')})"
                             for c in missing)
-            return row("unsupported", f"{rt.NAME} lacks {', '.join(missing)}: {why}")
+            return row("unsupported", f"{rt.spec} lacks {', '.join(missing)}: {why}")
     if costs is not None and budget_s is not None:
         est = over_budget(plan, costs, settings, budget_s)
         if est is not None:

@@ -66,6 +66,16 @@ class Runtime(Plugin):
         """Why this runtime cannot run on this machine (None when it can)."""
         return None
 
+    #: versions `membench probe` lists beside the plain name (`v8@20`), so that an engine
+    #: this machine lacks still shows, as unavailable with the reason
+    PROBE_VERSIONS: ClassVar[tuple[str, ...]] = ()
+
+    def with_feature(self, capability: str) -> str | None:
+        """A spec of this runtime with `capability` turned on by a flag, where the engine
+        ships it off (`membench probe` tries it); None when no flag is known. A flag is
+        never on unless a spec names it."""
+        return None
+
     def backend(self) -> Backend:
         """The in-worker backend (called inside the worker process only)."""
         raise NotImplementedError(f"{self.NAME} has no Python backend; it runs its own worker")

@@ -2,19 +2,28 @@
 speaking the same JSON protocol as `harness.worker`, with the host-function catalogue
 implemented in JavaScript (`v8_hostfuncs.js`).
 
+Which Node (and so which V8): `v8` is a current LTS Node installed from the npm registry,
+`v8@N` another version, served by the system `node` when its version matches
+(`harness.runtimes.node_dist`). The worker reports the V8 and Node versions it ran.
+
 `tier` selects V8's WebAssembly compilers through Node's V8 flags: `default` (Liftoff
 baseline first, TurboFan tier-up for hot functions), `liftoff` (baseline compiler only:
 `--liftoff --no-wasm-tier-up`) or `turbofan` (optimising compiler only: `--no-liftoff`).
+`flags` passes further V8 flags, `+`-separated (`flags=--experimental-wasm-multi-memory`):
+a feature behind a flag is on only when a spec says so, and the spec says it in every
+result.
 """
 
 from __future__ import annotations
 
-import shutil
+import re
 import subprocess
 from pathlib import Path
 
 from harness.plugins.params import Param
+from harness.plugins.spec import Spec, SpecError, parse_spec
 from harness.runtimes.base import Runtime
+from harness.runtimes.node_dist import NodeBuild, install, is_installed, resolve
 
 WORKER_JS = Path(__file__).with_name("v8_worker.js")
 HOSTFUNCS_JS = Path(__file__).with_name("v8_hostfuncs.js")
@@ -24,36 +33,92 @@ TIER_FLAGS: dict[str, tuple[str, ...]] = {
     "turbofan": ("--no-liftoff",),
 }
 MIN_NODE = 16
+#: a V8 flag: `--name` or `--no-name` (no values: a spec value cannot hold `=`)
+_FLAG = re.compile(r"^--[a-z0-9][a-z0-9_-]*$")
+#: the V8 flag that turns a capability on where a version ships it off (`membench probe`
+#: tries it when the plain spec lacks the capability)
+FEATURE_FLAGS = {
+    "multi-memory": "--experimental-wasm-multi-memory",
+    "memory64": "--experimental-wasm-memory64",
+    "relaxed-simd": "--experimental-wasm-relaxed-simd",
+    "custom-page-sizes": "--experimental-wasm-custom-page-sizes",
+    "tail-call": "--experimental-wasm-return-call",
+}
 
 
 class V8Runtime(Runtime):
     NAME = "v8"
-    DESCRIPTION = "V8 via Node.js (plain-JavaScript worker)"
+    DESCRIPTION = ("V8 via Node.js (plain-JavaScript worker); v8 is Node "
+                   "from the npm registry, v8@N another Node version")
     PARAMS = (
         Param("tier", "choice", "default", "V8 wasm compilers: default (Liftoff, then "
               "TurboFan tier-up), liftoff (baseline only), turbofan (optimising only)",
               choices=tuple(TIER_FLAGS)),
+        Param("flags", "str", "", "extra V8 flags, +-separated "
+              "(e.g. --experimental-wasm-multi-memory); off unless given"),
     )
 
+    #: the versions `membench probe` lists beside `v8`: the system Node of the machines the
+    #: project runs on, and the newest major
+    PROBE_VERSIONS = ("20", "26")
+
+    @classmethod
+    def accepts_version(cls) -> bool:
+        return True
+
+    def validate(self) -> None:
+        bad = [f for f in self.extra_flags() if not _FLAG.match(f)]
+        if bad:
+            raise SpecError(f"v8: malformed flag(s) {', '.join(bad)}: each must look like "
+                            "--name, +-separated")
+
+    def extra_flags(self) -> tuple[str, ...]:
+        return tuple(f for f in str(self.params["flags"]).split("+") if f)
+
+    def with_feature(self, capability: str) -> str | None:
+        flag = FEATURE_FLAGS.get(capability)
+        if flag is None or flag in self.flags():
+            return None
+        spec = parse_spec(self.spec)
+        params = dict(spec.params)
+        params["flags"] = "+".join((*self.extra_flags(), flag))
+        return str(Spec(spec.name, tuple(params.items()), spec.version))
+
+    def build(self) -> NodeBuild:
+        return resolve(self.version_pin)
+
     def node(self) -> str | None:
-        return shutil.which("node")
+        b = self.build()
+        return str(b.binary) if is_installed(b) else None
+
+    def flags(self) -> tuple[str, ...]:
+        """The tier's flags, then the spec's own."""
+        return (*TIER_FLAGS[self.params["tier"]], *self.extra_flags())
+
+    def prepare(self) -> None:
+        """Install the Node build the spec names when missing (npm, project-local)."""
+        install(self.build())
 
     def worker_argv(self) -> list[str]:
-        return [self.node() or "node", *TIER_FLAGS[self.params["tier"]], str(WORKER_JS)]
+        return [self.node() or "node", *self.flags(), str(WORKER_JS)]
 
     def unavailable_reason(self) -> str | None:
+        b = self.build()
         node = self.node()
         if node is None:
-            return "node (Node.js) is not on PATH"
+            return (f"Node {b.package} is not installed (run `make env`, or "
+                    f"{b.install_command})" if b.source == "npm"
+                    else f"{b.binary} is missing")
         try:
-            out = subprocess.run([node, *TIER_FLAGS[self.params["tier"]], "-p",
-                                  "process.versions.node"],
+            out = subprocess.run([node, *self.flags(), "-p", "process.versions.node"],
                                  capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"cannot run {node}: {exc}"
         if out.returncode != 0:
-            return f"{node} refused the flags of tier {self.params['tier']}: " \
-                   f"{(out.stderr or out.stdout).strip()[:200]}"
+            said = ((out.stderr or out.stdout).strip().splitlines() or [""])[-1]
+            return (f"Node {b.package.split('@')[-1] if b.package else 'on PATH'} refused "
+                    f"the flags {' '.join(self.flags())}: "
+                    f"{said.removeprefix(node + ': ')[:200]}")
         major = int(out.stdout.strip().split(".")[0])
         if major < MIN_NODE:
             return f"Node.js {out.stdout.strip()} is older than {MIN_NODE}"

@@ -15,7 +15,8 @@ MANIFEST = "run.json"
 
 #: the capabilities `membench probe` measures, in the order the manifest and reports list them
 CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
-                "simd128", "relaxed-simd", "bulk-memory", "memory64", "host-func-import")
+                "simd128", "relaxed-simd", "bulk-memory", "memory64", "custom-page-sizes",
+                "tail-call", "host-func-import")
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
