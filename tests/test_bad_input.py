@@ -21,6 +21,10 @@ SUITES = {
     "unknown-setting.toml": b'workloads = ["gemm"]\n[settings]\nsampels = 3\n',
     "binary.toml": b"\xff\xfe\x00garbage",
     "bad-spec.toml": b'workloads = ["gemm:m=0"]\n',
+    "subset-runtime.toml": b'workloads = ["gemm"]\nruntimes = ["wasmtime"]\n'
+                           b'[runtime_workloads]\n"v8" = ["gemm"]\n',
+    "subset-workload.toml": b'workloads = ["gemm"]\nruntimes = ["wasmtime"]\n'
+                            b'[runtime_workloads]\n"wasmtime" = ["mlp"]\n',
 }
 
 # (argv, expected text of the one-line message); {d} is a scratch directory with
@@ -58,6 +62,10 @@ RUN_CASES = [
     (["--suite", "{d}/nan-setting.toml"], "setting sample_s must be a positive float, got nan"),
     (["--suite", "{d}/unknown-setting.toml"], "unknown setting 'sampels'"),
     (["--suite", "{d}/binary.toml"], "binary.toml is not valid TOML"),
+    (["--suite", "{d}/subset-runtime.toml"], "runtime_workloads names 'v8', which is not in "
+                                             "runtimes (wasmtime)"),
+    (["--suite", "{d}/subset-workload.toml"], "runtime_workloads.wasmtime lists ['mlp'], "
+                                              "which are not in workloads"),
     (["--suite", "{d}/notarun"], "is a directory, not a TOML file"),
     (["--suite", "{d}/bad-spec.toml"], "must be >= 1, got 0"),
     (["--workload", "gemm", "--repeat", "0"], "--repeat must be positive"),

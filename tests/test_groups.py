@@ -282,3 +282,24 @@ def test_a_run_with_isolation_probes_reports_them(regs, quick_settings, tmp_path
     assert outcome[("per-module", "unbound-read")] != "leaked"
     done = Done.from_rows(iso, {})
     assert len(done.isolation) == 6
+
+
+def test_a_runtime_with_a_workload_subset_runs_every_strategy_on_those_only(regs) -> None:
+    """A suite's `runtime_workloads`: the extra engine runs fewer workloads, never fewer
+    strategies; the others run all; the subset survives the run record."""
+    from harness.run.request import expand
+    from harness.run.suite import load_suite
+
+    suite = load_suite("default")
+    req = RunRequest(suite.workloads, suite.strategies, suite.runtimes,
+                     runtime_workloads=dict(suite.runtime_workloads))
+    cells = expand(req, regs)
+    by_rt: dict[str, set[str]] = {}
+    for c in cells:
+        by_rt.setdefault(c.runtime.spec, set()).add(c.workload.spec)
+    assert len(by_rt["v8@20"]) == len(suite.runtime_workloads["v8@20"]) == 5
+    assert len(by_rt["wasmtime"]) == len(suite.workloads)
+    n_strategies = len(suite.strategies)
+    assert sum(c.runtime.spec == "v8@20" for c in cells) == 5 * n_strategies
+    again, _ = RunRequest.from_record(json.loads(json.dumps(req.record(cells))), regs)
+    assert again.runtime_workloads == req.runtime_workloads

@@ -144,6 +144,9 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         suite=suite.name if suite else None, pin=parse_pin(getattr(args, "pin", None)),
         calibrate=not getattr(args, "no_calibration", False), cell_budget=budget,
         groups=not getattr(args, "no_groups", False),
+        # a suite's per-runtime subsets hold while its own lists are used
+        runtime_workloads=dict(suite.runtime_workloads)
+        if suite and not args.workload and not args.runtime else {},
         isolation=getattr(args, "isolation", False),
         max_memory=parse_size(args.max_memory, "--max-memory") if args.max_memory else None,
         worker_memory_limit=parse_size(args.worker_memory_limit, "--worker-memory-limit")

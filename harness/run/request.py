@@ -129,6 +129,8 @@ class RunRequest:
     #: after the cells, run the isolation probes of every strategy on every runtime
     #: (`harness.probes.isolation`): rows of kind `isolation` beside the cells
     isolation: bool = False
+    #: runtime spec -> the only workloads it runs (a suite's `runtime_workloads`)
+    runtime_workloads: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     #: fields the record leaves out: the spec lists are rebuilt from the recorded cells,
@@ -142,7 +144,9 @@ class RunRequest:
             if f.name not in self._NOT_RECORDED:
                 value = getattr(self, f.name)
                 rec[f.name] = value.to_dict() if f.name == "settings" else \
-                    list(value) if isinstance(value, tuple) else value
+                    list(value) if isinstance(value, tuple) else \
+                    {k: list(v) for k, v in value.items()} if f.name == "runtime_workloads" \
+                    else value
         if any(c.side for c in cells):  # an A/B run: which side each cell is, run by which checkout
             rec["sides"] = [c.side for c in cells]
             rec["repos"] = [str(c.repo.resolve()) if c.repo else None for c in cells]
@@ -172,6 +176,8 @@ class RunRequest:
                     value = tuple(value)
                 elif f.name == "extra":
                     value = dict(value)
+                elif f.name == "runtime_workloads":
+                    value = {k: tuple(v) for k, v in value.items()}
                 given[f.name] = value
             # records from before comparison groups describe runs of one worker per cell
             given.setdefault("groups", False)
@@ -184,7 +190,8 @@ class RunRequest:
 
 
 def expand(req: RunRequest, regs: Registries) -> list[Cell]:
-    """Parse every spec (failing fast on any bad one) and form the cross product."""
+    """Parse every spec (failing fast on any bad one) and form the cross product; a runtime
+    in `runtime_workloads` takes only its workloads (with every strategy)."""
     if not req.workloads:
         raise ResultsError("nothing to run: no workloads given (use --suite or --workload)")
     workloads = [regs.workloads.create(s) for s in req.workloads]
@@ -193,4 +200,10 @@ def expand(req: RunRequest, regs: Registries) -> list[Cell]:
     for w in workloads:  # impossible shapes are refused before any work
         w.check_limits(req.max_memory)
         w.tensors  # noqa: B018 - building tensors validates shapes
-    return [Cell(w, s, r) for w, s, r in itertools.product(workloads, strategies, runtimes)]
+    # as the specs were written (a canonical spec may spell them otherwise)
+    only = {k: set(v) for k, v in req.runtime_workloads.items()}
+    return [Cell(w, s, r)
+            for (w_spec, w), s, (r_spec, r) in itertools.product(
+                zip(req.workloads, workloads, strict=True), strategies,
+                zip(req.runtimes, runtimes, strict=True))
+            if r_spec not in only or w_spec in only[r_spec]]

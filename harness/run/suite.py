@@ -9,7 +9,12 @@ runtimes   = ["wasmtime"]
 samples = 10
 sample_s = 0.01
 cell_timeout = 120
+[runtime_workloads]     # optional: these runtimes run only these of the workloads
+"v8@20" = ["gemm:m=37,n=53,k=91"]
 ```
+
+`runtime_workloads` lets a suite keep its time budget as engines are added: an extra engine
+runs fewer workloads, never fewer strategies.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class Suite:
     strategies: tuple[str, ...] = ()
     runtimes: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    #: runtime spec -> the only workloads it runs (a subset of `workloads`)
+    runtime_workloads: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def available_suites(directory: Path = SUITES_DIR) -> list[str]:
@@ -84,10 +91,10 @@ def _suite_path(name_or_path: str, directory: Path) -> Path:
 def parse_suite(name: str, data: Any, where: str = "suite") -> Suite:
     if not isinstance(data, dict):
         raise SuiteError(f"{where}: top level must be a table")
-    unknown = set(data) - {"description", "settings", *_LIST_KEYS}
+    unknown = set(data) - {"description", "settings", "runtime_workloads", *_LIST_KEYS}
     if unknown:
         raise SuiteError(f"{where}: unknown keys {sorted(unknown)}; valid: description, "
-                         f"settings, {', '.join(_LIST_KEYS)}")
+                         f"settings, runtime_workloads, {', '.join(_LIST_KEYS)}")
     lists: dict[str, tuple[str, ...]] = {}
     for key in _LIST_KEYS:
         value = data.get(key, [])
@@ -113,4 +120,27 @@ def parse_suite(name: str, data: Any, where: str = "suite") -> Suite:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise SuiteError(f"{where}: description must be a string")
-    return Suite(name=name, description=description, settings=clean, **lists)
+    return Suite(name=name, description=description, settings=clean,
+                 runtime_workloads=_runtime_workloads(data.get("runtime_workloads", {}), lists,
+                                                      where), **lists)
+
+
+def _runtime_workloads(value: Any, lists: dict[str, tuple[str, ...]],
+                       where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise SuiteError(f"{where}: [runtime_workloads] must be a table of runtime = [workloads]")
+    out = {}
+    for runtime, workloads in value.items():
+        if runtime not in lists["runtimes"]:
+            raise SuiteError(f"{where}: runtime_workloads names {runtime!r}, which is not in "
+                             f"runtimes ({', '.join(lists['runtimes'])})")
+        if not isinstance(workloads, list) or not workloads \
+                or not all(isinstance(w, str) for w in workloads):
+            raise SuiteError(f"{where}: runtime_workloads.{runtime} must be a non-empty list of "
+                             "workload specs")
+        stray = [w for w in workloads if w not in lists["workloads"]]
+        if stray:
+            raise SuiteError(f"{where}: runtime_workloads.{runtime} lists {stray}, which are not "
+                             "in workloads")
+        out[runtime] = tuple(workloads)
+    return out
