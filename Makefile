@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # wasmer-python needs CPython 3.10: its worker gets an environment of its own
 WASMER_STAMP := .venv-wasmer/.membench-ready
 
-.PHONY: bench test lint env node clean
+.PHONY: bench test lint env node system clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,25 @@ $(WASMER_STAMP): pyproject.toml $(STAMP)
 node: $(STAMP)
 	@$(PY) -m harness.runtimes.node_dist
 
-env: $(STAMP) $(WASMER_STAMP) node
+# Debian packages: the jsc shell (runtime jsc) and chromium (the report's browser test).
+# Installed when this runs as root with apt-get (CI does); otherwise the missing ones are
+# named with the command, and what needs them is `unavailable` or skipped, never failing.
+APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "membench: installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null) \
+	    || echo "membench: could not install$$missing; what needs them will be unavailable"; \
+	else \
+	  echo "membench: missing Debian packages:$$missing (as root: apt-get install$$missing)"; \
+	fi
+
+env: $(STAMP) $(WASMER_STAMP) node system
 
 # workers pinned to one CPU: the two vCPUs of a small cloud guest can run at different
 # speeds (measured 1.45x apart), and an unpinned worker lands on either

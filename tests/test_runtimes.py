@@ -23,7 +23,7 @@ from harness.store.rows import read_rows
 from harness.worker.measure import MeasureSettings
 from tests.test_cells import _TrapWorkload
 
-RUNTIMES = ("wasmtime", "wasmer", "wasm3", "v8")
+RUNTIMES = ("wasmtime", "wasmer", "wasm3", "v8", "jsc")
 
 
 def _require(regs, spec: str):
@@ -41,6 +41,8 @@ def _require(regs, spec: str):
         if spec == "v8@20" and build.source != "system":
             pytest.skip("the system Node is not 20.x here")
         rt.prepare()
+    if rt.NAME == "jsc" and shutil.which("jsc") is None:
+        pytest.skip("no jsc shell here (make env installs it when run as root)")
     reason = rt.unavailable_reason()
     assert reason is None, f"{spec} unavailable: {reason}"
     return rt
@@ -80,6 +82,11 @@ def probes(regs) -> dict[str, ProbeResult]:
     ("wasmtime", "tail-call", True),
     ("wasmtime", "custom-page-sizes", False),  # behind Config.wasm_custom_page_sizes
     ("wasm3", "custom-page-sizes", False),     # accepts the module, ignores the page size
+    ("jsc", "simd128", True),
+    ("jsc", "imported-memory", True),
+    ("jsc", "multi-memory", False),            # WebKitGTK 2.50's shell, with or without options
+    ("jsc", "memory64", False),
+    ("jsc", "relaxed-simd", False),            # behind --useWasmRelaxedSIMD=true
 ])
 def test_probe_matches_known_facts(probes, spec: str, capability: str, present: bool) -> None:
     if spec not in probes:
@@ -126,6 +133,15 @@ def test_a_feature_behind_a_flag_is_found_and_said_never_on_by_default(regs) -> 
     flagged = regs.runtimes.create("v8@20:flags=--experimental-wasm-relaxed-simd")
     assert "--experimental-wasm-relaxed-simd" in flagged.worker_argv()
     assert probe_runtime(flagged).has("relaxed-simd")
+
+
+def test_jsc_has_relaxed_simd_behind_an_option_and_says_its_version(regs) -> None:
+    rt = _require(regs, "jsc")
+    got = probe_runtime(rt, try_flags=True)
+    assert got.status == "ok" and got.version and got.version != "unknown"
+    relaxed = got.capabilities["relaxed-simd"]
+    assert not relaxed["ok"] and relaxed["flag"] == {
+        "spec": "jsc:flags=useWasmRelaxedSIMD", "ok": True, "detail": ""}
 
 
 def test_malformed_v8_flags_are_refused_at_the_spec(regs) -> None:
@@ -236,3 +252,14 @@ def test_killed_worker_leaves_other_runtimes_cells_intact(regs, quick_settings,
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["runtimes"]["v8"]["overhead"]["status"] == "ok"
+
+
+def test_jsc_leaves_out_the_memory_figures_it_cannot_see(regs, quick_settings) -> None:
+    """The jsc shell reads no /proc: its rows carry the plan's linear memory, and no RSS or
+    virtual-size figure at all rather than a made-up 0."""
+    cell = Cell(regs.workloads.create("mlp:batch=3,sizes=12-8-5,isa=scalar"),
+                regs.strategies.create("per-module"), _require(regs, "jsc"))
+    row = run_cell(cell, "t", quick_settings, 60)
+    assert row.status == "ok", row.reason
+    assert row.memory["linear_bytes"] > 0 and row.memory["memories"] >= 2
+    assert not [k for k in row.memory if "rss" in k or "vms" in k], row.memory

@@ -170,7 +170,10 @@ def print_summary(rows: Sequence[ResultRow], console: Console | None = None,
             counts[r.status] = counts.get(r.status, 0) + 1
     con.print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     for r in rows:
-        if r.kind == "baseline" and r.status == "ok":
+        if r.kind == "baseline" and r.status == "ok" and "peak_rss" not in r.memory:
+            con.print(f"memory baseline ({r.runtime}): the worker cannot see its process's "
+                      "memory (RSS figures left out)")
+        elif r.kind == "baseline" and r.status == "ok":
             con.print(f"memory baseline ({r.runtime}, empty-plan worker): peak RSS "
                       f"{fmt_bytes_short(r.memory.get('peak_rss'))}B, virtual "
                       f"{fmt_bytes_short(r.memory.get('vms_after_load'))}B; RSS+ = cell peak "

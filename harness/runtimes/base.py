@@ -76,6 +76,14 @@ class Runtime(Plugin):
         never on unless a spec names it."""
         return None
 
+    def spec_with(self, key: str, value: str) -> str:
+        """This runtime's spec with parameter `key` set to `value` (version pin kept)."""
+        from harness.plugins.spec import Spec, parse_spec
+
+        spec = parse_spec(self.spec)
+        params = {**dict(spec.params), key: value}
+        return str(Spec(spec.name, tuple(params.items()), spec.version))
+
     def backend(self) -> Backend:
         """The in-worker backend (called inside the worker process only)."""
         raise NotImplementedError(f"{self.NAME} has no Python backend; it runs its own worker")

@@ -1,6 +1,6 @@
-"""V8 through Node.js: a worker in plain JavaScript (`v8_worker.js`, no npm packages)
-speaking the same JSON protocol as `harness.worker`, with the host-function catalogue
-implemented in JavaScript (`v8_hostfuncs.js`).
+"""V8 through Node.js: a worker in plain JavaScript (`node_worker.js` over `js_protocol.js`,
+no npm packages) speaking the same JSON protocol as `harness.worker`, with the
+host-function catalogue implemented in JavaScript (`js_hostfuncs.js`).
 
 Which Node (and so which V8): `v8` is a current LTS Node installed from the npm registry,
 `v8@N` another version, served by the system `node` when its version matches
@@ -21,12 +21,12 @@ import subprocess
 from pathlib import Path
 
 from harness.plugins.params import Param
-from harness.plugins.spec import Spec, SpecError, parse_spec
+from harness.plugins.spec import SpecError
 from harness.runtimes.base import Runtime
 from harness.runtimes.node_dist import NodeBuild, install, is_installed, resolve
 
-WORKER_JS = Path(__file__).with_name("v8_worker.js")
-HOSTFUNCS_JS = Path(__file__).with_name("v8_hostfuncs.js")
+WORKER_JS = Path(__file__).with_name("node_worker.js")
+HOSTFUNCS_JS = Path(__file__).with_name("js_hostfuncs.js")
 TIER_FLAGS: dict[str, tuple[str, ...]] = {
     "default": (),
     "liftoff": ("--liftoff", "--no-wasm-tier-up"),
@@ -79,10 +79,7 @@ class V8Runtime(Runtime):
         flag = FEATURE_FLAGS.get(capability)
         if flag is None or flag in self.flags():
             return None
-        spec = parse_spec(self.spec)
-        params = dict(spec.params)
-        params["flags"] = "+".join((*self.extra_flags(), flag))
-        return str(Spec(spec.name, tuple(params.items()), spec.version))
+        return self.spec_with("flags", "+".join((*self.extra_flags(), flag)))
 
     def build(self) -> NodeBuild:
         return resolve(self.version_pin)

@@ -62,7 +62,10 @@ def _tail(path: Path, limit: int = 600) -> str:
     return " | ".join(lines[-3:])[-limit:]
 
 
-#: argv: harness pid, data limit in bytes (0: none), worker command...
+#: argv: harness pid, data limit in bytes (0: none), CPUs to pin to (comma-separated, empty:
+#: none), worker command... Pinning here, before the exec, holds for every thread the engine
+#: starts, also in a worker that cannot pin itself (a JS shell); the workers that can pin
+#: themselves to the same CPUs again and report the affinity in force.
 _START = """
 import os, signal, sys
 try:
@@ -75,13 +78,16 @@ if os.getppid() != int(sys.argv[1]):
 if int(sys.argv[2]):
     import resource
     resource.setrlimit(resource.RLIMIT_DATA, (int(sys.argv[2]),) * 2)
-os.execvp(sys.argv[3], sys.argv[3:])
+if sys.argv[3]:
+    os.sched_setaffinity(0, {int(c) for c in sys.argv[3].split(",")})
+os.execvp(sys.argv[4], sys.argv[4:])
 """
 
 
-def _start_argv(argv: list[str], memory_limit: int | None) -> list[str]:
+def _start_argv(argv: list[str], memory_limit: int | None,
+                pin: Sequence[int] = ()) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _START, str(os.getpid()),
-            str(memory_limit or 0), *argv]
+            str(memory_limit or 0), ",".join(str(int(c)) for c in pin), *argv]
 
 
 def pinned(request: dict[str, Any], pin: Sequence[int]) -> dict[str, Any]:
@@ -129,7 +135,8 @@ def start_worker(runtime: Runtime, request: dict[str, Any], workdir: Path,
     with open(workdir / "worker.stdout", "wb") as out, \
             open(workdir / "worker.stderr", "wb") as err:
         try:
-            proc = subprocess.Popen(_start_argv(argv, memory_limit), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(_start_argv(argv, memory_limit, request.get("pin") or ()),
+                                    stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err, start_new_session=True, env=env,
                                     pass_fds=pass_fds)
         except OSError as exc:

@@ -209,21 +209,26 @@ def rotation(n: int, k: int) -> list[int]:
 #: a variant whose samples are slow (inferences longer than `sample_s`) takes fewer of
 #: them, but never fewer than this
 MIN_PASSES = 10
+#: a variant's samples may cost up to this many `sample_s` each: a fast variant spends 2
+#: (a re-warming inference and the sample); a slow one gets twice that before its count
+#: drops. With 2, the default suite's variants of 0.5-5 ms inferences (resnet8, a
+#: per-module transformer block) took 11-45 samples and their ratios had CI half-widths
+#: of 3-3.5%, the upper quartile of the run's resolution figure
+SAMPLE_COST = 4
 
 
 def samples_for(s: MeasureSettings, per_inference_s: Sequence[float],
                 inner: Sequence[int]) -> list[int]:
     """How many samples each variant of a group takes (in how many passes it takes part):
-    `samples`, unless that would cost it more than it was meant to (`samples` times a
-    re-warming inference and a sample of `sample_s`); then as many as fit that time, at
-    least MIN_PASSES.
+    `samples`, unless that would cost it more than `samples` × SAMPLE_COST × `sample_s`;
+    then as many as fit that time, at least MIN_PASSES.
 
     Per variant, not per group: one slow variant (a host-call plan whose inference takes
     80 ms) no longer costs the fast ones their passes. With one pass count for the whole
     group, the default suite's groups that held one slow variant gave every variant
     MIN_PASSES samples, and those ratios had a median CI half-width of 4.3-4.9% (1.7-2.1%
     for groups of 40 passes or more)."""
-    budget = s.samples * 2 * s.sample_s
+    budget = s.samples * SAMPLE_COST * s.sample_s
     floor = min(s.samples, MIN_PASSES)
     return [max(floor, min(s.samples, int(budget / max(e * (k + 1), 1e-12))))
             for e, k in zip(per_inference_s, inner, strict=True)]

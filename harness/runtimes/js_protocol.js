@@ -1,17 +1,17 @@
 'use strict';
-// V8 worker: `node [v8 flags] v8_worker.js REQUEST.json`. Plain JavaScript, no packages.
+// The JavaScript worker's protocol, for every JS engine: speaks harness/core/protocol.py and
+// mirrors harness/worker/main.py. Executes any Plan generically (devices, host/export/buffer
+// memories, instances with imports, write/copy/call/read steps), counts what it does, times
+// like harness/worker/measure.py (cold first inference, warm-up, calibration, samples) and
+// writes response.json.
 //
-// Speaks the protocol of harness/core/protocol.py and mirrors harness/worker/main.py: executes any
-// Plan generically (devices, host/export/buffer memories, instances with imports,
-// write/copy/call/read steps), counts what it does, times like harness/worker/measure.py (cold
-// first inference, warm-up, calibration, samples) and writes response.json atomically.
+// What differs between engines (files, memory figures, CPU pinning, versions) comes from a
+// `host` object: node_worker.js for Node, jsc_worker.js for the JavaScriptCore shell.
 
-const fs = require('fs');
-const path = require('path');
 const {
-  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, makeGate, now, secs,
-} = require('./v8_measure.js');
-const { LoadedPlan, Trap } = require('./v8_plan.js');
+  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, now, secs,
+} = require('./js_measure.js');
+const { LoadedPlan, Trap } = require('./js_plan.js');
 
 const PROTOCOL = 1;
 
@@ -28,63 +28,25 @@ function specParams(spec) {
 }
 
 // -- protocol ---------------------------------------------------------------------------------
+let host = null;   // set by serve(): the engine's files, memory figures, pinning, versions
+
 function loadTensors(entries) {
   const out = {};
-  for (const [name, e] of Object.entries(entries || {})) {
-    const buf = fs.readFileSync(e.path);
-    out[name] = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
+  for (const [name, e] of Object.entries(entries || {})) out[name] = host.readBytes(e.path);
   return out;
 }
 
 function readPlan(p) {
-  return JSON.parse(fs.readFileSync(p, 'utf8'));
+  return JSON.parse(host.readText(p));
 }
 
-function writeJsonAtomic(file, obj) {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, JSON.stringify(obj, null, 1));
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+function joinPath(dir, name) {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
-function memoryNow() {
-  let vms = 0;
-  try {
-    const m = /VmSize:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    if (m) vms = Number(m[1]) * 1024;
-  } catch (e) { /* not Linux: no virtual size */ }
-  return { rss: process.memoryUsage().rss, vms };
-}
-
-function peakRss() {
-  return process.resourceUsage().maxRSS * 1024;
-}
-
-// `--pin`: Node cannot set its own CPU affinity, so taskset does it (every thread); the
-// affinity actually in force is read back from the kernel either way
-function pin(cpus) {
-  if (cpus && cpus.length) {
-    require('child_process').execFileSync('taskset', ['-a', '-p', '-c', cpus.join(','),
-      String(process.pid)], { stdio: 'ignore' });
-  }
-  try {
-    const m = /Cpus_allowed_list:\s+(\S+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    if (!m) return null;
-    const out = [];
-    for (const part of m[1].split(',')) {
-      const [lo, hi] = part.split('-').map(Number);
-      for (let c = lo; c <= (hi === undefined ? lo : hi); c++) out.push(c);
-    }
-    return out;
-  } catch (e) {
-    return null;
-  }
+function dirName(file) {
+  const i = file.lastIndexOf('/');
+  return i < 0 ? '.' : file.slice(0, i) || '/';
 }
 
 function equalBytes(a, b) {
@@ -95,11 +57,11 @@ function equalBytes(a, b) {
 
 // One plan loaded and run once (harness/worker/variant.py `load_variant`).
 function loadVariant(plan, data, s) {
-  const before = memoryNow();
+  const before = host.memoryNow();
   const lp = new LoadedPlan(plan, data);
   lp.load();
-  const afterLoad = memoryNow();
-  const peakAfterLoad = peakRss();
+  const afterLoad = host.memoryNow();
+  const peakAfterLoad = host.peakRss();
   const linearAfterSetup = lp.memoryCensus()[1];
   lp.resetCounters();
   const firstS = timeCold(() => lp.runOnce(), clockOf(s));
@@ -140,23 +102,27 @@ function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = 
   }
   const outputs = {};
   for (const [name, raw] of Object.entries(v.firstOut)) {
-    const p = path.join(outDir, `${prefix}out_${name}.bin`);
-    fs.writeFileSync(p, raw);
+    const p = joinPath(outDir, `${prefix}out_${name}.bin`);
+    host.writeBytes(p, raw);
     outputs[name] = p;
   }
+  // process figures a host cannot see (the jsc shell reads no /proc) are null: left out,
+  // never reported as 0
+  const diff = (a, b) => (a === null || b === null ? null : a - b);
   const memory = { linear_bytes_after_setup: v.linearAfterSetup, linear_bytes: linear,
     memories: nMemories,
     linear_bytes_by_device: Object.fromEntries(Object.entries(byDevice).map(([k, d]) => [k, d[1]])),
-    vms_reserved: v.afterLoad.vms - v.before.vms };
+    vms_reserved: diff(v.afterLoad.vms, v.before.vms) };
   if (sharedProcess) {
     // what this variant's load added; the process figures are the group's
-    Object.assign(memory, { rss_load_delta: v.afterLoad.rss - v.before.rss,
-      group_peak_rss: peakRss() });
+    Object.assign(memory, { rss_load_delta: diff(v.afterLoad.rss, v.before.rss),
+      group_peak_rss: host.peakRss() });
   } else {
     Object.assign(memory, { rss_start: v.before.rss, vms_start: v.before.vms,
       rss_after_load: v.afterLoad.rss, vms_after_load: v.afterLoad.vms,
-      peak_rss_after_load: v.peakAfterLoad, peak_rss: peakRss() });
+      peak_rss_after_load: v.peakAfterLoad, peak_rss: host.peakRss() });
   }
+  for (const k of Object.keys(memory)) if (memory[k] === null) delete memory[k];
   Object.assign(resp, {
     phases: { compile_s: lp.compile_s, instantiate_s: lp.instantiate_s, setup_s: lp.setup_s,
       first_run_s: timing.first_s },
@@ -174,20 +140,11 @@ function runCell(req, params, outDir) {
   const data = loadTensors(req.inputs);
   const s = { ...DEFAULT_SETTINGS, ...(req.settings || {}) };
   const slowdown = Number(params.slowdown || 0) / 100;
-  const gate = makeGate(req);
+  const gate = host.makeGate(req);
   if (gate) gate(); // the other side of the pair sets up first
   const v = loadVariant(readPlan(req.plan_path), data, s);
   const timing = timeSteady(() => v.lp.runOnce(), s, v.firstS, clockOf(s), gate, slowdown);
   return finishVariant(v, timing, data, s, outDir);
-}
-
-// Who is running now, in the file the parent reads when the worker dies
-// (harness/worker/group.py `Blame`): one fixed-width line, -1 for nobody.
-function makeBlame(file) {
-  if (!file) return { set() {}, close() {} };
-  const fd = fs.openSync(file, 'w', 0o600);
-  const set = (i) => fs.writeSync(fd, `${String(i).padStart(7)}\n`, 0);
-  return { set, close() { set(-1); fs.closeSync(fd); } };
 }
 
 function failedVariant(e) {
@@ -203,7 +160,7 @@ function runGroup(req, params, outDir) {
   const data = loadTensors(req.inputs);
   const s = { ...DEFAULT_SETTINGS, ...(req.settings || {}) };
   const slowdown = Number(params.slowdown || 0) / 100;
-  const blame = makeBlame(req.blame_path);
+  const blame = host.openBlame(req.blame_path);
   const results = req.variants.map(() => null);
   const loaded = new Map();
   const t0 = now();
@@ -245,7 +202,9 @@ function runGroup(req, params, outDir) {
 }
 
 function hex(bytes) {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
 }
 
 function runProbe(req) {
@@ -288,34 +247,23 @@ function oneLine(e) {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' | ').slice(0, 500);
 }
 
-function runtimeInfo(spec, params) {
-  const tier = params.tier || 'default';
-  return {
-    name: 'v8', spec, version: process.versions.v8,
-    config: { tier, node_flags: process.execArgv },
-    node: process.version,
-  };
-}
-
 const HANDLERS = { cell: runCell, group: runGroup, probe: runProbe, overhead: runOverhead };
 
-function main(argv) {
-  if (argv.length !== 1) {
-    process.stderr.write('usage: node v8_worker.js REQUEST.json\n');
-    return 2;
-  }
-  const reqPath = argv[0];
-  const outDir = path.dirname(reqPath);
+// Answer the request at `reqPath` in response.json beside it; `engineHost` supplies what
+// differs between engines. Returns the process exit code.
+function serve(engineHost, reqPath) {
+  host = engineHost;
+  const outDir = dirName(reqPath);
   const t0 = now();
   let resp;
   let info;
   try {
-    const req = JSON.parse(fs.readFileSync(reqPath, 'utf8'));
+    const req = JSON.parse(host.readText(reqPath));
     const params = specParams(req.runtime);
     const handler = HANDLERS[req.kind];
     if (!handler) throw new Error(`unknown request kind ${req.kind}`);
-    const affinity = pin(req.pin);
-    info = runtimeInfo(req.runtime, params);
+    const affinity = host.pin(req.pin);
+    info = host.runtimeInfo(req.runtime, params);
     resp = handler(req, params, outDir);
     resp.affinity = affinity;
   } catch (e) {
@@ -328,8 +276,8 @@ function main(argv) {
   if (info !== undefined) resp.runtime = info;
   resp.protocol = PROTOCOL;
   resp.worker_s = secs(now() - t0);
-  writeJsonAtomic(path.join(outDir, 'response.json'), resp);
+  host.writeJsonAtomic(joinPath(outDir, 'response.json'), resp);
   return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+module.exports = { serve, oneLine };

@@ -1,11 +1,11 @@
 'use strict';
-// Plan execution for the V8 worker (harness/runtimes/executor.py in JavaScript): loads a
+// Plan execution for the JS engines' worker (harness/runtimes/executor.py in JavaScript): loads a
 // plan (compile each module once per engine, create memories, instantiate in plan order,
 // write weights), turns the run steps into closures and counts what they actually do.
 
-const { hostImpl } = require('./v8_hostfuncs.js');
-const { now, secs } = require('./v8_measure.js');
-const { moduleInfo } = require('./v8_wasmbin.js');
+const { hostImpl } = require('./js_hostfuncs.js');
+const { now, secs } = require('./js_measure.js');
+const { moduleInfo, fromBase64 } = require('./js_wasmbin.js');
 
 const COUNTERS = ['bytes_copied', 'calls', 'host_calls', 'bytes_written', 'bytes_read'];
 const PAGE = 65536;
@@ -41,7 +41,7 @@ class LoadedPlan {
       const key = `${engine}\u0000${inst.module}`;
       if (!(key in compiled)) {
         const mod = plan.modules.find((m) => m.name === inst.module);
-        const bytes = Buffer.from(mod.wasm, 'base64');
+        const bytes = fromBase64(mod.wasm);
         const t0 = now();
         compiled[key] = new WebAssembly.Module(bytes);
         const label = engine === 'default' ? inst.module : `${inst.module}@${engine}`;
@@ -246,7 +246,7 @@ class LoadedPlan {
     }
     const wasm = Object.fromEntries(this.plan.modules.map((m) => [m.name, m.wasm]));
     for (const inst of this.plan.instances) {
-      const info = moduleInfo(Buffer.from(wasm[inst.module], 'base64'));
+      const info = moduleInfo(fromBase64(wasm[inst.module]));
       info.defined.forEach((minPages, k) => {
         const index = info.importedMemories + k;
         const exp = info.exports.find((e) => e.kind === 2 && e.index === index);

@@ -1,7 +1,7 @@
 'use strict';
-// The host-function catalogue of harness/runtimes/hostfuncs.py, in JavaScript, for the V8 worker;
+// The host-function catalogue of harness/runtimes/hostfuncs.py, in JavaScript, for the JS engines' worker;
 // the semantics (windows, traps, counting) are those documented in that module's docstring.
-// `ctx` is the loaded plan (v8_plan.js): counters, windows (of the Call step being executed)
+// `ctx` is the loaded plan (js_plan.js): counters, windows (of the Call step being executed)
 // and array(memId), a Uint8Array over a plan memory.
 
 const HEAP_COUNTERS = ['host_calls', 'page_fills', 'page_flushes'];

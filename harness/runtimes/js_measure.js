@@ -1,18 +1,21 @@
 'use strict';
-// Timing loops of harness/worker/measure.py, in JavaScript for the V8 worker (same settings, same
-// phases): cold first inference; warm-up in batches until steady (or warmup_max_s);
+// Timing loops of harness/worker/measure.py, in JavaScript for the JS engines' worker (same
+// settings, same phases): cold first inference; warm-up in batches until steady (or warmup_max_s);
 // calibration of `inner` from the median of the last steady_window batches; samples.
 
-const now = () => process.hrtime.bigint();
+// a nanosecond clock (BigInt): Node's hrtime; another engine's host (jsc_worker.js) sets
+// globalThis.membenchNow before this file loads
+const now = typeof process !== 'undefined' && process.hrtime
+  ? () => process.hrtime.bigint() : globalThis.membenchNow;
 const secs = (ns) => Number(ns) / 1e9;
 
 // `clock` setting -> nanosecond clock. Node has no per-thread CPU clock: `cpu` is the
 // process's CPU time (user + system, µs resolution), which also counts V8's background
 // compiler threads; rows record which clock was used.
-const CLOCKS = {
-  wall: now,
-  cpu: () => { const u = process.cpuUsage(); return BigInt(u.user + u.system) * 1000n; },
-};
+const CLOCKS = { wall: now };
+if (typeof process !== 'undefined' && process.cpuUsage) {
+  CLOCKS.cpu = () => { const u = process.cpuUsage(); return BigInt(u.user + u.system) * 1000n; };
+}
 
 function clockOf(s) {
   const clock = CLOCKS[s.clock || 'wall'];
@@ -111,10 +114,11 @@ function innerFor(s, estimateS) {
 // pass in `passes`. `onSwitch(i)` runs before variant i's turn. A variant that throws gets
 // the error in place of its timing and leaves the rotation.
 // harness/worker/measure.py `samples_for`: per variant, fewer samples when they are slow,
-// >= MIN_PASSES
+// >= MIN_PASSES; SAMPLE_COST as there
 const MIN_PASSES = 10;
+const SAMPLE_COST = 4;
 function samplesFor(s, estimates, inners) {
-  const budget = s.samples * 2 * s.sample_s;
+  const budget = s.samples * SAMPLE_COST * s.sample_s;
   const floor = Math.min(s.samples, MIN_PASSES);
   return estimates.map((e, i) => Math.max(floor, Math.min(s.samples,
     Math.floor(budget / Math.max(e * (inners[i] + 1), 1e-12)))));
@@ -166,30 +170,6 @@ function timeInterleaved(runs, s, firstS, clock = now, onSwitch = null, slowdown
   return out;
 }
 
-// The worker side of harness/worker/lockstep.py: at a gate write one byte to `ready`, then block
-// reading one from `go`; EOF on `go` releases the worker for good.
-function makeGate(req) {
-  const fds = req.lockstep;
-  if (!fds) return null;
-  const fs = require('fs');
-  const buf = Buffer.alloc(1);
-  let open = true;
-  return () => {
-    if (!open) return;
-    let got = 0;
-    try {
-      fs.writeSync(fds.ready_fd, '.');
-      got = fs.readSync(fds.go_fd, buf, 0, 1, null);
-    } catch (e) {
-      got = 0;
-    }
-    if (!got) {
-      open = false;
-      try { fs.closeSync(fds.ready_fd); } catch (e) { /* already closed */ }
-    }
-  };
-}
-
 module.exports = {
-  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, makeGate, now, secs,
+  DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, now, secs,
 };

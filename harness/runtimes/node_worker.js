@@ -1,0 +1,124 @@
+'use strict';
+// Node's worker: `node [v8 flags] node_worker.js REQUEST.json`. Plain JavaScript, no packages.
+// The protocol is js_protocol.js; this file is Node's `host`: files through fs, memory figures
+// from /proc and process, CPU pinning through taskset, the lockstep gate over pipes.
+
+const fs = require('fs');
+const path = require('path');
+const { serve } = require('./js_protocol.js');
+
+function readBytes(file) {
+  const buf = fs.readFileSync(file);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function writeJsonAtomic(file, obj) {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, JSON.stringify(obj, null, 1));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+function memoryNow() {
+  let vms = 0;
+  try {
+    const m = /VmSize:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) vms = Number(m[1]) * 1024;
+  } catch (e) { /* not Linux: no virtual size */ }
+  return { rss: process.memoryUsage().rss, vms };
+}
+
+function peakRss() {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+// `--pin`: Node cannot set its own CPU affinity, so taskset does it (every thread); the
+// affinity actually in force is read back from the kernel either way
+function pin(cpus) {
+  if (cpus && cpus.length) {
+    require('child_process').execFileSync('taskset', ['-a', '-p', '-c', cpus.join(','),
+      String(process.pid)], { stdio: 'ignore' });
+  }
+  try {
+    const m = /Cpus_allowed_list:\s+(\S+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (!m) return null;
+    const out = [];
+    for (const part of m[1].split(',')) {
+      const [lo, hi] = part.split('-').map(Number);
+      for (let c = lo; c <= (hi === undefined ? lo : hi); c++) out.push(c);
+    }
+    return out;
+  } catch (e) {
+    return null;
+  }
+}
+
+// Who is running now, in the file the parent reads when the worker dies
+// (harness/worker/group.py `Blame`): one fixed-width line, -1 for nobody.
+function openBlame(file) {
+  if (!file) return { set() {}, close() {} };
+  const fd = fs.openSync(file, 'w', 0o600);
+  const set = (i) => fs.writeSync(fd, `${String(i).padStart(7)}\n`, 0);
+  return { set, close() { set(-1); fs.closeSync(fd); } };
+}
+
+// The worker side of harness/worker/lockstep.py: at a gate write one byte to `ready`, then block
+// reading one from `go`; EOF on `go` releases the worker for good.
+function makeGate(req) {
+  const fds = req.lockstep;
+  if (!fds) return null;
+  const buf = Buffer.alloc(1);
+  let open = true;
+  return () => {
+    if (!open) return;
+    let got = 0;
+    try {
+      fs.writeSync(fds.ready_fd, '.');
+      got = fs.readSync(fds.go_fd, buf, 0, 1, null);
+    } catch (e) {
+      got = 0;
+    }
+    if (!got) {
+      open = false;
+      try { fs.closeSync(fds.ready_fd); } catch (e) { /* already closed */ }
+    }
+  };
+}
+
+
+function runtimeInfo(spec, params) {
+  const tier = params.tier || 'default';
+  return {
+    name: 'v8', spec, version: process.versions.v8,
+    config: { tier, node_flags: process.execArgv },
+    node: process.version,
+  };
+}
+
+const NODE_HOST = {
+  readText: (file) => fs.readFileSync(file, 'utf8'),
+  readBytes,
+  writeBytes: (file, bytes) => fs.writeFileSync(file, bytes),
+  writeJsonAtomic,
+  memoryNow,
+  peakRss,
+  pin,
+  openBlame,
+  makeGate,
+  runtimeInfo,
+};
+
+function main(argv) {
+  if (argv.length !== 1) {
+    process.stderr.write('usage: node node_worker.js REQUEST.json\n');
+    return 2;
+  }
+  return serve(NODE_HOST, argv[0]);
+}
+
+process.exitCode = main(process.argv.slice(2));
