@@ -40,6 +40,19 @@ function readPlan(p) {
   return JSON.parse(host.readText(p));
 }
 
+// The CPUs in a /proc/<pid>/status text's Cpus_allowed_list ("0-1,3" -> [0, 1, 3]); null
+// when the text has none
+function allowedCpus(status) {
+  const m = /Cpus_allowed_list:\s+(\S+)/.exec(status);
+  if (!m) return null;
+  const out = [];
+  for (const part of m[1].split(',')) {
+    const [lo, hi] = part.split('-').map(Number);
+    for (let c = lo; c <= (hi === undefined ? lo : hi); c++) out.push(c);
+  }
+  return out;
+}
+
 function joinPath(dir, name) {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
@@ -280,4 +293,4 @@ function serve(engineHost, reqPath) {
   return 0;
 }
 
-module.exports = { serve, oneLine };
+module.exports = { serve, oneLine, allowedCpus };

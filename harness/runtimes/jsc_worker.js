@@ -23,6 +23,8 @@ function require(name) {
   return MODULES[file].exports;
 }
 
+const protocol = require('./js_protocol.js');
+
 function procStatus() {
   try {
     return readFile('/proc/self/status');
@@ -37,17 +39,6 @@ function statusKb(field) {
   return m ? Number(m[1]) * 1024 : null;
 }
 
-function affinity() {
-  const m = /Cpus_allowed_list:\s+(\S+)/.exec(procStatus());
-  if (!m) return null;
-  const out = [];
-  for (const part of m[1].split(',')) {
-    const [lo, hi] = part.split('-').map(Number);
-    for (let c = lo; c <= (hi === undefined ? lo : hi); c++) out.push(c);
-  }
-  return out;
-}
-
 const JSC_HOST = {
   readText: (file) => readFile(file),
   readBytes: (file) => new Uint8Array(readFile(file, 'binary')),
@@ -58,7 +49,7 @@ const JSC_HOST = {
   writeJsonAtomic: (file, obj) => { writeFile(file, JSON.stringify(obj, null, 1)); },
   memoryNow: () => ({ rss: statusKb('VmRSS'), vms: statusKb('VmSize') }),
   peakRss: () => statusKb('VmHWM'),
-  pin: () => affinity(),
+  pin: () => protocol.allowedCpus(procStatus()),
   openBlame: (file) => {
     if (!file) return { set() {}, close() {} };
     const set = (i) => { writeFile(file, `${String(i).padStart(7)}\n`); };
@@ -73,4 +64,4 @@ const JSC_HOST = {
   }),
 };
 
-require('./js_protocol.js').serve(JSC_HOST, REQUEST);
+protocol.serve(JSC_HOST, REQUEST);

@@ -5,7 +5,7 @@
 
 const fs = require('fs');
 const path = require('path');
-const { serve } = require('./js_protocol.js');
+const { serve, allowedCpus } = require('./js_protocol.js');
 
 function readBytes(file) {
   const buf = fs.readFileSync(file);
@@ -45,14 +45,7 @@ function pin(cpus) {
       String(process.pid)], { stdio: 'ignore' });
   }
   try {
-    const m = /Cpus_allowed_list:\s+(\S+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-    if (!m) return null;
-    const out = [];
-    for (const part of m[1].split(',')) {
-      const [lo, hi] = part.split('-').map(Number);
-      for (let c = lo; c <= (hi === undefined ? lo : hi); c++) out.push(c);
-    }
-    return out;
+    return allowedCpus(fs.readFileSync('/proc/self/status', 'utf8'));
   } catch (e) {
     return null;
   }
