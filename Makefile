@@ -26,10 +26,11 @@ $(WASMER_STAMP): pyproject.toml $(STAMP)
 node: $(STAMP)
 	@$(PY) -m harness.runtimes.node_dist
 
-# Debian packages: the jsc shell (runtime jsc) and chromium (the report's browser test).
+# Debian packages: the jsc shell (runtime jsc), chromium and firefox-esr (the browser
+# runtimes; chromium also renders the report's browser test).
 # Installed when this runs as root with apt-get (CI does); otherwise the missing ones are
 # named with the command, and what needs them is `unavailable` or skipped, never failing.
-APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium
+APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium firefox-esr
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \

