@@ -9,6 +9,7 @@ strategy-specific code.
 
 from __future__ import annotations
 
+import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harness.core.errors import SpecError
 from harness.plugins.params import Param
 from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
 from harness.plugins.registry import Plugin
@@ -70,11 +72,32 @@ class Runtime(Plugin):
     #: this machine lacks still shows, as unavailable with the reason
     PROBE_VERSIONS: ClassVar[tuple[str, ...]] = ()
 
+    #: a runtime whose spec takes `flags=` (engine flags or options, `+`-separated): the
+    #: form each must have and how to say it; None: no `flags` parameter
+    FLAG_FORM: ClassVar[tuple[re.Pattern[str], str] | None] = None
+    #: the flag that turns a capability on where the engine ships it off
+    FEATURE_FLAGS: ClassVar[dict[str, str]] = {}
+
+    def validate(self) -> None:
+        if self.FLAG_FORM is not None:
+            form, said = self.FLAG_FORM
+            bad = [f for f in self.spec_flags() if not form.match(f)]
+            if bad:
+                raise SpecError(f"{self.NAME}: malformed flag(s) {', '.join(bad)}: each must "
+                                f"look like {said}, +-separated")
+
+    def spec_flags(self) -> tuple[str, ...]:
+        """The spec's own `flags=`, in order (empty without the parameter)."""
+        return tuple(f for f in str(self.params.get("flags", "")).split("+") if f)
+
     def with_feature(self, capability: str) -> str | None:
-        """A spec of this runtime with `capability` turned on by a flag, where the engine
-        ships it off (`membench probe` tries it); None when no flag is known. A flag is
-        never on unless a spec names it."""
-        return None
+        """A spec of this runtime with `capability` turned on by a flag (FEATURE_FLAGS),
+        where the engine ships it off (`membench probe` tries it); None when no flag is
+        known. A flag is never on unless a spec names it."""
+        flag = self.FEATURE_FLAGS.get(capability)
+        if flag is None or flag in self.spec_flags():
+            return None
+        return self.spec_with("flags", "+".join((*self.spec_flags(), flag)))
 
     def spec_with(self, key: str, value: str) -> str:
         """This runtime's spec with parameter `key` set to `value` (version pin kept)."""

