@@ -36,11 +36,25 @@ def _drifting(seed: int, n: int = 20) -> np.ndarray:
     return 2e-4 * np.exp(rng.normal(0, 0.2, n))
 
 
-@pytest.mark.parametrize(("lo", "hi", "verdict"), [
-    (0.90, 0.95, "faster"), (1.05, 1.10, "slower"), (0.99, 1.01, "same"),
-    (0.97, 1.01, "unsure"), (1.01, 1.03, "unsure")])
-def test_verdict_from_the_interval_and_the_band(lo: float, hi: float, verdict: str) -> None:
-    assert ratio_verdict(lo, hi, 0.02) == verdict
+@pytest.mark.parametrize(("ratio", "lo", "hi", "verdict"), [
+    (0.92, 0.90, 0.95, "faster"), (1.07, 1.05, 1.10, "slower"), (1.00, 0.99, 1.01, "same"),
+    # beyond the band, and significant although the CI reaches into the band
+    (1.06, 1.03, 1.09, "slower"), (0.94, 0.91, 0.99, "faster"),
+    # beyond the band but not significant: the CI holds 1
+    (1.06, 0.99, 1.12, "unsure"), (0.94, 0.88, 1.01, "unsure"),
+    # inside the band, and significant: a change smaller than the band is `same`
+    (1.04, 1.02, 1.07, "same"),
+    # inside the band, but the CI cannot rule out a change of twice the band
+    (1.01, 0.94, 1.11, "unsure"), (0.99, 0.89, 1.05, "unsure")])
+def test_verdict_from_the_estimate_the_band_and_significance(ratio: float, lo: float,
+                                                              hi: float, verdict: str) -> None:
+    assert ratio_verdict(ratio, lo, hi, 0.05) == verdict
+
+
+def test_a_ratio_near_the_band_edge_keeps_its_verdict_as_its_ci_wobbles() -> None:
+    """The reason for the rule: per-device at +6% with CIs of differing widths."""
+    assert {ratio_verdict(1.06, lo, hi) for lo, hi in
+            [(1.047, 1.090), (1.055, 1.070), (1.021, 1.079), (1.052, 1.096)]} == {"slower"}
 
 
 def test_ratios_pair_within_a_group_and_fall_back_unpaired() -> None:
