@@ -17,7 +17,7 @@ from harness.core.errors import ResultsError
 from harness.core.protocol import write_text_atomic
 from harness.store.manifest import MANIFEST
 from harness.store.rows import OVERHEAD_FACTOR, RESULTS
-from reports import answer, figures_cost, figures_speed, html, summary, tables
+from reports import answer, embedding, figures_cost, figures_speed, html, summary, tables
 from reports.data import (
     PHASES,
     RunData,
@@ -120,6 +120,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             footprints.append({"runtime": rt, "png": keep(figures_cost.footprint(
                 run, rt, styles, fig_dir / f"memory-{slug(rt)}.png", peak_is_relative(run)))})
     ans = answer.answer(run)
+    typed = answer.result_rows(run)
     context = {
         "run_id": run.run_id, "manifest": run.manifest, "done": completeness(run),
         "runtimes": run.runtimes, "strategies": run.strategies, "n_rows": len(run.rows),
@@ -131,6 +132,8 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "capabilities": tables.capability_grid(run), "support": tables.support_grid(run),
         "problems": tables.problems(run), "environment": tables.environment(run),
         "overhead": tables.embedding_overhead(run), "inferences": INFERENCES,
+        "host_call_costs": embedding.host_call_costs(ans.ratios, typed) if ans else [],
+        "dispatch_shares": embedding.dispatch_shares(typed, embedding.noop_medians(run.rows)),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }
     return context, images

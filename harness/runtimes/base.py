@@ -33,6 +33,10 @@ SLOWDOWN = Param("slowdown", "int", 0, "inject real extra work of N% of each sam
 class Runtime(Plugin):
     """Parent-side description of a runtime (registered under `membench.runtimes`)."""
 
+    #: the language of the embedding: what drives each dispatch, copy and host call, and
+    #: what `host-call`'s own host functions (`host=python`) are written in
+    HOST_LANGUAGE: ClassVar[str] = "Python"
+
     #: PyPI package providing the runtime; set it to allow `name@version` pins, whose
     #: workers then run in a cached environment with that version (harness.runtimes.venvs)
     PIP_PACKAGE: ClassVar[str | None] = None

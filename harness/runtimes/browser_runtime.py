@@ -25,6 +25,7 @@ DRIVER_JS = Path(__file__).with_name("browser_driver.js")
 class BrowserRuntime(Runtime):
     """A headless browser driven by puppeteer-core (a subclass names which one)."""
 
+    HOST_LANGUAGE = "JavaScript"
     EXECUTABLES: ClassVar[tuple[str, ...]] = ()
     DEBIAN_PACKAGE: ClassVar[str] = ""
 

@@ -39,6 +39,7 @@ def package_version() -> str:
 class JscRuntime(Runtime):
     NAME = "jsc"
     DESCRIPTION = "JavaScriptCore via its jsc shell (Debian's WebKitGTK build)"
+    HOST_LANGUAGE = "JavaScript"
     PARAMS = (
         Param("flags", "str", "", "JSC options to turn on, +-separated "
               "(e.g. useWasmRelaxedSIMD); off unless given"),

@@ -39,6 +39,7 @@ class V8Runtime(Runtime):
     NAME = "v8"
     DESCRIPTION = ("V8 via Node.js (plain-JavaScript worker); v8 is Node "
                    "from the npm registry, v8@N another Node version")
+    HOST_LANGUAGE = "JavaScript"
     PARAMS = (
         Param("tier", "choice", "default", "V8 wasm compilers: default (Liftoff, then "
               "TurboFan tier-up), liftoff (baseline only), turbofan (optimising only)",

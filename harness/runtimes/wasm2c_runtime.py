@@ -70,6 +70,7 @@ def find_toolchain() -> Toolchain | str:
 class Wasm2cRuntime(Runtime):
     NAME = "wasm2c"
     DESCRIPTION = "native AOT: WABT's wasm2c and the system C compiler, native C host"
+    HOST_LANGUAGE = "C"
     PARAMS = (
         Param("flags", "str", "", "extra C compiler flags, +-separated "
               "(e.g. -march=native); the build is -O2 without them"),
