@@ -47,6 +47,19 @@ def test_calibration_measures_positive_costs(regs) -> None:
     assert costs.host_call_s > 0 and costs.wasm_call_s > 0 and costs.dispatch_s > 0
 
 
+def test_a_calibration_the_runtime_cannot_run_costs_nothing(regs) -> None:
+    """pywasm3 links no export into another instance: the wasm-call plan is unsupported
+    there, and no cell of wasm3 pays that cost. The other costs must still be measured,
+    or the budget would never apply to wasm3 (its paged add:n=65536 took 1.4 s per
+    inference and about 80 s of make bench before)."""
+    rt = regs.runtimes.create("wasm3")
+    if rt.unavailable_reason():
+        pytest.skip(rt.unavailable_reason())
+    costs = measure_call_costs(rt)
+    assert isinstance(costs, CallCosts), costs
+    assert costs.wasm_call_s == 0.0 and costs.host_call_s > 0 and costs.dispatch_s > 0
+
+
 @pytest.mark.parametrize("what", ["overhead", "call-costs"])
 def test_calibration_workers_run_on_the_runs_cpus(regs, monkeypatch, what: str) -> None:
     """With --pin (or a lockstep run's CPU), the embedding-overhead and call-cost workers

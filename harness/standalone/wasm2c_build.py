@@ -11,6 +11,7 @@ reports as its compile phase, whether it was spent now or when the object was ca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,25 @@ class Build:
     link_s: float
     cached: bool                 # the executable was in the cache
     cflags: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def _every_cpu() -> Iterator[int]:
+    """While building, this thread and what it starts may use every CPU (yields how many).
+
+    A worker is pinned to the CPU its samples are taken on; a build is no measurement, and
+    a run's workers take turns, so the compiler may use the idle CPUs. The pin is put back
+    before the program runs."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield 1
+        return
+    pinned = os.sched_getaffinity(0)
+    every = set(range(os.cpu_count() or 1))
+    os.sched_setaffinity(0, every)
+    try:
+        yield len(every)
+    finally:
+        os.sched_setaffinity(0, pinned)
 
 
 def _sha(*parts: bytes | str) -> str:
@@ -137,13 +157,12 @@ class Builder:
     def build(self, program: DriverProgram) -> Build:
         """The program's executable (cached by the hash of all it is made of)."""
         self.cache.mkdir(parents=True, exist_ok=True)
-        workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with _every_cpu() as cpus, ThreadPoolExecutor(max_workers=cpus) as pool:
             built = list(pool.map(self.module, program.modules))
         headers = [h for h, _, _ in built]
         glue = glue_source(program, headers)
-        support = self.support()
+        with _every_cpu():
+            support = self.support()
         objects = [o for _, o, _ in built]
         digest = _sha(self.key, glue, *(o.name for o in (*support, *objects)))
         exe = self.cache / "programs" / f"plan-{digest[:24]}"

@@ -131,11 +131,12 @@ class ProgramRunner:
             got = json.loads(result.read_text())
             for k, i in enumerate(which):
                 variants[i].result = self._response(variants[i], got["variants"][k], t,
-                                                    got["peak_rss"], len(which) > 1, k)
+                                                    got["peak_rss"], len(which) > 1, k,
+                                                    settings.clock)
         return None
 
     def _response(self, v: Variant, r: dict[str, Any], t: Path, peak_rss: int,
-                  shared_process: bool, k: int) -> dict[str, Any]:
+                  shared_process: bool, k: int, clock: str) -> dict[str, Any]:
         """A variant's part of program.json, as `harness.worker.variant.finish_variant`
         answers."""
         if r["status"] != "ok":
@@ -174,7 +175,7 @@ class ProgramRunner:
             engine = dev_engine[inst.device]
             label = inst.module if engine == "default" else f"{inst.module}@{engine}"
             compile_s[label] = (v.compile_s or {}).get(inst.module, 0.0)
-        timing = {"clock": "wall", "inner": r["inner"], "warmup_runs": r["warmup_runs"],
+        timing = {"clock": clock, "inner": r["inner"], "warmup_runs": r["warmup_runs"],
                   "warmup_s": r["warmup_s"], "steady": r["steady"],
                   "samples_s": r["samples_s"]}
         if r["rewarm_runs"]:
