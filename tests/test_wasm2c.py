@@ -195,3 +195,19 @@ def test_without_wasm2c_or_a_compiler_the_runtime_is_unavailable_with_the_comman
     finally:
         monkeypatch.undo()
         w.find_toolchain.cache_clear()
+
+
+@pytest.mark.parametrize("strategy", ["host-call:mode=paged,page=16,slots=2",
+                                      "host-call:mode=paged,page=16,slots=1",
+                                      "host-call:mode=element"])
+def test_the_native_host_serves_accesses_straddling_pages(regs, quick_settings,
+                                                         strategy: str) -> None:
+    """Pages that hold the end of one tensor and bytes outside every window: the C host
+    fills those bytes with zeros and never writes them back (a whole-window page takes its
+    one-copy path)."""
+    from tests.test_host_call import _StraddleWorkload
+
+    row = run_cell(_cell(regs, _StraddleWorkload(), strategy), "t", quick_settings, 60)
+    assert row.status == "ok", row.reason
+    if "element" in strategy:  # v128 = 4 calls: 1+1 + 7*(4+4) + 3*2 + 28*2
+        assert row.host_calls_per_run == 2 + 7 * 8 + 6 + 28 * 2
