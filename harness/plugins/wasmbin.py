@@ -8,6 +8,7 @@ Reads the import (2), memory (5) and export (7) sections; skips everything else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _MAGIC = b"\0asm"
@@ -107,20 +108,9 @@ def module_info(wasm: bytes) -> ModuleInfo:
         if sid == 2:
             for _ in range(s.uleb()):
                 mod, fld, kind = s.name(), s.name(), s.byte()
-                mem = None
-                if kind == 0:
-                    s.uleb()
-                elif kind == 1:
-                    s.byte()
-                    s.limits()
-                elif kind == 2:
-                    mem = s.limits()
-                elif kind == 3:
-                    s.byte()
-                    s.byte()
-                elif kind == 4:
-                    s.byte()
-                    s.uleb()
+                mem = s.limits() if kind == 2 else None
+                if kind != 2:
+                    _skip_import_desc(s, kind)
                 imports.append(ImportEntry(mod, fld, _EXTERN.get(kind, str(kind)), mem))
         elif sid == 5:
             memories = [s.limits() for _ in range(s.uleb())]
@@ -130,3 +120,69 @@ def module_info(wasm: bytes) -> ModuleInfo:
                 exports.append(ExportEntry(name, _EXTERN.get(kind, str(kind)), s.uleb()))
         r.pos = end
     return ModuleInfo(tuple(imports), tuple(memories), tuple(exports))
+
+
+def _uleb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _name_bytes(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return _uleb(len(raw)) + raw
+
+
+def _skip_import_desc(s: _Reader, kind: int) -> None:
+    if kind == 0:
+        s.uleb()
+    elif kind == 1:
+        s.byte()
+        s.limits()
+    elif kind == 2:
+        s.limits()
+    elif kind == 3:
+        s.byte()
+        s.byte()
+    elif kind == 4:
+        s.byte()
+        s.uleb()
+    else:
+        raise ValueError(f"import kind {kind:#x} unknown (a newer import encoding?)")
+
+
+def rename_imports(wasm: bytes, rename: Callable[[str, str, str], tuple[str, str]]) -> bytes:
+    """The binary with each import's (module, field) replaced by `rename(module, field,
+    kind)`; every other byte is kept. Linking a plan into one module needs it: each
+    instance's imports must name the module and export that the plan binds them to."""
+    if wasm[:4] != _MAGIC:
+        raise ValueError("not a wasm binary")
+    out = bytearray(wasm[:8])
+    r = _Reader(wasm, 8)
+    while r.pos < len(wasm):
+        start = r.pos
+        sid = r.byte()
+        size = r.uleb()
+        end = r.pos + size
+        if sid != 2:
+            out += wasm[start:end]
+            r.pos = end
+            continue
+        s = _Reader(wasm, r.pos, end)
+        count = s.uleb()
+        body = bytearray(_uleb(count))
+        for _ in range(count):
+            mod, fld = s.name(), s.name()
+            at = s.pos
+            kind = s.byte()
+            _skip_import_desc(s, kind)
+            new_mod, new_fld = rename(mod, fld, _EXTERN.get(kind, str(kind)))
+            body += _name_bytes(new_mod) + _name_bytes(new_fld) + wasm[at:s.pos]
+        out += bytes([2]) + _uleb(len(body)) + body
+        r.pos = end
+    return bytes(out)
+

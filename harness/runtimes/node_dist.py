@@ -34,9 +34,12 @@ PINNED = {"24": "24.22.3", "26": "26.12.1"}
 READY = ".membench-ready"
 
 
-#: npm packages the JS runtimes use besides Node, installed under `.node/tools/` (the
-#: browser driver's `puppeteer-core`; it never downloads a browser: they are Debian's)
-TOOLS = {"puppeteer-core": "25.19.0"}
+#: npm packages the project uses besides Node, installed under `.node/tools/`: the
+#: browser driver's `puppeteer-core` (it never downloads a browser: they are Debian's) and
+#: Binaryen (`wasm-merge`, `wasm-opt`: plans linked into one module)
+TOOLS = {"puppeteer-core": "25.19.0", "binaryen": "132.0.0"}
+#: what each tool is for, said when it cannot be installed
+TOOL_USERS = {"puppeteer-core": "the browser runtimes", "binaryen": "linked plan programs"}
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def main() -> int:
     wanted = [(resolve(None if major == DEFAULT_MAJOR else major),
                "runtime v8" if major == DEFAULT_MAJOR else f"runtime v8@{major}")
               for major in dict.fromkeys((DEFAULT_MAJOR, *PINNED))]
-    wanted += [(tool(name), "the browser runtimes") for name in TOOLS]
+    wanted += [(tool(name), TOOL_USERS[name]) for name in TOOLS]
     for build, needs_it in wanted:
         if build.source == "system" or is_installed(build):
             continue

@@ -1,0 +1,108 @@
+"""A plan's instances linked into one module with Binaryen's `wasm-merge`.
+
+The linked program (a WASI command that Wasmer's SDK or wasmtime runs whole) needs every
+instance of a plan inside one module. wasm-merge merges modules by name and resolves an
+import `(import "M" "x")` against the export `x` of the module merged as `M`; so each
+instance's binary gets its imports renamed to what the plan binds them to
+(`rename_imports`): a memory `j` of the variant to the driver's export `m<j>`, another
+instance's export to that instance's (`i<k>`.export). A module instantiated twice is
+merged twice, under two names: each copy keeps its own memories and globals, so the
+plan's instances stay apart in state. Each module keeps addressing only its own memories
+(merging renumbers memory indices, it adds no access), so isolation between memories is
+kept; separate instantiation is not.
+
+Found on Binaryen 132 (npm `binaryen`, `make env` installs it under `.node/tools`):
+features must be named (its default is the MVP); `-all` would turn on the compact import
+encoding, which wasmtime 50 and Wasmer 7.4 reject. WASI uses the memory exported as
+`memory`, whichever module calls it: only the driver may do WASI I/O.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.plugins.wasmbin import rename_imports
+from harness.runtimes import node_dist
+from harness.runtimes.base import RuntimeUnsupported
+from harness.standalone.program import ProgramVariant
+
+DRIVER = "drv"
+#: every feature the project's modules may use, named (see the module docstring)
+FEATURES = ("--enable-multimemory", "--enable-simd", "--enable-bulk-memory",
+            "--enable-sign-ext", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
+            "--enable-multivalue", "--enable-relaxed-simd")
+
+
+def instance_name(k: int) -> str:
+    return f"i{k}"
+
+
+def memory_export(j: int) -> str:
+    return f"m{j}"
+
+
+def wasm_merge() -> list[str] | str:
+    """The command that runs wasm-merge, or why it cannot run (with the install command)."""
+    build = node_dist.tool("binaryen")
+    script = build.binary.parent / "bin" / "wasm-merge"
+    if not node_dist.is_installed(build) or not script.exists():
+        return f"Binaryen's wasm-merge is not installed (make env, or {build.install_command})"
+    node = shutil.which("node")
+    if node is None:
+        default = node_dist.resolve(None)
+        if not node_dist.is_installed(default):
+            return "no Node.js to run wasm-merge (make env installs one)"
+        node = str(default.binary)
+    return [node, str(script)]
+
+
+def instance_binary(variant: ProgramVariant, k: int, wasm: bytes) -> bytes:
+    """Instance `k`'s module with its imports naming what the plan binds them to."""
+    bound = {(imp.module, imp.field): imp for imp in variant.instances[k].imports}
+
+    def rename(module: str, field: str, kind: str) -> tuple[str, str]:
+        imp = bound.get((module, field))
+        if imp is None:
+            raise RuntimeUnsupported(f"instance {variant.instances[k].name}: import "
+                                     f"{module}.{field} is bound by no plan import")
+        if imp.kind == "memory":
+            return DRIVER, memory_export(imp.target)
+        if imp.kind == "export":
+            return instance_name(imp.target), imp.export
+        raise RuntimeUnsupported("a linked program has no embedding to serve host functions "
+                                 f"({module}.{field}): host-call runs there only with its "
+                                 "wasm host (host=wasm)")
+    return rename_imports(wasm, rename)
+
+
+def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
+    """wasm-merge of `(name, binary)` parts, the first keeping its export names."""
+    cmd = wasm_merge()
+    if isinstance(cmd, str):
+        raise RuntimeUnsupported(cmd)
+    with tempfile.TemporaryDirectory(prefix="membench-merge-") as tmp:
+        argv = [*cmd]
+        for i, (name, wasm) in enumerate(parts):
+            path = Path(tmp) / f"{i}.wasm"
+            path.write_bytes(wasm)
+            argv += [str(path), name]
+        out = Path(tmp) / "merged.wasm"
+        argv += ["-o", str(out), *FEATURES, "--rename-export-conflicts"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0 or not out.exists():
+            said = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise RuntimeUnsupported(f"wasm-merge failed (exit {done.returncode}): "
+                                     f"{said or 'no message'}")
+        return out.read_bytes()
+
+
+def link_variant(variant: ProgramVariant, modules: Sequence[bytes], driver: bytes) -> bytes:
+    """The driver (merged first, so its exports keep their names) and every instance."""
+    parts = [(DRIVER, driver)]
+    parts += [(instance_name(k), instance_binary(variant, k, modules[x.module]))
+              for k, x in enumerate(variant.instances)]
+    return merge(parts)
