@@ -175,6 +175,8 @@ class HostCallStrategy(Strategy):
             counters += ["page_fills", "page_flushes"]
         if host == "wasm":
             pb.run += [Count(c, Region(HEAP, COUNTER_AT[c], 8)) for c in counters]
+            # the kernels' imported functions are the shim's exports, not the embedding's
+            pb.requires = (pb.requires - {"host-func-import"}) | {"instance-func-import"}
         pb.host_io(workload)
         pb.notes = (f"host calls per inference predicted by a dry run: {counts}; "
                     f"heap {top} bytes owned by the {host} host")

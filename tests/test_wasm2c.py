@@ -13,7 +13,9 @@ from harness.run.cell import run_cell
 from harness.run.request import Cell
 from harness.runtimes.base import RuntimeUnsupported
 from harness.runtimes.wasm2c_runtime import find_toolchain
+from harness.standalone.backend import Death
 from harness.standalone.c_program import read_header
+from harness.standalone.native import NativeProgram
 from harness.standalone.program import lower_plans
 from harness.standalone.wasm2c_build import Builder
 from harness.standalone.worker import ProgramRunner, Variant
@@ -89,8 +91,8 @@ def test_a_variant_that_cannot_be_built_leaves_the_others(regs, tmp_path: Path) 
     shared = regs.strategies.create("shared")
     ok = Variant(shared.plan(regs.workloads.create("gemm:m=8,n=8,k=8")))
     bad = Variant(shared.plan(regs.workloads.create("gemm:m=8,n=8,k=8,isa=relaxed")))
-    runner = ProgramRunner(regs.runtimes.create("wasm2c"),
-                           Builder(TOOLCHAIN, cache=tmp_path / "fresh" / "cache"), tmp_path)
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"), NativeProgram(
+        builder=Builder(TOOLCHAIN, cache=tmp_path / "fresh" / "cache")), tmp_path)
     assert runner.buildable([bad, ok]) == [1]
     assert bad.result and bad.result["status"] == "unsupported"
 
@@ -143,28 +145,34 @@ def test_shared_memories_are_refused_before_any_build(regs) -> None:
         lower_plans([Plan.from_json(shared.to_json())])
 
 
-def test_a_program_death_is_blamed_on_its_variant_and_the_others_run_again(
+def test_a_program_death_is_left_to_the_parent_naming_the_request_variant(
         regs, quick_settings, tmp_path: Path) -> None:
-    """The program dies while variant 1 runs: 0 and 2 are measured again without it, then 1
-    runs alone and dies again, so it alone is `crashed`."""
-    calls: list[list[int]] = []
+    """The program of variants 0, 1, 2 dies while running its second one: the worker
+    reports no rows (the parent measures the others again in a worker of their own, so no
+    rows of two programs ever pair) and names variant 1; a variant that dies alone gets
+    the death as its result."""
+    from harness.standalone.worker import ProgramDied
 
     class Dying(ProgramRunner):
         def _once(self, variants, which, tensors, settings, mode, timeout_s):  # type: ignore[override]
-            calls.append(list(which))
             if 1 in which:
-                return (1 if len(which) > 1 else None), "the program died (SIGSEGV)"
-            for i in which:
-                variants[i].result = {"status": "ok", "message": ""}
+                return Death(which.index(1) if len(which) > 1 else None,
+                             "the program died (SIGSEGV)")
             return None
 
     plan = regs.strategies.create("shared").plan(regs.workloads.create("gemm:m=8,n=8,k=8"))
     variants = [Variant(plan) for _ in range(3)]
-    Dying(regs.runtimes.create("wasm2c"), Builder(TOOLCHAIN), tmp_path).run(
-        variants, [0, 1, 2], {}, quick_settings, "measure")
-    assert calls == [[0, 1, 2], [0, 2], [1]]
-    assert [v.result["status"] for v in variants] == ["ok", "crashed", "ok"]  # type: ignore[index]
-    assert "SIGSEGV" in variants[1].result["message"]  # type: ignore[index]
+    runner = Dying(regs.runtimes.create("wasm2c"), NativeProgram(builder=Builder(TOOLCHAIN)),
+                   tmp_path)
+    with pytest.raises(ProgramDied) as died:
+        runner.run(variants, [0, 1, 2], {}, quick_settings, "measure")
+    assert died.value.index == 1 and "SIGSEGV" in str(died.value)
+    assert all(v.result is None for v in variants)
+    with pytest.raises(ProgramDied) as died:   # request variants 2 and 1: program index 1
+        runner.run(variants, [2, 1], {}, quick_settings, "measure")
+    assert died.value.index == 1
+    runner.run(variants, [1], {}, quick_settings, "measure")
+    assert variants[1].result == {"status": "crashed", "message": "the program died (SIGSEGV)"}
 
 
 def test_without_wasm2c_or_a_compiler_the_runtime_is_unavailable_with_the_command(

@@ -66,9 +66,15 @@ _PROBES: dict[str, tuple[str, str]] = {
     "host-func-import": ('(import "env" "noop" (func $noop))' + _HEAP +
                          '(func (export "run") (call $noop) (i32.store (i32.const 0)'
                          ' (i32.const 42)))', "host+func"),
+    # a function another instance exports, as an import (host-call's wasm host shim)
+    "instance-func-import": ('(import "env" "f" (func $f (result i32)))' + _HEAP +
+                             '(func (export "run") (i32.store (i32.const 0) (call $f)))',
+                             "host+instance"),
 }
+_CALLEE = '(module (func (export "f") (result i32) (i32.const 42)))'
+
 _EXPECT = {"host": "2a000000", "export": "2a000000", "shared": "2a000000",
-           "host+func": "2a000000", "host16": "2a000000" * 4,
+           "host+func": "2a000000", "host+instance": "2a000000", "host16": "2a000000" * 4,
            # the private store must not land in the heap (a runtime that aliases every
            # memory to one, like wasm3's single memory per runtime, fails here)
            "host16z": "2a000000" + "00" * 12, "host8": "2a0000002a000000"}
@@ -89,13 +95,19 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
                                max_pages=1 if layout == "shared" else None,
                                shared=layout == "shared"))
         imports.append(Import("env", "heap", "memory", "m"))
+    modules = [Module("probe", wasm)]
+    instances: list[Instance] = []
     if layout == "host+func":
         host_funcs.append(HostFunc("noop", "noop", "dev0"))
         imports.insert(0, Import("env", "noop", "func", "host:noop"))
+    if layout == "host+instance":
+        modules.append(Module("callee", assemble(_CALLEE)))
+        instances.append(Instance("callee", "callee", "dev0"))
+        imports.insert(0, Import("env", "f", "func", "callee.f"))
     size = {"host16": 16, "host16z": 16, "host8": 8}.get(layout, 4)
     plan = Plan(workload=f"probe:{capability}", strategy="probe", devices=(dev,),
-                memories=tuple(memories), modules=(Module("probe", wasm),),
-                instances=(Instance("probe", "probe", "dev0", tuple(imports)),),
+                memories=tuple(memories), modules=tuple(modules),
+                instances=(*instances, Instance("probe", "probe", "dev0", tuple(imports))),
                 placements=(), setup=(),
                 run=(Call("probe", "run", ()), Read("out", Region("m", 0, size))),
                 host_funcs=tuple(host_funcs), requires=frozenset({capability}))

@@ -111,6 +111,12 @@ class Runtime(Plugin):
         params = {**dict(spec.params), key: value}
         return str(Spec(spec.name, tuple(params.items()), spec.version))
 
+    def program_backend(self) -> str | None:
+        """A runtime that runs plans as standalone programs (`harness.standalone.worker`):
+        its back end as "module:Class" (the class builds itself with `for_runtime(self)`);
+        None for one that embeds the plan."""
+        return None
+
     def backend(self) -> Backend:
         """The in-worker backend (called inside the worker process only)."""
         raise NotImplementedError(f"{self.NAME} has no Python backend; it runs its own worker")

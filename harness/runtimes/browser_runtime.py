@@ -4,7 +4,7 @@ worker as Node and jsc (`js_protocol.js`, hosted by `browser_host.js` in a page'
 `browser_driver.js` (run by the project's Node) serves the request's folder from 127.0.0.1
 with COOP/COEP headers, so the page is cross-origin isolated (fine timers,
 `SharedArrayBuffer`), and starts the browser through `puppeteer-core` (npm, installed by
-`make env` under `.node/tools/`; it never downloads a browser). One browser process per
+`make env` under `.node/tools/puppeteer-core/`; it never downloads a browser). One browser process per
 worker, so one per comparison group and round. The timer's tick is measured in the page and
 reported, and samples are made at least 200 ticks long.
 

@@ -101,8 +101,10 @@ def resolve(pin: str | None, root: Path = REPO_ROOT) -> NodeBuild:
 
 
 def tool(name: str, root: Path = REPO_ROOT) -> NodeBuild:
-    """An npm tool of TOOLS, installed under `.node/tools/`."""
-    prefix = npm_dir("tools", root)
+    """An npm tool of TOOLS, installed under `.node/tools/<name>/`: a prefix of its own,
+    because `npm install --no-save` into a shared prefix removes what that command did
+    not name (installing Binaryen beside puppeteer-core deleted puppeteer-core)."""
+    prefix = npm_dir(f"tools/{name}", root)
     return NodeBuild("", prefix / "node_modules" / name / "package.json", "npm",
                      f"{name}@{TOOLS[name]}", prefix)
 

@@ -80,6 +80,9 @@ class Wasm2cRuntime(Runtime):
     def worker_argv(self) -> list[str]:
         return [sys.executable, "-m", "harness.standalone.worker"]
 
+    def program_backend(self) -> str | None:
+        return "harness.standalone.native:NativeProgram"
+
     def unavailable_reason(self) -> str | None:
         tc = find_toolchain()
         return tc if isinstance(tc, str) else None

@@ -47,7 +47,21 @@ class WasmtimeRuntime(Runtime):
         Param("engine", "choice", "cranelift", "cranelift: native code; pulley: wasmtime's "
               "portable interpreter (Cranelift compiles to Pulley bytecode)",
               choices=("cranelift", "pulley")),
+        Param("driver", "choice", "embedded", "embedded: Python drives every dispatch, copy "
+              "and host call; linked: the plan runs as one linked WASI program with a wasm "
+              "driver that times itself (host-call only with host=wasm)",
+              choices=("embedded", "linked")),
     )
+
+    def worker_argv(self) -> list[str]:
+        argv = super().worker_argv()
+        if self.params["driver"] == "linked":
+            argv[argv.index("harness.worker")] = "harness.standalone.worker"
+        return argv
+
+    def program_backend(self) -> str | None:
+        return "harness.standalone.linked:WasmtimeLinked" \
+            if self.params["driver"] == "linked" else None
 
     def backend(self) -> Backend:
         return WasmtimeBackend(self.params["bounds"], self.params["opt"], self.params["engine"])

@@ -11,7 +11,7 @@ plan's instances stay apart in state. Each module keeps addressing only its own 
 (merging renumbers memory indices, it adds no access), so isolation between memories is
 kept; separate instantiation is not.
 
-Found on Binaryen 132 (npm `binaryen`, `make env` installs it under `.node/tools`):
+Found on Binaryen 132 (npm `binaryen`, `make env` installs it under `.node/tools/binaryen`):
 features must be named (its default is the MVP); `-all` would turn on the compact import
 encoding, which wasmtime 50 and Wasmer 7.4 reject. WASI uses the memory exported as
 `memory`, whichever module calls it: only the driver may do WASI I/O.
@@ -34,7 +34,8 @@ DRIVER = "drv"
 #: every feature the project's modules may use, named (see the module docstring)
 FEATURES = ("--enable-multimemory", "--enable-simd", "--enable-bulk-memory",
             "--enable-sign-ext", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
-            "--enable-multivalue", "--enable-relaxed-simd")
+            "--enable-multivalue", "--enable-relaxed-simd", "--enable-memory64",
+            "--enable-tail-call", "--enable-custom-page-sizes")
 
 
 def instance_name(k: int) -> str:
@@ -60,8 +61,9 @@ def wasm_merge() -> list[str] | str:
     return [node, str(script)]
 
 
-def instance_binary(variant: ProgramVariant, k: int, wasm: bytes) -> bytes:
-    """Instance `k`'s module with its imports naming what the plan binds them to."""
+def instance_binary(variant: ProgramVariant, k: int, wasm: bytes, prefix: str = "") -> bytes:
+    """Instance `k`'s module with its imports naming what the plan binds them to (`prefix`
+    tells the variants of one program apart: `v0i3`, the driver's `v0m2`)."""
     bound = {(imp.module, imp.field): imp for imp in variant.instances[k].imports}
 
     def rename(module: str, field: str, kind: str) -> tuple[str, str]:
@@ -70,9 +72,9 @@ def instance_binary(variant: ProgramVariant, k: int, wasm: bytes) -> bytes:
             raise RuntimeUnsupported(f"instance {variant.instances[k].name}: import "
                                      f"{module}.{field} is bound by no plan import")
         if imp.kind == "memory":
-            return DRIVER, memory_export(imp.target)
+            return DRIVER, prefix + memory_export(imp.target)
         if imp.kind == "export":
-            return instance_name(imp.target), imp.export
+            return prefix + instance_name(imp.target), imp.export
         raise RuntimeUnsupported("a linked program has no embedding to serve host functions "
                                  f"({module}.{field}): host-call runs there only with its "
                                  "wasm host (host=wasm)")

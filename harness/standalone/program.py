@@ -27,6 +27,10 @@ FIXED_COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes
 HEAP_ONLY = ("page_fills", "page_flushes")
 
 OP_WRITE, OP_COPY, OP_CALL, OP_READ, OP_COUNT = range(5)
+#: what a program holds at most (the C driver's fixed tables: c/mb_driver.h, mb_driver.c)
+MAX_COUNTERS = 32
+MAX_VARIANTS = 256
+MAX_TENSORS = 256
 MEMORY_KINDS = {"host": 0, "export": 1, "buffer": 2}
 
 
@@ -123,6 +127,8 @@ class DriverProgram:
 
 def lower_plans(plans: Sequence[Plan], names: Sequence[str] | None = None) -> DriverProgram:
     """The plans of one program (a comparison group's variants), lowered to indices."""
+    if len(plans) > MAX_VARIANTS:
+        raise RuntimeUnsupported(f"a program holds at most {MAX_VARIANTS} variants")
     modules: dict[bytes, int] = {}
     variants = []
     for k, plan in enumerate(plans):
@@ -132,8 +138,9 @@ def lower_plans(plans: Sequence[Plan], names: Sequence[str] | None = None) -> Dr
 
 def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
     if any(m.shared for m in plan.memories):
-        raise RuntimeUnsupported("shared memories are not wired into the standalone program "
-                                 "(wasm2c needs --enable-threads and a shared memory type)")
+        raise RuntimeUnsupported("shared memories are not wired into standalone programs yet "
+                                 "(wasm2c needs --enable-threads and its shared memory type; "
+                                 "the linked driver, shared memory declarations)")
     plan.validate()
     devices = tuple(d.name for d in plan.devices)
     dev = {d: i for i, d in enumerate(devices)}
@@ -216,6 +223,10 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
         return tuple(out)
 
     setup, run = lower_steps(plan.setup), lower_steps(plan.run)
+    if len(counters) > MAX_COUNTERS or len(tensors) > MAX_TENSORS:
+        raise RuntimeUnsupported(f"a program variant holds at most {MAX_COUNTERS} counters "
+                                 f"and {MAX_TENSORS} tensors; this plan has {len(counters)} "
+                                 f"and {len(tensors)}")
     return ProgramVariant(
         name, devices, memories, tuple(instances), host_funcs,
         tuple((t, sizes[t]) for t in tensors), tuple((t, sizes["out:" + t]) for t in outputs),

@@ -63,7 +63,11 @@ def _every_cpu() -> Iterator[int]:
         return
     pinned = os.sched_getaffinity(0)
     every = set(range(os.cpu_count() or 1))
-    os.sched_setaffinity(0, every)
+    try:
+        os.sched_setaffinity(0, every)
+    except OSError:  # a container or cgroup may not allow it: build where we are
+        yield len(pinned)
+        return
     try:
         yield len(every)
     finally:
@@ -138,6 +142,11 @@ class Builder:
         header = read_header(name, (d / f"{name}.h").read_text())
         return header, d / f"{name}.o", float(json.loads(meta.read_text())["build_s"])
 
+    def modules(self, wasms: Sequence[bytes]) -> list[tuple[CHeader, Path, float]]:
+        """Several modules built at once, on every CPU (`_every_cpu`)."""
+        with _every_cpu() as cpus, ThreadPoolExecutor(max_workers=cpus) as pool:
+            return list(pool.map(self.module, wasms))
+
     def support(self) -> list[Path]:
         """The wasm2c runtime and the driver, compiled (cached)."""
         objs = []
@@ -158,8 +167,7 @@ class Builder:
     def build(self, program: DriverProgram) -> Build:
         """The program's executable (cached by the hash of all it is made of)."""
         self.cache.mkdir(parents=True, exist_ok=True)
-        with _every_cpu() as cpus, ThreadPoolExecutor(max_workers=cpus) as pool:
-            built = list(pool.map(self.module, program.modules))
+        built = self.modules(program.modules)
         headers = [h for h, _, _ in built]
         glue = glue_source(program, headers)
         with _every_cpu():

@@ -15,9 +15,8 @@ run again without it, and the suspect then runs alone, so it fails only by itsel
 
 from __future__ import annotations
 
+import importlib
 import json
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,13 +30,21 @@ from harness.core.protocol import PROTOCOL, RESPONSE, write_json_atomic
 from harness.plugins.plan import Plan
 from harness.plugins.registry import RUNTIMES, Registry
 from harness.runtimes.base import Runtime, RuntimeUnsupported
-from harness.runtimes.wasm2c_runtime import find_toolchain
-from harness.standalone.program import lower_plans
-from harness.standalone.wasm2c_build import Build, Builder
-from harness.worker.group import read_blame
+from harness.standalone.backend import Death, ProgramBackend
+from harness.worker.group import BLAME_WIDTH
+from harness.worker.lockstep import Gate
 from harness.worker.main import pin
-from harness.worker.measure import MIN_PASSES, SAMPLE_COST, MeasureSettings
+from harness.worker.measure import MeasureSettings
 from harness.worker.variant import one_line
+
+
+class ProgramDied(Exception):
+    """A program of several variants died: `index` (of the request's variants) was running,
+    when known."""
+
+    def __init__(self, index: int | None, why: str) -> None:
+        super().__init__(why)
+        self.index = index
 
 
 @dataclass
@@ -50,23 +57,17 @@ class Variant:
 
 
 class ProgramRunner:
-    """Builds and runs programs for one request in `out_dir`."""
+    """Builds and runs programs for one request in `out_dir`, through one back end."""
 
-    def __init__(self, rt: Runtime, builder: Builder, out_dir: Path) -> None:
-        self.rt, self.builder, self.out_dir = rt, builder, out_dir
-        self.builds: list[Build] = []
+    def __init__(self, rt: Runtime, backend: ProgramBackend, out_dir: Path) -> None:
+        self.rt, self.backend, self.out_dir = rt, backend, out_dir
 
     def buildable(self, variants: Sequence[Variant]) -> list[int]:
-        """The variants whose modules build; the others become `unsupported`."""
+        """The variants the back end can run; the others become `unsupported`."""
         ok = []
         for i, v in enumerate(variants):
             try:
-                lower_plans([v.plan])
-                times = {}
-                for m in v.plan.modules:
-                    _, _, seconds = self.builder.module(m.wasm)
-                    times[m.name] = seconds
-                v.compile_s = times
+                v.compile_s = self.backend.prepare(v.plan)
                 ok.append(i)
             except RuntimeUnsupported as exc:
                 v.result = {"status": "unsupported", "message": str(exc)}
@@ -74,64 +75,34 @@ class ProgramRunner:
 
     def run(self, variants: Sequence[Variant], which: Sequence[int], tensors: dict[str, str],
             settings: MeasureSettings, mode: str, timeout_s: float | None = None) -> None:
-        """Run the program of `which` until each has a result (a death blamed on one
-        variant sets it aside: the rest run again, then it runs alone)."""
-        pending = list(which)
-        suspects: list[int] = []
-        while pending:
-            died = self._once(variants, pending, tensors, settings, mode, timeout_s)
-            if died is None:
-                break
-            blamed, why = died
-            if len(pending) == 1:
-                variants[pending[0]].result = {"status": "crashed", "message": why}
-                break
-            if blamed is None:  # the program named no one: each variant alone
-                for i in pending:
-                    self.run(variants, [i], tensors, settings, mode, timeout_s)
-                break
-            suspects.append(blamed)
-            pending.remove(blamed)
-        for i in suspects:
-            self.run(variants, [i], tensors, settings, mode, timeout_s)
+        """Run the program of `which`. A variant that dies alone gets the death as its
+        result; a program of several that dies raises `ProgramDied`, naming the request's
+        variant it was running when it can: the parent then measures the others again
+        without it, each program in a worker of its own, so no rows of two programs ever
+        pair (`harness.run.group`)."""
+        if not which:
+            return
+        died = self._once(variants, which, tensors, settings, mode, timeout_s)
+        if died is None:
+            return
+        if len(which) == 1:
+            variants[which[0]].result = {"status": died.status, "message": died.why}
+            return
+        raise ProgramDied(None if died.blamed is None else which[died.blamed], died.why)
 
     def _once(self, variants: Sequence[Variant], which: Sequence[int],
               tensors: dict[str, str], settings: MeasureSettings, mode: str,
-              timeout_s: float | None) -> tuple[int | None, str] | None:
-        program = lower_plans([variants[i].plan for i in which])
-        build = self.builder.build(program)
-        self.builds.append(build)
+              timeout_s: float | None) -> Death | None:
+        slowdown = float(self.rt.params.get("slowdown", 0)) / 100.0
         with tempfile.TemporaryDirectory(dir=self.out_dir, prefix="program-") as tmp:
             t = Path(tmp)
-            blame = t / "blame"
-            slowdown = float(self.rt.params.get("slowdown", 0)) / 100.0
-            lines = [f"out {t}", f"blame {blame}", f"clock {settings.clock}", f"mode {mode}",
-                     *(f"setting {k} {getattr(settings, k)}" for k in (
-                         "warmup_s", "warmup_runs", "warmup_max_s", "steady_window",
-                         "steady_tol", "batch_s", "sample_s", "samples", "max_inner")),
-                     f"setting slowdown {slowdown}", f"setting sample_cost {SAMPLE_COST}",
-                     f"setting min_passes {MIN_PASSES}",
-                     *(f"tensor {name} {path}" for name, path in tensors.items())]
-            (t / "config").write_text("\n".join(lines) + "\n")
-            try:
-                out = subprocess.run([str(build.exe), str(t / "config")], capture_output=True,
-                                     text=True, timeout=timeout_s)
-                code, said = out.returncode, (out.stderr or out.stdout).strip()
-            except subprocess.TimeoutExpired:
-                code, said = -signal.SIGKILL, f"timed out after {timeout_s:.0f} s"
-            result = t / "program.json"
-            if code != 0 or not result.exists():
-                index = read_blame(blame)
-                how = (f"killed by signal {signal.Signals(-code).name}" if code < 0
-                       else f"exit status {code}")
-                why = f"the program died ({how}){': ' + said[-300:] if said else ''}"
-                if index is None or index >= len(which):
-                    return None, why
-                return which[index], why + f", running variant {variants[which[index]].plan.strategy}"
-            got = json.loads(result.read_text())
-            for k, i in enumerate(which):
+            got = self.backend.execute([variants[i].plan for i in which], tensors, settings,
+                                       mode, slowdown, t, timeout_s)
+            if isinstance(got, Death):
+                return got
+            for k, i in enumerate(which):  # outputs named by the request's index
                 variants[i].result = self._response(variants[i], got["variants"][k], t,
-                                                    got["peak_rss"], len(which) > 1, k,
+                                                    got["peak_rss"], len(which) > 1, i,
                                                     settings.clock)
         return None
 
@@ -157,18 +128,23 @@ class ProgramRunner:
         if changed:
             resp = {"status": "crashed", "message": f"outputs {changed} changed between "
                     "inferences (state leaks from one inference into the next)"}
-        census = {dev: tuple(x) for dev, x in r["census"].items()}
-        memory: dict[str, Any] = {
-            "linear_bytes_after_setup": sum(b for _, b in r["census_load"].values()),
-            "linear_bytes": sum(b for _, b in census.values()),
-            "memories": sum(m for m, _ in census.values()),
-            "linear_bytes_by_device": {dev: b for dev, (_, b) in census.items()}}
+        memory: dict[str, Any] = {}
+        if "census" in r:  # a back end that cannot see every memory leaves the check out
+            census = {dev: tuple(x) for dev, x in r["census"].items()}
+            memory.update({
+                "linear_bytes_after_setup": sum(b for _, b in r["census_load"].values()),
+                "linear_bytes": sum(b for _, b in census.values()),
+                "memories": sum(m for m, _ in census.values()),
+                "linear_bytes_by_device": {dev: b for dev, (_, b) in census.items()}})
         if shared_process:
-            memory.update(rss_load_delta=r["rss_after_load"] - r["rss_before"],
-                          group_peak_rss=peak_rss)
+            memory["group_peak_rss"] = peak_rss
+            if "rss_before" in r:
+                memory["rss_load_delta"] = r["rss_after_load"] - r["rss_before"]
         else:
-            memory.update(rss_start=r["rss_before"], rss_after_load=r["rss_after_load"],
-                          peak_rss=peak_rss)
+            memory["peak_rss"] = peak_rss
+            if "rss_before" in r:
+                memory.update(rss_start=r["rss_before"], rss_after_load=r["rss_after_load"])
+        memory.update(r.get("memory", {}))
         dev_engine = {d.name: d.engine for d in v.plan.devices}
         compile_s = {}
         for inst in v.plan.instances:
@@ -183,9 +159,10 @@ class ProgramRunner:
         if r["passes"]:
             timing["passes"] = r["passes"]
         resp.update({
-            "phases": {"compile_s": compile_s, "instantiate_s": r["instantiate_s"],
+            "phases": {"compile_s": compile_s, "instantiate_s": r.get("instantiate_s", {}),
                        "setup_s": r["setup_s"], "first_run_s": r["first_s"],
-                       "load_s": r["load_s"]},
+                       **({"load_s": r["load_s"]} if "load_s" in r else {}),
+                       **r.get("phases", {})},
             "timing": timing, "counters": per_run, "memory": memory, "outputs": outputs})
         return resp
 
@@ -259,16 +236,20 @@ HANDLERS = {"cell": handle_cell, "group": handle_group, "probe": handle_probe,
 
 
 def runtime_info(rt: Runtime, runner: ProgramRunner) -> dict[str, Any]:
-    tc = runner.builder.tc
-    builds = runner.builds
-    return {"name": rt.NAME, "spec": rt.spec, "version": f"wabt {tc.wabt_version}",
-            "config": {"compiler": tc.cc_version, "cflags": list(runner.builder.cflags),
-                       "host": "native C (harness/standalone/c/mb_host.c)",
-                       "bounds_checks": "guard pages (wasm2c's default on 64-bit Linux)",
-                       "programs_built": sum(not b.cached for b in builds),
-                       "programs_cached": sum(b.cached for b in builds),
-                       "link_s": sum(b.link_s for b in builds)},
+    return {"name": rt.NAME, "spec": rt.spec, **runner.backend.info(),
             "python": sys.version.split()[0]}
+
+
+def program_backend(rt: Runtime) -> ProgramBackend:
+    """The back end a runtime names (`Runtime.program_backend`: "module:Class", built by
+    the class's `for_runtime`)."""
+    target = rt.program_backend()
+    if target is None:
+        raise RuntimeUnsupported(f"{rt.spec} runs no standalone programs")
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    backend: ProgramBackend = cls.for_runtime(rt)
+    return backend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,13 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         affinity = pin(req.get("pin"))
         rt: Runtime = Registry[Runtime](RUNTIMES, "runtime").create(req["runtime"])
-        tc = find_toolchain()
-        if isinstance(tc, str):
-            raise RuntimeUnsupported(tc)
-        runner = ProgramRunner(rt, Builder(tc, rt.spec_flags()), out_dir)
+        if Gate.from_request(req) is not None:
+            raise RuntimeUnsupported("a standalone program times itself: it cannot take its "
+                                     "samples in lockstep with another worker (ab --lockstep)")
+        runner = ProgramRunner(rt, program_backend(rt), out_dir)
         resp = HANDLERS[req["kind"]](req, runner)
         resp["runtime"] = runtime_info(rt, runner)
         resp["affinity"] = affinity
+    except ProgramDied as exc:
+        # no response: the parent reads the blame file and runs the others again without
+        # the suspect, then the suspect alone (as when a Python worker dies)
+        if exc.index is not None and req.get("blame_path"):
+            Path(req["blame_path"]).write_text(f"{exc.index:>{BLAME_WIDTH - 1}}\n",
+                                               encoding="ascii")
+        print(f"membench: the program died: {exc}", file=sys.stderr)
+        return 3
     except RuntimeUnsupported as exc:
         resp = {"status": "unsupported", "message": str(exc)}
     except Exception as exc:

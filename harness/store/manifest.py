@@ -16,7 +16,7 @@ MANIFEST = "run.json"
 #: the capabilities `membench probe` measures, in the order the manifest and reports list them
 CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
                 "simd128", "relaxed-simd", "bulk-memory", "memory64", "custom-page-sizes",
-                "tail-call", "host-func-import")
+                "tail-call", "host-func-import", "instance-func-import")
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -21,7 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <sys/prctl.h>
+
 #include "mb_driver.h"
+#include "wasm-rt-exceptions.h"
 #include "wasm-rt-impl.h"
 
 typedef struct {
@@ -207,7 +211,8 @@ typedef struct {
   long* passes;
   uint64_t first_counters[MB_MAX_COUNTERS];
   uint8_t** first_out;
-  int64_t census_mem[16], census_bytes[16];
+  int64_t* census_mem;
+  int64_t* census_bytes;
   long rss_before, rss_after_load;
 } Result;
 
@@ -402,6 +407,8 @@ static const char* bind_tensors(MbVariant* v, char* msg) {
 
 int main(int argc, char** argv) {
   if (argc != 2) die("usage: program CONFIG", NULL);
+  /* a worker killed for a timeout takes its program with it */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   int alive[256], nalive = MB_NVARIANTS;
   for (int i = 0; i < MB_NVARIANTS && i < 256; i++) alive[i] = i;
   read_config(argv[1], alive, &nalive);
@@ -440,6 +447,8 @@ int main(int argc, char** argv) {
     if (code) { trapped(v, r, code); continue; }
     r->rss_after_load = rss_now();
     if (check_regions(v, r->message)) { r->status = "crashed"; continue; }
+    r->census_mem = xcalloc((size_t)d->ndevices, sizeof *r->census_mem);
+    r->census_bytes = xcalloc((size_t)d->ndevices, sizeof *r->census_bytes);
     d->census(v, r->census_mem, r->census_bytes);
     memset(v->counters, 0, sizeof v->counters);
     int64_t t1 = now_ns();
@@ -512,7 +521,8 @@ int main(int argc, char** argv) {
     fprintf(f, ",\"status\":\"%s\",\"message\":", r->status ? r->status : "ok");
     json_str(f, r->message);
     if (r->status) { fputc('}', f); continue; }
-    int64_t mems[16] = {0}, bytes[16] = {0};
+    int64_t* mems = xcalloc((size_t)d->ndevices, sizeof *mems);
+    int64_t* bytes = xcalloc((size_t)d->ndevices, sizeof *bytes);
     d->census(v, mems, bytes);
     fprintf(f, ",\"setup_s\":%.9g", r->setup_s);
     fprintf(f, ",\"load_s\":%.9g,\"first_s\":%.9g,\"warmup_runs\":%ld,\"warmup_s\":%.9g,"

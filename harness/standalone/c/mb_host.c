@@ -127,7 +127,7 @@ void mb_host_copy_in(void* ctx, uint32_t heap_addr, uint32_t private_addr, uint3
   h->v->counters[MB_C_HOST_CALLS]++;
   h->v->counters[MB_C_PAGE_FILLS]++;
   uint8_t* priv = private_of(h, "heap.copy_in", private_addr, len);
-  if (inside(h, heap_addr, len, 0)) { /* one window holds the whole page: nothing to zero */
+  if (len > 0 && inside(h, heap_addr, len, 0)) { /* one window holds the page: no zero fill */
     memcpy(priv + private_addr, heap_of(h) + heap_addr, len);
     return;
   }

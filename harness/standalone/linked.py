@@ -1,0 +1,116 @@
+"""The wasm back end run by an engine: a plan group as one linked WASI command
+(`harness.standalone.wasm_program`, merged by `harness.standalone.link`), started at
+`_start`; it measures itself and writes its report to stdout.
+
+No embedding sits between the dispatches: the program's driver is wasm. There is no
+embedding host either, so `host-call` runs here only with its wasm host (`host=wasm`).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.plugins.plan import Plan
+from harness.runtimes.base import Runtime, RuntimeUnsupported
+from harness.standalone.backend import Death
+from harness.standalone.program import lower_plans
+from harness.standalone.wasm_program import linked_program, parse_report
+from harness.worker.measure import MeasureSettings
+
+#: a probe (`mode once`) needs the first inference only: the rest is kept minimal
+ONCE = MeasureSettings(warmup_s=0.0, warmup_runs=1, warmup_max_s=0.0, samples=1,
+                       sample_s=1e-9, max_inner=1)
+
+
+class LinkedProgram:
+    """Builds the linked program; a subclass runs it on its engine (`_run`)."""
+
+    def prepare(self, plan: Plan) -> dict[str, float]:
+        program = lower_plans([plan])
+        v = program.variants[0]
+        hosts = [f"{i.module}.{i.field}" for x in v.instances for i in x.imports
+                 if i.kind == "host"]
+        if hosts:
+            raise RuntimeUnsupported(
+                "a linked program has no embedding to serve host functions "
+                f"({', '.join(sorted(set(hosts)))}): host-call runs here only with its wasm "
+                "host (host=wasm)")
+        return {}
+
+    def execute(self, plans: Sequence[Plan], tensors: dict[str, str],
+                settings: MeasureSettings, mode: str, slowdown: float, out: Path,
+                timeout_s: float | None) -> dict[str, Any] | Death:
+        program = lower_plans(plans)
+        data = {name: Path(path).read_bytes() for name, path in tensors.items()}
+        t0 = time.perf_counter()
+        wasm, lay = linked_program(program, ONCE if mode == "once" else settings, data,
+                                   slowdown)
+        link_s = time.perf_counter() - t0
+        ran = self._run(wasm, timeout_s)
+        if isinstance(ran, Death):
+            return ran
+        stdout, compile_s = ran
+        variants = parse_report(stdout, program, lay)
+        for k, v in enumerate(variants):
+            outputs = {}
+            for name, o in v["outputs"].items():  # type: ignore[attr-defined]
+                file = f"v{k}_out_{name}.bin"
+                (out / file).write_bytes(o["bytes"])
+                outputs[name] = {"file": file, "changed": o["changed"]}
+            v["outputs"] = outputs
+            v["phases"] = {"link_s": link_s, "compile_s": {"linked program": compile_s}}
+        return {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "variants": variants}
+
+    def _run(self, wasm: bytes, timeout_s: float | None) -> tuple[bytes, float] | Death:
+        """The program's stdout and its compile seconds, or how it died."""
+        raise NotImplementedError
+
+
+class WasmtimeLinked(LinkedProgram):
+    """wasmtime-py running the linked program through WASI, with the same engine
+    configuration as the embedded runtime's spec (bounds, opt, engine)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.embedded = rt.backend()
+
+    @classmethod
+    def for_runtime(cls, rt: Runtime) -> WasmtimeLinked:
+        return cls(rt)
+
+    def _run(self, wasm: bytes, timeout_s: float | None) -> tuple[bytes, float] | Death:
+        import wasmtime
+
+        engine = self.embedded._engine("linked")  # type: ignore[attr-defined]
+        t0 = time.perf_counter()
+        module = wasmtime.Module(engine, wasm)
+        compile_s = time.perf_counter() - t0
+        store = wasmtime.Store(engine)
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        wasi = wasmtime.WasiConfig()
+        out = bytearray()
+        wasi.stdout_custom = out.extend
+        store.set_wasi(wasi)
+        start = linker.instantiate(store, module).exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        try:
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            if exc.code != 0:
+                return Death(None, f"the program exited with status {exc.code}")
+        except wasmtime.Trap as exc:
+            return Death(None, "wasm trap: " + " | ".join(
+                ln.strip() for ln in str(exc).splitlines() if ln.strip())[:400], "trapped")
+        return bytes(out), compile_s
+
+    def info(self) -> dict[str, Any]:
+        return {"version": self.embedded.version(),
+                "config": {**self.embedded.config(), "driver": "linked",
+                           "program": "one WASI command: a wasm driver merged with every "
+                                      "instance (Binaryen wasm-merge)"}}
