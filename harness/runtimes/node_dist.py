@@ -109,6 +109,22 @@ def tool(name: str, root: Path = REPO_ROOT) -> NodeBuild:
                      f"{name}@{TOOLS[name]}", prefix)
 
 
+def tool_command(name: str, script: str, root: Path = REPO_ROOT) -> list[str] | str:
+    """The command running `script` of npm tool `name` with a Node.js (the system's, else
+    the project's), or why it cannot run (with the install command)."""
+    build = tool(name, root)
+    path = build.binary.parent / "bin" / script
+    if not is_installed(build) or not path.exists():
+        return f"{name}'s {script} is not installed (make env, or {build.install_command})"
+    node = shutil.which("node")
+    if node is None:
+        default = resolve(None, root)
+        if not is_installed(default):
+            return f"no Node.js to run {script} (make env installs one)"
+        node = str(default.binary)
+    return [node, str(path)]
+
+
 def is_installed(build: NodeBuild) -> bool:
     if build.source == "system":
         return build.binary.exists()

@@ -63,6 +63,15 @@ class WasmtimeRuntime(Runtime):
         return "harness.standalone.linked:WasmtimeLinked" \
             if self.params["driver"] == "linked" else None
 
+    def unavailable_reason(self) -> str | None:
+        if self.params["driver"] == "linked":
+            from harness.runtimes import node_dist
+
+            merge = node_dist.tool_command("binaryen", "wasm-merge")
+            if isinstance(merge, str):
+                return merge
+        return super().unavailable_reason()
+
     def backend(self) -> Backend:
         return WasmtimeBackend(self.params["bounds"], self.params["opt"], self.params["engine"])
 

@@ -19,7 +19,6 @@ encoding, which wasmtime 50 and Wasmer 7.4 reject. WASI uses the memory exported
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -48,17 +47,7 @@ def memory_export(j: int) -> str:
 
 def wasm_merge() -> list[str] | str:
     """The command that runs wasm-merge, or why it cannot run (with the install command)."""
-    build = node_dist.tool("binaryen")
-    script = build.binary.parent / "bin" / "wasm-merge"
-    if not node_dist.is_installed(build) or not script.exists():
-        return f"Binaryen's wasm-merge is not installed (make env, or {build.install_command})"
-    node = shutil.which("node")
-    if node is None:
-        default = node_dist.resolve(None)
-        if not node_dist.is_installed(default):
-            return "no Node.js to run wasm-merge (make env installs one)"
-        node = str(default.binary)
-    return [node, str(script)]
+    return node_dist.tool_command("binaryen", "wasm-merge")
 
 
 def instance_binary(variant: ProgramVariant, k: int, wasm: bytes, prefix: str = "") -> bytes:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.paths import REPO_ROOT
 from harness.plugins.plan import Plan
 from harness.runtimes.base import Runtime, RuntimeUnsupported
 from harness.standalone.backend import Death
@@ -114,3 +115,67 @@ class WasmtimeLinked(LinkedProgram):
                 "config": {**self.embedded.config(), "driver": "linked",
                            "program": "one WASI command: a wasm driver merged with every "
                                       "instance (Binaryen wasm-merge)"}}
+
+
+class WasmerSdkLinked(LinkedProgram):
+    """Wasmer's Python SDK running the linked program in a sandbox: bytes in, `_start`,
+    stdout back. The SDK compiles inside its run and caches the code by content under
+    `.cache/wasmer-sdk`; it cannot report the compile time apart."""
+
+    CACHE = REPO_ROOT / ".cache" / "wasmer-sdk"
+
+    @classmethod
+    def for_runtime(cls, rt: Runtime) -> WasmerSdkLinked:
+        return cls()
+
+    def _run(self, wasm: bytes, timeout_s: float | None) -> tuple[bytes, float] | Death:
+        import asyncio
+
+        from wasmer_sdk import Wasmer, WasmerError  # type: ignore[import-not-found]
+
+        async def run() -> tuple[bytes, float] | Death:
+            self.CACHE.mkdir(parents=True, exist_ok=True)
+            async with Wasmer(cache_root=str(self.CACHE)) as wasmer:
+                pkg = await wasmer.packages.load(wasm)
+                async with await wasmer.sandboxes.create(packages=[pkg]) as sandbox:
+                    try:
+                        out = await sandbox.command(pkg, []).run(timeout=timeout_s,
+                                                                 check=False)
+                    except WasmerError as exc:
+                        said = " | ".join(ln.strip() for ln in str(exc).splitlines()
+                                          if ln.strip())[:400]
+                        # the SDK says EXECUTION_ERROR for a refused module and a trap alike
+                        if "compile error" in said:
+                            return Death(None, f"Wasmer cannot compile it: {said}",
+                                         "unsupported")
+                        return Death(None, f"wasm trap: {said}", "trapped")
+            if out.exit_code != 0:
+                err = out.stderr.bytes.decode(errors="replace").strip()[-300:]
+                return Death(None, f"the program exited with status {out.exit_code} "
+                                   f"({out.reason}){': ' + err if err else ''}")
+            return bytes(out.stdout.bytes), float("nan")
+        return asyncio.run(run())
+
+    def info(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {"version": f"wasmer-sdk {version('wasmer-sdk')}", "config": {
+            "engine": engine_strings(), "driver": "linked",
+            "program": "one WASI command: a wasm driver merged with every instance "
+                       "(Binaryen wasm-merge)"}}
+
+
+def engine_strings() -> str:
+    """What the SDK's native library says it is built from (the SDK has no version call):
+    its wasmer-wasix crate and its Cranelift."""
+    import re
+
+    import wasmer_sdk
+
+    lib = next(Path(wasmer_sdk.__file__).parent.glob("*.so"), None)
+    if lib is None:
+        return "unknown"
+    raw = lib.read_bytes()
+    found = [m.decode() for pat in (rb"wasmer-wasix-\d+\.\d+\.\d+", rb"cranelift-codegen-\d+\.\d+\.\d+")
+             if (m := (re.search(pat, raw) or [None])[0]) is not None]
+    return ", ".join(found) or "unknown"
