@@ -134,6 +134,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "overhead": tables.embedding_overhead(run), "inferences": INFERENCES,
         "host_call_costs": embedding.host_call_costs(ans.ratios, typed) if ans else [],
         "dispatch_shares": embedding.dispatch_shares(typed, embedding.noop_medians(run.rows)),
+        "embedded_vs_linked": embedding.embedded_vs_linked(typed),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }
     return context, images

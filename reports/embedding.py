@@ -109,3 +109,48 @@ def noop_medians(rows: Sequence[Mapping[str, object]]) -> dict[str, float]:
         if r.get("kind") == "noop" and r.get("status") == "ok" and isinstance(median, float):
             out[str(r.get("runtime"))] = median
     return out
+
+
+@dataclass(frozen=True)
+class EmbeddedVsLinked:
+    strategy: str
+    embedded: str            # runtime spec driving the plan from Python
+    linked: str              # the same engine running the plan as one linked program
+    workloads: int
+    ratio: float             # geometric mean over the workloads of embedded / linked medians
+    low: float               # smallest and largest per-workload ratio
+    high: float
+
+
+def linked_twin(spec: str) -> str | None:
+    """The embedded spec of a `driver=linked` runtime spec (None for any other spec)."""
+    from harness.plugins.spec import Spec, parse_spec
+
+    parsed = parse_spec(spec)
+    params = dict(parsed.params)
+    if params.pop("driver", None) != "linked":
+        return None
+    return str(Spec(parsed.name, tuple(params.items()), parsed.version))
+
+
+def embedded_vs_linked(rows: Sequence[ResultRow]) -> list[EmbeddedVsLinked]:
+    """Per strategy and engine: how much slower driving the plan from the embedding is than
+    the same plan as a linked program on the same engine. Unpaired (two workers, at
+    different moments): read it with the run's spread in mind."""
+    import math
+
+    med = {(r.workload, r.strategy, r.runtime): r.median_s for r in rows
+           if r.kind == "cell" and r.status == "ok" and r.median_s}
+    out = []
+    for linked in sorted({rt for _, _, rt in med}):
+        embedded = linked_twin(linked)
+        if embedded is None:
+            continue
+        by: dict[str, list[float]] = defaultdict(list)
+        for (w, s, rt), m in med.items():
+            if rt == linked and (w, s, embedded) in med:
+                by[s].append(med[(w, s, embedded)] / m)
+        for s, xs in sorted(by.items()):
+            g = math.exp(sum(math.log(x) for x in xs) / len(xs))
+            out.append(EmbeddedVsLinked(s, embedded, linked, len(xs), g, min(xs), max(xs)))
+    return out

@@ -44,6 +44,7 @@ def test_every_wasm_hosted_strategy_verifies_and_counts(regs, quick_settings,
         assert row.host_calls_per_run == plan.expected_counts()["host_calls"] > 0
     assert len(row.samples_s) == 3 and row.timing["passes"] == [0, 1, 2]
     assert row.runtime_info["config"]["driver"] == "linked"
+    assert row.phases["compile_s"]["linked program"] > 0 and row.phases["link_s"] > 0
 
 
 def test_an_embedding_host_is_unsupported_with_the_reason(regs, quick_settings) -> None:
@@ -69,6 +70,7 @@ def test_current_wasmer_runs_the_linked_program(regs, quick_settings, strategy: 
     assert row.bytes_copied_per_run == plan.bytes_copied_per_run()
     assert row.counters["calls"] == plan.calls_per_run()
     assert row.runtime_info["version"].startswith("wasmer-sdk ")
+    assert row.phases["compile_s"] == {}  # compiled inside the SDK's run: not apart
     assert "wasmer-wasix" in row.runtime_info["config"]["engine"]
 
 

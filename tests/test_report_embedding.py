@@ -6,7 +6,14 @@ import pytest
 
 from harness.analysis.strategies import StrategyRatio
 from harness.store.rows import ResultRow
-from reports.embedding import dispatch_shares, host_call_costs, host_language, host_of
+from reports.embedding import (
+    dispatch_shares,
+    embedded_vs_linked,
+    host_call_costs,
+    host_language,
+    host_of,
+    linked_twin,
+)
 
 
 def _row(w: str, s: str, rt: str, median: float, calls: int, host_calls: int) -> ResultRow:
@@ -45,3 +52,16 @@ def test_dispatch_share_is_calls_times_the_empty_call_over_the_inference() -> No
     [d] = dispatch_shares(rows, {"wasmtime": 1e-6})
     assert d.runtime == "wasmtime" and d.language == "Python" and d.cells == 2
     assert d.median_share == pytest.approx((0.1 + 0.04) / 2) and d.max_share == pytest.approx(0.1)
+
+
+def test_embedded_against_linked_on_the_same_engine() -> None:
+    assert linked_twin("wasmtime:bounds=explicit,driver=linked") == "wasmtime:bounds=explicit"
+    assert linked_twin("wasmtime") is None and linked_twin("wasmer-sdk") is None
+    rows = [_row("a", "shared", "wasmtime", 120e-6, 2, 0),
+            _row("a", "shared", "wasmtime:driver=linked", 100e-6, 2, 0),
+            _row("b", "shared", "wasmtime", 300e-6, 2, 0),
+            _row("b", "shared", "wasmtime:driver=linked", 250e-6, 2, 0),
+            _row("c", "shared", "wasmtime", 1e-3, 2, 0)]   # no linked twin: left out
+    [e] = embedded_vs_linked(rows)
+    assert (e.embedded, e.linked, e.workloads) == ("wasmtime", "wasmtime:driver=linked", 2)
+    assert e.ratio == pytest.approx((1.2 * 1.2) ** 0.5) and e.low == e.high == pytest.approx(1.2)
