@@ -126,7 +126,10 @@ def linked_twin(spec: str) -> str | None:
     """The embedded spec of a `driver=linked` runtime spec (None for any other spec)."""
     from harness.plugins.spec import Spec, parse_spec
 
-    parsed = parse_spec(spec)
+    try:
+        parsed = parse_spec(spec)
+    except MembenchError:  # a results file may hold any text: not a spec, no twin
+        return None
     params = dict(parsed.params)
     if params.pop("driver", None) != "linked":
         return None
