@@ -219,3 +219,19 @@ def test_the_native_host_serves_accesses_straddling_pages(regs, quick_settings,
     assert row.status == "ok", row.reason
     if "element" in strategy:  # v128 = 4 calls: 1+1 + 7*(4+4) + 3*2 + 28*2
         assert row.host_calls_per_run == 2 + 7 * 8 + 6 + 28 * 2
+
+
+def test_a_binding_the_glue_cannot_express_fails_its_variant_alone(regs, tmp_path: Path) -> None:
+    """A call of an export the module lacks is found when the variant is prepared, not when
+    the group's program is printed: the other variants still run."""
+    from harness.plugins.plan import Call
+
+    plan = regs.strategies.create("shared").plan(regs.workloads.create("gemm:m=8,n=8,k=8"))
+    broken = dataclasses.replace(plan, run=tuple(
+        dataclasses.replace(s, export="no_such_export") if isinstance(s, Call) else s
+        for s in plan.run))
+    ok, bad = Variant(plan), Variant(broken)
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"), NativeProgram(builder=Builder(TOOLCHAIN)),
+                           tmp_path)
+    assert runner.buildable([ok, bad]) == [0]
+    assert bad.result and "exports no function 'no_such_export'" in bad.result["message"]

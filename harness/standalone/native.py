@@ -14,6 +14,7 @@ from harness.plugins.plan import Plan
 from harness.runtimes.base import Runtime, RuntimeUnsupported
 from harness.runtimes.wasm2c_runtime import find_toolchain
 from harness.standalone.backend import Death
+from harness.standalone.c_program import glue_source
 from harness.standalone.program import lower_plans
 from harness.standalone.wasm2c_build import Build, Builder
 from harness.worker.group import read_blame
@@ -37,9 +38,14 @@ class NativeProgram:
         return cls(rt.spec_flags())
 
     def prepare(self, plan: Plan) -> dict[str, float]:
-        lower_plans([plan])
-        built = self.builder.modules([m.wasm for m in plan.modules])
-        return {m.name: seconds for m, (_, _, seconds) in zip(plan.modules, built, strict=True)}
+        program = lower_plans([plan])
+        built = self.builder.modules(program.modules)  # each distinct binary once
+        # the variant's own glue, printed now: a binding the C glue cannot express (an
+        # export missing, two signatures for one import) makes this variant unsupported
+        # alone, not its whole group when the group's program is printed
+        glue_source(program, [h for h, _, _ in built])
+        seconds = {wasm: s for wasm, (_, _, s) in zip(program.modules, built, strict=True)}
+        return {m.name: seconds[m.wasm] for m in plan.modules}
 
     def execute(self, plans: Sequence[Plan], tensors: dict[str, str],
                 settings: MeasureSettings, mode: str, slowdown: float, out: Path,
