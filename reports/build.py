@@ -133,7 +133,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "problems": tables.problems(run), "environment": tables.environment(run),
         "overhead": tables.embedding_overhead(run), "inferences": INFERENCES,
         "host_call_costs": embedding.host_call_costs(ans.ratios, typed) if ans else [],
-        "dispatch_shares": embedding.dispatch_shares(typed, embedding.noop_medians(run.rows)),
+        "dispatch_shares": embedding.dispatch_shares(typed, tables.noop_medians(run.rows)),
         "embedded_vs_linked": embedding.embedded_vs_linked(typed),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }

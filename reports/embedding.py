@@ -15,9 +15,10 @@ Two tables, both read from the run's rows:
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.analysis.strategies import StrategyRatio
@@ -27,6 +28,7 @@ from harness.runtimes.base import Runtime
 from harness.store.rows import ResultRow
 
 
+@functools.cache
 def host_language(runtime_spec: str) -> str:
     """The embedding language of a runtime spec ("?" for one this install does not know)."""
     try:
@@ -99,16 +101,6 @@ def dispatch_shares(rows: Sequence[ResultRow],
                                  statistics.median(n for n, _ in xs), statistics.median(shares),
                                  max(shares), len(xs)))
     return sorted(out, key=lambda d: d.median_share)
-
-
-def noop_medians(rows: Sequence[Mapping[str, object]]) -> dict[str, float]:
-    """Each runtime's empty wasm call from the embedding (the `noop` calibration row)."""
-    out = {}
-    for r in rows:
-        median = r.get("median_s")
-        if r.get("kind") == "noop" and r.get("status") == "ok" and isinstance(median, float):
-            out[str(r.get("runtime"))] = median
-    return out
 
 
 @dataclass(frozen=True)

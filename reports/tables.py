@@ -14,7 +14,7 @@ runtime), in this shape (fields other than these are ignored):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,12 +232,20 @@ def embedding_overhead(run: RunData) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def noop_medians(rows: Sequence[Mapping[str, object]]) -> dict[str, float]:
+    """Each runtime's empty wasm call from the embedding (the `noop` calibration row)."""
+    out = {}
+    for r in rows:
+        median = r.get("median_s")
+        if r.get("kind") == "noop" and r.get("status") == "ok" and median \
+                and isinstance(median, (int, float)):
+            out[str(r.get("runtime"))] = float(median)
+    return out
+
+
 def overhead_ratios(run: RunData) -> dict[Key, float]:
     """Cell median / its runtime's noop median (the row's `overhead_s`, else the noop row)."""
-    noop: dict[str, float] = {}
-    for r in run.rows:
-        if r.get("kind") == "noop" and r.get("status") == "ok" and r.get("median_s"):
-            noop[str(r.get("runtime"))] = float(r["median_s"])
+    noop = noop_medians(run.rows)
     for c in run.overhead_cells:
         if c.ok and c.runtime not in noop:
             noop[c.runtime] = c.median

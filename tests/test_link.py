@@ -16,7 +16,7 @@ from harness.codegen import assemble
 from harness.plugins.verify import compare
 from harness.plugins.wasmbin import module_info, rename_imports
 from harness.runtimes.base import RuntimeUnsupported
-from harness.standalone.link import link_variant, memory_export, wasm_merge
+from harness.standalone.link import link_program, memory_export, wasm_merge
 from harness.standalone.program import (
     OP_CALL,
     OP_COPY,
@@ -32,22 +32,23 @@ pytestmark = pytest.mark.skipif(isinstance(MERGE, str), reason=str(MERGE))
 
 
 def _test_driver(v: ProgramVariant) -> bytes:
-    """Memories of the plan (exported as m<j>) and a trampoline c<k> per call entry."""
+    """Memories of the plan (exported as v0m<j>, as the instances of the program's first
+    variant import them) and a trampoline c<k> per call entry."""
     imports, defs = [], []
     for j, m in enumerate(v.memories):
         if m.kind == "export":
-            imports.append(f'(import "i{m.instance}" "{m.export}" (memory $m{j} 0))')
-            defs.append(f'(export "{memory_export(j)}" (memory $m{j}))')
+            imports.append(f'(import "v0i{m.instance}" "{m.export}" (memory $m{j} 0))')
+            defs.append(f'(export "v0{memory_export(j)}" (memory $m{j}))')
         elif m.kind == "host":
-            defs.append(f'(memory $m{j} (export "{memory_export(j)}") {m.min_pages})')
+            defs.append(f'(memory $m{j} (export "v0{memory_export(j)}") {m.min_pages})')
         elif m.kind == "buffer":
-            defs.append(f'(memory $m{j} (export "{memory_export(j)}") '
+            defs.append(f'(memory $m{j} (export "v0{memory_export(j)}") '
                         f'{max(1, -(-m.size // 65536))})')
     arity = {c.a: len(c.args) for c in (*v.setup, *v.run) if c.op == OP_CALL}
     for k, (inst, export) in enumerate(v.calls):
         params = " ".join(["i32"] * arity[k])
         args = "".join(f"(local.get {i})" for i in range(arity[k]))
-        imports.append(f'(import "i{inst}" "{export}" (func $c{k} (param {params})))')
+        imports.append(f'(import "v0i{inst}" "{export}" (func $c{k} (param {params})))')
         defs.append(f'(func (export "c{k}") (param {params}) (call $c{k} {args}))')
     return assemble("(module " + " ".join(imports + defs) + ")")
 
@@ -59,7 +60,7 @@ def _run(v: ProgramVariant, merged: bytes, data: dict[str, np.ndarray]) -> dict[
     ex = inst.exports(store)
 
     def mem(j: int) -> np.ndarray:
-        m = ex[memory_export(j)]
+        m = ex["v0" + memory_export(j)]
         ptr = ctypes.cast(m.data_ptr(store), ctypes.POINTER(ctypes.c_ubyte))
         return np.ctypeslib.as_array(ptr, (m.data_len(store),))
 
@@ -88,7 +89,7 @@ def test_a_linked_plan_computes_what_numpy_does(regs, strategy: str) -> None:
     plan = regs.strategies.create(strategy).plan(w)
     program = lower_plans([plan])
     v = program.variants[0]
-    merged = link_variant(v, program.modules, _test_driver(v))
+    merged = link_program(program, _test_driver(v))
     wasmtime.Module(wasmtime.Engine(), merged)  # validates
     # every memory of every instance is there, as in the plan (driver + instances)
     defined = len(module_info(merged).defined_memories)
@@ -107,7 +108,7 @@ def test_a_linked_plan_cannot_use_an_embedding_host(regs) -> None:
         regs.workloads.create("mlp:batch=5,sizes=64-32-10"))
     program = lower_plans([plan])
     with pytest.raises(RuntimeUnsupported, match="host=wasm"):
-        link_variant(program.variants[0], program.modules, assemble("(module)"))
+        link_program(program, assemble("(module)"))
 
 
 def test_renamed_imports_keep_every_other_byte(regs) -> None:

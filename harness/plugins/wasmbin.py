@@ -122,7 +122,8 @@ def module_info(wasm: bytes) -> ModuleInfo:
     return ModuleInfo(tuple(imports), tuple(memories), tuple(exports))
 
 
-def _uleb(n: int) -> bytes:
+def uleb128(n: int) -> bytes:
+    """Unsigned LEB128, as wasm binaries encode counts, sizes and indices."""
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -134,7 +135,7 @@ def _uleb(n: int) -> bytes:
 
 def _name_bytes(text: str) -> bytes:
     raw = text.encode("utf-8")
-    return _uleb(len(raw)) + raw
+    return uleb128(len(raw)) + raw
 
 
 def _skip_import_desc(s: _Reader, kind: int) -> None:
@@ -174,7 +175,7 @@ def rename_imports(wasm: bytes, rename: Callable[[str, str, str], tuple[str, str
             continue
         s = _Reader(wasm, r.pos, end)
         count = s.uleb()
-        body = bytearray(_uleb(count))
+        body = bytearray(uleb128(count))
         for _ in range(count):
             mod, fld = s.name(), s.name()
             at = s.pos
@@ -182,7 +183,7 @@ def rename_imports(wasm: bytes, rename: Callable[[str, str, str], tuple[str, str
             _skip_import_desc(s, kind)
             new_mod, new_fld = rename(mod, fld, _EXTERN.get(kind, str(kind)))
             body += _name_bytes(new_mod) + _name_bytes(new_fld) + wasm[at:s.pos]
-        out += bytes([2]) + _uleb(len(body)) + body
+        out += bytes([2]) + uleb128(len(body)) + body
         r.pos = end
     return bytes(out)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from harness.plugins.params import Param
 from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
-from harness.plugins.wasmbin import module_info
+from harness.plugins.wasmbin import module_info, uleb128
 from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError, trapping_call
 
 _SIG = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
@@ -197,20 +197,10 @@ class Wasm3Backend(Backend):
         return _HostFn(impl, f"{ret}({''.join(_SIG[p] for p in params)})")
 
 
-def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _memory_module(min_pages: int, max_pages: int | None, shared: bool) -> bytes:
     """`(module (memory min max? shared?))` in binary: allocates a wasm3 runtime's memory."""
     flags = (1 if max_pages is not None else 0) | (2 if shared else 0)
-    limits = bytes([flags]) + _uleb(min_pages) + (_uleb(max_pages)
+    limits = bytes([flags]) + uleb128(min_pages) + (uleb128(max_pages)
                                                   if max_pages is not None else b"")
     body = b"\x01" + limits
-    return b"\x00asm\x01\x00\x00\x00" + b"\x05" + _uleb(len(body)) + body
+    return b"\x00asm\x01\x00\x00\x00" + b"\x05" + uleb128(len(body)) + body

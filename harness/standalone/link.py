@@ -27,7 +27,7 @@ from pathlib import Path
 from harness.plugins.wasmbin import rename_imports
 from harness.runtimes import node_dist
 from harness.runtimes.base import RuntimeUnsupported
-from harness.standalone.program import ProgramVariant
+from harness.standalone.program import DriverProgram, ProgramVariant
 
 DRIVER = "drv"
 #: every feature the project's modules may use, named (see the module docstring)
@@ -91,9 +91,19 @@ def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
         return out.read_bytes()
 
 
-def link_variant(variant: ProgramVariant, modules: Sequence[bytes], driver: bytes) -> bytes:
-    """The driver (merged first, so its exports keep their names) and every instance."""
+def variant_prefix(vi: int) -> str:
+    """What tells variant `vi`'s instances and memories apart in one program (`v0i3`,
+    the driver's `v0m2`)."""
+    return f"v{vi}"
+
+
+def link_program(program: DriverProgram, driver: bytes) -> bytes:
+    """The driver (merged first, so its exports keep their names) and every instance of
+    every variant, each under its variant's prefix."""
     parts = [(DRIVER, driver)]
-    parts += [(instance_name(k), instance_binary(variant, k, modules[x.module]))
-              for k, x in enumerate(variant.instances)]
+    for vi, v in enumerate(program.variants):
+        prefix = variant_prefix(vi)
+        parts += [(prefix + instance_name(k),
+                   instance_binary(v, k, program.modules[x.module], prefix))
+                  for k, x in enumerate(v.instances)]
     return merge(parts)

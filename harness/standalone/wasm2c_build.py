@@ -106,6 +106,9 @@ class Builder:
         self.tc, self.cache = tc, cache
         self.cflags = (*BASE_CFLAGS, *cflags)
         self.key = tc.key(self.cflags)
+        #: modules this builder has built or read back, by digest: a group's variants are
+        #: prepared one by one and then linked together, and read each header once
+        self._done: dict[str, tuple[CHeader, Path, float]] = {}
 
     def _cc(self, src: Path, obj: Path) -> None:
         _run([self.tc.cc, *self.cflags, "-c", str(src), "-o", str(obj), "-I",
@@ -115,6 +118,8 @@ class Builder:
     def module(self, wasm: bytes) -> tuple[CHeader, Path, float]:
         """A module translated and compiled (cached): its header, object, build seconds."""
         digest = _sha(self.key, wasm)
+        if digest in self._done:
+            return self._done[digest]
         name = f"mbk{digest[:16]}"
         self.cache.mkdir(parents=True, exist_ok=True)  # a fresh clone has no cache yet
         d = self.cache / "modules" / name
@@ -140,7 +145,9 @@ class Builder:
                 except OSError:  # another builder finished it first
                     shutil.rmtree(staged, ignore_errors=True)
         header = read_header(name, (d / f"{name}.h").read_text())
-        return header, d / f"{name}.o", float(json.loads(meta.read_text())["build_s"])
+        self._done[digest] = (header, d / f"{name}.o",
+                              float(json.loads(meta.read_text())["build_s"]))
+        return self._done[digest]
 
     def modules(self, wasms: Sequence[bytes]) -> list[tuple[CHeader, Path, float]]:
         """Several modules built at once, on every CPU (`_every_cpu`)."""

@@ -17,11 +17,17 @@ Settings are constants of the module: a program is generated per request.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
 from harness.codegen import assemble
-from harness.standalone.link import DRIVER, instance_binary, instance_name, memory_export, merge
+from harness.standalone.link import (
+    instance_name,
+    link_program,
+    memory_export,
+    variant_prefix,
+)
 from harness.standalone.program import (
     MAX_COUNTERS,
     OP_CALL,
@@ -144,22 +150,21 @@ def driver_wat(program: DriverProgram, settings: MeasureSettings,
     table: list[str] = []
     V = len(program.variants)
     for vi, v in enumerate(program.variants):
-        if len(v.counters) > MAX_COUNTERS:
-            raise ValueError(f"variant {v.name}: more than {MAX_COUNTERS} counters")
+        pre = variant_prefix(vi)   # lower_plans kept its counters within MAX_COUNTERS
         for j, m in enumerate(v.memories):
             if m.kind == "export":
-                imports.append(f'(import "v{vi}i{m.instance}" "{m.export}" '
+                imports.append(f'(import "{pre}{instance_name(m.instance)}" "{m.export}" '
                                f'(memory $m{vi}_{j} 0))')
             elif m.kind == "host":
                 mx = f" {m.max_pages}" if m.max_pages is not None else ""
-                defs.append(f'(memory $m{vi}_{j} (export "v{vi}{memory_export(j)}") '
+                defs.append(f'(memory $m{vi}_{j} (export "{pre}{memory_export(j)}") '
                             f'{m.min_pages}{mx})')
             else:
                 defs.append(f'(memory $m{vi}_{j} {max(1, -(-m.size // PAGE))})')
         arity = {c.a: len(c.args) for c in (*v.setup, *v.run) if c.op == OP_CALL}
         for k, (inst, export) in enumerate(v.calls):
             params = " ".join(["i32"] * arity[k])
-            imports.append(f'(import "v{vi}i{inst}" "{export}" (func $c{vi}_{k} '
+            imports.append(f'(import "{pre}{instance_name(inst)}" "{export}" (func $c{vi}_{k} '
                            f'(param {params})))')
         defs += [f"(global $g{vi}_{c} (mut i64) (i64.const 0))" for c in range(len(v.counters))]
         names = [t for t, _ in v.tensors]
@@ -203,21 +208,18 @@ def driver_binary(program: DriverProgram, settings: MeasureSettings, tensors: di
                   slowdown: float = 0.0) -> tuple[bytes, Layout]:
     """The driver module, its tensors' bytes in its data segments."""
     text, lay = driver_wat(program, settings, slowdown)
-    for name, raw in tensors.items():
-        text = text.replace(f"{{tensor:{name}}}", "".join(f"\\{b:02x}" for b in raw))
-    return assemble(text), lay
+
+    def escaped(m: re.Match[str]) -> str:  # WAT string bytes: \xx each (MBs of weights)
+        raw = tensors[m.group(1)]
+        return "\\" + raw.hex("\\") if raw else ""
+    return assemble(re.sub(r"\{tensor:([^}]*)\}", escaped, text)), lay
 
 
 def linked_program(program: DriverProgram, settings: MeasureSettings,
                    tensors: dict[str, bytes], slowdown: float = 0.0) -> tuple[bytes, Layout]:
     """The WASI command: the driver and every instance of every variant, merged."""
     driver, lay = driver_binary(program, settings, tensors, slowdown)
-    parts = [(DRIVER, driver)]
-    for vi, v in enumerate(program.variants):
-        parts += [(f"v{vi}{instance_name(k)}",
-                   instance_binary(v, k, program.modules[x.module], prefix=f"v{vi}"))
-                  for k, x in enumerate(v.instances)]
-    return merge(parts), lay
+    return link_program(program, driver), lay
 
 
 def parse_report(raw: bytes, program: DriverProgram, lay: Layout) -> list[dict[str, object]]:

@@ -16,35 +16,26 @@ run again without it, and the suspect then runs alone, so it fails only by itsel
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.protocol import PROTOCOL, RESPONSE, write_json_atomic
 from harness.plugins.plan import Plan
-from harness.plugins.registry import RUNTIMES, Registry
 from harness.runtimes.base import Runtime, RuntimeUnsupported
 from harness.standalone.backend import Death, ProgramBackend
-from harness.worker.group import BLAME_WIDTH
 from harness.worker.lockstep import Gate
-from harness.worker.main import pin
+from harness.worker.main import WorkerLeaves, serve
 from harness.worker.measure import MeasureSettings
 from harness.worker.variant import one_line
 
 
-class ProgramDied(Exception):
+class ProgramDied(WorkerLeaves):
     """A program of several variants died: `index` (of the request's variants) was running,
-    when known."""
-
-    def __init__(self, index: int | None, why: str) -> None:
-        super().__init__(why)
-        self.index = index
+    when known. No response: the parent measures the others again without it."""
 
 
 @dataclass
@@ -186,13 +177,9 @@ def handle_group(req: dict[str, Any], runner: ProgramRunner) -> dict[str, Any]:
 
 
 def handle_cell(req: dict[str, Any], runner: ProgramRunner) -> dict[str, Any]:
+    """A group of one: the parent reads the outputs where the response says they are."""
     resp = handle_group({**req, "variants": [{"plan_path": req["plan_path"]}]}, runner)
-    out = resp["variants"][0]
-    for name, path in out.get("outputs", {}).items():  # a cell's outputs carry no prefix
-        dst = Path(path).with_name(Path(path).name.removeprefix("v0_"))
-        Path(path).replace(dst)
-        out["outputs"][name] = str(dst)
-    return dict(out)
+    return dict(resp["variants"][0])
 
 
 def handle_probe(req: dict[str, Any], runner: ProgramRunner) -> dict[str, Any]:
@@ -252,43 +239,18 @@ def program_backend(rt: Runtime) -> ProgramBackend:
     return backend
 
 
+def _handle(req: dict[str, Any], rt: Runtime, out_dir: Path) -> dict[str, Any]:
+    if Gate.from_request(req) is not None:
+        raise RuntimeUnsupported("a standalone program times itself: it cannot take its "
+                                 "samples in lockstep with another worker (ab --lockstep)")
+    runner = ProgramRunner(rt, program_backend(rt), out_dir)
+    resp = HANDLERS[req["kind"]](req, runner)
+    resp["runtime"] = runtime_info(rt, runner)
+    return resp
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m harness.standalone.worker REQUEST.json", file=sys.stderr)
-        return 2
-    req_path = Path(args[0])
-    out_dir = req_path.parent
-    t0 = time.perf_counter()
-    req = json.loads(req_path.read_text(encoding="utf-8"))
-    resp: dict[str, Any]
-    try:
-        affinity = pin(req.get("pin"))
-        rt: Runtime = Registry[Runtime](RUNTIMES, "runtime").create(req["runtime"])
-        if Gate.from_request(req) is not None:
-            raise RuntimeUnsupported("a standalone program times itself: it cannot take its "
-                                     "samples in lockstep with another worker (ab --lockstep)")
-        runner = ProgramRunner(rt, program_backend(rt), out_dir)
-        resp = HANDLERS[req["kind"]](req, runner)
-        resp["runtime"] = runtime_info(rt, runner)
-        resp["affinity"] = affinity
-    except ProgramDied as exc:
-        # no response: the parent reads the blame file and runs the others again without
-        # the suspect, then the suspect alone (as when a Python worker dies)
-        if exc.index is not None and req.get("blame_path"):
-            Path(req["blame_path"]).write_text(f"{exc.index:>{BLAME_WIDTH - 1}}\n",
-                                               encoding="ascii")
-        print(f"membench: the program died: {exc}", file=sys.stderr)
-        return 3
-    except RuntimeUnsupported as exc:
-        resp = {"status": "unsupported", "message": str(exc)}
-    except Exception as exc:
-        resp = {"status": "crashed", "message": one_line(exc),
-                "traceback": traceback.format_exc(limit=8)}
-    resp["protocol"] = PROTOCOL
-    resp["worker_s"] = time.perf_counter() - t0
-    write_json_atomic(out_dir / RESPONSE, resp)
-    return 0
+    return serve(argv, "harness.standalone.worker", _handle)
 
 
 if __name__ == "__main__":

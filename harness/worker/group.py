@@ -32,6 +32,10 @@ from harness.worker.variant import (
 BLAME_WIDTH = 8
 
 
+def blame_line(index: int) -> bytes:
+    return f"{index:>{BLAME_WIDTH - 1}}\n".encode("ascii")
+
+
 class Blame:
     """Who is running now, kept in a file the parent can read after a crash (one pwrite
     per turn, outside every timed region)."""
@@ -41,7 +45,7 @@ class Blame:
 
     def __call__(self, index: int) -> None:
         if self.fd is not None:
-            os.pwrite(self.fd, f"{index:>{BLAME_WIDTH - 1}}\n".encode(), 0)
+            os.pwrite(self.fd, blame_line(index), 0)
 
     def close(self) -> None:
         if self.fd is not None:

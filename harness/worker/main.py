@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from harness.plugins.plan import Plan
 from harness.plugins.registry import RUNTIMES, Registry
 from harness.runtimes.base import Backend, Runtime, RuntimeUnsupported, TrapError
 from harness.runtimes.executor import LoadedPlan
-from harness.worker.group import run_group
+from harness.worker.group import blame_line, run_group
 from harness.worker.lockstep import Gate
 from harness.worker.measure import MeasureSettings, clock_of, time_cold, time_steady
 from harness.worker.variant import finish_variant, load_variant, one_line, slowdown_of
@@ -98,10 +99,26 @@ HANDLERS = {"cell": run_cell, "group": run_group, "probe": run_probe,
             "overhead": run_overhead}
 
 
-def main(argv: list[str] | None = None) -> int:
+class WorkerLeaves(Exception):
+    """The worker ends without a response, naming the request's variant that was running
+    (`index`, None when unknown) in the blame file: the parent then measures the others
+    again without it, as when a worker dies (`harness.run.group`)."""
+
+    def __init__(self, index: int | None, why: str) -> None:
+        super().__init__(why)
+        self.index = index
+
+
+Handle = Callable[[dict[str, Any], Runtime, Path], dict[str, Any]]
+
+
+def serve(argv: list[str] | None, module: str, handle: Handle) -> int:
+    """The worker protocol around `handle` (request in, response out, any failure a status):
+    shared by this worker and the standalone-program worker. `handle` returns the response,
+    its `runtime` entry included."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m harness.worker REQUEST.json", file=sys.stderr)
+        print(f"usage: python -m {module} REQUEST.json", file=sys.stderr)
         return 2
     req_path = Path(args[0])
     out_dir = req_path.parent
@@ -111,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         affinity = pin(req.get("pin"))
         rt: Runtime = Registry[Runtime](RUNTIMES, "runtime").create(req["runtime"])
-        be = rt.backend()
-        info = runtime_info(rt, be)
-        resp = HANDLERS[req["kind"]](req, rt, be, out_dir)
-        resp["runtime"] = info
+        resp = handle(req, rt, out_dir)
         resp["affinity"] = affinity
+    except WorkerLeaves as exc:
+        if exc.index is not None and req.get("blame_path"):
+            Path(req["blame_path"]).write_bytes(blame_line(exc.index))
+        print(f"membench: the worker leaves no response: {exc}", file=sys.stderr)
+        return 3
     except TrapError as exc:
         resp = {"status": "trapped", "message": one_line(exc)}
     except RuntimeUnsupported as exc:
@@ -127,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     resp["worker_s"] = time.perf_counter() - t0
     write_json_atomic(out_dir / RESPONSE, resp)
     return 0
+
+
+def _handle(req: dict[str, Any], rt: Runtime, out_dir: Path) -> dict[str, Any]:
+    be = rt.backend()
+    info = runtime_info(rt, be)
+    resp = HANDLERS[req["kind"]](req, rt, be, out_dir)
+    resp["runtime"] = info
+    return resp
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(argv, "harness.worker", _handle)
 
 
 if __name__ == "__main__":

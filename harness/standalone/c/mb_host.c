@@ -55,36 +55,33 @@ void mb_host_noop(void* ctx) {
   h->v->counters[MB_C_HOST_CALLS]++;
 }
 
-float mb_host_load_f32(void* ctx, uint32_t addr) {
+/* the heap's 4 bytes at `addr`, after counting the call and checking them against the
+ * windows (writable ones for a store); a refusal traps */
+static uint8_t* element(void* ctx, const char* kind, uint32_t addr, int write) {
   MbHostFunc* h = ctx;
   h->v->counters[MB_C_HOST_CALLS]++;
-  if (!inside(h, addr, 4, 0)) refuse(h, "heap.load_f32", "load of", addr, 4);
+  if (!inside(h, addr, 4, write)) refuse(h, kind, write ? "store to" : "load of", addr, 4);
+  return heap_of(h) + addr;
+}
+
+float mb_host_load_f32(void* ctx, uint32_t addr) {
   float out;
-  memcpy(&out, heap_of(h) + addr, 4);
+  memcpy(&out, element(ctx, "heap.load_f32", addr, 0), 4);
   return out;
 }
 
 uint32_t mb_host_load_i32(void* ctx, uint32_t addr) {
-  MbHostFunc* h = ctx;
-  h->v->counters[MB_C_HOST_CALLS]++;
-  if (!inside(h, addr, 4, 0)) refuse(h, "heap.load_i32", "load of", addr, 4);
   uint32_t out;
-  memcpy(&out, heap_of(h) + addr, 4);
+  memcpy(&out, element(ctx, "heap.load_i32", addr, 0), 4);
   return out;
 }
 
 void mb_host_store_f32(void* ctx, uint32_t addr, float value) {
-  MbHostFunc* h = ctx;
-  h->v->counters[MB_C_HOST_CALLS]++;
-  if (!inside(h, addr, 4, 1)) refuse(h, "heap.store_f32", "store to", addr, 4);
-  memcpy(heap_of(h) + addr, &value, 4);
+  memcpy(element(ctx, "heap.store_f32", addr, 1), &value, 4);
 }
 
 void mb_host_store_i32(void* ctx, uint32_t addr, uint32_t value) {
-  MbHostFunc* h = ctx;
-  h->v->counters[MB_C_HOST_CALLS]++;
-  if (!inside(h, addr, 4, 1)) refuse(h, "heap.store_i32", "store to", addr, 4);
-  memcpy(heap_of(h) + addr, &value, 4);
+  memcpy(element(ctx, "heap.store_i32", addr, 1), &value, 4);
 }
 
 /* the private memory of a page transfer, after its bounds check */
