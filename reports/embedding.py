@@ -109,9 +109,13 @@ class EmbeddedVsLinked:
     embedded: str            # runtime spec driving the plan from Python
     linked: str              # the same engine running the plan as one linked program
     workloads: int
-    ratio: float             # geometric mean over the workloads of embedded / linked medians
+    ratio: float             # geometric mean over the workloads of embedded / linked
+    ci_low: float            # its 95% CI (bootstrap over the paired samples)
+    ci_high: float
+    verdict: str             # as the strategy ratios judge (`ratio_verdict`)
     low: float               # smallest and largest per-workload ratio
     high: float
+    paired: bool             # every workload's pair measured in one comparison group
 
 
 def linked_twin(spec: str) -> str | None:
@@ -128,24 +132,29 @@ def linked_twin(spec: str) -> str | None:
     return str(Spec(parsed.name, tuple(params.items()), parsed.version))
 
 
-def embedded_vs_linked(rows: Sequence[ResultRow]) -> list[EmbeddedVsLinked]:
+def embedded_vs_linked(rows: Sequence[ResultRow], seed: int = 0) -> list[EmbeddedVsLinked]:
     """Per strategy and engine: how much slower driving the plan from the embedding is than
-    the same plan as a linked program on the same engine. Unpaired (two workers, at
-    different moments): read it with the run's spread in mind."""
-    import math
+    the same plan as a linked program on the same engine. The two drivers of one engine
+    share a comparison group (`Runtime.group_spec`), so each workload's ratio pairs their
+    samples pass by pass; rows of two workers (an older run, `--no-groups`) fall back to
+    the unpaired ratio of medians, and the row says so."""
+    from harness.analysis.strategies import geomean_paired, ratio_of, ratio_verdict
 
-    med = {(r.workload, r.strategy, r.runtime): r.median_s for r in rows
-           if r.kind == "cell" and r.status == "ok" and r.median_s}
+    cells = {(r.workload, r.strategy, r.runtime): r for r in rows
+             if r.kind == "cell" and r.status == "ok" and r.samples_s and not r.side}
     out = []
-    for linked in sorted({rt for _, _, rt in med}):
+    for linked in sorted({rt for _, _, rt in cells}):
         embedded = linked_twin(linked)
         if embedded is None:
             continue
-        by: dict[str, list[float]] = defaultdict(list)
-        for (w, s, rt), m in med.items():
-            if rt == linked and (w, s, embedded) in med:
-                by[s].append(med[(w, s, embedded)] / m)
-        for s, xs in sorted(by.items()):
-            g = math.exp(sum(math.log(x) for x in xs) / len(xs))
-            out.append(EmbeddedVsLinked(s, embedded, linked, len(xs), g, min(xs), max(xs)))
+        by: dict[str, list[StrategyRatio]] = defaultdict(list)
+        for (w, s, rt), row in cells.items():
+            twin = cells.get((w, s, embedded))
+            if rt == linked and twin is not None:
+                by[s].append(ratio_of(row, twin, seed=seed))
+        for s, qs in sorted(by.items()):
+            g, lo, hi = geomean_paired(qs, seed)
+            out.append(EmbeddedVsLinked(s, embedded, linked, len(qs), g, lo, hi,
+                                        ratio_verdict(g, lo, hi), min(q.ratio for q in qs),
+                                        max(q.ratio for q in qs), all(q.paired for q in qs)))
     return out

@@ -303,3 +303,33 @@ def test_a_runtime_with_a_workload_subset_runs_every_strategy_on_those_only(regs
     assert sum(c.runtime.spec == "v8@20" for c in cells) == 5 * n_strategies
     again, _ = RunRequest.from_record(json.loads(json.dumps(req.record(cells))), regs)
     assert again.runtime_workloads == req.runtime_workloads
+
+
+class _SplittingWorker(WasmtimeRuntime):
+    """The real worker, saying that it ran its variants as two programs one after the
+    other (as a linked runtime does past the engine's memory limit): odd ones in the
+    second."""
+
+    NAME = "wasmtime"
+
+    def worker_argv(self) -> list[str]:
+        code = ("import sys\n"
+                "import harness.worker.main as w\n"
+                "real = w.HANDLERS['group']\n"
+                "def split(*a):\n"
+                "    resp = real(*a)\n"
+                "    for k, v in enumerate(resp['variants']):\n"
+                "        v['subgroup'] = k % 2\n"
+                "    return resp\n"
+                "w.HANDLERS['group'] = split\n"
+                "sys.exit(w.main(sys.argv[1:]))\n")
+        return [sys.executable, "-c", code]
+
+
+def test_variants_of_two_programs_do_not_pair(regs, quick_settings) -> None:
+    rows = run_group(_group(regs, _SplittingWorker()), "t", quick_settings, 60, round_index=0)
+    assert all(r.status == "ok" for r in rows), [r.reason for r in rows]
+    ids = [r.timing["group_id"] for r in rows]
+    assert ids[0] == ids[2] != ids[1] and ids[1].startswith(ids[0].split(".")[0])
+    paired = {q.strategy: q.paired for q in strategy_ratios([_as_cell(r) for r in rows])}
+    assert paired == {"per-module": False, "multi-memory": True}

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from harness.analysis.strategies import strategy_ratios
 from harness.run.cell import run_cell
-from harness.run.request import Cell
+from harness.run.group import run_group
+from harness.run.request import Cell, Group, group_cells
+from harness.run.rounds import combine_rounds
+from harness.runtimes.base import RuntimeUnsupported
 from harness.standalone.link import wasm_merge
+from reports.embedding import embedded_vs_linked
 from tests.test_cells import _CopyWorkload, _TrapWorkload
 
 MERGE = wasm_merge()
@@ -81,3 +86,67 @@ def test_current_wasmer_reports_a_trap_and_refuses_the_python_host(regs, quick_s
     host = run_cell(_cell(regs, "mlp:batch=5,sizes=64-32-10", "host-call:mode=paged", sdk),
                     "t", quick_settings, 60)
     assert host.status == "unsupported" and "host=wasm" in host.reason
+
+
+def test_embedded_and_linked_share_one_comparison_group(regs, quick_settings) -> None:
+    """`wasmtime` and `wasmtime:driver=linked` of one workload are one group, run by the
+    linked runtime's worker: their samples pair, so embedded / linked is a paired ratio."""
+    w = regs.workloads.create("mlp:batch=5,sizes=64-32-10")
+    embedded, linked = regs.runtimes.create("wasmtime"), regs.runtimes.create(LINKED)
+    other = regs.runtimes.create("wasmtime:bounds=explicit")
+    cells = [Cell(w, regs.strategies.create(s), rt) for rt in (embedded, linked, other)
+             for s in ("shared", "per-module")]
+    groups = group_cells(cells)
+    assert groups == [(0, 1, 2, 3), (4, 5)]   # another configuration is another group
+    group = Group(tuple(cells[i] for i in groups[0]))
+    assert group.runtime is linked and linked.hosts_twins and not embedded.hosts_twins
+    rows = run_group(group, "t", quick_settings, 120, round_index=0)
+    assert [r.status for r in rows] == ["ok"] * 4, [r.reason for r in rows]
+    assert len({r.timing["group_id"] for r in rows}) == 1
+    assert all(r.timing["group"] == 4 for r in rows)
+    drivers = [r.runtime_info["config"].get("driver") for r in rows]
+    assert drivers == [None, None, "linked", "linked"]
+    assert rows[2].phases["compile_s"] == {"linked program": pytest.approx(
+        rows[3].phases["compile_s"]["linked program"])}   # one program for both
+    rows = [combine_rounds([r]) for r in rows]
+    ratios = {(q.strategy, q.runtime): q for q in strategy_ratios(rows)}
+    assert ratios[("per-module", LINKED)].paired and ratios[("per-module", "wasmtime")].paired
+    assert [e.paired for e in embedded_vs_linked(rows)] == [True, True]
+
+
+def test_programs_split_at_the_engines_memory_limit(regs, quick_settings, tmp_path) -> None:
+    """wasmtime validates at most 100 memories in a module: a group's plans that would
+    exceed it are several programs. Run one after the other (`_start`), their variants say
+    which program they were in, so only samples of one program pair; in process, Python's
+    rotation samples them all, so they need not say."""
+    from harness.core.protocol import save_tensors
+    from harness.standalone.link import memories_added, program_parts
+    from harness.standalone.linked import WasmtimeLinked
+    from harness.standalone.paired import build_linked
+    from harness.standalone.program import lower_plans
+
+    w = regs.workloads.create("mlp:batch=5,sizes=64-32-10")
+    plans = [regs.strategies.create(s).plan(w) for s in ("shared", "per-module")]
+    sizes = [memories_added(v) for v in lower_plans(plans).variants]
+    assert sizes[1] > sizes[0] >= 1
+    limit = 1 + sizes[1]                        # each fits alone, not both together
+    assert program_parts(lower_plans(plans).variants, limit) == [[0], [1]]
+    assert program_parts(lower_plans(plans).variants, None) == [[0, 1]]
+
+    class Small(WasmtimeLinked):
+        MAX_MEMORIES = limit
+
+    backend = Small(regs.runtimes.create(LINKED))
+    data = w.generate(0)
+    files = {k: e["path"] for k, e in save_tensors(tmp_path, data).items()}
+    got = backend.execute(plans, files, quick_settings, "measure", 0.0, tmp_path, None)
+    assert isinstance(got, dict)
+    assert [v["subgroup"] for v in got["variants"]] == [0, 1]
+    results: list = [None, None]
+    at = build_linked(backend, dict(enumerate(plans)), {k: a.tobytes() for k, a in data.items()},
+                      quick_settings, results)
+    assert results == [None, None] and at[0][0] is not at[1][0]
+    # a plan of more memories than the engine takes is refused before it is linked
+    Small.MAX_MEMORIES = sizes[1]
+    with pytest.raises(RuntimeUnsupported, match="validates at most"):
+        backend.prepare(plans[1])

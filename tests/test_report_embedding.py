@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from harness.analysis.strategies import StrategyRatio
@@ -54,15 +55,34 @@ def test_dispatch_share_is_calls_times_the_empty_call_over_the_inference() -> No
     assert d.median_share == pytest.approx((0.1 + 0.04) / 2) and d.max_share == pytest.approx(0.1)
 
 
+def _timed(w: str, rt: str, samples: np.ndarray, group_id: str | None) -> ResultRow:
+    n = len(samples) // 2
+    rounds = tuple({"round": i, "n": n, **({"group": 2, "group_id": f"{group_id}{i}",
+                                             "passes": list(range(n))} if group_id else {})}
+                   for i in range(2))
+    return ResultRow(run_id="r", workload=w, strategy="shared", runtime=rt, status="ok",
+                     samples_s=tuple(samples), median_s=float(np.median(samples)),
+                     rounds=rounds)
+
+
 def test_embedded_against_linked_on_the_same_engine() -> None:
     assert linked_twin("wasmtime:bounds=explicit,driver=linked") == "wasmtime:bounds=explicit"
     assert linked_twin("wasmtime") is None and linked_twin("wasmer-sdk") is None
     assert linked_twin("rt<script>") is None   # a results file may hold any text
-    rows = [_row("a", "shared", "wasmtime", 120e-6, 2, 0),
-            _row("a", "shared", "wasmtime:driver=linked", 100e-6, 2, 0),
-            _row("b", "shared", "wasmtime", 300e-6, 2, 0),
-            _row("b", "shared", "wasmtime:driver=linked", 250e-6, 2, 0),
-            _row("c", "shared", "wasmtime", 1e-3, 2, 0)]   # no linked twin: left out
+    # the host drifts by up to 2x from pass to pass; the embedded driver costs 1.2x on
+    # every pass: paired, the ratio is 1.2 with a narrow CI
+    drift = 100e-6 * np.exp(np.random.default_rng(1).normal(0, 0.3, 20))
+    linked = "wasmtime:driver=linked"
+    rows = [_timed("a", "wasmtime", drift * 1.2, "g"), _timed("a", linked, drift, "g"),
+            _timed("b", "wasmtime", drift * 1.2, "h"), _timed("b", linked, drift, "h"),
+            _timed("c", "wasmtime", drift, "k")]   # no linked twin: left out
     [e] = embedded_vs_linked(rows)
-    assert (e.embedded, e.linked, e.workloads) == ("wasmtime", "wasmtime:driver=linked", 2)
-    assert e.ratio == pytest.approx((1.2 * 1.2) ** 0.5) and e.low == e.high == pytest.approx(1.2)
+    assert (e.embedded, e.linked, e.workloads) == ("wasmtime", linked, 2)
+    assert e.paired and e.verdict == "slower"
+    assert e.ratio == pytest.approx(1.2) and e.low == e.high == pytest.approx(1.2)
+    assert 1.19 < e.ci_low <= e.ratio <= e.ci_high < 1.21
+    # the same samples from two workers do not pair: a ratio of medians, flagged
+    rows = [_timed("a", "wasmtime", drift * 1.2, None), _timed("a", linked, drift[::-1], None)]
+    [u] = embedded_vs_linked(rows)
+    assert not u.paired and u.ratio == pytest.approx(1.2)
+    assert u.ci_high - u.ci_low > 0.1   # the drift is all in the CI

@@ -6,9 +6,11 @@ import dataclasses
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from harness.plugins.plan import Plan
+from harness.plugins.plan import Call, Plan
+from harness.plugins.wasmbin import ImportEntry, MemoryType, ModuleInfo
 from harness.run.cell import run_cell
 from harness.run.request import Cell
 from harness.runtimes.base import RuntimeUnsupported
@@ -16,9 +18,9 @@ from harness.runtimes.wasm2c_runtime import find_toolchain
 from harness.standalone.backend import Death
 from harness.standalone.c_program import read_header
 from harness.standalone.native import NativeProgram
-from harness.standalone.program import lower_plans
+from harness.standalone.program import check_bindings, lower_plans
+from harness.standalone.runner import ProgramRunner, Variant
 from harness.standalone.wasm2c_build import Builder
-from harness.standalone.worker import ProgramRunner, Variant
 from strategies.shared import SharedStrategy
 from tests.test_cells import _CopyWorkload, _TrapWorkload
 
@@ -151,7 +153,7 @@ def test_a_program_death_is_left_to_the_parent_naming_the_request_variant(
     reports no rows (the parent measures the others again in a worker of their own, so no
     rows of two programs ever pair) and names variant 1; a variant that dies alone gets
     the death as its result."""
-    from harness.standalone.worker import ProgramDied
+    from harness.standalone.runner import ProgramDied
 
     class Dying(ProgramRunner):
         def _once(self, variants, which, tensors, settings, mode, timeout_s):  # type: ignore[override]
@@ -235,3 +237,98 @@ def test_a_binding_the_glue_cannot_express_fails_its_variant_alone(regs, tmp_pat
                            tmp_path)
     assert runner.buildable([ok, bad]) == [0]
     assert bad.result and "exports no function 'no_such_export'" in bad.result["message"]
+
+
+def test_paths_with_spaces_reach_the_program(regs, tmp_path: Path) -> None:
+    """The program's config names its output folder, blame file and tensors by path: a
+    checkout or temporary folder with a space in its name must not break it."""
+    from harness.core.protocol import save_tensors
+    from harness.worker.measure import MeasureSettings
+
+    w = regs.workloads.create("gemm:m=8,n=8,k=8")
+    out = tmp_path / "with space" / "out dir"
+    out.mkdir(parents=True)
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"), NativeProgram(
+        builder=Builder(TOOLCHAIN)), out)
+    v = Variant(regs.strategies.create("shared").plan(w))
+    inputs = save_tensors(out, w.generate(0))
+    runner.run([v], runner.buildable([v]), {k: e["path"] for k, e in inputs.items()},
+               MeasureSettings(samples=2, sample_s=1e-4, warmup_s=0.0), "measure")
+    assert v.result is not None and v.result["status"] == "ok", v.result
+    got = np.fromfile(v.result["outputs"]["c"], dtype=np.float32)
+    np.testing.assert_allclose(got, w.reference(w.generate(0))["c"].ravel(), rtol=1e-5)
+
+
+def _refusal(regs, plan: Plan) -> str:
+    """Why the wasm2c back end refuses `plan` when the variant is prepared (before any
+    program of its group is built)."""
+    v = Variant(plan)
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"), NativeProgram(
+        builder=Builder(TOOLCHAIN)), Path("."))
+    assert runner.buildable([v]) == []
+    assert v.result is not None and v.result["status"] == "unsupported"
+    return str(v.result["message"])
+
+
+def test_bindings_are_type_checked_before_anything_is_built(regs) -> None:
+    """C calls through a function pointer of the wrong type, and wasm2c takes any memory,
+    without a word: the checks instantiation would make are made first, per variant."""
+    w = regs.workloads.create("gemm:m=8,n=8,k=8")
+    shared = regs.strategies.create("shared").plan(w)
+    # a memory smaller than the import's minimum, or without the maximum it requires
+    x = shared.instances[0]
+    [imp] = [i for i in x.imports if i.kind == "memory"]
+    host = next(m for m in shared.memories if m.id == imp.target)
+    for need in (MemoryType(host.min_pages + 1, None), MemoryType(1, host.min_pages + 1)):
+        info = ModuleInfo((ImportEntry(imp.module, imp.field, "memory", need),), (), ())
+        with pytest.raises(RuntimeUnsupported, match="needs a memory of"):
+            check_bindings(shared, x, info)
+    fits = ModuleInfo((ImportEntry(imp.module, imp.field, "memory",
+                                   MemoryType(host.min_pages, None)),), (), ())
+    check_bindings(shared, x, fits)
+    # an import the plan does not bind, and one the module does not declare
+    with pytest.raises(RuntimeUnsupported, match="bound by no plan import"):
+        check_bindings(shared, x, ModuleInfo((*fits.imports, ImportEntry("env", "f", "func")),
+                                             (), ()))
+    with pytest.raises(RuntimeUnsupported, match="not imported by the module"):
+        check_bindings(shared, x, ModuleInfo((), (), ()))
+    # a host function whose catalogue type is not the import's
+    element = regs.strategies.create("host-call:mode=element").plan(w)
+    swap = {"heap.load_f32": "heap.load_i32", "heap.load_i32": "heap.load_f32"}
+    swapped = dataclasses.replace(element, host_funcs=tuple(
+        dataclasses.replace(h, kind=swap.get(h.kind, h.kind)) for h in element.host_funcs))
+    why = _refusal(regs, swapped)
+    assert "host function heap.load_i32 is (u32) -> u32" in why
+    # a call with an argument the export does not take
+    extra = dataclasses.replace(shared, run=tuple(
+        dataclasses.replace(s, args=(*s.args, 7)) if isinstance(s, Call) else s
+        for s in shared.run))
+    assert "arguments; it takes" in _refusal(regs, extra)
+
+
+def test_a_program_that_fails_to_build_fails_only_the_variants_that_cause_it(
+        regs, tmp_path: Path) -> None:
+    """The group's glue failing to compile (here: planted for per-module) is found out
+    variant by variant; the others are built and measured together."""
+    from harness.core.protocol import save_tensors
+    from harness.worker.measure import MeasureSettings
+
+    class Failing(NativeProgram):
+        def build(self, plans, *rest) -> None:
+            if any(p.strategy == "per-module" for p in plans):
+                raise RuntimeUnsupported("linking the program failed (exit 1): planted")
+            super().build(plans, *rest)
+
+    w = regs.workloads.create("gemm:m=8,n=8,k=8")
+    variants = [Variant(regs.strategies.create(s).plan(w))
+                for s in ("shared", "per-module", "multi-memory")]
+    runner = ProgramRunner(regs.runtimes.create("wasm2c"),
+                           Failing(builder=Builder(TOOLCHAIN)), tmp_path)
+    files = {k: e["path"] for k, e in save_tensors(tmp_path, w.generate(0)).items()}
+    runner.run(variants, runner.buildable(variants), files,
+               MeasureSettings(samples=2, sample_s=1e-4, warmup_s=0.0), "measure")
+    got = [(v.result or {}).get("status") for v in variants]
+    assert got == ["ok", "unsupported", "ok"]
+    assert "planted" in str((variants[1].result or {})["message"])
+    # both measured in one program: their samples were taken in the same passes
+    assert variants[0].result["timing"]["passes"] == variants[2].result["timing"]["passes"]

@@ -148,22 +148,29 @@ def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
         base = bases.get((r.workload, r.runtime, r.side))
         if base is None or r.strategy == baseline:
             continue
-        pairs = paired_samples(base, r)
-        if pairs is not None:
-            sizes = list(pairs.sizes)
-            cmp = compare_paired(pairs.base, pairs.current, sizes, seed=seed)
-            logs = tuple(np.log(pairs.current / pairs.base))
-        else:  # the round is the unit where both have two or more (as `membench compare`)
-            groups = paired_round_sizes(base, r)
-            cmp = compare_samples(base.samples_s, r.samples_s, seed=seed,
-                                  base_groups=groups[0], current_groups=groups[1])
-            logs, sizes = (), []
-        out.append(StrategyRatio(
-            r.workload, r.strategy, r.runtime, cmp.ratio, cmp.ci_low, cmp.ci_high,
-            ratio_verdict(cmp.ratio, cmp.ci_low, cmp.ci_high, threshold), pairs is not None,
-            len(r.rounds), float(r.median_s or 0.0), float(base.median_s or 0.0),
-            logs, tuple(sizes)))
+        out.append(ratio_of(base, r, threshold, seed))
     return out
+
+
+def ratio_of(base: ResultRow, r: ResultRow, threshold: float = THRESHOLD,
+             seed: int = 0) -> StrategyRatio:
+    """`r`'s time over `base`'s: paired where both were measured in one comparison group,
+    else the unpaired ratio of medians (flagged)."""
+    pairs = paired_samples(base, r)
+    if pairs is not None:
+        sizes = list(pairs.sizes)
+        cmp = compare_paired(pairs.base, pairs.current, sizes, seed=seed)
+        logs = tuple(np.log(pairs.current / pairs.base))
+    else:  # the round is the unit where both have two or more (as `membench compare`)
+        groups = paired_round_sizes(base, r)
+        cmp = compare_samples(base.samples_s, r.samples_s, seed=seed,
+                              base_groups=groups[0], current_groups=groups[1])
+        logs, sizes = (), []
+    return StrategyRatio(
+        r.workload, r.strategy, r.runtime, cmp.ratio, cmp.ci_low, cmp.ci_high,
+        ratio_verdict(cmp.ratio, cmp.ci_low, cmp.ci_high, threshold), pairs is not None,
+        len(r.rounds), float(r.median_s or 0.0), float(base.median_s or 0.0),
+        logs, tuple(sizes))
 
 
 def geomean_paired(ratios: Sequence[StrategyRatio], seed: int = 0,

@@ -91,10 +91,9 @@ class RoundRunner:
         group = Group(tuple(s.jobs[j] for j in pending))
         if self.progress:
             self.progress(self.done_count, s.total, group, None)
-        spec = group.runtime.spec
-        rows = run_group(group, self.run_id, s.settings, req.cell_timeout, self.probes[spec],
+        rows = run_group(group, self.run_id, s.settings, req.cell_timeout, self.probes,
                          round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
-                         costs=self.costs.get(spec), budget_s=req.cell_budget)
+                         costs=self.costs, budget_s=req.cell_budget)
         cost = next((r.timing["group_cost"] for r in rows if "group_cost" in r.timing), None)
         if cost is not None:
             self.group_costs.append(cost)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts
 from harness.probes.probe import ProbeResult
 from harness.run.cell import PlannedCell, PreparedCell, finish_cell, plan_cell
-from harness.run.request import Group
+from harness.run.request import Group, worker_runtime
 from harness.store.rows import ResultRow
 from harness.worker.group import read_blame
 from harness.worker.launch import WorkerOutcome, pinned, run_worker
@@ -38,16 +38,22 @@ from harness.worker.measure import MeasureSettings, rotation
 
 
 def run_group(group: Group, run_id: str, settings: MeasureSettings, timeout_s: float,
-              probe: ProbeResult | None = None, round_index: int | None = None,
+              probe: ProbeResult | Mapping[str, ProbeResult | None] | None = None,
+              round_index: int | None = None,
               pin: Sequence[int] = (), memory_limit: int | None = None,
-              costs: CallCosts | None = None, budget_s: float | None = None,
+              costs: CallCosts | Mapping[str, CallCosts] | None = None,
+              budget_s: float | None = None,
               workdir: Path | None = None) -> list[ResultRow]:
     """One round of every cell of `group`: one row per cell, in the group's order. The
-    worker may take `timeout_s` per variant it measures."""
+    worker may take `timeout_s` per variant it measures. `probe` and `costs` may be given
+    per runtime spec (a group of two drivers of one engine holds two runtimes)."""
     rows: dict[int, ResultRow] = {}
     planned: dict[int, PlannedCell] = {}
     for i, cell in enumerate(group.cells):
-        got = plan_cell(cell, run_id, settings, probe, round_index, costs, budget_s)
+        spec = cell.runtime.spec
+        got = plan_cell(cell, run_id, settings,
+                        probe.get(spec) if isinstance(probe, Mapping) else probe, round_index,
+                        costs.get(spec) if isinstance(costs, Mapping) else costs, budget_s)
         if isinstance(got, ResultRow):
             rows[i] = got
         else:
@@ -103,13 +109,15 @@ class _Context:
             path = d / f"v{i}.plan.json"
             path.write_text(self.planned[i].plan.to_json(), encoding="utf-8")
             variants.append({"strategy": self.planned[i].cell.strategy.spec,
+                             "runtime": self.planned[i].cell.runtime.spec,
                              "plan_path": str(path)})
         blame = d / "blame"
-        request = pinned({"kind": "group", "runtime": self.group.runtime.spec,
+        runtime = worker_runtime([self.planned[i].cell.runtime for i in batch])
+        request = pinned({"kind": "group", "runtime": runtime.spec,
                           "variants": variants, "inputs": save_tensors(d, self.data),
                           "settings": self.settings.to_dict(), "blame_path": str(blame)},
                          self.pin)
-        outcome = run_worker(self.group.runtime, request, d, self.timeout_s * len(batch),
+        outcome = run_worker(runtime, request, d, self.timeout_s * len(batch),
                              memory_limit=self.memory_limit)
         resp = outcome.response or {}
 
@@ -124,9 +132,14 @@ class _Context:
             cost = group_cost(resp, outcome.wall_s)
             for i, v in zip(batch, resp["variants"], strict=True):
                 v = dict(v or {"status": "crashed", "message": "the worker returned nothing"})
-                v["runtime"], v["affinity"] = resp.get("runtime"), resp.get("affinity")
+                # a group of two drivers says per variant which runtime ran it
+                v["runtime"] = v.get("runtime") or resp.get("runtime")
+                v["affinity"] = resp.get("affinity")
                 if isinstance(v.get("timing"), dict):
-                    v["timing"] = {**v["timing"], "group": len(batch), "group_id": worker,
+                    # a worker that ran its variants as several programs, one after the
+                    # other, says which: samples pair only within one
+                    gid = worker if "subgroup" not in v else f"{worker}.{v['subgroup']}"
+                    v["timing"] = {**v["timing"], "group": len(batch), "group_id": gid,
                                    "group_cost": cost}
                 self.rows[i] = finish_cell(prepared(i), WorkerOutcome(
                     str(v.get("status", "crashed")), str(v.get("message", "")), v,

@@ -85,20 +85,30 @@ class Group:
 
     @property
     def runtime(self) -> Runtime:
-        return self.cells[0].runtime
+        """The runtime whose worker runs the group: a driver twin that hosts the others'
+        variants where the group holds one (`Runtime.hosts_twins`)."""
+        return worker_runtime([c.runtime for c in self.cells])
 
     def __str__(self) -> str:
         n = len(self.cells)
         what = self.cells[0].strategy.spec if n == 1 else f"{n} strategies"
-        return f"{self.workload.spec} | {what} | {self.runtime.spec}"
+        runtimes = " + ".join(dict.fromkeys(c.runtime.spec for c in self.cells))
+        return f"{self.workload.spec} | {what} | {runtimes}"
+
+
+def worker_runtime(runtimes: Sequence[Runtime]) -> Runtime:
+    """Of the runtimes of one group's cells, the one whose worker runs them all."""
+    return next((rt for rt in runtimes if rt.hosts_twins), runtimes[0])
 
 
 def group_cells(cells: Sequence[Cell]) -> list[tuple[int, ...]]:
     """Indices of `cells` by comparison group, in order of first appearance: cells of one
-    workload and runtime together; a cell that is not `groupable` stays alone."""
+    workload and runtime together (the drivers of one engine count as one runtime:
+    `Runtime.group_spec`); a cell that is not `groupable` stays alone."""
     groups: dict[tuple[str, str] | int, list[int]] = {}
     for i, c in enumerate(cells):
-        key: tuple[str, str] | int = (c.workload.spec, c.runtime.spec) if c.groupable else i
+        key: tuple[str, str] | int = ((c.workload.spec, c.runtime.group_spec())
+                                      if c.groupable else i)
         groups.setdefault(key, []).append(i)
     return [tuple(g) for g in groups.values()]
 

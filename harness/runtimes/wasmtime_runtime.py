@@ -53,6 +53,8 @@ class WasmtimeRuntime(Runtime):
               choices=("embedded", "linked")),
     )
 
+    TWIN_PARAM = "driver"
+
     def worker_argv(self) -> list[str]:
         argv = super().worker_argv()
         if self.params["driver"] == "linked":

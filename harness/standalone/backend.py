@@ -28,6 +28,11 @@ class ProgramBackend(Protocol):
         """Check that this back end can run `plan` (raise RuntimeUnsupported with the
         reason) and build what can be built alone; the seconds each module took to build."""
 
+    def build(self, plans: Sequence[Plan], tensors: dict[str, str], settings: MeasureSettings,
+              mode: str, slowdown: float) -> None:
+        """Build the program of `plans` (kept for `execute`), raising what building it
+        raises: the runner then finds which variants fail to build alone."""
+
     def execute(self, plans: Sequence[Plan], tensors: dict[str, str],
                 settings: MeasureSettings, mode: str, slowdown: float, out: Path,
                 timeout_s: float | None) -> dict[str, Any] | Death:

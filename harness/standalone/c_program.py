@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from harness.runtimes.base import RuntimeUnsupported
+from harness.runtimes.hostfuncs import signature
 from harness.standalone.program import (
     HEAP_ONLY,
     OP_CALL,
@@ -189,9 +190,34 @@ def _strings(name: str, items: list[str] | tuple[str, ...]) -> str:
             + "".join(_c_str(x) + ", " for x in items) + "0};")
 
 
+#: wasm value types as wasm2c spells them in C
+C_TYPES = {"i32": "u32", "i64": "u64", "f32": "f32", "f64": "f64"}
+
+
+def _c_signature(kind: str) -> tuple[str, tuple[str, ...]]:
+    """A host-function kind's catalogue signature (`hostfuncs.SIGNATURES`) in wasm2c's C."""
+    sig = signature(kind)
+    return (C_TYPES[sig.results[0]] if sig.results else "void",
+            tuple(C_TYPES[t] for t in sig.params))
+
+
+def _same_type(fn: CFunc, result: str, params: tuple[str, ...]) -> bool:
+    return fn.result == result and fn.params == params
+
+
+def _show(result: str, params: tuple[str, ...]) -> str:
+    return f"({', '.join(params)}) -> {result}"
+
+
 def _variant(vi: int, v: ProgramVariant, headers: list[CHeader]) -> list[str]:
+    """A variant's C: trampolines, its load function, census and command tables. Every
+    call through a function pointer is checked here against the type it is called with
+    (a host function against the catalogue, an export bound as an import against the
+    import, a plan's call against the export's parameters): C would call through a
+    mismatched pointer without a word."""
     p = f"v{vi}"
     out: list[str] = [f"/* variant {vi}: {v.name} */"]
+    arity = {c.a: len(c.args) for c in (*v.setup, *v.run) if c.op == OP_CALL}
     # trampolines: exported functions the plan calls, and exports bound as imports
     for k, (inst, export) in enumerate(v.calls):
         h = headers[v.instances[inst].module]
@@ -201,6 +227,9 @@ def _variant(vi: int, v: ProgramVariant, headers: list[CHeader]) -> list[str]:
         if any(t not in ("u32",) for t in fn.params):
             raise RuntimeUnsupported(f"export {export} takes {fn.params}: plans call with i32 "
                                      "arguments only")
+        if arity.get(k, len(fn.params)) != len(fn.params):
+            raise RuntimeUnsupported(f"the plan calls {h.name}.{export} with {arity[k]} "
+                                     f"arguments; it takes {len(fn.params)}")
         args = ", ".join(f"a[{j}]" for j in range(len(fn.params)))
         out.append(f"static void {p}_call{k}(void* inst, const uint32_t* a) {{ (void)a; "
                    f"{fn.symbol}((w2c_{h.name}*)inst{', ' if args else ''}{args}); }}")
@@ -246,10 +275,24 @@ def _variant(vi: int, v: ProgramVariant, headers: list[CHeader]) -> list[str]:
                     raise RuntimeUnsupported(f"{imp.module}.{imp.field} is not a memory")
                 body.append(f"    {st}->{ci.symbol} = v->mems[{imp.target}].wasm;")
             elif imp.kind == "host":
-                native = NATIVE_HOST[v.host_funcs[imp.target].kind]
+                kind = v.host_funcs[imp.target].kind
+                native, want = NATIVE_HOST[kind], _c_signature(kind)
+                if ci.func is None or not _same_type(ci.func, *want):
+                    got = "a memory" if ci.func is None else _show(ci.func.result,
+                                                                  ci.func.params)
+                    raise RuntimeUnsupported(f"{h.name} imports {imp.module}.{imp.field} as "
+                                             f"{got}; host function {kind} is {_show(*want)}")
                 body.append(f"    {st}->{ci.symbol} = (MbFn){{(void*){native}, "
                             f"&v->hostfuncs[{imp.target}]}};")
             else:
+                src = headers[v.instances[imp.target].module].exports[imp.export]
+                if ci.func is None or not _same_type(ci.func, src.result, src.params):
+                    got = "a memory" if ci.func is None else _show(ci.func.result,
+                                                                  ci.func.params)
+                    raise RuntimeUnsupported(
+                        f"{h.name} imports {imp.module}.{imp.field} as {got}; the plan binds "
+                        f"{v.instances[imp.target].name}.{imp.export}, "
+                        f"{_show(src.result, src.params)}")
                 body.append(f"    {st}->{ci.symbol} = (MbFn){{(void*)"
                             f"{tramps[(imp.target, imp.export)]}, v->instances[{imp.target}]}};")
         structs = "".join(f", imp{si}" for si in range(len(h.instantiate_structs)))

@@ -24,17 +24,51 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.core.cache import CACHE_ROOT, content_hash, publish
 from harness.plugins.wasmbin import rename_imports
 from harness.runtimes import node_dist
 from harness.runtimes.base import RuntimeUnsupported
 from harness.standalone.program import DriverProgram, ProgramVariant
 
 DRIVER = "drv"
+CACHE = CACHE_ROOT / "linked"
 #: every feature the project's modules may use, named (see the module docstring)
 FEATURES = ("--enable-multimemory", "--enable-simd", "--enable-bulk-memory",
             "--enable-sign-ext", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
             "--enable-multivalue", "--enable-relaxed-simd", "--enable-memory64",
             "--enable-tail-call", "--enable-custom-page-sizes")
+
+
+#: memories a module may define or import where wasmtime validates it (wasmparser's
+#: limit: "memories count exceeds limit of 100"); Wasmer 7.4 took a resnet8 group's
+#: program of more
+WASMTIME_MAX_MEMORIES = 100
+
+
+def memories_added(variant: ProgramVariant) -> int:
+    """The memories `variant` adds to a linked program: those the driver defines for it
+    (host memories, buffers) and every memory its instances define (an exported one is
+    counted there, once)."""
+    return (sum(1 for m in variant.memories if m.kind != "export")
+            + sum(len(x.defined) for x in variant.instances))
+
+
+def program_parts(variants: Sequence[ProgramVariant], limit: int | None) -> list[list[int]]:
+    """The variants (indices) split into programs that each stay within `limit` memories
+    (memory 0 is the driver's own; None: no limit), in order; a variant too big alone is a
+    part alone (`LinkedProgram.prepare` refuses it first)."""
+    if limit is None:
+        return [list(range(len(variants)))]
+    parts: list[list[int]] = []
+    used = limit
+    for i, v in enumerate(variants):
+        n = memories_added(v)
+        if used + n > limit:
+            parts.append([])
+            used = 1
+        parts[-1].append(i)
+        used += n
+    return parts
 
 
 def instance_name(k: int) -> str:
@@ -71,11 +105,19 @@ def instance_binary(variant: ProgramVariant, k: int, wasm: bytes, prefix: str = 
 
 
 def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
-    """wasm-merge of `(name, binary)` parts, the first keeping its export names."""
+    """wasm-merge of `(name, binary)` parts, the first keeping its export names; cached by
+    content in `.cache/linked` (a group's program is the same in every round: the driver
+    holds the data, the settings and the plans)."""
     cmd = wasm_merge()
     if isinstance(cmd, str):
         raise RuntimeUnsupported(cmd)
-    with tempfile.TemporaryDirectory(prefix="membench-merge-") as tmp:
+    key = content_hash(*cmd, node_dist.tool("binaryen").package, *FEATURES,
+                       *(x for name, wasm in parts for x in (name, content_hash(wasm))))
+    cached = CACHE / f"{key[:32]}.wasm"
+    if cached.exists():
+        return cached.read_bytes()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="membench-merge-", dir=CACHE) as tmp:
         argv = [*cmd]
         for i, (name, wasm) in enumerate(parts):
             path = Path(tmp) / f"{i}.wasm"
@@ -88,7 +130,9 @@ def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
             said = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
             raise RuntimeUnsupported(f"wasm-merge failed (exit {done.returncode}): "
                                      f"{said or 'no message'}")
-        return out.read_bytes()
+        merged = out.read_bytes()
+        publish(out, cached)
+        return merged
 
 
 def variant_prefix(vi: int) -> str:

@@ -12,15 +12,17 @@ import math
 import resource
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.paths import REPO_ROOT
+from harness.core.cache import CACHE_ROOT
 from harness.plugins.plan import Plan
 from harness.runtimes.base import Runtime, RuntimeUnsupported
 from harness.standalone.backend import Death
-from harness.standalone.program import lower_plans
-from harness.standalone.wasm_program import linked_program, parse_report
+from harness.standalone.link import WASMTIME_MAX_MEMORIES, memories_added, program_parts
+from harness.standalone.program import DriverProgram, lower_plans
+from harness.standalone.wasm_program import Layout, linked_program, parse_report
 from harness.worker.measure import MeasureSettings
 
 #: a probe (`mode once`) needs the first inference only: the rest is kept minimal
@@ -28,8 +30,25 @@ ONCE = MeasureSettings(warmup_s=0.0, warmup_runs=1, warmup_max_s=0.0, samples=1,
                        sample_s=1e-9, max_inner=1)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One linked program of a request: the request's variants it holds, in order."""
+
+    indices: list[int]
+    program: DriverProgram
+    wasm: bytes
+    lay: Layout
+    link_s: float
+
+
 class LinkedProgram:
     """Builds the linked program; a subclass runs it on its engine (`_run`)."""
+
+    #: the memories the engine validates in one module (None: no limit found)
+    MAX_MEMORIES: int | None = None
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[int, ...], list[Part]] = {}
 
     def prepare(self, plan: Plan) -> dict[str, float]:
         program = lower_plans([plan])
@@ -41,32 +60,56 @@ class LinkedProgram:
                 "a linked program has no embedding to serve host functions "
                 f"({', '.join(sorted(set(hosts)))}): host-call runs here only with its wasm "
                 "host (host=wasm)")
+        if self.MAX_MEMORIES is not None and 1 + memories_added(v) > self.MAX_MEMORIES:
+            raise RuntimeUnsupported(
+                f"linked into one module, this plan's memories would number "
+                f"{1 + memories_added(v)}; the engine validates at most {self.MAX_MEMORIES}")
         return {}
+
+    def build(self, plans: Sequence[Plan], tensors: dict[str, str], settings: MeasureSettings,
+              mode: str, slowdown: float) -> None:
+        """The plans as one program, or as several where one would hold more memories than
+        the engine validates (`program_parts`), each linked (`linked_program`)."""
+        data = {name: Path(path).read_bytes() for name, path in tensors.items()}
+        built = []
+        for part in program_parts(lower_plans(plans).variants, self.MAX_MEMORIES):
+            program = lower_plans([plans[i] for i in part])
+            t0 = time.perf_counter()
+            wasm, lay = linked_program(program, ONCE if mode == "once" else settings, data,
+                                       slowdown)
+            built.append(Part(part, program, wasm, lay, time.perf_counter() - t0))
+        self._built[tuple(map(id, plans))] = built
 
     def execute(self, plans: Sequence[Plan], tensors: dict[str, str],
                 settings: MeasureSettings, mode: str, slowdown: float, out: Path,
                 timeout_s: float | None) -> dict[str, Any] | Death:
-        program = lower_plans(plans)
-        data = {name: Path(path).read_bytes() for name, path in tensors.items()}
-        t0 = time.perf_counter()
-        wasm, lay = linked_program(program, ONCE if mode == "once" else settings, data,
-                                   slowdown)
-        link_s = time.perf_counter() - t0
-        ran = self._run(wasm, timeout_s)
-        if isinstance(ran, Death):
-            return ran
-        stdout, compile_s = ran
-        variants = parse_report(stdout, program, lay)
-        for k, v in enumerate(variants):
-            outputs = {}
-            for name, o in v["outputs"].items():  # type: ignore[attr-defined]
-                file = f"v{k}_out_{name}.bin"
-                (out / file).write_bytes(o["bytes"])
-                outputs[name] = {"file": file, "changed": o["changed"]}
-            v["outputs"] = outputs
-            # the engine compiles the one linked module (the SDK cannot say how long)
-            v["phases"] = {"link_s": link_s, "compile_s": {} if math.isnan(compile_s)
-                           else {"linked program": compile_s}}
+        """Run the program(s) one after the other: where there are several, each variant
+        says which it was in (`subgroup`), so that only samples of one program pair."""
+        key = tuple(map(id, plans))
+        if key not in self._built:
+            self.build(plans, tensors, settings, mode, slowdown)
+        parts = self._built.pop(key)
+        variants: list[dict[str, Any]] = [{} for _ in plans]
+        for p, part in enumerate(parts):
+            ran = self._run(part.wasm, timeout_s)
+            if isinstance(ran, Death):
+                return Death(None if ran.blamed is None else part.indices[ran.blamed],
+                             ran.why, ran.status)
+            stdout, compile_s = ran
+            for k, v in zip(part.indices, parse_report(stdout, part.program, part.lay),
+                            strict=True):
+                outputs = {}
+                for name, o in v["outputs"].items():  # type: ignore[attr-defined]
+                    file = f"v{k}_out_{name}.bin"
+                    (out / file).write_bytes(o["bytes"])
+                    outputs[name] = {"file": file, "changed": o["changed"]}
+                v["outputs"] = outputs
+                # the engine compiles the one linked module (the SDK cannot say how long)
+                v["phases"] = {"link_s": part.link_s, "compile_s": {} if math.isnan(compile_s)
+                               else {"linked program": compile_s}}
+                if len(parts) > 1:
+                    v["subgroup"] = p
+                variants[k] = v
         return {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                 "variants": variants}
 
@@ -77,9 +120,16 @@ class LinkedProgram:
 
 class WasmtimeLinked(LinkedProgram):
     """wasmtime-py running the linked program through WASI, with the same engine
-    configuration as the embedded runtime's spec (bounds, opt, engine)."""
+    configuration as the embedded runtime's spec (bounds, opt, engine). Its cells and
+    groups run in process (`harness.standalone.paired`), beside the embedded twin's
+    variants of the same group; a probe or a calibration runs the program's `_start`."""
+
+    #: groups and cells run through `harness.standalone.paired`
+    IN_PROCESS = True
+    MAX_MEMORIES = WASMTIME_MAX_MEMORIES
 
     def __init__(self, rt: Runtime) -> None:
+        super().__init__()
         self.rt = rt
         self.embedded = rt.backend()
 
@@ -87,7 +137,9 @@ class WasmtimeLinked(LinkedProgram):
     def for_runtime(cls, rt: Runtime) -> WasmtimeLinked:
         return cls(rt)
 
-    def _run(self, wasm: bytes, timeout_s: float | None) -> tuple[bytes, float] | Death:
+    def instantiate(self, wasm: bytes) -> tuple[Any, Any, bytearray, float]:
+        """The linked program compiled and instantiated with WASI (stdout kept): its store,
+        its instance, its stdout and the compile seconds."""
         import wasmtime
 
         engine = self.embedded._engine("linked")  # type: ignore[attr-defined]
@@ -101,7 +153,13 @@ class WasmtimeLinked(LinkedProgram):
         out = bytearray()
         wasi.stdout_custom = out.extend
         store.set_wasi(wasi)
-        start = linker.instantiate(store, module).exports(store)["_start"]
+        return store, linker.instantiate(store, module), out, compile_s
+
+    def _run(self, wasm: bytes, timeout_s: float | None) -> tuple[bytes, float] | Death:
+        import wasmtime
+
+        store, instance, out, compile_s = self.instantiate(wasm)
+        start = instance.exports(store)["_start"]
         assert isinstance(start, wasmtime.Func)
         try:
             start(store)
@@ -125,7 +183,7 @@ class WasmerSdkLinked(LinkedProgram):
     stdout back. The SDK compiles inside its run and caches the code by content under
     `.cache/wasmer-sdk`; it cannot report the compile time apart."""
 
-    CACHE = REPO_ROOT / ".cache" / "wasmer-sdk"
+    CACHE = CACHE_ROOT / "wasmer-sdk"
 
     @classmethod
     def for_runtime(cls, rt: Runtime) -> WasmerSdkLinked:

@@ -15,8 +15,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.plugins.plan import Call, Copy, Count, Plan, Read, Region, Write
-from harness.plugins.wasmbin import module_info
+from harness.plugins.plan import Call, Copy, Count, Instance, Memory, Plan, Read, Region, Write
+from harness.plugins.wasmbin import MemoryType, ModuleInfo, module_info
 from harness.runtimes.base import RuntimeUnsupported
 
 #: the counters every program keeps, in this order (`harness.runtimes.executor.COUNTERS`
@@ -136,6 +136,63 @@ def lower_plans(plans: Sequence[Plan], names: Sequence[str] | None = None) -> Dr
     return DriverProgram(tuple(modules), tuple(variants))
 
 
+def _exported_memory(plan: Plan, m: Memory) -> MemoryType:
+    """The type of the memory instance `m.instance` exports as `m.export`."""
+    module = next(x.module for x in plan.instances if x.name == m.instance)
+    info = module_info(next(d.wasm for d in plan.modules if d.name == module))
+    index = next((e.index for e in info.exports if e.kind == "memory" and e.name == m.export),
+                 None)
+    if index is None:
+        raise RuntimeUnsupported(f"instance {m.instance} exports no memory {m.export!r}")
+    every = (*info.imported_memories, *info.defined_memories)
+    return every[index]
+
+
+def check_bindings(plan: Plan, x: Instance, info: ModuleInfo) -> None:
+    """What instantiation would check, before anything is built: every import of the module
+    bound, each to the kind it declares, and each memory of a type the import accepts
+    (at least its minimum; at most its maximum where it has one; shared and 64-bit alike).
+    A standalone program's glue does not check (wasm2c takes any memory pointer): a wrong
+    binding would show only as a wrong answer or a crash, and in the build of a whole
+    group rather than in one variant."""
+    declared = {(i.module, i.field): i for i in info.imports}
+    unbound = sorted(f"{m}.{f}" for m, f in set(declared) - {(i.module, i.field)
+                                                             for i in x.imports})
+    if unbound:
+        raise RuntimeUnsupported(f"instance {x.name}: imports {', '.join(unbound)} are bound "
+                                 "by no plan import")
+    memories = {m.id: m for m in plan.memories}
+    for imp in x.imports:
+        d = declared.get((imp.module, imp.field))
+        what = f"instance {x.name}: import {imp.module}.{imp.field}"
+        if d is None:
+            raise RuntimeUnsupported(f"{what} is bound by the plan but not imported by the "
+                                     "module")
+        want = "memory" if imp.kind == "memory" else "func"
+        if d.kind != want:
+            raise RuntimeUnsupported(f"{what} is a {d.kind} import; the plan binds a {want}")
+        if imp.kind != "memory" or d.memory is None:
+            continue
+        m = memories[imp.target]
+        if m.kind == "buffer":
+            raise RuntimeUnsupported(f"{what}: {m.id} is host storage, not a wasm memory")
+        got = (MemoryType(m.min_pages, m.max_pages, shared=m.shared) if m.kind == "host"
+               else _exported_memory(plan, m))
+        need = d.memory
+        if (got.min_pages < need.min_pages
+                or (need.max_pages is not None
+                    and (got.max_pages is None or got.max_pages > need.max_pages))
+                or got.shared != need.shared or got.memory64 != need.memory64):
+            raise RuntimeUnsupported(
+                f"{what} needs a memory of {_limits(need)}; the plan binds {m.id}, "
+                f"{_limits(got)}")
+
+
+def _limits(t: MemoryType) -> str:
+    return (f"{t.min_pages}..{'' if t.max_pages is None else t.max_pages} pages"
+            + (", shared" if t.shared else "") + (", 64-bit" if t.memory64 else ""))
+
+
 def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
     if any(m.shared for m in plan.memories):
         raise RuntimeUnsupported("shared memories are not wired into standalone programs yet "
@@ -174,6 +231,7 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
                 imports.append(ProgramImport(imp.module, imp.field, "export", inst_index[src],
                                              export))
         info = module_info(binary)
+        check_bindings(plan, x, info)
         defined = tuple((info.memory_export(k) or "", mt.min_pages)
                         for k, mt in enumerate(info.defined_memories))
         instances.append(ProgramInstance(x.name, module, dev[x.device], tuple(imports),

@@ -12,7 +12,6 @@ reports as its compile phase, whether it was spent now or when the object was ca
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -24,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.paths import REPO_ROOT
+from harness.core.cache import CACHE_ROOT, content_hash, publish
 from harness.runtimes.base import RuntimeUnsupported
 from harness.runtimes.wasm2c_runtime import Toolchain
 from harness.standalone.c_program import CHeader, glue_source, read_header
 from harness.standalone.program import DriverProgram
 
-CACHE = REPO_ROOT / ".cache" / "wasm2c"
+CACHE = CACHE_ROOT / "wasm2c"
 DRIVER_DIR = Path(__file__).with_name("c")
 #: the issue's build: -O2, nothing tuned to this CPU (a runtime spec's `flags=` adds more)
 BASE_CFLAGS = ("-O2",)
@@ -74,20 +73,6 @@ def _every_cpu() -> Iterator[int]:
         os.sched_setaffinity(0, pinned)
 
 
-def _sha(*parts: bytes | str) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode() if isinstance(p, str) else p)
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def _publish(tmp: Path, dst: Path) -> None:
-    """Move a finished file into the cache atomically (parallel builders may race)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dst)
-
-
 def _run(argv: Sequence[str], what: str) -> None:
     out = subprocess.run(list(argv), capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
@@ -117,7 +102,7 @@ class Builder:
 
     def module(self, wasm: bytes) -> tuple[CHeader, Path, float]:
         """A module translated and compiled (cached): its header, object, build seconds."""
-        digest = _sha(self.key, wasm)
+        digest = content_hash(self.key, wasm)
         if digest in self._done:
             return self._done[digest]
         name = f"mbk{digest[:16]}"
@@ -162,12 +147,12 @@ class Builder:
             for n in names:
                 src = folder / n
                 extra = b"".join(p.read_bytes() for p in sorted(DRIVER_DIR.glob("*.h")))
-                obj = self.cache / "support" / f"{Path(n).stem}-{_sha(self.key, src.read_bytes(), extra)[:16]}.o"
+                obj = self.cache / "support" / f"{Path(n).stem}-{content_hash(self.key, src.read_bytes(), extra)[:16]}.o"
                 if not obj.exists():
                     obj.parent.mkdir(parents=True, exist_ok=True)
                     tmp = obj.with_suffix(f".{os.getpid()}.tmp.o")
                     self._cc(src, tmp)
-                    _publish(tmp, obj)
+                    publish(tmp, obj)
                 objs.append(obj)
         return objs
 
@@ -180,7 +165,7 @@ class Builder:
         with _every_cpu():
             support = self.support()
         objects = [o for _, o, _ in built]
-        digest = _sha(self.key, glue, *(o.name for o in (*support, *objects)))
+        digest = content_hash(self.key, glue, *(o.name for o in (*support, *objects)))
         exe = self.cache / "programs" / f"plan-{digest[:24]}"
         cached = exe.exists()
         t0 = time.perf_counter()
@@ -195,7 +180,7 @@ class Builder:
                 out = t / "plan"
                 _run([self.tc.cc, *self.cflags, "-o", str(out), str(t / "glue.o"),
                       *map(str, support), *map(str, objects), "-lm"], "linking the program")
-                _publish(out, exe)
+                publish(out, exe)
         return Build(exe, tuple(s for _, _, s in built), time.perf_counter() - t0, cached,
                      self.cflags)
 

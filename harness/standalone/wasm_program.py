@@ -10,7 +10,11 @@ in globals). `_start` then measures as `harness/worker/measure.py` does
 (`time_interleaved`: cold first inference, warm-up until steady, calibration, samples in
 rotating passes with a re-warming inference before each) with WASI's monotonic clock, and
 writes the report area to stdout in one `fd_write`; `parse_report` reads it back into the
-shape `mb_driver.c` writes as program.json.
+shape `mb_driver.c` writes as program.json. A host that measures the program itself, in
+one comparison group with the plans it drives from Python (`harness.standalone.paired`),
+calls the exported `mb_fn(variant, k)` (k: 0 set-up, 1 one inference, 2 keep the first
+outputs and counters, 3 the counters after, 4 reset the counters) and `mb_run(variant, n)`
+instead of `_start`, and reads the report area from the exported `memory`.
 
 Settings are constants of the module: a program is generated per request.
 """
@@ -42,6 +46,9 @@ from harness.worker.measure import MIN_PASSES, SAMPLE_COST, MeasureSettings
 
 PAGE = 65536
 MAX_BATCHES = 8192
+#: a variant's driver functions, `mb_fn(variant, k)`: its set-up, one inference, keep the
+#: first inference's outputs and counters, store the counters after the samples, reset
+FN_SETUP, FN_INFER, FN_SAVE, FN_AFTER, FN_RESET = range(5)
 #: per variant, i64 fields at the start of its state record
 FIELDS = ("status", "first_ns", "warmup_runs", "warmup_ns", "steady", "inner", "rewarm",
           "nsamples", "count", "setup_ns")
@@ -198,7 +205,7 @@ def driver_wat(program: DriverProgram, settings: MeasureSettings,
             WARMUP_NS=s.warmup_s * 1e9, WARMUP_RUNS=s.warmup_runs,
             WARMUP_MAX_NS=s.warmup_max_s * 1e9, WINDOW=s.steady_window, TOL=s.steady_tol,
             BATCH_NS=s.batch_s * 1e9, SAMPLE_NS=s.sample_s * 1e9, SAMPLES=s.samples,
-            MAX_INNER=s.max_inner, MIN_PASSES=min(s.samples, MIN_PASSES), NFN=5, ESTIMATE_AT=ESTIMATE_AT, SAMPLES_AT=SAMPLES_AT,
+            MAX_INNER=s.max_inner, MIN_PASSES=min(s.samples, MIN_PASSES), NFN=FN_RESET + 1, ESTIMATE_AT=ESTIMATE_AT, SAMPLES_AT=SAMPLES_AT,
             PASSES_AT=SAMPLES_AT + 8 * s.samples,
             **{f"F_{f.upper()}": 8 * i for i, f in enumerate(FIELDS)}) + ")\n"
     return text, lay
@@ -258,7 +265,7 @@ _MEASURE = """
 (func $now (result f64)
   (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 16)))
   (f64.convert_i64_u (i64.load $io (i32.const 16))))
-(func $fn (param $v i32) (param $k i32)
+(func $fn (export "mb_fn") (param $v i32) (param $k i32)
   (call_indirect (type $vfn) (i32.add (i32.mul (local.get $v) (i32.const {NFN})) (local.get $k))))
 (func $run_n (param $v i32) (param $n i64) (local $i i64)
   (block $done (loop $l
@@ -266,6 +273,9 @@ _MEASURE = """
     (call $fn (local.get $v) (i32.const 1))
     (local.set $i (i64.add (local.get $i) (i64.const 1)))
     (br $l))))
+;; n inferences of variant v, for a host that times them itself (harness.standalone.paired)
+(func (export "mb_run") (param $v i32) (param $n i32)
+  (call $run_n (local.get $v) (i64.extend_i32_u (local.get $n))))
 (func $state (param $v i32) (result i32)
   (i32.add (i32.const {STATE0}) (i32.mul (local.get $v) (i32.const {STRIDE}))))
 (func $busy (param $ns f64) (local $end f64) (local $acc i32)

@@ -62,6 +62,25 @@ def read_blame(path: Path) -> int | None:
     return index if index >= 0 else None
 
 
+def failure(exc: BaseException, traps: tuple[type[BaseException], ...]) -> dict[str, Any]:
+    """A variant's result when loading or running it raised `exc` (`traps`: the runtime's
+    trap types)."""
+    if isinstance(exc, traps):
+        return {"status": "trapped", "message": one_line(exc)}
+    if isinstance(exc, RuntimeUnsupported):
+        return {"status": "unsupported", "message": str(exc)}
+    return {"status": "crashed", "message": one_line(exc)}
+
+
+def group_summary(n: int, settings: MeasureSettings, t0: float, t1: float,
+                  t2: float) -> dict[str, Any]:
+    """Where a group worker's time went: loading (compile, instantiate, set-up, first
+    inference), warm-up and samples, checks and outputs; the parent adds the process
+    start."""
+    return {"variants": n, "order": "rotating", "samples": settings.samples,
+            "load_s": t1 - t0, "measure_s": t2 - t1, "finish_s": time.perf_counter() - t2}
+
+
 def run_group(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
     data = load_tensors(req["inputs"])
     settings = MeasureSettings.from_dict(req.get("settings", {}))
@@ -71,11 +90,7 @@ def run_group(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
     loaded: dict[int, LoadedVariant] = {}
 
     def failed(exc: BaseException) -> dict[str, Any]:
-        if isinstance(exc, be.trap_types()):
-            return {"status": "trapped", "message": one_line(exc)}
-        if isinstance(exc, RuntimeUnsupported):
-            return {"status": "unsupported", "message": str(exc)}
-        return {"status": "crashed", "message": one_line(exc)}
+        return failure(exc, be.trap_types())
 
     t0 = time.perf_counter()
     try:
@@ -105,9 +120,5 @@ def run_group(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
                 results[i] = failed(exc)
     finally:
         blame.close()
-    # where the worker's time went: loading (compile, instantiate, set-up, first inference),
-    # warm-up and samples, checks and outputs; the parent adds the process start
     return {"status": "ok", "message": "", "variants": results,
-            "group": {"variants": n, "order": "rotating", "samples": settings.samples,
-                      "load_s": t1 - t0, "measure_s": t2 - t1,
-                      "finish_s": time.perf_counter() - t2}}
+            "group": group_summary(n, settings, t0, t1, t2)}

@@ -28,6 +28,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Clock = Callable[[], int]
+#: runs `n` inferences at once: a variant whose inference loop is not Python's (a linked
+#: program's own driver, `harness.standalone.paired`) gives one, so that a sample costs
+#: one call into it rather than `n`
+Batch = Callable[[int], None]
 
 #: `clock` setting -> nanosecond clock. `cpu` (CLOCK_THREAD_CPUTIME_ID) leaves out the
 #: time the worker was not running (preempted by other tenants of a shared machine); it
@@ -124,16 +128,20 @@ def is_steady(batches_s: list[float], window: int, tol: float) -> bool:
 
 
 def warm_up(run: Callable[[], None], s: MeasureSettings, first_s: float,
-            clock: Clock = time.perf_counter_ns) -> WarmUp:
-    """Run batches until steady (see the module docstring), or until `warmup_max_s`."""
+            clock: Clock = time.perf_counter_ns, repeat: Batch | None = None) -> WarmUp:
+    """Run batches until steady (see the module docstring), or until `warmup_max_s`; a
+    batch through `repeat` where given."""
     out = WarmUp()
     per = max(first_s, 1e-9)
     start = clock()
     while True:
         batch = max(1, min(s.max_inner, math.ceil(s.batch_s / per)))
         t0 = clock()
-        for _ in range(batch):
-            run()
+        if repeat is not None:
+            repeat(batch)
+        else:
+            for _ in range(batch):
+                run()
         t1 = clock()
         per = max((t1 - t0) / 1e9 / batch, 1e-9)
         out.batches_s.append(per)
@@ -244,7 +252,8 @@ def takes_part(k: int, count: int, passes: int) -> bool:
 def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
                      first_s: Sequence[float], clock: Clock = time.perf_counter_ns,
                      switch: Callable[[int], None] | None = None,
-                     slowdowns: Sequence[float] | None = None
+                     slowdowns: Sequence[float] | None = None,
+                     repeats: Sequence[Batch | None] | None = None
                      ) -> list[Timing | BaseException]:
     """A comparison group's samples: every variant warmed up to steady on its own, then
     passes in which each living variant takes one sample, in the rotating order of
@@ -257,17 +266,20 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
     evicted (caches, TLB, branch predictors), as in lockstep A/B. `switch(i)` is called
     before variant i's turn (the worker records there who is running, so a crash can be
     blamed on one variant). A variant whose inference raises gets the exception in place
-    of its timing and leaves the rotation; the others go on."""
+    of its timing and leaves the rotation; the others go on. `repeats[i]`, where given,
+    runs variant i's warm-up batches and samples in one call (its own loop); the clock is
+    still this one, around that call, so both kinds of variant are timed alike."""
     n = len(runs)
     out: list[Timing | BaseException] = [Timing(first_s=f, clock=s.clock) for f in first_s]
     slow = list(slowdowns or [0.0] * n)
+    loops = list(repeats or [None] * n)
     inner = [1] * n
     estimates = [0.0] * n
     for i, run in enumerate(runs):
         if switch is not None:
             switch(i)
         try:
-            wu = warm_up(run, s, first_s[i], clock)
+            wu = warm_up(run, s, first_s[i], clock, loops[i])
         except Exception as exc:
             out[i] = exc
             continue
@@ -286,13 +298,16 @@ def time_interleaved(runs: Sequence[Callable[[], None]], s: MeasureSettings,
                 continue
             if switch is not None:
                 switch(i)
-            run = runs[i]
+            run, loop = runs[i], loops[i]
             try:
                 run()
                 t.rewarm_runs += 1
                 t0 = clock()
-                for _ in range(inner[i]):
-                    run()
+                if loop is not None:
+                    loop(inner[i])
+                else:
+                    for _ in range(inner[i]):
+                        run()
                 if slow[i]:
                     busy_work((clock() - t0) * slow[i], clock)
                 t.samples_s.append((clock() - t0) / 1e9 / inner[i])

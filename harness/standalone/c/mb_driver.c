@@ -328,6 +328,17 @@ static void write_file(const char* dir, const char* name, const uint8_t* data, u
   fclose(f);
 }
 
+/* The text after the first `words` words of a config line and the one space after
+   them: a path (the last field of its line) may hold spaces. */
+static const char* rest_of(const char* line, int words) {
+  const char* p = line;
+  for (int w = 0; w < words; w++) {
+    p += strcspn(p, " ");
+    if (*p) p++;
+  }
+  return p;
+}
+
 static void read_config(const char* path, int* alive, int* nalive) {
   FILE* f = fopen(path, "r");
   if (!f) die("cannot open the config", path);
@@ -337,10 +348,10 @@ static void read_config(const char* path, int* alive, int* nalive) {
     line[strcspn(line, "\n")] = 0;
     int got = sscanf(line, "%63s %4095s %4095s", key, a, b);
     if (got < 1) continue;
-    if (!strcmp(key, "out") && got >= 2) snprintf(S.out, sizeof S.out, "%s", a);
+    if (!strcmp(key, "out") && got >= 2) snprintf(S.out, sizeof S.out, "%s", rest_of(line, 1));
     else if (!strcmp(key, "blame") && got >= 2) {
-      S.blame_fd = open(a, O_WRONLY | O_CREAT, 0600);
-      if (S.blame_fd < 0) die("cannot open the blame file", a);
+      S.blame_fd = open(rest_of(line, 1), O_WRONLY | O_CREAT, 0600);
+      if (S.blame_fd < 0) die("cannot open the blame file", rest_of(line, 1));
     } else if (!strcmp(key, "clock") && got >= 2) S.cpu_clock = !strcmp(a, "cpu");
     else if (!strcmp(key, "mode") && got >= 2) S.once = !strcmp(a, "once");
     else if (!strcmp(key, "setting") && got == 3) {
@@ -361,13 +372,14 @@ static void read_config(const char* path, int* alive, int* nalive) {
       if (ntensors == 256) die("too many tensors", NULL);
       Tensor* t = &tensors[ntensors++];
       snprintf(t->name, sizeof t->name, "%s", a);
-      FILE* tf = fopen(b, "rb");
-      if (!tf) die("cannot open tensor", b);
+      const char* file = rest_of(line, 2);
+      FILE* tf = fopen(file, "rb");
+      if (!tf) die("cannot open tensor", file);
       fseek(tf, 0, SEEK_END);
       t->size = (uint64_t)ftell(tf);
       fseek(tf, 0, SEEK_SET);
       t->data = xcalloc(t->size, 1);
-      if (fread(t->data, 1, t->size, tf) != t->size) die("cannot read tensor", b);
+      if (fread(t->data, 1, t->size, tf) != t->size) die("cannot read tensor", file);
       fclose(tf);
     } else if (!strcmp(key, "variants")) {
       *nalive = 0;
