@@ -150,3 +150,33 @@ def test_programs_split_at_the_engines_memory_limit(regs, quick_settings, tmp_pa
     Small.MAX_MEMORIES = sizes[1]
     with pytest.raises(RuntimeUnsupported, match="validates at most"):
         backend.prepare(plans[1])
+
+
+def test_the_linked_driver_reaches_64_bit_memories(regs) -> None:
+    """The linked runtime has what its engine has: a module's 64-bit memory is driven
+    through the driver's 64-bit data area (Binaryen cannot merge a memory.copy between
+    address types), and a copy between a 32-bit and a 64-bit memory is refused with that
+    reason."""
+    from harness.probes.probe import probe_runtime
+
+    probe = probe_runtime(regs.runtimes.create(LINKED), timeout_s=60)
+    assert probe.status == "ok", probe.message
+    assert probe.has("memory64"), probe.capabilities["memory64"]
+    assert probe.has("multi-memory") and not probe.has("host-func-import")
+    from harness.standalone.program import (
+        FIXED_COUNTERS,
+        OP_COPY,
+        Command,
+        DriverProgram,
+        ProgramMemory,
+        ProgramVariant,
+    )
+    from harness.standalone.wasm_program import driver_wat
+    from harness.worker.measure import MeasureSettings
+
+    mixed = ProgramVariant(
+        "mixed", ("dev0",), (ProgramMemory("host", 0, 1), ProgramMemory(
+            "export", 0, instance=0, export="memory", memory64=True)), (), (), (), (),
+        FIXED_COUNTERS, (), (Command(OP_COPY, mem=0, mem2=1, size=8),), ())
+    with pytest.raises(RuntimeUnsupported, match="across address types"):
+        driver_wat(DriverProgram((), (mixed,)), MeasureSettings())

@@ -127,7 +127,11 @@ def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
         argv += ["-o", str(out), *FEATURES, "--rename-export-conflicts"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0 or not out.exists():
-            said = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines()
+                     if ln.strip() and len(ln) < 2000]   # not the minified JS it prints
+            # an abort's own words, not the Node.js stack trace after them
+            said = next((ln for ln in lines if "Assertion failed" in ln or "Fatal" in ln
+                         or "error" in ln.lower()), " | ".join(lines[-3:]))[:600]
             raise RuntimeUnsupported(f"wasm-merge failed (exit {done.returncode}): "
                                      f"{said or 'no message'}")
         merged = out.read_bytes()

@@ -43,6 +43,7 @@ class ProgramMemory:
     size: int = 0                  # buffer bytes
     instance: int = -1             # export: the instance that defines it
     export: str = ""
+    memory64: bool = False         # 64-bit addresses (an exported memory's own type)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,8 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
 
     memories = tuple(ProgramMemory(
         m.kind, dev[m.device], m.min_pages, m.max_pages, m.size,
-        inst_index[m.instance] if m.kind == "export" and m.instance else -1, m.export or "")
+        inst_index[m.instance] if m.kind == "export" and m.instance else -1, m.export or "",
+        m.kind == "export" and _exported_memory(plan, m).memory64)
         for m in plan.memories)
     host_funcs = tuple(ProgramHostFunc(
         h.kind, mem_index[h.arg("heap")] if "heap" in dict(h.args) else -1,

@@ -26,6 +26,7 @@ import struct
 from dataclasses import dataclass
 
 from harness.codegen import assemble
+from harness.runtimes.base import RuntimeUnsupported
 from harness.standalone.link import (
     instance_name,
     link_program,
@@ -97,36 +98,58 @@ def layout(program: DriverProgram, settings: MeasureSettings, tensors_end: int) 
 
 
 def _cmds(vi: int, cmds: tuple[Command, ...], tensor_at: dict[str, int], names: list[str],
-          lay: Layout) -> list[str]:
+          lay: Layout, wide: tuple[bool, ...]) -> list[str]:
+    """The straight-line text of `cmds`; `wide[j]`: memory j has 64-bit addresses (its
+    addresses are i64; a copy's length is i64 only between two such memories)."""
     out = []
+
+    def at(j: int, n: int) -> str:
+        return f"(i64.const {n})" if j >= 0 and wide[j] else f"(i32.const {n})"
+
+    def size(a: int, b: int, n: int) -> str:
+        return f"(i64.const {n})" if a >= 0 and b >= 0 and wide[a] and wide[b] \
+            else f"(i32.const {n})"
 
     def add(counter: int, n: int) -> None:
         g = f"$g{vi}_{counter}"
         out.append(f"(global.set {g} (i64.add (global.get {g}) (i64.const {n})))")
 
     for c in cmds:
-        if c.op == OP_WRITE:
-            out.append(f"(memory.copy $m{vi}_{c.mem2} $io (i32.const {c.off2}) "
+        if c.op == OP_WRITE and wide[c.mem2]:
+            out.append(f"(memory.copy $m{vi}_{c.mem2} $io64 (i64.const {c.off2}) "
+                       f"(i64.const {tensor_at[names[c.a]]}) (i64.const {c.size}))")
+            add(3, c.size)
+        elif c.op == OP_WRITE:
+            out.append(f"(memory.copy $m{vi}_{c.mem2} $io {at(c.mem2, c.off2)} "
                        f"(i32.const {tensor_at[names[c.a]]}) (i32.const {c.size}))")
             add(3, c.size)
+        elif c.op == OP_COPY and wide[c.mem] != wide[c.mem2]:
+            raise RuntimeUnsupported(
+                "the plan copies between a 32-bit and a 64-bit memory: Binaryen 132's "
+                "wasm-merge cannot merge a memory.copy across address types")
         elif c.op == OP_COPY:
-            out.append(f"(memory.copy $m{vi}_{c.mem2} $m{vi}_{c.mem} (i32.const {c.off2}) "
-                       f"(i32.const {c.off}) (i32.const {c.size}))")
+            out.append(f"(memory.copy $m{vi}_{c.mem2} $m{vi}_{c.mem} {at(c.mem2, c.off2)} "
+                       f"{at(c.mem, c.off)} {size(c.mem, c.mem2, c.size)})")
             add(0, c.size)
         elif c.op == OP_CALL:
             args = " ".join(f"(i32.const {a})" for a in c.args)
             out.append(f"(call $c{vi}_{c.a} {args})")
             add(1, 1)
+        elif c.op == OP_READ and wide[c.mem]:
+            out.append(f"(memory.copy $io64 $m{vi}_{c.mem} (i64.const {lay.last_out[vi][c.a]}) "
+                       f"(i64.const {c.off}) (i64.const {c.size}))")
+            add(4, c.size)
         elif c.op == OP_READ:
             out.append(f"(memory.copy $io $m{vi}_{c.mem} (i32.const {lay.last_out[vi][c.a]}) "
-                       f"(i32.const {c.off}) (i32.const {c.size}))")
+                       f"{at(c.mem, c.off)} (i32.const {c.size}))")
             add(4, c.size)
         elif c.op == OP_COUNT:
             g, m = f"$g{vi}_{c.a}", f"$m{vi}_{c.mem}"
-            load = (f"(i64.extend_i32_u (i32.load {m} (i32.const {c.off})))" if c.size == 4
-                    else f"(i64.load {m} (i32.const {c.off}))")
-            store = (f"(i32.store {m} (i32.const {c.off}) (i32.const 0))" if c.size == 4
-                     else f"(i64.store {m} (i32.const {c.off}) (i64.const 0))")
+            a = at(c.mem, c.off)
+            load = (f"(i64.extend_i32_u (i32.load {m} {a}))" if c.size == 4
+                    else f"(i64.load {m} {a})")
+            store = (f"(i32.store {m} {a} (i32.const 0))" if c.size == 4
+                     else f"(i64.store {m} {a} (i64.const 0))")
             out.append(f"(global.set {g} (i64.add (global.get {g}) {load})) {store}")
     return out
 
@@ -161,7 +184,7 @@ def driver_wat(program: DriverProgram, settings: MeasureSettings,
         for j, m in enumerate(v.memories):
             if m.kind == "export":
                 imports.append(f'(import "{pre}{instance_name(m.instance)}" "{m.export}" '
-                               f'(memory $m{vi}_{j} 0))')
+                               f'(memory $m{vi}_{j} {"i64 " if m.memory64 else ""}0))')
             elif m.kind == "host":
                 mx = f" {m.max_pages}" if m.max_pages is not None else ""
                 defs.append(f'(memory $m{vi}_{j} (export "{pre}{memory_export(j)}") '
@@ -175,23 +198,40 @@ def driver_wat(program: DriverProgram, settings: MeasureSettings,
                            f'(param {params})))')
         defs += [f"(global $g{vi}_{c} (mut i64) (i64.const 0))" for c in range(len(v.counters))]
         names = [t for t, _ in v.tensors]
-        funcs.append(f"(func $setup{vi} " + " ".join(_cmds(vi, v.setup, tensor_at, names, lay))
-                     + ")")
-        funcs.append(f"(func $infer{vi} " + " ".join(_cmds(vi, v.run, tensor_at, names, lay))
-                     + ")")
+        wide = tuple(m.memory64 for m in v.memories)
+        funcs.append(f"(func $setup{vi} "
+                     + " ".join(_cmds(vi, v.setup, tensor_at, names, lay, wide)) + ")")
+        funcs.append(f"(func $infer{vi} "
+                     + " ".join(_cmds(vi, v.run, tensor_at, names, lay, wide)) + ")")
         st = lay.states[vi]
         save = " ".join(f"(i64.store $io (i32.const {st + COUNTERS_AT + 8 * c}) "
                         f"(global.get $g{vi}_{c}))" for c in range(len(v.counters)))
         after = " ".join(f"(i64.store $io (i32.const {st + AFTER_AT + 8 * c}) "
                          f"(global.get $g{vi}_{c}))" for c in range(len(v.counters)))
         reset = " ".join(f"(global.set $g{vi}_{c} (i64.const 0))" for c in range(len(v.counters)))
-        keep = " ".join(f"(memory.copy $io $io (i32.const {f}) (i32.const {last}) "
-                        f"(i32.const {size}))" for f, last, (_, size)
-                        in zip(lay.first_out[vi], lay.last_out[vi], v.outputs, strict=True))
-        funcs += [f"(func $save{vi} {save} {keep})", f"(func $after{vi} {after})",
+        # an output read from a 64-bit memory lands in $io64: brought into the report
+        # area after the first inference and after the samples (untimed)
+        read64 = {c.a for c in v.run if c.op == OP_READ and wide[c.mem]}
+        keep = " ".join(
+            (f"(call $from64 (i32.const {f}) (i64.const {last}) (i32.const {size}))"
+             if k in read64 else f"(memory.copy $io $io (i32.const {f}) (i32.const {last}) "
+             f"(i32.const {size}))") for k, (f, last, (_, size))
+            in enumerate(zip(lay.first_out[vi], lay.last_out[vi], v.outputs, strict=True)))
+        last64 = " ".join(f"(call $from64 (i32.const {last}) (i64.const {last}) "
+                          f"(i32.const {size}))" for k, (last, (_, size))
+                          in enumerate(zip(lay.last_out[vi], v.outputs, strict=True))
+                          if k in read64)
+        funcs += [f"(func $save{vi} {save} {keep})", f"(func $after{vi} {after} {last64})",
                   f"(func $reset{vi} {reset})"]
         table += [f"$setup{vi}", f"$infer{vi}", f"$save{vi}", f"$after{vi}", f"$reset{vi}"]
     segs = [f'(data (memory $io) (i32.const {tensor_at[n]}) "{{tensor:{n}}}")' for n in sizes]
+    if any(m.memory64 for v in program.variants for m in v.memories):
+        # Binaryen cannot merge a memory.copy between memories of two address types: 64-bit
+        # memories are written from (and read into) a 64-bit twin of the data area
+        defs.append(f"(memory $io64 i64 {io_pages})")
+        segs += [f'(data (memory $io64) (i64.const {tensor_at[n]}) "{{tensor:{n}}}")'
+                 for n in sizes]
+        funcs.append(_FROM64)
     s = settings
     text = "(module\n" + "\n".join(imports) + "\n" + "\n".join(defs) + "\n" + "\n".join(segs) \
         + f"\n(type $vfn (func))\n(table {len(table)} funcref)\n(elem (i32.const 0) func " \
@@ -258,6 +298,14 @@ def parse_report(raw: bytes, program: DriverProgram, lay: Layout) -> list[dict[s
                     "passes": list(passes), "counters": counters, "counters_after": after,
                     "outputs": outputs})
     return out
+
+
+# bytes of the 64-bit data area into the report area (untimed: outputs after an inference)
+_FROM64 = """(func $from64 (param $dst i32) (param $src i64) (param $n i32) (local $i i32)
+  (block $done (loop $l (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+    (i32.store8 $io (i32.add (local.get $dst) (local.get $i))
+      (i32.load8_u $io64 (i64.add (local.get $src) (i64.extend_i32_u (local.get $i)))))
+    (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $l))))"""
 
 
 # The measurement, as harness/worker/measure.py `time_interleaved`. Times in ns (f64).
