@@ -17,7 +17,16 @@ from harness.core.errors import ResultsError
 from harness.core.protocol import write_text_atomic
 from harness.store.manifest import MANIFEST
 from harness.store.rows import OVERHEAD_FACTOR, RESULTS
-from reports import answer, embedding, figures_cost, figures_speed, html, summary, tables
+from reports import (
+    answer,
+    embedding,
+    figures_cost,
+    figures_speed,
+    html,
+    summary,
+    tables,
+    toolchain,
+)
 from reports.data import (
     PHASES,
     RunData,
@@ -135,6 +144,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "host_call_costs": embedding.host_call_costs(ans.ratios, typed) if ans else [],
         "dispatch_shares": embedding.dispatch_shares(typed, tables.noop_medians(run.rows)),
         "embedded_vs_linked": embedding.embedded_vs_linked(typed),
+        "toolchains": toolchain.toolchain_pairs(typed),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }
     return context, images

@@ -52,7 +52,7 @@ class PerDeviceStrategy(Strategy):
             dev = f"dev{i}"
             mem_id = f"{dev}.heap"
             pb.devices.append(Device(dev, engine=dev if own else "default"))
-            local = BumpAllocator()
+            local = BumpAllocator(base=d.kernel.reserved_bytes)
             offsets = res.bind(d, mem_id, local)
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:

@@ -50,7 +50,7 @@ class PerModuleStrategy(Strategy):
         pb.memories.append(Memory(id=HOST, device="dev0", kind="buffer", size=host.top,
                                   role="host-storage"))
         for d in workload.dispatches:
-            local = BumpAllocator()
+            local = BumpAllocator(base=d.kernel.reserved_bytes)
             addrs: dict[str, int] = {}
             staged: dict[str, int] = {}
             for b, t in d.bindings:
@@ -85,7 +85,7 @@ class PerModuleStrategy(Strategy):
         for d in workload.dispatches:
             inst = d.name
             mem_id = f"{inst}.memory"
-            local = BumpAllocator()
+            local = BumpAllocator(base=d.kernel.reserved_bytes)
             offsets = res.bind(d, mem_id, local)
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:

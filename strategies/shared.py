@@ -34,7 +34,9 @@ class SharedStrategy(Strategy):
         pb.devices.append(Device("dev0"))
         spans = lifetimes(workload)
         items = [(t.name, t.nbytes, *spans[t.name]) for t in workload.tensors]
-        offsets, top = allocate_with_reuse(items)
+        # above what a kernel keeps for itself (a C kernel's stack)
+        reserved = max((d.kernel.reserved_bytes for d in workload.dispatches), default=0)
+        offsets, top = allocate_with_reuse(items, base=reserved)
         # each executable's scratch lives after the tensors, one private region per module
         scratch_at: dict[str, int] = {}
         for d in workload.dispatches:

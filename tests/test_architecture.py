@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("harness/core",),                                    # errors, paths, files, formatting
     ("harness/codegen",),                                 # kernel builder -> WAT
     ("harness/plugins",),                                 # contracts: workload, strategy, plan
+    ("harness/toolchain",),                               # clang, Binaryen, npm tools
     ("workloads", "strategies", "harness/runtimes"),      # the plugins themselves
     ("harness/worker", "harness/store"),                # process boundary; rows on disk
     ("harness/standalone",),                              # plans as programs (their worker)

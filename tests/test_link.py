@@ -16,7 +16,7 @@ from harness.codegen import assemble
 from harness.plugins.verify import compare
 from harness.plugins.wasmbin import module_info, rename_imports
 from harness.runtimes.base import RuntimeUnsupported
-from harness.standalone.link import link_program, memory_export, wasm_merge
+from harness.standalone.link import link_program, memory_export
 from harness.standalone.program import (
     OP_CALL,
     OP_COPY,
@@ -26,6 +26,7 @@ from harness.standalone.program import (
     ProgramVariant,
     lower_plans,
 )
+from harness.toolchain.binaryen import wasm_merge
 
 MERGE = wasm_merge()
 pytestmark = pytest.mark.skipif(isinstance(MERGE, str), reason=str(MERGE))

@@ -11,7 +11,7 @@ from harness.run.group import run_group
 from harness.run.request import Cell, Group, group_cells
 from harness.run.rounds import combine_rounds
 from harness.runtimes.base import RuntimeUnsupported
-from harness.standalone.link import wasm_merge
+from harness.toolchain.binaryen import wasm_merge
 from reports.embedding import embedded_vs_linked
 from tests.test_cells import _CopyWorkload, _TrapWorkload
 

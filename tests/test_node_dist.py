@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import MembenchError
-from harness.runtimes import node_dist
+from harness.toolchain import node_dist
 
 
 def test_plain_v8_is_the_pinned_lts_from_npm(tmp_path: Path) -> None:

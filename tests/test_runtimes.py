@@ -16,11 +16,12 @@ from harness.probes.probe import ProbeResult, probe_runtime
 from harness.run.cell import run_cell
 from harness.run.pipeline import execute
 from harness.run.request import Cell, RunRequest
-from harness.runtimes import hostfuncs, node_dist, wasmer_env
+from harness.runtimes import hostfuncs, wasmer_env
 from harness.runtimes.browser_runtime import BrowserRuntime
 from harness.runtimes.v8_runtime import HOSTFUNCS_JS, TIER_FLAGS, V8Runtime
 from harness.runtimes.wasmtime_runtime import WasmtimeRuntime
 from harness.store.rows import read_rows
+from harness.toolchain import node_dist
 from harness.worker.measure import MeasureSettings
 from tests.test_cells import _TrapWorkload
 

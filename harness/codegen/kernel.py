@@ -7,13 +7,15 @@ Shapes are compile-time constants: one module per (kernel, shape), like an IREE 
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.codegen.function import Buffer, FunctionBuilder
-from harness.codegen.lowering import MemoryLowering
+from harness.codegen.lowering import MemoryForm, MemoryLowering
 from harness.codegen.module import ModuleBuilder, assemble
+from harness.core.errors import Unsupported
 
 SCRATCH = "scratch"
 
@@ -45,9 +47,30 @@ class Kernel(ABC):
     def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
         """Emit the body of `run`; `bufs` has every buffer, plus "scratch" if requested."""
 
+    #: bytes at the bottom of the kernel's memory the module keeps for itself (a C
+    #: kernel's stack): strategies place tensors above them
+    reserved_bytes: int = 0
+
     def params(self) -> list[str]:
         names = [b.name for b in self.buffers]
         return [*names, SCRATCH] if self.scratch_bytes else names
+
+
+class ExternalKernel(Kernel):
+    """A kernel whose module another toolchain builds (C through clang): it addresses one
+    memory, in the form the strategy's lowering declares it (`MemoryLowering.memory_form`),
+    and exports `run` with the same arguments as a generated kernel."""
+
+    def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
+        raise TypeError(f"{self.name} is built by a toolchain, not emitted")
+
+    @abstractmethod
+    def build_module(self, form: MemoryForm) -> KernelModule:
+        """The module for `form` (raise `Unsupported` where the toolchain cannot)."""
+
+    #: why a lowering that is not one memory of plain loads and stores cannot take it
+    NOT_ONE_MEMORY = ("a C kernel compiled by clang addresses one linear memory with plain "
+                      "loads and stores: no strategy of several memories or host calls")
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,12 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     missing = [a for a in args if a not in spaces]
     if missing:
         raise KeyError(f"no memory space for buffers {missing} of kernel {kernel.name}")
+    if isinstance(kernel, ExternalKernel):
+        form = lowering.memory_form(spaces[a] for a in args)
+        if form is None:
+            raise Unsupported(f"{kernel.name}: {kernel.NOT_ONE_MEMORY}")
+        km = kernel.build_module(form)
+        return dataclasses.replace(km, features=km.features | lowering.features)
     mb = ModuleBuilder()
     lowering.declare(mb)
     fb = FunctionBuilder("run", [(f"p_{a}", "i32") for a in args], lowering,

@@ -8,8 +8,10 @@ a software page cache. Buffers are grouped into named *spaces* ("heap", "weights
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from harness.codegen.expr import Expr
 from harness.codegen.module import ModuleBuilder
@@ -18,6 +20,19 @@ _LOAD = {"i32": "i32.load", "f32": "f32.load", "i64": "i64.load", "f64": "f64.lo
          "v128": "v128.load"}
 _STORE = {"i32": "i32.store", "f32": "f32.store", "i64": "i64.store", "f64": "f64.store",
           "v128": "v128.store"}
+
+
+@dataclass(frozen=True)
+class MemoryForm:
+    """The one memory a module built by another toolchain (C through clang) may have,
+    as a strategy's lowering declares it: imported as `module`.`field` (`import`), or
+    defined with `pages` and exported as `export` (`define`)."""
+
+    kind: str                      # "import" or "define"
+    module: str = ""
+    field: str = ""
+    export: str = ""
+    pages: int = 0
 
 
 class MemoryLowering(ABC):
@@ -55,6 +70,12 @@ class MemoryLowering(ABC):
     def store(self, space: str, addr: Expr, value: Expr, ty: str, offset: int) -> str:
         """A statement storing `value` (of type `ty`) at byte address `addr + offset`."""
 
+    def memory_form(self, spaces: Iterable[str]) -> MemoryForm | None:
+        """The single memory `spaces` live in, where this lowering is plain loads and
+        stores on the one memory it declares (None: several memories, or accesses that are
+        not loads and stores, such as host calls)."""
+        return None
+
 
 class DirectLowering(MemoryLowering):
     """Plain loads and stores on memories the module can address (by WAT name, e.g. `$heap`).
@@ -82,6 +103,27 @@ class DirectLowering(MemoryLowering):
         except KeyError:
             raise KeyError(f"lowering has no memory for space {space!r}; "
                            f"known: {sorted(self.spaces)}") from None
+
+    def memory_form(self, spaces: Iterable[str]) -> MemoryForm | None:
+        # one memory in all: a module the plan expects to have more (a private memory it
+        # exports beside the heap) cannot be one memory, whatever its buffers use
+        if sum("(memory" in d for d in self.declarations) != 1:
+            return None
+        try:
+            names = {self._mem(s) for s in spaces}
+        except KeyError:
+            return None
+        if len(names) != 1:
+            return None
+        name = re.escape(names.pop())
+        for decl in self.declarations:
+            m = re.search(r'\(import "([^"]+)" "([^"]+)" \(memory ' + name + r'[\s)]', decl)
+            if m:
+                return MemoryForm("import", module=m.group(1), field=m.group(2))
+            m = re.search(r'\(memory ' + name + r' \(export "([^"]+)"\) (\d+)', decl)
+            if m:
+                return MemoryForm("define", export=m.group(1), pages=int(m.group(2)))
+        return None
 
     def load(self, space: str, addr: Expr, ty: str, offset: int) -> Expr:
         off = f" offset={offset}" if offset else ""

@@ -38,3 +38,17 @@ class ResultsError(MembenchError):
 
 class WorkerProtocolError(MembenchError):
     """A worker answered with something that is not a valid protocol message."""
+
+
+class Unsupported(Exception):
+    """A strategy cannot express this workload (or needs what no runtime offers); also
+    raised by code generation when a kernel cannot take the memory form a strategy asks
+    for (a C kernel has one memory: no multi-memory, no host calls).
+
+    Not a user error: the cell is reported `unsupported` with this message as the reason.
+    """
+
+
+class ToolUnavailable(Unsupported):
+    """A tool a workload's modules are built with is missing on this machine (clang for
+    `toolchain=clang`): the cell is `unavailable`, the message says how to install it."""

@@ -7,6 +7,7 @@ by declaring entry points in their own distribution.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
@@ -60,6 +61,22 @@ class Plugin:
 
     def validate(self) -> None:
         """Check cross-parameter constraints; raise a MembenchError subclass when impossible."""
+
+    #: a parameter whose values are two ways of doing the same thing, to be compared
+    #: sample by sample (a runtime's `driver`: embedded or linked; a workload's
+    #: `toolchain`: the code generator or clang): specs that differ only in it join one
+    #: comparison group
+    TWIN_PARAM: ClassVar[str | None] = None
+
+    def group_spec(self) -> str:
+        """This plugin's part of a comparison group's key: its spec with TWIN_PARAM at
+        its default (the spec itself without one)."""
+        if self.TWIN_PARAM is None:
+            return self.spec
+        default = next(p.default for p in self.declared_params() if p.name == self.TWIN_PARAM)
+        twin = copy.copy(self)
+        twin.params = {**self.params, self.TWIN_PARAM: default}
+        return twin.spec
 
     @property
     def spec(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from harness.codegen.kernel import KernelModule
+from harness.core.errors import Unsupported
 from harness.plugins.plan import (
     Call,
     Device,
@@ -29,12 +30,7 @@ from harness.plugins.plan import (
 from harness.plugins.registry import Plugin
 from harness.plugins.workload import Workload
 
-
-class Unsupported(Exception):
-    """This strategy cannot express this workload (or needs what no runtime offers).
-
-    Not a user error: the cell is reported `unsupported` with this message as the reason.
-    """
+__all__ = ["PlanBuilder", "Strategy", "Unsupported"]
 
 
 class Strategy(Plugin):

@@ -122,6 +122,17 @@ def module_info(wasm: bytes) -> ModuleInfo:
     return ModuleInfo(tuple(imports), tuple(memories), tuple(exports))
 
 
+def has_data(wasm: bytes) -> bool:
+    """Whether the module has a data section with at least one segment."""
+    r = _Reader(wasm, 8)
+    while r.pos < len(wasm):
+        sid, size = r.byte(), r.uleb()
+        if sid == 11 and _Reader(wasm, r.pos, r.pos + size).uleb() > 0:
+            return True
+        r.pos += size
+    return False
+
+
 def uleb128(n: int) -> bytes:
     """Unsigned LEB128, as wasm binaries encode counts, sizes and indices."""
     out = bytearray()

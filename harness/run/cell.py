@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.errors import ToolUnavailable, Unsupported
 from harness.core.protocol import save_tensors
 from harness.plugins.plan import Plan
-from harness.plugins.strategy import Unsupported
 from harness.plugins.verify import compare
 from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts, over_budget
@@ -117,6 +117,8 @@ def plan_cell(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeRe
         return row("unavailable", probe.message)
     try:
         plan = s.plan(w)
+    except ToolUnavailable as exc:
+        return row("unavailable", str(exc))
     except Unsupported as exc:
         return row("unsupported", str(exc))
     base["expected_counts"] = plan.expected_counts()

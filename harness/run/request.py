@@ -103,11 +103,12 @@ def worker_runtime(runtimes: Sequence[Runtime]) -> Runtime:
 
 def group_cells(cells: Sequence[Cell]) -> list[tuple[int, ...]]:
     """Indices of `cells` by comparison group, in order of first appearance: cells of one
-    workload and runtime together (the drivers of one engine count as one runtime:
-    `Runtime.group_spec`); a cell that is not `groupable` stays alone."""
+    workload and runtime together (the drivers of one engine count as one runtime, the
+    toolchains of one workload as one workload: `Plugin.group_spec`); a cell that is not
+    `groupable` stays alone."""
     groups: dict[tuple[str, str] | int, list[int]] = {}
     for i, c in enumerate(cells):
-        key: tuple[str, str] | int = ((c.workload.spec, c.runtime.group_spec())
+        key: tuple[str, str] | int = ((c.workload.group_spec(), c.runtime.group_spec())
                                       if c.groupable else i)
         groups.setdefault(key, []).append(i)
     return [tuple(g) for g in groups.values()]

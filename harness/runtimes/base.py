@@ -9,7 +9,6 @@ strategy-specific code.
 
 from __future__ import annotations
 
-import copy
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -111,22 +110,6 @@ class Runtime(Plugin):
         spec = parse_spec(self.spec)
         params = {**dict(spec.params), key: value}
         return str(Spec(spec.name, tuple(params.items()), spec.version))
-
-    #: a parameter whose values are drivers of one engine (wasmtime's `driver`: embedded,
-    #: linked): specs that differ only in it join one comparison group, so a strategy's
-    #: two drivers pair sample by sample; the worker of the spec that sets it (not the
-    #: default) hosts the default's variants too
-    TWIN_PARAM: ClassVar[str | None] = None
-
-    def group_spec(self) -> str:
-        """The runtime part of this runtime's comparison-group key: its spec with
-        TWIN_PARAM at its default (the spec itself without one)."""
-        if self.TWIN_PARAM is None:
-            return self.spec
-        default = next(p.default for p in self.declared_params() if p.name == self.TWIN_PARAM)
-        twin = copy.copy(self)
-        twin.params = {**self.params, self.TWIN_PARAM: default}
-        return twin.spec
 
     @property
     def hosts_twins(self) -> bool:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from harness.runtimes import node_dist
 from harness.runtimes.base import Runtime
+from harness.toolchain import node_dist
 
 DRIVER_JS = Path(__file__).with_name("browser_driver.js")
 

@@ -4,7 +4,7 @@ host-function catalogue implemented in JavaScript (`js_hostfuncs.js`).
 
 Which Node (and so which V8): `v8` is a current LTS Node installed from the npm registry,
 `v8@N` another version, served by the system `node` when its version matches
-(`harness.runtimes.node_dist`). The worker reports the V8 and Node versions it ran.
+(`harness.toolchain.node_dist`). The worker reports the V8 and Node versions it ran.
 
 `tier` selects V8's WebAssembly compilers through Node's V8 flags: `default` (Liftoff
 baseline first, TurboFan tier-up for hot functions), `liftoff` (baseline compiler only:
@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from harness.plugins.params import Param
 from harness.runtimes.base import Runtime
-from harness.runtimes.node_dist import NodeBuild, install, is_installed, resolve
+from harness.toolchain.node_dist import NodeBuild, install, is_installed, resolve
 
 WORKER_JS = Path(__file__).with_name("node_worker.js")
 HOSTFUNCS_JS = Path(__file__).with_name("js_hostfuncs.js")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from harness.runtimes import node_dist
 from harness.runtimes.base import Runtime
+from harness.toolchain import binaryen
 
 PACKAGE = "wasmer-sdk"
 INSTALL = f"pip install {PACKAGE}==0.5.0 (make env installs it)"
@@ -38,5 +38,5 @@ class WasmerSdkRuntime(Runtime):
             return f"wasmer-sdk is not installed ({INSTALL})"
         except OSError as exc:  # the native library did not load (glibc < 2.35, ...)
             return f"wasmer-sdk cannot load: {exc}"
-        merge = node_dist.tool_command("binaryen", "wasm-merge")
+        merge = binaryen.wasm_merge()
         return merge if isinstance(merge, str) else None

@@ -67,9 +67,9 @@ class WasmtimeRuntime(Runtime):
 
     def unavailable_reason(self) -> str | None:
         if self.params["driver"] == "linked":
-            from harness.runtimes import node_dist
+            from harness.toolchain import binaryen
 
-            merge = node_dist.tool_command("binaryen", "wasm-merge")
+            merge = binaryen.wasm_merge()
             if isinstance(merge, str):
                 return merge
         return super().unavailable_reason()

@@ -19,26 +19,15 @@ encoding, which wasmtime 50 and Wasmer 7.4 reject. WASI uses the memory exported
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
-from harness.core.cache import CACHE_ROOT, content_hash, publish
+from harness.core.errors import Unsupported
 from harness.plugins.wasmbin import rename_imports
-from harness.runtimes import node_dist
 from harness.runtimes.base import RuntimeUnsupported
 from harness.standalone.program import DriverProgram, ProgramVariant
+from harness.toolchain import binaryen
 
 DRIVER = "drv"
-CACHE = CACHE_ROOT / "linked"
-#: every feature the project's modules may use, named (see the module docstring)
-FEATURES = ("--enable-multimemory", "--enable-simd", "--enable-bulk-memory",
-            "--enable-sign-ext", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
-            "--enable-multivalue", "--enable-relaxed-simd", "--enable-memory64",
-            "--enable-tail-call", "--enable-custom-page-sizes")
-
-
 #: memories a module may define or import where wasmtime validates it (wasmparser's
 #: limit: "memories count exceeds limit of 100"); Wasmer 7.4 took a resnet8 group's
 #: program of more
@@ -79,11 +68,6 @@ def memory_export(j: int) -> str:
     return f"m{j}"
 
 
-def wasm_merge() -> list[str] | str:
-    """The command that runs wasm-merge, or why it cannot run (with the install command)."""
-    return node_dist.tool_command("binaryen", "wasm-merge")
-
-
 def instance_binary(variant: ProgramVariant, k: int, wasm: bytes, prefix: str = "") -> bytes:
     """Instance `k`'s module with its imports naming what the plan binds them to (`prefix`
     tells the variants of one program apart: `v0i3`, the driver's `v0m2`)."""
@@ -104,39 +88,13 @@ def instance_binary(variant: ProgramVariant, k: int, wasm: bytes, prefix: str = 
     return rename_imports(wasm, rename)
 
 
-def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
-    """wasm-merge of `(name, binary)` parts, the first keeping its export names; cached by
-    content in `.cache/linked` (a group's program is the same in every round: the driver
-    holds the data, the settings and the plans)."""
-    cmd = wasm_merge()
-    if isinstance(cmd, str):
-        raise RuntimeUnsupported(cmd)
-    key = content_hash(*cmd, node_dist.tool("binaryen").package, *FEATURES,
-                       *(x for name, wasm in parts for x in (name, content_hash(wasm))))
-    cached = CACHE / f"{key[:32]}.wasm"
-    if cached.exists():
-        return cached.read_bytes()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="membench-merge-", dir=CACHE) as tmp:
-        argv = [*cmd]
-        for i, (name, wasm) in enumerate(parts):
-            path = Path(tmp) / f"{i}.wasm"
-            path.write_bytes(wasm)
-            argv += [str(path), name]
-        out = Path(tmp) / "merged.wasm"
-        argv += ["-o", str(out), *FEATURES, "--rename-export-conflicts"]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0 or not out.exists():
-            lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines()
-                     if ln.strip() and len(ln) < 2000]   # not the minified JS it prints
-            # an abort's own words, not the Node.js stack trace after them
-            said = next((ln for ln in lines if "Assertion failed" in ln or "Fatal" in ln
-                         or "error" in ln.lower()), " | ".join(lines[-3:]))[:600]
-            raise RuntimeUnsupported(f"wasm-merge failed (exit {done.returncode}): "
-                                     f"{said or 'no message'}")
-        merged = out.read_bytes()
-        publish(out, cached)
-        return merged
+def merge(parts: Sequence[tuple[str, bytes]]) -> bytes:
+    """wasm-merge of `(name, binary)` parts (`harness.toolchain.binaryen.merge`), its
+    failures as the runtime's `unsupported`."""
+    try:
+        return binaryen.merge(parts)
+    except Unsupported as exc:
+        raise RuntimeUnsupported(str(exc)) from None
 
 
 def variant_prefix(vi: int) -> str:

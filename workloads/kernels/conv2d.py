@@ -32,6 +32,7 @@ from harness.codegen.kernel import SCRATCH
 from harness.core.errors import ShapeError
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from workloads.kernels.clang import TOOLCHAIN_PARAM, ClangKernel, check_clang_isa
 from workloads.kernels.gemm import ISA_PARAM, TILE_PARAM, gemm_tolerance, kernel_tile, tile_param
 from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile
@@ -264,11 +265,14 @@ class Conv2dWorkload(Workload):
         Param("relu", "bool", True, "fuse ReLU after the bias"),
         ISA_PARAM,
         TILE_PARAM,
+        TOOLCHAIN_PARAM,
     )
     TOLERANCE_DOC = __doc__ or ""
+    TWIN_PARAM = "toolchain"
 
     def validate(self) -> None:
         p = self.params
+        check_clang_isa(p)
         for size, k, axis in ((p["h"], p["kh"], "height"), (p["w"], p["kw"], "width")):
             if out_size(size, k, p["stride"], p["pad"]) < 1:
                 raise ShapeError(f"conv2d: kernel {axis} {k} exceeds the padded input "
@@ -290,6 +294,17 @@ class Conv2dWorkload(Workload):
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         p = self.params
+        bindings = (("x", "x"), ("w", "w"), ("bias", "bias"), ("y", "y"))
+        if p["toolchain"] == "clang":
+            oh, ow = self.out_hw
+            shape = (f"conv2d_{p['batch']}x{p['h']}x{p['w']}x{p['cin']}_{p['cout']}_"
+                     f"k{p['kh']}x{p['kw']}s{p['stride']}p{p['pad']}{'_relu' if p['relu'] else ''}")
+            return (Dispatch("conv2d", ClangKernel("conv2d", shape, (
+                BufferParam("x", "r"), BufferParam("w", "r"), BufferParam("bias", "r"),
+                BufferParam("y", "w")), {
+                "B": p["batch"], "H": p["h"], "W": p["w"], "CIN": p["cin"], "COUT": p["cout"],
+                "KH": p["kh"], "KW": p["kw"], "S": p["stride"], "P": p["pad"], "OH": oh,
+                "OW": ow, "RELU": int(p["relu"])}, p["isa"]), bindings),)
         kern = Conv2dKernel(p["batch"], p["h"], p["w"], p["cin"], p["cout"], p["kh"], p["kw"],
                             p["stride"], p["pad"], p["relu"], p["isa"], tile_param(p["tile"]))
         return (Dispatch("conv2d", kern,

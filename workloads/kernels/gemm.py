@@ -39,6 +39,7 @@ from harness.codegen.kernel import SCRATCH
 from harness.core.errors import SpecError
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from workloads.kernels.clang import TOOLCHAIN_PARAM, ClangKernel, check_clang_isa
 from workloads.kernels.isa import isa_features
 from workloads.kernels.packed_gemm import PackedGemm, Tile, placed
 
@@ -146,8 +147,13 @@ class GemmWorkload(Workload):
         Param("k", "int", 64, "reduction length", minimum=1),
         ISA_PARAM,
         TILE_PARAM,
+        TOOLCHAIN_PARAM,
     )
     TOLERANCE_DOC = __doc__ or ""
+    TWIN_PARAM = "toolchain"
+
+    def validate(self) -> None:
+        check_clang_isa(self.params)
 
     def build_tensors(self) -> tuple[Tensor, ...]:
         m, n, k = self.params["m"], self.params["n"], self.params["k"]
@@ -156,7 +162,14 @@ class GemmWorkload(Workload):
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
         m, n, k = self.params["m"], self.params["n"], self.params["k"]
-        kern = GemmKernel(m, n, k, isa=self.params["isa"], tile=tile_param(self.params["tile"]))
+        kern: Kernel
+        if self.params["toolchain"] == "clang":
+            kern = ClangKernel("gemm", f"gemm_{m}x{n}x{k}", (
+                BufferParam("a", "r"), BufferParam("b", "r"), BufferParam("c", "w")),
+                {"M": m, "N": n, "K": k}, self.params["isa"])
+        else:
+            kern = GemmKernel(m, n, k, isa=self.params["isa"],
+                              tile=tile_param(self.params["tile"]))
         return (Dispatch("gemm", kern, (("a", "a"), ("b", "b"), ("c", "c"))),)
 
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -35,6 +35,7 @@ from harness.codegen import (
 )
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from workloads.kernels.clang import TOOLCHAIN_PARAM, ClangKernel
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 EPS = 1e-5
@@ -163,6 +164,18 @@ class LayerNormWorkload(_NormWorkload):
     DESCRIPTION = "y = (x - mean) / sqrt(var + 1e-5) * gamma + beta over each row of x[rows, d]"
     KIND = "layer"
     WEIGHTS = ("gamma", "beta")
+    PARAMS: ClassVar[tuple[Param, ...]] = (*_NormWorkload.PARAMS, TOOLCHAIN_PARAM)
+    TWIN_PARAM = "toolchain"
+
+    def build_dispatches(self) -> tuple[Dispatch, ...]:
+        if self.params["toolchain"] != "clang":
+            return super().build_dispatches()
+        rows, d = self.params["rows"], self.params["d"]
+        names = ("x", *self.WEIGHTS, "y")
+        kern = ClangKernel("layernorm", f"layernorm_{rows}x{d}", (
+            BufferParam("x", "r"), BufferParam("gamma", "r"), BufferParam("beta", "r"),
+            BufferParam("y", "w")), {"ROWS": rows, "D": d}, self.params["isa"])
+        return (Dispatch("layernorm", kern, tuple((n, n) for n in names)),)
 
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = data["x"].astype(np.float64)

@@ -26,6 +26,7 @@ import numpy as np
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32, mathlib, op, simd
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
+from workloads.kernels.clang import TOOLCHAIN_PARAM, ClangKernel
 from workloads.kernels.isa import ISA_PARAM, isa_features
 
 
@@ -115,15 +116,24 @@ class SoftmaxWorkload(Workload):
         Param("rows", "int", 16, "rows", minimum=1),
         Param("cols", "int", 1000, "elements per row (the softmax axis)", minimum=1),
         ISA_PARAM,
+        TOOLCHAIN_PARAM,
     )
     TOLERANCE_DOC = __doc__ or ""
+    TWIN_PARAM = "toolchain"
 
     def build_tensors(self) -> tuple[Tensor, ...]:
         shape = (self.params["rows"], self.params["cols"])
         return (Tensor("x", "input", shape), Tensor("y", "output", shape))
 
     def build_dispatches(self) -> tuple[Dispatch, ...]:
-        kern = SoftmaxKernel(self.params["rows"], self.params["cols"], self.params["isa"])
+        rows, cols, isa = self.params["rows"], self.params["cols"], self.params["isa"]
+        kern: Kernel
+        if self.params["toolchain"] == "clang":
+            kern = ClangKernel("softmax", f"softmax_{rows}x{cols}", (
+                BufferParam("x", "r"), BufferParam("y", "w")), {"ROWS": rows, "COLS": cols},
+                isa)
+        else:
+            kern = SoftmaxKernel(rows, cols, isa)
         return (Dispatch("softmax", kern, (("x", "x"), ("y", "y"))),)
 
     def generate_tensor(self, t: Tensor, rng: np.random.Generator) -> np.ndarray:

@@ -7,7 +7,7 @@ another major (`v8@26`), or an exact version (`v8@24.9.0`); the system `node` se
 whose version it has (`v8@20` on a machine whose Node is 20.x). A pin is never served by
 another version: what cannot be found or installed is `unavailable`, with the command.
 
-`python -m harness.runtimes.node_dist` (run by `make env`) installs the pinned builds when
+`python -m harness.toolchain.node_dist` (run by `make env`) installs the pinned builds when
 missing; without npm it says so and exits 0, and `v8` reports itself unavailable.
 """
 

@@ -1,0 +1,37 @@
+"""The report's toolchain table: clang's kernel against the code generator's, paired."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.store.rows import ResultRow
+from reports.toolchain import generator_twin, toolchain_pairs
+
+
+def _row(w: str, samples: np.ndarray, flops: int = 2_000_000) -> ResultRow:
+    n = len(samples) // 2
+    rounds = tuple({"round": i, "n": n, "group": 2, "group_id": f"g{i}",
+                    "passes": list(range(n))} for i in range(2))
+    return ResultRow(run_id="r", workload=w, strategy="shared", runtime="wasmtime",
+                     status="ok", samples_s=tuple(samples), median_s=float(np.median(samples)),
+                     rounds=rounds, flops=flops)
+
+
+def test_generator_twin() -> None:
+    assert generator_twin("gemm:m=8,toolchain=clang") == "gemm:m=8"
+    assert generator_twin("gemm:m=8") is None and generator_twin("x<y") is None
+
+
+def test_clang_against_the_generator_is_paired_and_says_which_is_faster() -> None:
+    drift = 1e-3 * np.exp(np.random.default_rng(2).normal(0, 0.3, 20))
+    rows = [_row("gemm:m=8", drift), _row("gemm:m=8,toolchain=clang", drift * 1.25),
+            _row("softmax:rows=2,toolchain=clang", drift)]   # no generator twin: left out
+    [p] = toolchain_pairs(rows)
+    assert (p.workload, p.isa, p.runtime, p.strategy) == ("gemm:m=8", "simd", "wasmtime",
+                                                           "shared")
+    assert p.paired and p.verdict == "slower" and p.ratio == pytest.approx(1.25)
+    assert p.codegen_gflops == pytest.approx(2e6 / np.median(drift) / 1e9)
+    assert p.clang_gflops == pytest.approx(p.codegen_gflops / 1.25)
+    assert p.sentence() == ("clang's gemm:m=8 (simd) is 1.25x slower than the code "
+                            "generator's on wasmtime, shared")
