@@ -1,9 +1,11 @@
 """Toolchains: each C kernel built by clang against the code generator's kernel of the same
-workload, ISA, engine and strategy.
+workload, ISA, engine and strategy; and Binaryen's multi-memory lowering against native
+multi-memory on the same engine.
 
-The two are one comparison group (`Workload.TWIN_PARAM`), so each ratio pairs samples
-pass by pass, as the strategy ratios do; GFLOP/s are each row's FLOPs over its median
-time. A ratio above 1 means clang's module is slower.
+Both pairs are measured in one comparison group (a workload's `toolchain` twins share
+one; two strategies of a workload always do), so each ratio pairs samples pass by pass,
+as the strategy ratios do; GFLOP/s are each row's FLOPs over its median time. A ratio
+above 1 means clang's module (the lowered module) is slower.
 """
 
 from __future__ import annotations
@@ -74,4 +76,43 @@ def toolchain_pairs(rows: Sequence[ResultRow], seed: int = 0) -> list[ToolchainP
 
         out.append(ToolchainPair(twin_spec, isa, rt, s, gflops(twin), gflops(row), q.ratio,
                                  q.ci_low, q.ci_high, q.verdict, q.paired))
+    return out
+
+
+@dataclass(frozen=True)
+class LoweringPair:
+    workload: str
+    runtime: str
+    strategy: str              # the lowered variant
+    ratio: float               # lowered time over native multi-memory's (> 1: slower)
+    ci_low: float
+    ci_high: float
+    verdict: str
+    paired: bool
+
+
+def lowered_twin(spec: str) -> str | None:
+    """The native spec of a `lowered=1` strategy spec (None otherwise)."""
+    try:
+        parsed = parse_spec(spec)
+    except MembenchError:
+        return None
+    params = dict(parsed.params)
+    if params.pop("lowered", None) not in ("1", "true", "yes"):
+        return None
+    return str(Spec(parsed.name, tuple(params.items()), parsed.version))
+
+
+def lowering_pairs(rows: Sequence[ResultRow], seed: int = 0) -> list[LoweringPair]:
+    """Every ok lowered cell against native multi-memory where the engine ran both."""
+    cells = {(r.workload, r.strategy, r.runtime, r.side): r for r in rows
+             if r.kind == "cell" and r.status == "ok" and r.samples_s}
+    out = []
+    for (w, s, rt, side), row in sorted(cells.items()):
+        twin_spec = lowered_twin(s)
+        twin = cells.get((w, twin_spec, rt, side)) if twin_spec else None
+        if twin is None:
+            continue
+        q = ratio_of(twin, row, seed=seed)
+        out.append(LoweringPair(w, rt, s, q.ratio, q.ci_low, q.ci_high, q.verdict, q.paired))
     return out

@@ -23,13 +23,18 @@ load per access to an imported memory.
 
 from __future__ import annotations
 
+import dataclasses
+
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
+from harness.core.errors import SpecError
 from harness.plugins.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pages_for
 from harness.plugins.params import Param
-from harness.plugins.plan import Device, Import, Instance, Memory, Plan
+from harness.plugins.plan import PAGE, Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
+from harness.toolchain import binaryen
+from strategies.merged_kernel import merged_module
 
 HEAP, WEIGHTS = "heap", "weights"
 FEATURES = frozenset({"imported-memory", "multi-memory"})
@@ -41,9 +46,30 @@ class MultiMemoryStrategy(Strategy):
     DESCRIPTION = ("device heap imported as memory 0, private scratch memory per module; "
                    "zero copies, private state isolated")
     PARAMS = (Param("weights", "choice", "heap", "heap: weights share the device heap; "
-                    "separate: weights in a third imported memory", choices=("heap", "separate")),)
+                    "separate: weights in a third imported memory", choices=("heap", "separate")),
+              Param("built", "choice", "generator", "generator: the code generator writes "
+                    "each module with both memories; merge: a toolchain=clang kernel of one "
+                    "memory merged with heap-copying glue by Binaryen's wasm-merge",
+                    choices=("generator", "merge")),
+              Param("lowered", "bool", False, "1: each module rewritten to one memory by "
+                    "Binaryen's --multi-memory-lowering (runs where multi-memory does not; "
+                    "gives up the separation between the memories)"))
+
+    @property
+    def isolation(self) -> str:
+        # lowered, a module's private memory is a range of the one memory, unchecked
+        return "none" if self.params["lowered"] else self.ISOLATION
+
+    def validate(self) -> None:
+        p = self.params
+        if p["built"] == "merge" and (p["lowered"] or p["weights"] == "separate"):
+            raise SpecError("multi-memory: built=merge keeps the weights in the heap and is "
+                            "not lowered (Binaryen lowers only modules that export no memory "
+                            "but the first, and the merged kernel exports its own)")
 
     def plan(self, workload: Workload) -> Plan:
+        if self.params["built"] == "merge":
+            return self._plan_merged(workload)
         separate = self.params["weights"] == "separate"
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
@@ -52,9 +78,20 @@ class MultiMemoryStrategy(Strategy):
         spans = lifetimes(workload)
         offsets, top = allocate_with_reuse([(t.name, t.nbytes, *spans[t.name])
                                             for t in workload.tensors if t.name not in in_weights])
+        lowered = self.params["lowered"]
+        heap_pages, private_max = pages_for(top), 0
+        if lowered:
+            # the lowering lays the private memory after the heap's declared initial size:
+            # it must be the heap's real size, and the heap must hold both (below)
+            private_max = max(pages_for(d.kernel.scratch_bytes) for d in workload.dispatches)
+            pb.requires -= {"multi-memory"}
+            pb.private_base = heap_pages * PAGE
+            pb.notes = ("lowered by Binaryen's --multi-memory-lowering: each module's private "
+                        f"memory is pages {heap_pages}.. of the heap, unchecked")
         pb.memories.append(Memory(id=HEAP, device="dev0", kind="host",
-                                  min_pages=pages_for(top), role="heap"))
-        decls = ['(import "env" "heap" (memory $heap 0))']
+                                  min_pages=heap_pages + (private_max if lowered else 0),
+                                  role="heap"))
+        decls = [f'(import "env" "heap" (memory $heap {heap_pages if lowered else 0}))']
         imports = [Import("env", "heap", "memory", HEAP)]
         if separate:
             wal = BumpAllocator()
@@ -68,19 +105,55 @@ class MultiMemoryStrategy(Strategy):
             pb.place(t.name, WEIGHTS if t.name in in_weights else HEAP, offsets[t.name], t.nbytes)
         for d in workload.dispatches:
             pages = pages_for(d.kernel.scratch_bytes)
+            private = (f"(memory $priv {pages})" if lowered
+                       else f'(memory $priv (export "private") {pages})')
             lowering = DirectLowering(
                 {HEAP: "$heap", WEIGHTS: "$weights", SCRATCH: "$priv"},
-                [*decls, f'(memory $priv (export "private") {pages})'], FEATURES)
+                [*decls, private], FEATURES)
             spaces = {b: WEIGHTS if t in in_weights else HEAP for b, t in d.bindings}
             km = build_kernel_module(d.kernel, lowering, spaces | {SCRATCH: SCRATCH})
-            mod = pb.add_module(km, defined_pages=(pages,))
+            if lowered:
+                km = dataclasses.replace(km, wasm=binaryen.lower_multi_memory(km.wasm),
+                                         name=f"{km.name}_lowered",
+                                         features=km.features - {"multi-memory"})
+            mod = pb.add_module(km, defined_pages=() if lowered else (pages,))
             inst = d.name
             pb.instances.append(Instance(inst, mod, "dev0", tuple(imports)))
-            pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
-                                      instance=inst, export="private", role="private"))
+            if not lowered:
+                pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
+                                          instance=inst, export="private", role="private"))
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = 0
             pb.run.append(pb.call(inst, km, addrs, d.name))
+        pb.host_io(workload)
+        return pb.build()
+
+    def _plan_merged(self, workload: Workload) -> Plan:
+        """Each dispatch's clang kernel merged with its heap glue (`strategies.merged_kernel`)."""
+        pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
+        pb.devices.append(Device("dev0"))
+        pb.requires |= FEATURES | {"bulk-memory"}
+        spans = lifetimes(workload)
+        offsets, top = allocate_with_reuse([(t.name, t.nbytes, *spans[t.name])
+                                            for t in workload.tensors])
+        pb.memories.append(Memory(id=HEAP, device="dev0", kind="host",
+                                  min_pages=pages_for(top), role="heap"))
+        for t in workload.tensors:
+            pb.place(t.name, HEAP, offsets[t.name], t.nbytes)
+        copied = 0
+        for d in workload.dispatches:
+            km, pages, n = merged_module(workload, d)
+            copied += n
+            mod = pb.add_module(km, defined_pages=(pages,))
+            inst = d.name
+            pb.instances.append(Instance(inst, mod, "dev0",
+                                         (Import("env", "heap", "memory", HEAP),)))
+            pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
+                                      instance=inst, export="memory", role="private"))
+            pb.run.append(pb.call(inst, km, {b: offsets[t] for b, t in d.bindings}, d.name))
+        pb.notes = (f"merged by Binaryen's wasm-merge: the glue copies {copied} bytes per "
+                    "inference between the heap and the kernels' memories inside the module "
+                    "(not counted by the host)")
         pb.host_io(workload)
         return pb.build()

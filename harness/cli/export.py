@@ -8,13 +8,19 @@ import bindings, tensor placement, and the set-up and run steps. The manifest is
 to run the modules without this harness (tests/test_export.py does so on wasmtime).
 
 The WAT is regenerated at export time: the plan is rebuilt while `recording_wat` collects
-the text of every module assembled (plans themselves carry only bytes).
+the text of every module assembled (plans themselves carry only bytes). A module a
+toolchain built (a C kernel by clang, a module Binaryen merged or lowered) comes with its
+sources (the C files under `src/`, the WAT of generated inputs) and the exact commands
+that rebuild it from them (`build` in its manifest entry: clang-19 and wasm-ld-19,
+wasm-tools parse,
+wasm-merge, wasm-opt), recorded while the plan is rebuilt.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +36,9 @@ from harness.plugins.registry import Plugin
 from harness.plugins.strategy import Strategy, Unsupported
 from harness.plugins.wasmbin import module_info
 from harness.plugins.workload import Workload
+from harness.toolchain import binaryen, clang
+from harness.toolchain.binaryen import BinaryenBuild
+from harness.toolchain.clang import ClangBuild
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -103,25 +112,63 @@ class Exported:
     reason: str = ""  # why nothing was written (the strategy cannot express the workload)
 
 
+@dataclass
+class _Builds:
+    """How the modules of one plan were made, recorded while it was rebuilt."""
+
+    wat: dict[bytes, str]
+    clang: dict[bytes, ClangBuild]
+    binaryen: dict[bytes, BinaryenBuild]
+
+    def steps(self, wasm: bytes, name: str, d: Path) -> list[list[str]]:
+        """The commands, run in `d`, that rebuild `name`.wasm from the files written
+        there (sources and generated WAT); [] for a generated module (its .wat is it)."""
+        if wasm in self.binaryen:
+            b = self.binaryen[wasm]
+            steps: list[list[str]] = []
+            rename = {"out.wasm": f"{name}.wasm"}
+            for k, w in enumerate(b.inputs):
+                part = f"{name}.in{k}"
+                rename[f"in{k}.wasm"] = f"{part}.wasm"
+                steps += self.steps(w, part, d) or [["wasm-tools", "parse", f"{part}.wat",
+                                                     "-o", f"{part}.wasm"]]
+            return [*steps, [b.tool, *(rename.get(a, a) for a in b.args)]]
+        if wasm in self.clang:
+            c = self.clang[wasm]
+            (d / "src").mkdir(exist_ok=True)
+            for f in (c.source, *(h for i in c.include for h in sorted(i.glob("*.h")))):
+                shutil.copyfile(f, d / "src" / f.name)
+            return c.commands(f"src/{c.source.name}", ["src"], f"{name}.wasm")
+        if wasm in self.wat:
+            (d / f"{name}.wat").write_text(self.wat[wasm], encoding="utf-8")
+            return []
+        raise ExportError(f"module {name} was neither assembled nor built by a recorded "
+                          "toolchain; cannot recover how it was made")
+
+
 def export_one(workload: Workload, strategy: Strategy, out: Path, seed: int = 0) -> Exported:
     """Write one (workload, strategy) directory under `out`."""
-    with recording_wat() as wat_of:
+    with recording_wat() as wat_of, clang.recording_builds() as clang_of, \
+            binaryen.recording_builds() as binaryen_of:
         try:
             plan = strategy.plan(workload)
         except Unsupported as exc:
             return Exported(workload.spec, strategy.spec, None, str(exc))
+    builds = _Builds(wat_of, clang_of, binaryen_of)
     d = out / slug(workload.spec) / slug(strategy.spec)
     (d / "data").mkdir(parents=True, exist_ok=True)
     modules = []
     for m in plan.modules:
-        if m.wasm not in wat_of:
-            raise ExportError(f"{strategy.spec} built module {m.name} without assembling WAT; "
-                              "cannot recover its text")
-        (d / f"{slug(m.name)}.wasm").write_bytes(m.wasm)
-        (d / f"{slug(m.name)}.wat").write_text(wat_of[m.wasm], encoding="utf-8")
+        name = slug(m.name)
+        (d / f"{name}.wasm").write_bytes(m.wasm)
+        steps = builds.steps(m.wasm, name, d)
         info = module_info(m.wasm)
-        modules.append({"name": m.name, "wasm": f"{slug(m.name)}.wasm",
-                        "wat": f"{slug(m.name)}.wat", "features": sorted(m.features),
+        entry: dict[str, Any] = {"name": m.name, "wasm": f"{name}.wasm"}
+        if steps:
+            entry["build"] = steps
+        else:
+            entry["wat"] = f"{name}.wat"
+        modules.append({**entry, "features": sorted(m.features),
                         "imports": [asdict(i) for i in info.imports],
                         "memories": [asdict(t) for t in info.defined_memories],
                         "exports": [asdict(e) for e in info.exports]})

@@ -205,6 +205,10 @@ class Plan:
     #: (e.g. host calls made from inside kernels); checked against the worker's counts
     expected: tuple[tuple[str, int], ...] = ()
     notes: str = ""
+    #: where a module's private memory begins in the memory its tensors live in, when the
+    #: two are one (a lowered multi-memory plan: private addresses are rebased by this);
+    #: 0 when they are apart. What an attacker who knows the layout adds to a private address
+    private_base: int = 0
 
     # -- derived counts -------------------------------------------------------------------
     def bytes_copied_per_run(self) -> int:
@@ -356,6 +360,7 @@ class Plan:
                 requires=frozenset(d.get("requires", ())),
                 expected=tuple((k, int(v)) for k, v in d.get("expected", ())),
                 notes=d.get("notes", ""),
+                private_base=int(d.get("private_base", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"malformed plan: {type(exc).__name__}: {exc}") from exc

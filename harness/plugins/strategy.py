@@ -43,6 +43,11 @@ class Strategy(Plugin):
     #: isolation` measures it; reports name the isolating strategies from this.
     ISOLATION: ClassVar[str] = "none"
 
+    @property
+    def isolation(self) -> str:
+        """This variant's isolation class (ISOLATION, unless a parameter gives it up)."""
+        return self.ISOLATION
+
     @abstractmethod
     def plan(self, workload: Workload) -> Plan:
         """The complete plan for running `workload` under this strategy."""
@@ -65,6 +70,7 @@ class PlanBuilder:
     requires: set[str] = field(default_factory=set)
     expected: dict[str, int] = field(default_factory=dict)
     notes: str = ""
+    private_base: int = 0
 
     def add_module(self, km: KernelModule, name: str | None = None,
                    defined_pages: tuple[int, ...] = ()) -> str:
@@ -121,7 +127,7 @@ class PlanBuilder:
             instances=tuple(self.instances), placements=tuple(self.placements),
             setup=tuple(self.setup), run=tuple(self.run), host_funcs=tuple(self.host_funcs),
             requires=frozenset(self.requires), expected=tuple(sorted(self.expected.items())),
-            notes=self.notes,
+            notes=self.notes, private_base=self.private_base,
         )
         plan.validate()
         return plan

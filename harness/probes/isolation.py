@@ -152,7 +152,9 @@ def target_address(probe: str, plan: Plan) -> int:
     """Where the victim's bytes are in `plan` (what the attacker is told)."""
     if probe == "scratch-read":
         call = next(s for s in plan.run if isinstance(s, Call) and s.dispatch == "victim")
-        return int(call.args[-1])  # kernel ABI: the scratch base is the last argument
+        # kernel ABI: the scratch base is the last argument, an address in the private
+        # memory; where that memory is a range of the heap, the attacker adds its base
+        return plan.private_base + int(call.args[-1])
     return plan.placement("secret").offset
 
 

@@ -78,7 +78,7 @@ def _record_run(cells: Sequence[Cell], run_dir: Path, req: RunRequest, pin: tupl
         "suite": req.suite, "settings": req.settings.to_dict(),
         "cell_timeout": req.cell_timeout, "cells_planned": len(cells), "pin": list(pin),
         "fingerprint": fingerprint(), "runtimes": {}, "status": "running", **req.extra,
-        "strategies": {c.strategy.spec: {"isolation": c.strategy.ISOLATION,
+        "strategies": {c.strategy.spec: {"isolation": c.strategy.isolation,
                                          "description": c.strategy.DESCRIPTION} for c in cells},
         REQUEST: req.record(cells)}
     if done is not None:
