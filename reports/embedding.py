@@ -21,9 +21,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.analysis.strategies import StrategyRatio
+from harness.analysis.strategies import (
+    CellName,
+    StrategyRatio,
+    geomean_paired,
+    ratio_of,
+    ratio_verdict,
+    twin_rows,
+)
 from harness.core.errors import MembenchError
 from harness.plugins.registry import RUNTIMES, Registry
+from harness.plugins.spec import without_param
 from harness.runtimes.base import Runtime
 from harness.store.rows import ResultRow
 
@@ -120,41 +128,27 @@ class EmbeddedVsLinked:
 
 def linked_twin(spec: str) -> str | None:
     """The embedded spec of a `driver=linked` runtime spec (None for any other spec)."""
-    from harness.plugins.spec import Spec, parse_spec
-
-    try:
-        parsed = parse_spec(spec)
-    except MembenchError:  # a results file may hold any text: not a spec, no twin
-        return None
-    params = dict(parsed.params)
-    if params.pop("driver", None) != "linked":
-        return None
-    return str(Spec(parsed.name, tuple(params.items()), parsed.version))
+    return without_param(spec, "driver", ("linked",))
 
 
 def embedded_vs_linked(rows: Sequence[ResultRow], seed: int = 0) -> list[EmbeddedVsLinked]:
     """Per strategy and engine: how much slower driving the plan from the embedding is than
     the same plan as a linked program on the same engine. The two drivers of one engine
-    share a comparison group (`Runtime.group_spec`), so each workload's ratio pairs their
+    share a comparison group (`Plugin.group_spec`), so each workload's ratio pairs their
     samples pass by pass; rows of two workers (an older run, `--no-groups`) fall back to
     the unpaired ratio of medians, and the row says so."""
-    from harness.analysis.strategies import geomean_paired, ratio_of, ratio_verdict
+    def twin(cell: CellName) -> CellName | None:
+        rt = linked_twin(cell[2])
+        return None if rt is None else (cell[0], cell[1], rt)
 
-    cells = {(r.workload, r.strategy, r.runtime): r for r in rows
-             if r.kind == "cell" and r.status == "ok" and r.samples_s and not r.side}
+    by: dict[tuple[str, str, str], list[StrategyRatio]] = defaultdict(list)
+    for linked, embedded in ((row, base) for base, row in twin_rows(rows, twin)):
+        by[(embedded.runtime, linked.runtime, linked.strategy)].append(
+            ratio_of(linked, embedded, seed=seed))
     out = []
-    for linked in sorted({rt for _, _, rt in cells}):
-        embedded = linked_twin(linked)
-        if embedded is None:
-            continue
-        by: dict[str, list[StrategyRatio]] = defaultdict(list)
-        for (w, s, rt), row in cells.items():
-            twin = cells.get((w, s, embedded))
-            if rt == linked and twin is not None:
-                by[s].append(ratio_of(row, twin, seed=seed))
-        for s, qs in sorted(by.items()):
-            g, lo, hi = geomean_paired(qs, seed)
-            out.append(EmbeddedVsLinked(s, embedded, linked, len(qs), g, lo, hi,
-                                        ratio_verdict(g, lo, hi), min(q.ratio for q in qs),
-                                        max(q.ratio for q in qs), all(q.paired for q in qs)))
+    for (embedded_rt, linked_rt, s), qs in sorted(by.items()):
+        g, lo, hi = geomean_paired(qs, seed)
+        out.append(EmbeddedVsLinked(s, embedded_rt, linked_rt, len(qs), g, lo, hi,
+                                    ratio_verdict(g, lo, hi), min(q.ratio for q in qs),
+                                    max(q.ratio for q in qs), all(q.paired for q in qs)))
     return out

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.analysis.strategies import ratio_of
-from harness.core.errors import MembenchError
-from harness.plugins.spec import Spec, parse_spec
+from harness.analysis.strategies import CellName, ratio_of, twin_rows
+from harness.plugins.spec import parse_spec, without_param
 from harness.store.rows import ResultRow
 
 
@@ -48,34 +47,26 @@ class ToolchainPair:
 
 def generator_twin(spec: str) -> str | None:
     """The code generator's spec of a `toolchain=clang` workload spec (None otherwise)."""
-    try:
-        parsed = parse_spec(spec)
-    except MembenchError:  # a results file may hold any text
-        return None
-    params = dict(parsed.params)
-    if params.pop("toolchain", None) != "clang":
-        return None
-    return str(Spec(parsed.name, tuple(params.items()), parsed.version))
+    return without_param(spec, "toolchain", ("clang",))
+
+
+def _gflops(r: ResultRow) -> float | None:
+    return r.flops / r.median_s / 1e9 if r.flops and r.median_s else None
 
 
 def toolchain_pairs(rows: Sequence[ResultRow], seed: int = 0) -> list[ToolchainPair]:
     """Every ok clang cell against its generator twin (same ISA, strategy and runtime)."""
-    cells = {(r.workload, r.strategy, r.runtime, r.side): r for r in rows
-             if r.kind == "cell" and r.status == "ok" and r.samples_s}
+    def twin(cell: CellName) -> CellName | None:
+        w = generator_twin(cell[0])
+        return None if w is None else (w, cell[1], cell[2])
+
     out = []
-    for (w, s, rt, side), row in sorted(cells.items()):
-        twin_spec = generator_twin(w)
-        twin = cells.get((twin_spec, s, rt, side)) if twin_spec else None
-        if twin is None or twin_spec is None:
-            continue
-        q = ratio_of(twin, row, seed=seed)
-        isa = dict(parse_spec(w).params).get("isa", "simd")
-
-        def gflops(r: ResultRow) -> float | None:
-            return r.flops / r.median_s / 1e9 if r.flops and r.median_s else None
-
-        out.append(ToolchainPair(twin_spec, isa, rt, s, gflops(twin), gflops(row), q.ratio,
-                                 q.ci_low, q.ci_high, q.verdict, q.paired))
+    for base, row in twin_rows(rows, twin):
+        q = ratio_of(base, row, seed=seed)
+        isa = dict(parse_spec(row.workload).params).get("isa", "simd")
+        out.append(ToolchainPair(base.workload, isa, row.runtime, row.strategy, _gflops(base),
+                                 _gflops(row), q.ratio, q.ci_low, q.ci_high, q.verdict,
+                                 q.paired))
     return out
 
 
@@ -93,26 +84,18 @@ class LoweringPair:
 
 def lowered_twin(spec: str) -> str | None:
     """The native spec of a `lowered=1` strategy spec (None otherwise)."""
-    try:
-        parsed = parse_spec(spec)
-    except MembenchError:
-        return None
-    params = dict(parsed.params)
-    if params.pop("lowered", None) not in ("1", "true", "yes"):
-        return None
-    return str(Spec(parsed.name, tuple(params.items()), parsed.version))
+    return without_param(spec, "lowered", ("1", "true", "yes"))
 
 
 def lowering_pairs(rows: Sequence[ResultRow], seed: int = 0) -> list[LoweringPair]:
     """Every ok lowered cell against native multi-memory where the engine ran both."""
-    cells = {(r.workload, r.strategy, r.runtime, r.side): r for r in rows
-             if r.kind == "cell" and r.status == "ok" and r.samples_s}
+    def twin(cell: CellName) -> CellName | None:
+        s = lowered_twin(cell[1])
+        return None if s is None else (cell[0], s, cell[2])
+
     out = []
-    for (w, s, rt, side), row in sorted(cells.items()):
-        twin_spec = lowered_twin(s)
-        twin = cells.get((w, twin_spec, rt, side)) if twin_spec else None
-        if twin is None:
-            continue
-        q = ratio_of(twin, row, seed=seed)
-        out.append(LoweringPair(w, rt, s, q.ratio, q.ci_low, q.ci_high, q.verdict, q.paired))
+    for base, row in twin_rows(rows, twin):
+        q = ratio_of(base, row, seed=seed)
+        out.append(LoweringPair(row.workload, row.runtime, row.strategy, q.ratio, q.ci_low,
+                                q.ci_high, q.verdict, q.paired))
     return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,6 +149,25 @@ def strategy_ratios(rows: Sequence[ResultRow], baseline: str = BASELINE,
         if base is None or r.strategy == baseline:
             continue
         out.append(ratio_of(base, r, threshold, seed))
+    return out
+
+
+CellName = tuple[str, str, str]   # workload, strategy, runtime
+
+
+def twin_rows(rows: Sequence[ResultRow], twin: Callable[[CellName], CellName | None]
+              ) -> list[tuple[ResultRow, ResultRow]]:
+    """(twin's row, row) for every ok cell whose `twin` (another form of the same cell: the
+    embedded driver of a linked one, the generator's kernel of a clang one) ran ok too, in
+    the same A/B side."""
+    cells = {(r.workload, r.strategy, r.runtime, r.side): r for r in rows
+             if r.kind == "cell" and r.status == "ok" and r.samples_s}
+    out = []
+    for (w, s, rt, side), row in sorted(cells.items()):
+        name = twin((w, s, rt))
+        other = cells.get((*name, side)) if name else None
+        if other is not None:
+            out.append((other, row))
     return out
 
 

@@ -148,8 +148,8 @@ class _Builds:
 
 def export_one(workload: Workload, strategy: Strategy, out: Path, seed: int = 0) -> Exported:
     """Write one (workload, strategy) directory under `out`."""
-    with recording_wat() as wat_of, clang.recording_builds() as clang_of, \
-            binaryen.recording_builds() as binaryen_of:
+    with recording_wat() as wat_of, clang.BUILDS.recording() as clang_of, \
+            binaryen.BUILDS.recording() as binaryen_of:
         try:
             plan = strategy.plan(workload)
         except Unsupported as exc:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-#: while `recording_wat()` is active: every assembled binary -> the WAT it came from
-_WAT_RECORDER: ContextVar[dict[bytes, str] | None] = ContextVar("wat_recorder", default=None)
+from harness.core.recorder import BuildRecorder
+
+#: the WAT of every module assembled inside `recording_wat()`
+WAT: BuildRecorder[str] = BuildRecorder("wat")
 
 
 @dataclass
@@ -48,22 +48,9 @@ def assemble(wat: str) -> bytes:
     """WAT text to wasm bytes (wasmtime's assembler; runs in the harness, not the worker)."""
     import wasmtime  # the harness environment always has it; workers only receive bytes
 
-    wasm = bytes(wasmtime.wat2wasm(wat))
-    recorder = _WAT_RECORDER.get()
-    if recorder is not None:
-        recorder[wasm] = wat
-    return wasm
+    return WAT.record(bytes(wasmtime.wat2wasm(wat)), wat)
 
 
-@contextmanager
-def recording_wat() -> Iterator[dict[bytes, str]]:
-    """Within the block, remember the WAT of every module assembled (keyed by its bytes).
-
-    Plans carry only wasm bytes; `membench export` rebuilds a plan inside this block to
-    get each module's WAT back without storing it in every plan."""
-    recorder: dict[bytes, str] = {}
-    token = _WAT_RECORDER.set(recorder)
-    try:
-        yield recorder
-    finally:
-        _WAT_RECORDER.reset(token)
+def recording_wat() -> AbstractContextManager[dict[bytes, str]]:
+    """Within the block, remember the WAT of every module assembled (keyed by its bytes)."""
+    return WAT.recording()

@@ -7,6 +7,7 @@ A runtime spec may carry a version pin (`wasmtime@49.0.0`).
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 
 from harness.core.errors import SpecError
@@ -68,3 +69,17 @@ def parse_spec(text: str) -> Spec:
             seen.add(key)
             params.append((key, value))
     return Spec(name=name, params=tuple(params), version=version if at else None)
+
+
+def without_param(text: str, key: str, values: Container[str]) -> str | None:
+    """`text` without parameter `key`, when it sets `key` to one of `values` (the twin of a
+    `driver=linked` runtime, a `toolchain=clang` workload, a `lowered=1` strategy); None
+    otherwise, or when `text` is no spec (a results file may hold any text)."""
+    try:
+        parsed = parse_spec(text)
+    except SpecError:
+        return None
+    params = dict(parsed.params)
+    if params.pop(key, None) not in values:
+        return None
+    return str(Spec(parsed.name, tuple(params.items()), parsed.version))

@@ -11,16 +11,15 @@ The multi-memory lowering works only when no memory but the first is exported.
 
 from __future__ import annotations
 
-import contextvars
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.cache import CACHE_ROOT, content_hash, publish
 from harness.core.errors import ToolUnavailable, Unsupported
+from harness.core.recorder import BuildRecorder
 from harness.toolchain import node_dist
 
 CACHE = CACHE_ROOT / "binaryen"
@@ -41,26 +40,8 @@ class BinaryenBuild:
     inputs: tuple[bytes, ...]
 
 
-_RECORDER: contextvars.ContextVar[dict[bytes, BinaryenBuild] | None] = contextvars.ContextVar(
-    "binaryen_builds", default=None)
-
-
-@contextmanager
-def recording_builds() -> Iterator[dict[bytes, BinaryenBuild]]:
-    """Within the block, remember how every module Binaryen made was made (by its bytes)."""
-    builds: dict[bytes, BinaryenBuild] = {}
-    token = _RECORDER.set(builds)
-    try:
-        yield builds
-    finally:
-        _RECORDER.reset(token)
-
-
-def _record(wasm: bytes, build: BinaryenBuild) -> bytes:
-    recorder = _RECORDER.get()
-    if recorder is not None:
-        recorder[wasm] = build
-    return wasm
+#: how every module Binaryen made was made, inside `BUILDS.recording()`
+BUILDS: BuildRecorder[BinaryenBuild] = BuildRecorder("binaryen_builds")
 
 
 def _said(text: str) -> str:
@@ -76,6 +57,27 @@ def wasm_merge() -> list[str] | str:
     return node_dist.tool_command("binaryen", "wasm-merge")
 
 
+def _made(build: BinaryenBuild, cmd: Sequence[str], what: str, timeout_s: float) -> bytes:
+    """Run `build` (its inputs written as in<k>.wasm, its output read from out.wasm, in a
+    folder of its own: the recorded arguments are the ones run), cached by content."""
+    key = content_hash(*cmd, node_dist.tool("binaryen").package, *build.args,
+                       *(content_hash(w) for w in build.inputs))
+    cached = CACHE / f"{build.tool}-{key[:32]}.wasm"
+    if not cached.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"membench-{build.tool}-", dir=CACHE) as tmp:
+            for k, wasm in enumerate(build.inputs):
+                (Path(tmp) / f"in{k}.wasm").write_bytes(wasm)
+            done = subprocess.run([*cmd, *build.args], cwd=tmp, capture_output=True,
+                                  text=True, timeout=timeout_s)
+            out = Path(tmp) / "out.wasm"
+            if done.returncode != 0 or not out.exists():
+                raise Unsupported(f"{what} failed (exit {done.returncode}): "
+                                  f"{_said(done.stderr or done.stdout)}")
+            publish(out, cached)
+    return BUILDS.record(cached.read_bytes(), build)
+
+
 def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
     """wasm-merge of `(name, binary)` parts, the first keeping its export names; cached by
     content in `.cache/binaryen` (a group's linked program is the same in every round: its
@@ -83,34 +85,12 @@ def merge(parts: Sequence[tuple[str, bytes]], timeout_s: float = 300) -> bytes:
     cmd = wasm_merge()
     if isinstance(cmd, str):
         raise ToolUnavailable(cmd)
-    key = content_hash(*cmd, node_dist.tool("binaryen").package, *FEATURES,
-                       *(x for name, wasm in parts for x in (name, content_hash(wasm))))
-    cached = CACHE / f"merged-{key[:32]}.wasm"
     build = BinaryenBuild("wasm-merge", (*(x for k, (name, _) in enumerate(parts)
                                            for x in (f"in{k}.wasm", name)),
                                          "-o", "out.wasm", *FEATURES,
                                          "--rename-export-conflicts"),
                           tuple(w for _, w in parts))
-    if cached.exists():
-        return _record(cached.read_bytes(), build)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="membench-merge-", dir=CACHE) as tmp:
-        argv = [*cmd]
-        for i, (name, wasm) in enumerate(parts):
-            path = Path(tmp) / f"{i}.wasm"
-            path.write_bytes(wasm)
-            argv += [str(path), name]
-        out = Path(tmp) / "merged.wasm"
-        argv += ["-o", str(out), *FEATURES, "--rename-export-conflicts"]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0 or not out.exists():
-            raise Unsupported(f"wasm-merge failed (exit {done.returncode}): "
-                              f"{_said(done.stderr or done.stdout)}")
-        merged = out.read_bytes()
-        publish(out, cached)
-        return _record(merged, build)
-
-
+    return _made(build, cmd, "wasm-merge", timeout_s)
 
 
 def wasm_opt() -> list[str] | str:
@@ -130,20 +110,5 @@ def lower_multi_memory(wasm: bytes, timeout_s: float = 300) -> bytes:
     flags = ("--enable-multimemory", "--enable-bulk-memory", "--enable-simd",
              "--enable-relaxed-simd", "--enable-sign-ext", "--enable-mutable-globals",
              "--enable-nontrapping-float-to-int", "--multi-memory-lowering")
-    key = content_hash(*cmd, node_dist.tool("binaryen").package, *flags, wasm)
-    cached = CACHE / f"lowered-{key[:32]}.wasm"
     build = BinaryenBuild("wasm-opt", (*flags, "in0.wasm", "-o", "out.wasm"), (wasm,))
-    if cached.exists():
-        return _record(cached.read_bytes(), build)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="membench-lower-", dir=CACHE) as tmp:
-        src, out = Path(tmp) / "in.wasm", Path(tmp) / "out.wasm"
-        src.write_bytes(wasm)
-        done = subprocess.run([*cmd, *flags, str(src), "-o", str(out)], capture_output=True,
-                              text=True, timeout=timeout_s)
-        if done.returncode != 0 or not out.exists():
-            raise Unsupported(f"wasm-opt --multi-memory-lowering failed (exit "
-                              f"{done.returncode}): {_said(done.stderr or done.stdout)}")
-        lowered = out.read_bytes()
-        publish(out, cached)
-        return _record(lowered, build)
+    return _made(build, cmd, "wasm-opt --multi-memory-lowering", timeout_s)

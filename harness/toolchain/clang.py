@@ -18,24 +18,23 @@ refused. There is no libc (`-nostdlib`): a kernel whose loops clang would turn i
 
 Shapes are `-D` constants, as the code generator bakes them into the WAT. A module is two
 commands, `clang-19 -c` and `wasm-ld-19` (see LDFLAGS for why not one), and every build
-remembers them (`recording_builds`), so `membench export` gives the exact commands that
+remembers them (`BUILDS`), so `membench export` gives the exact commands that
 rebuild a module, byte for byte (tests/test_export.py rebuilds them).
 """
 
 from __future__ import annotations
 
-import contextvars
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.codegen.lowering import MemoryForm
 from harness.core.cache import CACHE_ROOT, content_hash, publish
 from harness.core.errors import ToolUnavailable, Unsupported
+from harness.core.recorder import BuildRecorder
 from harness.plugins.wasmbin import has_data
 
 CACHE = CACHE_ROOT / "clang"
@@ -93,19 +92,8 @@ class ClangBuild:
                  "-o", out]]
 
 
-_RECORDER: contextvars.ContextVar[dict[bytes, ClangBuild] | None] = contextvars.ContextVar(
-    "clang_builds", default=None)
-
-
-@contextmanager
-def recording_builds() -> Iterator[dict[bytes, ClangBuild]]:
-    """Within the block, remember how every clang-built module was made (by its bytes)."""
-    builds: dict[bytes, ClangBuild] = {}
-    token = _RECORDER.set(builds)
-    try:
-        yield builds
-    finally:
-        _RECORDER.reset(token)
+#: how every C kernel was built, inside `BUILDS.recording()`
+BUILDS: BuildRecorder[ClangBuild] = BuildRecorder("clang_builds")
 
 
 def form_flags(form: MemoryForm) -> tuple[str, ...]:
@@ -154,7 +142,5 @@ def build_c_kernel(source: Path, defines: Mapping[str, int | float], isa: str,
             publish(out, cached)
     wasm = cached.read_bytes()
     build = ClangBuild(wasm, source, cflags, ldflags, tuple(include))
-    recorder = _RECORDER.get()
-    if recorder is not None:
-        recorder[wasm] = build
+    BUILDS.record(wasm, build)
     return build
