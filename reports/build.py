@@ -22,6 +22,7 @@ from reports import (
     embedding,
     figures_cost,
     figures_speed,
+    forms,
     html,
     summary,
     tables,
@@ -145,7 +146,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "dispatch_shares": embedding.dispatch_shares(typed, tables.noop_medians(run.rows)),
         "embedded_vs_linked": embedding.embedded_vs_linked(typed),
         "toolchains": toolchain.toolchain_pairs(typed),
-        "lowerings": toolchain.lowering_pairs(typed),
+        "forms": forms.form_pairs(typed),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }
     return context, images

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.core.fmt import fmt_time
+from harness.core.fmt import fmt_bytes, fmt_time
 
 TEMPLATE = "report.html.j2"
 
@@ -44,7 +44,7 @@ def environment() -> Any:
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update({"time": fmt_opt_time, "ratio": fmt_ratio, "slower": fmt_slower,
-                        "int": fmt_int})
+                        "int": fmt_int, "bytes": fmt_bytes})
     return env
 
 

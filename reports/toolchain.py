@@ -1,11 +1,9 @@
 """Toolchains: each C kernel built by clang against the code generator's kernel of the same
-workload, ISA, engine and strategy; and Binaryen's multi-memory lowering against native
-multi-memory on the same engine.
+workload, ISA, engine and strategy.
 
-Both pairs are measured in one comparison group (a workload's `toolchain` twins share
-one; two strategies of a workload always do), so each ratio pairs samples pass by pass,
-as the strategy ratios do; GFLOP/s are each row's FLOPs over its median time. A ratio
-above 1 means clang's module (the lowered module) is slower.
+The two are one comparison group (a workload's `toolchain` twins share one), so each
+ratio pairs samples pass by pass, as the strategy ratios do; GFLOP/s are each row's FLOPs
+over its median time. A ratio above 1 means clang's module is slower.
 """
 
 from __future__ import annotations
@@ -67,35 +65,4 @@ def toolchain_pairs(rows: Sequence[ResultRow], seed: int = 0) -> list[ToolchainP
         out.append(ToolchainPair(base.workload, isa, row.runtime, row.strategy, _gflops(base),
                                  _gflops(row), q.ratio, q.ci_low, q.ci_high, q.verdict,
                                  q.paired))
-    return out
-
-
-@dataclass(frozen=True)
-class LoweringPair:
-    workload: str
-    runtime: str
-    strategy: str              # the lowered variant
-    ratio: float               # lowered time over native multi-memory's (> 1: slower)
-    ci_low: float
-    ci_high: float
-    verdict: str
-    paired: bool
-
-
-def lowered_twin(spec: str) -> str | None:
-    """The native spec of a `lowered=1` strategy spec (None otherwise)."""
-    return without_param(spec, "lowered", ("1", "true", "yes"))
-
-
-def lowering_pairs(rows: Sequence[ResultRow], seed: int = 0) -> list[LoweringPair]:
-    """Every ok lowered cell against native multi-memory where the engine ran both."""
-    def twin(cell: CellName) -> CellName | None:
-        s = lowered_twin(cell[1])
-        return None if s is None else (cell[0], s, cell[2])
-
-    out = []
-    for base, row in twin_rows(rows, twin):
-        q = ratio_of(base, row, seed=seed)
-        out.append(LoweringPair(row.workload, row.runtime, row.strategy, q.ratio, q.ci_low,
-                                q.ci_high, q.verdict, q.paired))
     return out

@@ -35,6 +35,7 @@ from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
 from harness.toolchain import binaryen
 from strategies.merged_kernel import merged_module
+from strategies.pages import PAGE_PARAM, defined_memory, page_features
 
 HEAP, WEIGHTS = "heap", "weights"
 FEATURES = frozenset({"imported-memory", "multi-memory"})
@@ -53,7 +54,8 @@ class MultiMemoryStrategy(Strategy):
                     choices=("generator", "merge")),
               Param("lowered", "bool", False, "1: each module rewritten to one memory by "
                     "Binaryen's --multi-memory-lowering (runs where multi-memory does not; "
-                    "gives up the separation between the memories)"))
+                    "gives up the separation between the memories)"),
+              PAGE_PARAM)
 
     @property
     def isolation(self) -> str:
@@ -62,6 +64,13 @@ class MultiMemoryStrategy(Strategy):
 
     def validate(self) -> None:
         p = self.params
+        if p["lowered"] and p["page"] != "65536":
+            raise SpecError("multi-memory: lowered=1 lays the private memories after the heap "
+                            "in its 64 KiB pages; page=1 is for native multi-memory")
+        if p["built"] == "merge" and p["page"] != "65536":
+            raise SpecError("multi-memory: page=1 is not for built=merge, which keeps the "
+                            "kernel's memory as clang "
+                            "links it (wasm-ld has no custom page sizes)")
         if p["built"] == "merge" and (p["lowered"] or p["weights"] == "separate"):
             raise SpecError("multi-memory: built=merge keeps the weights in the heap and is "
                             "not lowered (Binaryen lowers only modules that export no memory "
@@ -104,12 +113,15 @@ class MultiMemoryStrategy(Strategy):
         for t in workload.tensors:
             pb.place(t.name, WEIGHTS if t.name in in_weights else HEAP, offsets[t.name], t.nbytes)
         for d in workload.dispatches:
-            pages = pages_for(d.kernel.scratch_bytes)
-            private = (f"(memory $priv {pages})" if lowered
-                       else f'(memory $priv (export "private") {pages})')
+            if lowered:
+                pages = pages_for(d.kernel.scratch_bytes)
+                private = f"(memory $priv {pages})"
+            else:
+                private, pages = defined_memory("priv", "private", d.kernel.scratch_bytes,
+                                                self.params["page"])
             lowering = DirectLowering(
                 {HEAP: "$heap", WEIGHTS: "$weights", SCRATCH: "$priv"},
-                [*decls, private], FEATURES)
+                [*decls, private], FEATURES | page_features(self.params["page"]))
             spaces = {b: WEIGHTS if t in in_weights else HEAP for b, t in d.bindings}
             km = build_kernel_module(d.kernel, lowering, spaces | {SCRATCH: SCRATCH})
             if lowered:

@@ -37,15 +37,24 @@ def test_clang_against_the_generator_is_paired_and_says_which_is_faster() -> Non
                             "generator's on wasmtime, shared")
 
 
-def test_lowered_against_native_multi_memory() -> None:
+def test_strategy_forms_against_their_base() -> None:
     from dataclasses import replace
 
-    from reports.toolchain import lowered_twin, lowering_pairs
+    from reports.forms import base_of, form_pairs
 
-    assert lowered_twin("multi-memory:lowered=1") == "multi-memory"
-    assert lowered_twin("multi-memory") is None
+    assert base_of("multi-memory:lowered=1") == ("multi-memory", "one memory instead of several")
+    assert base_of("per-module:page=1,resident=1")[0] == "per-module:resident=1"
+    assert base_of("multi-memory") is None
     drift = 1e-3 * np.exp(np.random.default_rng(3).normal(0, 0.3, 20))
-    native = replace(_row("mlp", drift), strategy="multi-memory")
-    lowered = replace(_row("mlp", drift * 0.9), strategy="multi-memory:lowered=1")
-    [p] = lowering_pairs([native, lowered])
-    assert p.paired and p.verdict == "faster" and p.ratio == pytest.approx(0.9)
+    native = replace(_row("mlp", drift), strategy="multi-memory",
+                     memory={"linear_bytes": 393216})
+    lowered = replace(_row("mlp", drift * 0.9), strategy="multi-memory:lowered=1",
+                      memory={"linear_bytes": 327680})
+    paged = replace(_row("mlp", drift * 1.3), strategy="multi-memory:page=1",
+                    memory={"linear_bytes": 345312})
+    pairs = {p.strategy: p for p in form_pairs([native, lowered, paged])}
+    assert pairs["multi-memory:lowered=1"].verdict == "faster"
+    assert pairs["multi-memory:lowered=1"].ratio == pytest.approx(0.9)
+    p = pairs["multi-memory:page=1"]
+    assert p.paired and p.verdict == "slower" and (p.base_bytes, p.form_bytes) == (393216,
+                                                                                  345312)

@@ -86,7 +86,7 @@ def probes(regs) -> dict[str, ProbeResult]:
     ("v8@20", "relaxed-simd", False),      # behind --experimental-wasm-relaxed-simd
     ("v8@20", "memory64", False),
     ("wasmtime", "tail-call", True),
-    ("wasmtime", "custom-page-sizes", False),  # behind Config.wasm_custom_page_sizes
+    ("wasmtime", "custom-page-sizes", True),   # Config.wasm_custom_page_sizes, which we set
     ("wasm3", "custom-page-sizes", False),     # accepts the module, ignores the page size
     ("jsc", "simd128", True),
     ("jsc", "imported-memory", True),

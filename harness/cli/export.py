@@ -47,7 +47,8 @@ SMALL = 13
 #: plan capability -> wasm-tools feature name (validation starts from the wasm 2.0 set,
 #: which already has SIMD128 and bulk memory)
 VALIDATOR_FEATURES = {"multi-memory": "multi-memory", "shared-memory": "threads",
-                      "memory64": "memory64", "relaxed-simd": "relaxed-simd"}
+                      "memory64": "memory64", "relaxed-simd": "relaxed-simd",
+                      "custom-page-sizes": "custom-page-sizes"}
 
 
 class ExportError(MembenchError):

@@ -109,6 +109,8 @@ class DirectLowering(MemoryLowering):
         # exports beside the heap) cannot be one memory, whatever its buffers use
         if sum("(memory" in d for d in self.declarations) != 1:
             return None
+        if any("(pagesize" in d for d in self.declarations):
+            return None   # LLVM's linker has no custom page sizes
         try:
             names = {self._mem(s) for s in spaces}
         except KeyError:

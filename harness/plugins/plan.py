@@ -234,7 +234,7 @@ class Plan:
         for inst in self.instances:
             for mt in module_info(wasm[inst.module]).defined_memories:
                 count += 1
-                committed += mt.min_pages * PAGE
+                committed += mt.min_bytes
         return count, committed
 
     def expected_counts(self) -> dict[str, int]:

@@ -21,6 +21,12 @@ class MemoryType:
     max_pages: int | None
     shared: bool = False
     memory64: bool = False
+    #: the custom-page-sizes proposal: a page of 2**page_size_log2 bytes (16: 64 KiB)
+    page_size_log2: int = 16
+
+    @property
+    def min_bytes(self) -> int:
+        return self.min_pages << self.page_size_log2
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,9 @@ class _Reader:
         flags = self.uleb()
         lo = self.uleb()
         hi = self.uleb() if flags & 1 else None
-        return MemoryType(lo, hi, shared=bool(flags & 2), memory64=bool(flags & 4))
+        log2 = self.uleb() if flags & 8 else 16   # custom-page-sizes: the page's log2
+        return MemoryType(lo, hi, shared=bool(flags & 2), memory64=bool(flags & 4),
+                          page_size_log2=log2)
 
 
 def module_info(wasm: bytes) -> ModuleInfo:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.plugins.plan import PAGE, Call, Copy, Count, Plan, Read, Region, Window, Write
+from harness.plugins.plan import Call, Copy, Count, Plan, Read, Region, Window, Write
 from harness.plugins.wasmbin import module_info
 from harness.runtimes import hostfuncs
 from harness.runtimes.base import Backend
@@ -226,7 +226,7 @@ class LoadedPlan:
             for k, mt in enumerate(info.defined_memories):
                 name = info.memory_export(k)
                 if name is None:
-                    add(inst.device, mt.min_pages * PAGE)
+                    add(inst.device, mt.min_bytes)
                 else:
                     obj = self.backend.export(store, self.instances[inst.name], name)
                     add(inst.device, self.backend.memory_array(store, obj).size)

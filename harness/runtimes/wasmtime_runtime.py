@@ -117,6 +117,8 @@ class WasmtimeBackend(Backend):
             cfg.wasm_relaxed_simd_deterministic = False
             cfg.wasm_bulk_memory = True
             cfg.wasm_memory64 = True
+            # pages of 1 byte (custom-page-sizes): a validation switch, nothing else changes
+            cfg.wasm_custom_page_sizes = True
             # wasmtime 50 refuses (aborts the process) threads on Pulley: leave them off
             # there, so the shared-memory probe reports the absence instead
             cfg.wasm_threads = self.engine != "pulley"

@@ -315,9 +315,9 @@ def _variant(vi: int, v: ProgramVariant, headers: list[CHeader]) -> list[str]:
             cen.append(f"  m[{m.device}]++; b[{m.device}] += (int64_t)v->mems[{mi}].wasm->size;")
     for ii, x in enumerate(v.instances):
         h = headers[x.module]
-        for export, pages in x.defined:
+        for export, nbytes in x.defined:
             size = (f"(int64_t){h.memory_exports[export]}((w2c_{h.name}*)v->instances[{ii}])"
-                    "->size" if export else f"(int64_t){pages} * 65536")
+                    "->size" if export else f"(int64_t){nbytes}")
             cen.append(f"  m[{x.device}]++; b[{x.device}] += {size};")
     out += [f"static void {p}_census(MbVariant* v, int64_t* m, int64_t* b) {{", *cen, "}"]
     # the tables the driver interprets

@@ -64,7 +64,7 @@ class ProgramInstance:
     module: int
     device: int
     imports: tuple[ProgramImport, ...]
-    #: each memory the module defines: (its export name or "", its initial pages)
+    #: each memory the module defines: (its export name or "", its initial bytes)
     defined: tuple[tuple[str, int], ...]
 
 
@@ -234,7 +234,7 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
                                              export))
         info = module_info(binary)
         check_bindings(plan, x, info)
-        defined = tuple((info.memory_export(k) or "", mt.min_pages)
+        defined = tuple((info.memory_export(k) or "", mt.min_bytes)
                         for k, mt in enumerate(info.defined_memories))
         instances.append(ProgramInstance(x.name, module, dev[x.device], tuple(imports),
                                          defined))
