@@ -19,6 +19,7 @@ from harness.store.manifest import MANIFEST
 from harness.store.rows import OVERHEAD_FACTOR, RESULTS
 from reports import (
     answer,
+    counts,
     embedding,
     figures_cost,
     figures_speed,
@@ -147,6 +148,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "embedded_vs_linked": embedding.embedded_vs_linked(typed),
         "toolchains": toolchain.toolchain_pairs(typed),
         "forms": forms.form_pairs(typed),
+        "operator_counts": counts.operator_counts(typed),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }
     return context, images

@@ -22,7 +22,7 @@ from harness.run.rundir import new_run_id, prepare_run_dir
 from harness.run.suite import load_suite
 from harness.store.manifest import read_manifest
 from harness.store.rows import RESULTS, ResultRow, read_rows
-from harness.worker.measure import MeasureSettings
+from harness.worker.measure import MEASURES, MeasureSettings
 
 
 def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> None:
@@ -49,6 +49,11 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
                    help="cap on warm-up seconds per round (default 2)")
     p.add_argument("--breakdown", action="store_true",
                    help="add an instrumented pass timing copy / call / host-call steps")
+    p.add_argument("--measure", action="append", default=[], metavar="KIND",
+                   help="what to measure per inference, repeatable or comma-separated: time "
+                        "(always); fuel: wasm operators executed, counted by wasmtime's fuel "
+                        "in a separate pass after the samples (other engines: none, with "
+                        "the reason)")
     p.add_argument("--clock", choices=("wall", "cpu"),
                    help="wall (default): elapsed time; cpu: the worker thread's CPU time, "
                         "which leaves out time stolen by other processes")
@@ -118,6 +123,14 @@ def build_request(args: argparse.Namespace) -> RunRequest:
         settings["clock"] = args.clock
     if getattr(args, "breakdown", False):
         settings["breakdown"] = True
+    kinds = [k.strip() for m in getattr(args, "measure", None) or [] for k in m.split(",")
+             if k.strip()]
+    if kinds:
+        bad = [k for k in kinds if k not in MEASURES]
+        if bad:
+            raise SpecError(f"--measure {bad[0]!r} is not a measure; known: "
+                            f"{', '.join(MEASURES)}")
+        settings["measure"] = tuple(dict.fromkeys(("time", *kinds)))
     if args.cell_timeout is not None:
         timeout = args.cell_timeout
     for key, flag in (("samples", "repeat"), ("sample_s", "sample-time"), ("rounds", "rounds"),
@@ -199,7 +212,7 @@ DEFAULT_OUT = Path("results")
 #: options that choose cells, settings or the place: a resumed run takes them from its
 #: run.json and writes into RUN_DIR itself
 RESUME_TAKES = ("out", "suite", "workload", "strategy", "runtime", "repeat", "sample_time",
-                "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown",
+                "cell_timeout", "seed", "rounds", "order_seed", "warmup_max", "breakdown", "measure",
                 "clock", "pin", "no_calibration", "no_groups", "isolation", "max_memory", "worker_memory_limit",
                 "cell_budget", "shard")
 

@@ -160,6 +160,15 @@ def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
     return PreparedCell(cell, planned.base, planned.t0, d, request, reference, tol, data)
 
 
+def _counts(p: PreparedCell, resp: dict[str, Any]) -> dict[str, Any]:
+    """What the worker counted per inference; where a count was asked for and its worker
+    does not count (a JavaScript or standalone worker), that it is missing and why."""
+    if "fuel" not in p.base.get("settings", {}).get("measure", ()) or "counts" in resp:
+        return dict(resp.get("counts", {}))
+    return {"fuel": None, "fuel_reason": f"{p.cell.runtime.spec}'s worker counts no "
+                                         "executed operators"}
+
+
 def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
     """The row of a finished worker: outputs verified, counters checked against the plan."""
     w, base, row = p.cell.workload, p.base, p.row
@@ -204,4 +213,6 @@ def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
     return row("ok", "", median_s=statistics.median(samples) if samples else None,
                samples_s=samples, inner=int(timing.get("inner", 0)), timing=timing,
                breakdown=resp.get("breakdown", {}),
-               max_abs_err=verdict.max_abs_err, metrics=w.metrics(p.data, outputs), **measured)
+               max_abs_err=verdict.max_abs_err,
+               # counts per inference (--measure fuel): wasm operators, or why none
+               metrics={**w.metrics(p.data, outputs), **_counts(p, resp)}, **measured)

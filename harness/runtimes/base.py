@@ -201,3 +201,12 @@ class Backend(ABC):
     def trap_types(self) -> tuple[type[BaseException], ...]:
         """Exception types the runtime raises for a wasm trap."""
         return (TrapError,)
+
+    def counting(self) -> Backend | str:
+        """A twin of this backend whose stores count the wasm operators they execute
+        (`fuel_used`), or why this engine cannot."""
+        return f"{self.version()} counts no executed operators"
+
+    def fuel_used(self) -> int:
+        """Operators executed so far by every store of a counting backend."""
+        raise NotImplementedError

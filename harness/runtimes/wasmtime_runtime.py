@@ -78,8 +78,13 @@ class WasmtimeRuntime(Runtime):
         return WasmtimeBackend(self.params["bounds"], self.params["opt"], self.params["engine"])
 
 
+#: the fuel a counting store starts with: more than any cell executes
+FUEL = 1 << 62
+
+
 class WasmtimeBackend(Backend):
-    def __init__(self, bounds: str, opt: str, engine: str = "cranelift") -> None:
+    def __init__(self, bounds: str, opt: str, engine: str = "cranelift",
+                 fuel: bool = False) -> None:
         import wasmtime
 
         self.wt = wasmtime
@@ -88,8 +93,10 @@ class WasmtimeBackend(Backend):
         self._raw_call = _bindings._wasmtime_func_call_unchecked
         self._ffi = _bindings
         self.bounds, self.opt, self.engine = bounds, opt, engine
+        self.fuel = fuel
         self._engines: dict[str, Any] = {}
         self._keep: list[Any] = []
+        self._stores: list[Any] = []
 
     def version(self) -> str:
         from importlib.metadata import version
@@ -124,6 +131,9 @@ class WasmtimeBackend(Backend):
             cfg.wasm_threads = self.engine != "pulley"
             cfg.shared_memory = self.engine != "pulley"
             cfg.cranelift_opt_level = self.opt
+            # fuel: wasmtime counts one unit per wasm operator executed (a counting twin only:
+            # the checks it adds make the code slower, so no timed sample uses it)
+            cfg.consume_fuel = self.fuel
             if self.engine == "pulley":
                 cfg.target = PULLEY_TARGET
             if self.bounds == "explicit":
@@ -136,7 +146,19 @@ class WasmtimeBackend(Backend):
         return self._engines[key]
 
     def new_store(self, device: Device) -> Any:
-        return self.wt.Store(self._engine(device.engine))
+        store = self.wt.Store(self._engine(device.engine))
+        if self.fuel:
+            store.set_fuel(FUEL)
+            self._stores.append(store)
+        return store
+
+    def counting(self) -> Backend | str:
+        if self.engine == "pulley":
+            return "wasmtime's Pulley interpreter is not counted here (fuel is measured on Cranelift code)"
+        return WasmtimeBackend(self.bounds, self.opt, self.engine, fuel=True)
+
+    def fuel_used(self) -> int:
+        return sum(FUEL - s.get_fuel() for s in self._stores)
 
     def compile(self, store: Any, module: Module) -> Any:
         return self.wt.Module(store.engine, module.wasm)

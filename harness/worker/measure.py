@@ -28,6 +28,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 Clock = Callable[[], int]
+#: per-inference measures: `time` (the samples), `fuel` (wasm operators, counted by the
+#: engine in a pass of its own after the samples, so the count never slows a timed one)
+MEASURES = ("time", "fuel")
 #: runs `n` inferences at once: a variant whose inference loop is not Python's (a linked
 #: program's own driver, `harness.standalone.paired`) gives one, so that a sample costs
 #: one call into it rather than `n`
@@ -62,6 +65,8 @@ class MeasureSettings:
     order_seed: int | None = None  # seed of the per-round cell order (None: drawn per run)
     breakdown: bool = False     # extra instrumented pass: time per step kind
     clock: str = "wall"         # wall: perf_counter; cpu: this thread's CPU time
+    #: what is measured per inference: time always; `fuel` adds a counting pass (MEASURES)
+    measure: tuple[str, ...] = ("time",)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +74,8 @@ class MeasureSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MeasureSettings:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "measure" in known:
+            known["measure"] = tuple(known["measure"])
         return cls(**known)
 
 

@@ -75,6 +75,33 @@ def load_variant(be: Backend, plan: Plan, data: dict[str, np.ndarray],
                          first_s, per_run, first_out)
 
 
+#: inferences the counting pass runs (each counted apart: they must agree)
+FUEL_RUNS = 3
+
+
+def count_fuel(be: Backend, plan: Plan, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Wasm operators one inference executes, counted by the engine's fuel in a copy of the
+    plan of its own (after the samples, never during them): `fuel` per inference, or
+    None with `fuel_reason`. The first inference is run before counting, and each of the
+    next FUEL_RUNS is counted alone: they must agree (a kernel's work does not depend on
+    its inputs' values), or the count is not given."""
+    counting = be.counting()
+    if isinstance(counting, str):
+        return {"fuel": None, "fuel_reason": counting}
+    lp = LoadedPlan(counting, plan, data)
+    lp.load()
+    lp.run_once()
+    counts = []
+    for _ in range(FUEL_RUNS):
+        before = counting.fuel_used()
+        lp.run_once()
+        counts.append(counting.fuel_used() - before)
+    if len(set(counts)) != 1:
+        return {"fuel": None, "fuel_reason": f"inferences executed different operator counts: "
+                f"{counts}"}
+    return {"fuel": counts[0]}
+
+
 def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str, np.ndarray],
                    settings: MeasureSettings, out_dir: Path, prefix: str = "",
                    shared_process: bool = False) -> dict[str, Any]:
@@ -97,6 +124,8 @@ def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str
         resp["status"] = "crashed"
         resp["message"] = (f"outputs {changed} changed between inferences "
                            "(state leaks from one inference into the next)")
+    if "fuel" in settings.measure:
+        resp["counts"] = count_fuel(be, v.plan, data)
     breakdown: dict[str, float] = {}
     if settings.breakdown:
         # a separate, instrumented copy of the plan: the samples ran without its timers
