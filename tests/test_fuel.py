@@ -68,3 +68,34 @@ def test_the_report_puts_counts_beside_time(counted_rows) -> None:
     by = {c.strategy: c for c in operator_counts(counted_rows)}
     assert by["shared"].vs_baseline == 1.0 and by["shared"].ns_per_operator == pytest.approx(1.0)
     assert by["host-call:mode=paged,host=wasm"].vs_baseline == pytest.approx(1.4)
+
+
+def _side(side: str, strategy: str, fuel, status: str = "ok"):
+    from harness.store.rows import ResultRow
+
+    metrics = {"fuel": fuel} if fuel is not None else {"fuel": None, "fuel_reason": "no count"}
+    return ResultRow(run_id="r", workload="w", strategy=strategy, runtime=f"rt{side}",
+                     status=status, side=side, metrics=metrics)
+
+
+def test_counts_gate_at_a_small_threshold() -> None:
+    from harness.analysis.counts import compare_counts
+
+    rows = [_side("A", "shared", 10_000), _side("B", "shared", 10_050),      # +0.5%: same
+            _side("A", "per-module", 10_000), _side("B", "per-module", 10_200),  # +2%: more
+            _side("A", "host-call", 10_000), _side("B", "host-call", 9_000),     # less
+            _side("A", "multi-memory", 10_000), _side("B", "multi-memory", None)]
+    got = {c.strategy: c for c in compare_counts(rows, 0.01)}
+    assert [got[s].verdict for s in ("shared", "per-module", "host-call", "multi-memory")] == \
+        ["same", "more", "less", "uncounted"]
+    assert got["multi-memory"].reason == "no count"
+    assert got["per-module"].ratio == pytest.approx(1.02)
+
+
+def test_ab_on_counts_passes_an_a_a_run(tmp_path, capsys) -> None:
+    """A/A on wasmtime: identical counts, exit 0, whatever time did."""
+    code = cli_main(["ab", "--a", "wasmtime", "--b", "wasmtime", "--workload",
+                     "gemm:m=8,n=8,k=8", "--strategy", "shared", "--measure", "fuel",
+                     "--rounds", "2", "--repeat", "3", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "operators per inference" in out and "same" in out

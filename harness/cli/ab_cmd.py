@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.analysis.counts import CountChange, compare_counts
 from harness.cli.compare_cmd import parse_fraction, print_table
 from harness.cli.console import print_summary, stderr_console
 from harness.cli.run_cmd import (
@@ -42,6 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--b-repo", type=Path, metavar="DIR",
                    help="run side B with another checkout's membench")
     p.add_argument("--threshold", default="5%", help="smallest change that matters (default 5%%)")
+    p.add_argument("--count-threshold", default="1%",
+                   help="with --measure fuel: the smallest growth of a cell's count that "
+                        "fails the A/B (default 1%%); time is then reported, not gated on")
     p.add_argument("--alpha", type=float, default=0.01, help="significance after BH (default 0.01)")
     p.add_argument("--inject-slowdown", metavar="PCT",
                    help="make side B do real extra work of PCT of each inference (e.g. 10%%), "
@@ -119,4 +123,24 @@ def main(args: argparse.Namespace) -> int:
 
     out = write_outputs(cmp, f"A: {a}", f"B: {b}", run_dir)
     print(f"wrote {out['markdown']}", file=sys.stderr)
+    if "fuel" in req.settings.measure:
+        # counts are deterministic: they gate; the time verdict above is informational
+        changes = compare_counts(rows, parse_fraction(args.count_threshold))
+        print_count_table(changes, Console(highlight=False, width=200))
+        return 1 if any(c.verdict == "more" for c in changes) else 0
     return 1 if cmp.regressed else 0
+
+
+def print_count_table(changes: list[CountChange], console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="operators per inference, B against A (the gate: counts are "
+                        "deterministic; the time verdict above is informational)")
+    for col in ("workload", "strategy", "A", "B", "B / A", "verdict"):
+        table.add_column(col)
+    for c in changes:
+        table.add_row(c.workload, c.strategy, "–" if c.a is None else f"{c.a:,}",
+                      "–" if c.b is None else f"{c.b:,}",
+                      "–" if c.ratio is None else f"{c.ratio:.4f}",
+                      c.verdict + (f" ({c.reason})" if c.reason else ""))
+    console.print(table)
