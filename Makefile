@@ -33,10 +33,10 @@ node: $(STAMP)
 # Debian packages: the jsc shell (runtime jsc), chromium and firefox-esr (the browser
 # runtimes; chromium also renders the report's browser test), gcc (runtime wasm2c builds
 # each plan into a native program), clang-19 and lld-19 (the C kernels of toolchain=clang;
-# Debian's unversioned clang is 14).
+# Debian's unversioned clang is 14), valgrind (--measure insts).
 # Installed when this runs as root with apt-get (CI does); otherwise the missing ones are
 # named with the command, and what needs them is `unavailable` or skipped, never failing.
-APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium firefox-esr gcc clang-19 lld-19
+APT_PACKAGES := libjavascriptcoregtk-4.0-bin chromium firefox-esr gcc clang-19 lld-19 valgrind
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \

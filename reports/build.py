@@ -148,7 +148,8 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "embedded_vs_linked": embedding.embedded_vs_linked(typed),
         "toolchains": toolchain.toolchain_pairs(typed),
         "forms": forms.form_pairs(typed),
-        "operator_counts": counts.operator_counts(typed),
+        "cell_counts": (cc := counts.cell_counts(typed)),
+        "count_fits": counts.count_fits(cc),
         "noise": tables.noise_notes(run), "phase_names": PHASES,
     }
     return context, images

@@ -1,4 +1,5 @@
-"""A/B on counts: each cell's operator count on side B against side A (`--measure fuel`).
+"""A/B on counts: each cell's counts on side B against side A (`--measure fuel`: wasm
+operators; `--measure insts`: native instructions).
 
 A count is deterministic where time is not (A/A counts are identical: tests/test_fuel.py),
 so a CI gate on counts can use a threshold far below the time verdict's band (default
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from harness.store.rows import ResultRow
 
 #: counts the A/B gate compares, by the metric that holds them
-COUNTED = ("fuel",)
+COUNTED = ("fuel", "insts")
 COUNT_THRESHOLD = 0.01
 
 

@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
                    help="run side B with another checkout's membench")
     p.add_argument("--threshold", default="5%", help="smallest change that matters (default 5%%)")
     p.add_argument("--count-threshold", default="1%",
-                   help="with --measure fuel: the smallest growth of a cell's count that "
+                   help="with --measure fuel or insts: the smallest growth of a cell's count that "
                         "fails the A/B (default 1%%); time is then reported, not gated on")
     p.add_argument("--alpha", type=float, default=0.01, help="significance after BH (default 0.01)")
     p.add_argument("--inject-slowdown", metavar="PCT",
@@ -123,9 +123,11 @@ def main(args: argparse.Namespace) -> int:
 
     out = write_outputs(cmp, f"A: {a}", f"B: {b}", run_dir)
     print(f"wrote {out['markdown']}", file=sys.stderr)
-    if "fuel" in req.settings.measure:
+    if set(req.settings.measure) & {"fuel", "insts"}:
         # counts are deterministic: they gate; the time verdict above is informational
-        changes = compare_counts(rows, parse_fraction(args.count_threshold))
+        asked = set(req.settings.measure)
+        changes = [c for c in compare_counts(rows, parse_fraction(args.count_threshold))
+                   if c.measure in asked]
         print_count_table(changes, Console(highlight=False, width=200))
         return 1 if any(c.verdict == "more" for c in changes) else 0
     return 1 if cmp.regressed else 0
@@ -134,12 +136,12 @@ def main(args: argparse.Namespace) -> int:
 def print_count_table(changes: list[CountChange], console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title="operators per inference, B against A (the gate: counts are "
+    table = Table(title="counts per inference, B against A (the gate: counts are "
                         "deterministic; the time verdict above is informational)")
-    for col in ("workload", "strategy", "A", "B", "B / A", "verdict"):
+    for col in ("workload", "strategy", "count", "A", "B", "B / A", "verdict"):
         table.add_column(col)
     for c in changes:
-        table.add_row(c.workload, c.strategy, "–" if c.a is None else f"{c.a:,}",
+        table.add_row(c.workload, c.strategy, c.measure, "–" if c.a is None else f"{c.a:,}",
                       "–" if c.b is None else f"{c.b:,}",
                       "–" if c.ratio is None else f"{c.ratio:.4f}",
                       c.verdict + (f" ({c.reason})" if c.reason else ""))

@@ -52,8 +52,9 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
     p.add_argument("--measure", action="append", default=[], metavar="KIND",
                    help="what to measure per inference, repeatable or comma-separated: time "
                         "(always); fuel: wasm operators executed, counted by wasmtime's fuel "
-                        "in a separate pass after the samples (other engines: none, with "
-                        "the reason)")
+                        "in a separate pass after the samples; insts: native instructions, "
+                        "counted by valgrind's callgrind in a worker of its own (round 0; "
+                        "20-100x slower). Engines that cannot be counted say why")
     p.add_argument("--clock", choices=("wall", "cpu"),
                    help="wall (default): elapsed time; cpu: the worker thread's CPU time, "
                         "which leaves out time stolen by other processes")

@@ -66,8 +66,9 @@ def start_external_cell(cell: Cell, run_id: str, settings: MeasureSettings, time
            "--repeat", str(settings.samples), "--sample-time", str(settings.sample_s),
            "--seed", str(settings.seed), "--cell-timeout", str(timeout_s), "--rounds", "1",
            "--no-calibration"]
-    if "fuel" in settings.measure:   # an older checkout without it refuses, saying so
-        cmd += ["--measure", "fuel"]
+    counts = [m for m in settings.measure if m != "time"]
+    if counts:   # an older checkout without --measure refuses, saying so
+        cmd += ["--measure", ",".join(counts)]
     if pin:
         cmd += ["--pin", ",".join(str(c) for c in pin)]
     if lockstep_fds is not None:

@@ -95,8 +95,36 @@ def run_overhead(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -
     return {"status": "ok", "message": "", "timings": timings}
 
 
+def run_insts(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
+    """Under callgrind (`harness.toolchain.valgrind`): for each plan, once loaded and run
+    once, a segment of `inferences[0]` inferences and one of `inferences[1]`, each ended by
+    a labelled dump (`<name>:<n>`); the parent reads the dumps. Not a timing: the worker
+    runs 20-100x slower under valgrind."""
+    import ctypes
+
+    marks = ctypes.CDLL(req["marks"])
+    data = load_tensors(req["inputs"])
+    counted: dict[str, str] = {}
+    for name, path in req["plans"].items():
+        try:
+            lp = LoadedPlan(be, Plan.from_json(Path(path).read_text(encoding="utf-8")), data)
+            lp.load()
+            run = lp.run_once
+            run()
+            # a dump of its own ends what came before (loading, the first inference)
+            marks.mb_dump(f"{name}:start".encode())
+            for n in req["inferences"]:
+                for _ in range(n):
+                    run()
+                marks.mb_dump(f"{name}:{n}".encode())
+            counted[name] = ""
+        except Exception as exc:  # this plan is not counted; the others are
+            counted[name] = one_line(exc)
+    return {"status": "ok", "message": "", "counted": counted}
+
+
 HANDLERS = {"cell": run_cell, "group": run_group, "probe": run_probe,
-            "overhead": run_overhead}
+            "overhead": run_overhead, "insts": run_insts}
 
 
 class WorkerLeaves(Exception):

@@ -29,8 +29,10 @@ from typing import Any
 
 Clock = Callable[[], int]
 #: per-inference measures: `time` (the samples), `fuel` (wasm operators, counted by the
-#: engine in a pass of its own after the samples, so the count never slows a timed one)
-MEASURES = ("time", "fuel")
+#: engine in a pass of its own after the samples, so the count never slows a timed one),
+#: `insts` (native instructions, counted by callgrind in a worker of its own:
+#: `harness.run.insts`)
+MEASURES = ("time", "fuel", "insts")
 #: runs `n` inferences at once: a variant whose inference loop is not Python's (a linked
 #: program's own driver, `harness.standalone.paired`) gives one, so that a sample costs
 #: one call into it rather than `n`

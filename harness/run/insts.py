@@ -1,0 +1,73 @@
+"""`--measure insts`: native instructions per inference, counted by callgrind
+(`harness.toolchain.valgrind`) in a worker of its own, once per cell (round 0), after the
+timed worker: the plans of a group are loaded in one counted worker, and each plan's
+count is the difference of two segments of different lengths, so start-up, compiling and
+the loop's fixed cost cancel. Workers that are not Python-embedded (JavaScript engines,
+standalone programs) are not counted here, and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.core.errors import ToolUnavailable
+from harness.core.protocol import RESPONSE, save_tensors
+from harness.plugins.plan import Plan
+from harness.runtimes.base import Runtime
+from harness.toolchain import valgrind
+
+#: inferences in the two counted segments
+SEGMENTS = (1, 3)
+
+
+def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.ndarray],
+                workdir: Path, timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
+    """Plan name -> {"insts": instructions per inference} or {"insts": None,
+    "insts_reason": why}."""
+    def none(why: str) -> dict[str, dict[str, Any]]:
+        return {name: {"insts": None, "insts_reason": why} for name in plans}
+
+    argv = runtime.worker_argv()
+    if "harness.worker" not in argv:
+        return none(f"{runtime.spec}'s worker is not counted by callgrind here")
+    try:
+        prefix = valgrind.command(workdir / "callgrind.out")
+        marks = valgrind.marks_library()
+    except ToolUnavailable as exc:
+        return none(str(exc))
+    paths = {}
+    for name, plan in plans.items():
+        paths[name] = str(workdir / f"{name}.plan.json")
+        Path(paths[name]).write_text(plan.to_json(), encoding="utf-8")
+    request = workdir / "insts-request.json"
+    request.write_text(json.dumps({"kind": "insts", "runtime": runtime.spec,
+                                   "plans": paths, "inputs": save_tensors(workdir, data),
+                                   "marks": str(marks), "inferences": list(SEGMENTS)}))
+    try:
+        done = subprocess.run([*prefix, *argv, str(request)], capture_output=True, text=True,
+                              timeout=timeout_s, env={**os.environ, "PYTHONHASHSEED": "0"})
+    except subprocess.TimeoutExpired:
+        return none(f"the counted worker took over {timeout_s:.0f} s under valgrind")
+    resp_path = workdir / RESPONSE
+    resp = json.loads(resp_path.read_text()) if resp_path.exists() else {}
+    if done.returncode != 0 or resp.get("status") != "ok":
+        why = resp.get("message") or (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return none(f"the counted worker failed: {why}"[:300])
+    dumps = valgrind.read_dumps(workdir, "callgrind.out")
+    a, b = SEGMENTS
+    out: dict[str, dict[str, Any]] = {}
+    for name in plans:
+        failed = resp.get("counted", {}).get(name)
+        ia, ib = dumps.get(f"{name}:{a}"), dumps.get(f"{name}:{b}")
+        if failed or ia is None or ib is None:
+            out[name] = {"insts": None, "insts_reason": failed or "callgrind wrote no dump"}
+        else:
+            out[name] = {"insts": round((ib - ia) / (b - a))}
+    return out

@@ -1,0 +1,76 @@
+"""Valgrind's callgrind as an instruction counter (`--measure insts`).
+
+A worker runs under `valgrind --tool=callgrind --smc-check=all` (JIT code is written at
+run time: every store into code must be seen) with `PYTHONHASHSEED=0` (Python's hash
+randomisation alone moved counts by about 0.3%). It marks the segments it wants counted
+with callgrind's client requests, through a tiny C library built here from
+`<valgrind/callgrind.h>` (`CALLGRIND_DUMP_STATS_AT(label)`): each dump holds the
+instructions executed since the one before, so start-up and compiling (before the first
+dump) are never in a count, and two segments of different lengths give the per-inference count as a
+difference (the loop's own fixed cost cancels). Valgrind runs the worker 20-100x slower.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness.core.cache import CACHE_ROOT, content_hash, publish
+from harness.core.errors import ToolUnavailable
+
+CACHE = CACHE_ROOT / "valgrind"
+INSTALL = "apt-get install valgrind (make env does, as root)"
+HEADER = Path("/usr/include/valgrind/callgrind.h")
+MARKS_C = """#include <valgrind/callgrind.h>
+void mb_dump(const char* label) { CALLGRIND_DUMP_STATS_AT(label); }
+"""
+#: callgrind's options: JIT code needs --smc-check=all; no per-jump or per-instruction data
+OPTIONS = ("--tool=callgrind", "--smc-check=all", "--collect-jumps=no", "--dump-instr=no",
+           "--compress-strings=no")
+
+
+def valgrind() -> str:
+    """The valgrind executable (raises ToolUnavailable with the install command)."""
+    exe = shutil.which("valgrind")
+    if exe is None or not HEADER.exists():
+        raise ToolUnavailable(f"valgrind is not installed ({INSTALL})")
+    return exe
+
+
+def marks_library() -> Path:
+    """The client-request library (built once, cached by content): `mb_dump(label)` ends
+    a counted segment; outside valgrind it does nothing."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise ToolUnavailable("no C compiler to build the callgrind marks (make env installs "
+                              "gcc, as root)")
+    lib = CACHE / f"libmbmarks-{content_hash(MARKS_C, HEADER.read_bytes())[:16]}.so"
+    if not lib.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            src, out = Path(tmp) / "marks.c", Path(tmp) / "marks.so"
+            src.write_text(MARKS_C)
+            subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(src)],
+                           check=True, capture_output=True, timeout=120)
+            publish(out, lib)
+    return lib
+
+
+def command(out_prefix: Path) -> list[str]:
+    """valgrind's part of a counted worker's command line (dumps to `out_prefix`.<pid>.<n>)."""
+    return [valgrind(), *OPTIONS, f"--callgrind-out-file={out_prefix}.%p"]
+
+
+def read_dumps(folder: Path, prefix: str) -> dict[str, int]:
+    """Label -> instructions of every client-request dump callgrind wrote in `folder`."""
+    out: dict[str, int] = {}
+    for f in sorted(folder.glob(f"{prefix}.*")):
+        text = f.read_text(errors="replace")
+        label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
+        total = re.search(r"^summary: (\d+)", text, re.M)
+        if label and total:
+            out[label.group(1).strip()] = int(total.group(1))
+    return out
