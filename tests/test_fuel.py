@@ -126,3 +126,13 @@ def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_sett
     row = run_cell(Cell(w, regs.strategies.create("shared"), regs.runtimes.create("v8")), "t",
                    settings, 120, round_index=0)
     assert row.metrics["insts"] is None and "not counted" in row.metrics["insts_reason"]
+
+
+def test_a_a_counts_agreement() -> None:
+    from harness.analysis.counts import count_agreement
+
+    a = [_side("", "shared", 1000), _side("", "per-module", 2000)]
+    b = [_side("", "shared", 1000), _side("", "per-module", 2002)]
+    [fuel] = count_agreement(a, b)
+    assert (fuel.measure, fuel.cells, fuel.identical) == ("fuel", 2, 1)
+    assert fuel.worst_cv == pytest.approx(2 ** 0.5 * 2 / 4002)

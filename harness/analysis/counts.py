@@ -58,3 +58,31 @@ def compare_counts(rows: Sequence[ResultRow], threshold: float = COUNT_THRESHOLD
                        "less" if ratio < 1 / (1 + threshold) else "same")
             out.append(CountChange(w, s, measure, a, b, ratio, verdict))
     return out
+
+
+#: the issue's goal for A/A runs: identical counts, or a CV within this
+COUNT_CV_TARGET = 0.001
+
+
+@dataclass(frozen=True)
+class CountAgreement:
+    measure: str
+    cells: int                # cells counted in both runs
+    identical: int
+    worst_cv: float           # the largest CV of a cell's two counts
+
+
+def count_agreement(base: Sequence[ResultRow], current: Sequence[ResultRow]
+                    ) -> list[CountAgreement]:
+    """Per count, how two runs of the same cells agree (an A/A check of determinism)."""
+    def counted(rows: Sequence[ResultRow], m: str) -> dict[tuple[str, str, str, str], int]:
+        return {(r.workload, r.strategy, r.runtime, r.side): int(r.metrics[m]) for r in rows
+                if r.kind == "cell" and r.status == "ok" and isinstance(r.metrics.get(m), int)}
+    out = []
+    for m in COUNTED:
+        a, b = counted(base, m), counted(current, m)
+        both = [(a[k], b[k]) for k in a.keys() & b.keys() if a[k] + b[k] > 0]
+        if both:
+            cvs = [2 ** 0.5 * abs(x - y) / (x + y) for x, y in both]
+            out.append(CountAgreement(m, len(both), sum(x == y for x, y in both), max(cvs)))
+    return out

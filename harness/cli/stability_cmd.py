@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.analysis.counts import COUNT_CV_TARGET, count_agreement
 from harness.analysis.stability import agreement, fraction_within
 from harness.analysis.strategies import (
     RESOLUTION_MIN_S,
@@ -81,6 +82,11 @@ def main(args: argparse.Namespace) -> int:
               f"worker-to-worker spread): {sum(c.within for c in flat)}/{len(flat)} cells = "
               f"{fraction_within(flat):.1%}")
     met = frac >= TARGET
+    for agreed in count_agreement(base, cur):
+        what = ("wasm operators (fuel)" if agreed.measure == "fuel"
+                else "instructions (callgrind)")
+        con.print(f"counts, {what}: {agreed.identical}/{agreed.cells} cells identical in both "
+                  f"runs; largest CV {agreed.worst_cv:.4%} (target <= {COUNT_CV_TARGET:.1%})")
     ratios_met = strategy_agreement(con, base, cur)
     return 0 if met and ratios_met is not False else 1
 
