@@ -96,6 +96,8 @@ def test_ab_on_counts_passes_an_a_a_run(tmp_path, capsys) -> None:
                      "--rounds", "2", "--repeat", "3", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0 and "counts per inference" in out and "same" in out
+    [md] = tmp_path.glob("*/compare.md")   # the PR summary carries the gate's table too
+    assert "| gemm:m=8,n=8,k=8 | shared | fuel |" in md.read_text()
 
 
 def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_settings) -> None:

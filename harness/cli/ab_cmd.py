@@ -129,8 +129,24 @@ def main(args: argparse.Namespace) -> int:
         changes = [c for c in compare_counts(rows, parse_fraction(args.count_threshold))
                    if c.measure in asked]
         print_count_table(changes, Console(highlight=False, width=200))
+        with Path(out["markdown"]).open("a", encoding="utf-8") as md:
+            md.write(count_markdown(changes))
         return 1 if any(c.verdict == "more" for c in changes) else 0
     return 1 if cmp.regressed else 0
+
+
+def count_markdown(changes: list[CountChange]) -> str:
+    """The count verdicts as a Markdown section of compare.md (the PR summary)."""
+    lines = ["", "## Counts per inference, B against A (the gate; time above is "
+             "informational)", "", "| workload | strategy | count | A | B | B / A | verdict |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for c in changes:
+        lines.append(f"| {c.workload} | {c.strategy} | {c.measure} | "
+                     f"{'–' if c.a is None else f'{c.a:,}'} | "
+                     f"{'–' if c.b is None else f'{c.b:,}'} | "
+                     f"{'–' if c.ratio is None else f'{c.ratio:.4f}'} | {c.verdict}"
+                     f"{f' ({c.reason})' if c.reason else ''} |")
+    return "\n".join(lines) + "\n"
 
 
 def print_count_table(changes: list[CountChange], console: Console) -> None:
