@@ -13,10 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.analysis.counts import COUNTED as MEASURES
 from harness.analysis.strategies import BASELINE
 from harness.store.rows import ResultRow
-
-MEASURES = ("fuel", "insts")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,12 @@ from harness.runtimes.base import Runtime, RuntimeUnsupported
 from harness.standalone.backend import Death
 from harness.standalone.link import WASMTIME_MAX_MEMORIES, memories_added, program_parts
 from harness.standalone.program import DriverProgram, lower_plans
-from harness.standalone.wasm_program import Layout, linked_program, parse_report
+from harness.standalone.wasm_program import (
+    Layout,
+    linked_program,
+    parse_report,
+    write_outputs,
+)
 from harness.worker.measure import MeasureSettings
 
 #: a probe (`mode once`) needs the first inference only: the rest is kept minimal
@@ -98,12 +103,7 @@ class LinkedProgram:
             stdout, compile_s = ran
             for k, v in zip(part.indices, parse_report(stdout, part.program, part.lay),
                             strict=True):
-                outputs = {}
-                for name, o in v["outputs"].items():  # type: ignore[attr-defined]
-                    file = f"v{k}_out_{name}.bin"
-                    (out / file).write_bytes(o["bytes"])
-                    outputs[name] = {"file": file, "changed": o["changed"]}
-                v["outputs"] = outputs
+                write_outputs(v, out, k)
                 # the engine compiles the one linked module (the SDK cannot say how long)
                 v["phases"] = {"link_s": part.link_s, "compile_s": {} if math.isnan(compile_s)
                                else {"linked program": compile_s}}

@@ -45,6 +45,7 @@ from harness.standalone.wasm_program import (
     FN_SETUP,
     linked_program,
     parse_report,
+    write_outputs,
 )
 from harness.worker.group import Blame, failure, group_summary
 from harness.worker.main import runtime_info
@@ -264,12 +265,8 @@ def _finish_linked(lv: LinkedVariants, mine: Sequence[int],
             timing = got[i]
             assert isinstance(timing, Timing)
             r = dict(reports[at[i][1]])
-            outputs = {}
-            for name, o in r["outputs"].items():
-                file = f"v{i}_out_{name}.bin"
-                (t / file).write_bytes(o["bytes"])
-                outputs[name] = {"file": file, "changed": o["changed"]}
-            r.update(outputs=outputs, setup_s=setup_s[i], first_s=timing.first_s,
+            write_outputs(r, t, i)
+            r.update(setup_s=setup_s[i], first_s=timing.first_s,
                      warmup_runs=timing.warmup_runs, warmup_s=timing.warmup_s,
                      steady=timing.steady, inner=timing.inner,
                      rewarm_runs=timing.rewarm_runs, samples_s=timing.samples_s,

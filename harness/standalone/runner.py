@@ -15,9 +15,9 @@ from typing import Any
 from harness.plugins.plan import Plan
 from harness.runtimes.base import Runtime, RuntimeUnsupported
 from harness.standalone.backend import Death, ProgramBackend
+from harness.worker.group import failure
 from harness.worker.main import WorkerLeaves
 from harness.worker.measure import MeasureSettings
-from harness.worker.variant import one_line
 
 
 class ProgramDied(WorkerLeaves):
@@ -92,7 +92,7 @@ class ProgramRunner:
         if failed is None:
             return list(which)
         if len(which) == 1:
-            variants[which[0]].result = _failure(failed)
+            variants[which[0]].result = failure(failed, ())
             return []
         fine = []
         for i in which:
@@ -100,11 +100,11 @@ class ProgramRunner:
             if alone is None:
                 fine.append(i)
             else:
-                variants[i].result = _failure(alone)
+                variants[i].result = failure(alone, ())
         if fine and len(fine) < len(which) and build(fine) is None:
             return fine
         for i in fine:
-            variants[i].result = _failure(failed)
+            variants[i].result = failure(failed, ())
         return []
 
     def _once(self, variants: Sequence[Variant], which: Sequence[int],
@@ -184,13 +184,6 @@ class ProgramRunner:
                        **r.get("phases", {})},
             "timing": timing, "counters": per_run, "memory": memory, "outputs": outputs})
         return resp
-
-
-def _failure(exc: Exception) -> dict[str, Any]:
-    """A variant's result when its program cannot be built."""
-    if isinstance(exc, RuntimeUnsupported):
-        return {"status": "unsupported", "message": str(exc)}
-    return {"status": "crashed", "message": one_line(exc)}
 
 
 def runtime_info(rt: Runtime, runner: ProgramRunner) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from harness.codegen import assemble
 from harness.runtimes.base import RuntimeUnsupported
@@ -106,6 +108,11 @@ def _cmds(vi: int, cmds: tuple[Command, ...], tensor_at: dict[str, int], names: 
     def at(j: int, n: int) -> str:
         return f"(i64.const {n})" if j >= 0 and wide[j] else f"(i32.const {n})"
 
+    def data_area(j: int) -> tuple[str, str]:
+        """The driver's data area memory j is written from and read into, and its address
+        type: the 64-bit twin for a 64-bit memory (see `_FROM64`)."""
+        return ("$io64", "i64") if wide[j] else ("$io", "i32")
+
     def size(a: int, b: int, n: int) -> str:
         return f"(i64.const {n})" if a >= 0 and b >= 0 and wide[a] and wide[b] \
             else f"(i32.const {n})"
@@ -115,13 +122,10 @@ def _cmds(vi: int, cmds: tuple[Command, ...], tensor_at: dict[str, int], names: 
         out.append(f"(global.set {g} (i64.add (global.get {g}) (i64.const {n})))")
 
     for c in cmds:
-        if c.op == OP_WRITE and wide[c.mem2]:
-            out.append(f"(memory.copy $m{vi}_{c.mem2} $io64 (i64.const {c.off2}) "
-                       f"(i64.const {tensor_at[names[c.a]]}) (i64.const {c.size}))")
-            add(3, c.size)
-        elif c.op == OP_WRITE:
-            out.append(f"(memory.copy $m{vi}_{c.mem2} $io {at(c.mem2, c.off2)} "
-                       f"(i32.const {tensor_at[names[c.a]]}) (i32.const {c.size}))")
+        if c.op == OP_WRITE:
+            area, t = data_area(c.mem2)
+            out.append(f"(memory.copy $m{vi}_{c.mem2} {area} {at(c.mem2, c.off2)} "
+                       f"({t}.const {tensor_at[names[c.a]]}) ({t}.const {c.size}))")
             add(3, c.size)
         elif c.op == OP_COPY and wide[c.mem] != wide[c.mem2]:
             raise RuntimeUnsupported(
@@ -135,13 +139,10 @@ def _cmds(vi: int, cmds: tuple[Command, ...], tensor_at: dict[str, int], names: 
             args = " ".join(f"(i32.const {a})" for a in c.args)
             out.append(f"(call $c{vi}_{c.a} {args})")
             add(1, 1)
-        elif c.op == OP_READ and wide[c.mem]:
-            out.append(f"(memory.copy $io64 $m{vi}_{c.mem} (i64.const {lay.last_out[vi][c.a]}) "
-                       f"(i64.const {c.off}) (i64.const {c.size}))")
-            add(4, c.size)
         elif c.op == OP_READ:
-            out.append(f"(memory.copy $io $m{vi}_{c.mem} (i32.const {lay.last_out[vi][c.a]}) "
-                       f"{at(c.mem, c.off)} (i32.const {c.size}))")
+            area, t = data_area(c.mem)
+            out.append(f"(memory.copy {area} $m{vi}_{c.mem} ({t}.const {lay.last_out[vi][c.a]}) "
+                       f"{at(c.mem, c.off)} ({t}.const {c.size}))")
             add(4, c.size)
         elif c.op == OP_COUNT:
             g, m = f"$g{vi}_{c.a}", f"$m{vi}_{c.mem}"
@@ -267,6 +268,17 @@ def linked_program(program: DriverProgram, settings: MeasureSettings,
     """The WASI command: the driver and every instance of every variant, merged."""
     driver, lay = driver_binary(program, settings, tensors, slowdown)
     return link_program(program, driver), lay
+
+
+def write_outputs(variant: dict[str, Any], out: Path, k: int) -> None:
+    """A parsed variant's output bytes into files of `out` (`v<k>_out_<name>.bin`, k its
+    index in the request), its `outputs` then naming the files, as program.json does."""
+    outputs = {}
+    for name, o in variant["outputs"].items():
+        file = f"v{k}_out_{name}.bin"
+        (out / file).write_bytes(o["bytes"])
+        outputs[name] = {"file": file, "changed": o["changed"]}
+    variant["outputs"] = outputs
 
 
 def parse_report(raw: bytes, program: DriverProgram, lay: Layout) -> list[dict[str, object]]:
