@@ -1,6 +1,7 @@
 """Strategy forms against their base strategy on the same workload and engine: Binaryen's
 multi-memory lowering (`lowered=1`) against native multi-memory, and one-byte pages
-(`page=1`) against wasm's 64 KiB pages; each with its time ratio (paired: two strategies
+(`page=1`) against wasm's 64 KiB pages, and 64-bit memories (`memory64=1`) against 32-bit
+ones; each with its time ratio (paired: two strategies
 of a workload are one comparison group) and the linear memory each commits.
 """
 
@@ -15,7 +16,8 @@ from harness.store.rows import ResultRow
 
 #: a form: the parameter, the values that make it, and what it trades
 FORMS = (("lowered", ("1", "true", "yes"), "one memory instead of several"),
-         ("page", ("1",), "one-byte pages instead of 64 KiB"))
+         ("page", ("1",), "one-byte pages instead of 64 KiB"),
+         ("memory64", ("1", "true", "yes"), "64-bit memories and i64 addresses instead of 32-bit"))
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from harness.plugins.plan import PAGE, Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
 from harness.toolchain import binaryen
+from strategies.memory_shape import MEMORY64_PARAM, PAGE_PARAM, MemoryShape
 from strategies.merged_kernel import merged_module
-from strategies.pages import PAGE_PARAM, defined_memory, page_features
 
 HEAP, WEIGHTS = "heap", "weights"
 FEATURES = frozenset({"imported-memory", "multi-memory"})
@@ -55,7 +55,7 @@ class MultiMemoryStrategy(Strategy):
               Param("lowered", "bool", False, "1: each module rewritten to one memory by "
                     "Binaryen's --multi-memory-lowering (runs where multi-memory does not; "
                     "gives up the separation between the memories)"),
-              PAGE_PARAM)
+              PAGE_PARAM, MEMORY64_PARAM)
 
     @property
     def isolation(self) -> str:
@@ -71,6 +71,9 @@ class MultiMemoryStrategy(Strategy):
             raise SpecError("multi-memory: page=1 is not for built=merge, which keeps the "
                             "kernel's memory as clang "
                             "links it (wasm-ld has no custom page sizes)")
+        if p["built"] == "merge" and p["memory64"]:
+            raise SpecError("multi-memory: memory64=1 is not for built=merge, whose kernel "
+                            "clang builds for wasm32")
         if p["built"] == "merge" and (p["lowered"] or p["weights"] == "separate"):
             raise SpecError("multi-memory: built=merge keeps the weights in the heap and is "
                             "not lowered (Binaryen lowers only modules that export no memory "
@@ -88,6 +91,7 @@ class MultiMemoryStrategy(Strategy):
         offsets, top = allocate_with_reuse([(t.name, t.nbytes, *spans[t.name])
                                             for t in workload.tensors if t.name not in in_weights])
         lowered = self.params["lowered"]
+        shape = MemoryShape.of(self.params)
         heap_pages, private_max = pages_for(top), 0
         if lowered:
             # the lowering lays the private memory after the heap's declared initial size:
@@ -99,29 +103,29 @@ class MultiMemoryStrategy(Strategy):
                         f"memory is pages {heap_pages}.. of the heap, unchecked")
         pb.memories.append(Memory(id=HEAP, device="dev0", kind="host",
                                   min_pages=heap_pages + (private_max if lowered else 0),
-                                  role="heap"))
-        decls = [f'(import "env" "heap" (memory $heap {heap_pages if lowered else 0}))']
+                                  role="heap", memory64=shape.memory64))
+        decls = [shape.imported("env", "heap", "heap", heap_pages if lowered else 0)]
         imports = [Import("env", "heap", "memory", HEAP)]
         if separate:
             wal = BumpAllocator()
             for name in sorted(in_weights, key=[t.name for t in workload.tensors].index):
                 offsets[name] = wal.alloc(workload.tensor(name).nbytes)
             pb.memories.append(Memory(id=WEIGHTS, device="dev0", kind="host",
-                                      min_pages=pages_for(wal.top), role="weights"))
-            decls.append('(import "env" "weights" (memory $weights 0))')
+                                      min_pages=pages_for(wal.top), role="weights",
+                                      memory64=shape.memory64))
+            decls.append(shape.imported("env", "weights", "weights"))
             imports.append(Import("env", "weights", "memory", WEIGHTS))
         for t in workload.tensors:
             pb.place(t.name, WEIGHTS if t.name in in_weights else HEAP, offsets[t.name], t.nbytes)
         for d in workload.dispatches:
             if lowered:
                 pages = pages_for(d.kernel.scratch_bytes)
-                private = f"(memory $priv {pages})"
+                private = shape.private("priv", pages)
             else:
-                private, pages = defined_memory("priv", "private", d.kernel.scratch_bytes,
-                                                self.params["page"])
+                private, pages = shape.defined("priv", "private", d.kernel.scratch_bytes)
             lowering = DirectLowering(
                 {HEAP: "$heap", WEIGHTS: "$weights", SCRATCH: "$priv"},
-                [*decls, private], FEATURES | page_features(self.params["page"]))
+                [*decls, private], FEATURES | shape.features, shape.address_type)
             spaces = {b: WEIGHTS if t in in_weights else HEAP for b, t in d.bindings}
             km = build_kernel_module(d.kernel, lowering, spaces | {SCRATCH: SCRATCH})
             if lowered:

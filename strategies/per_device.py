@@ -26,13 +26,14 @@ from harness.plugins.params import Param
 from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
+from strategies.memory_shape import MEMORY64_PARAM, MemoryShape
 from strategies.residency import Residency
 
 
-def _lowering() -> DirectLowering:
+def _lowering(shape: MemoryShape) -> DirectLowering:
     return DirectLowering({"heap": "$heap", SCRATCH: "$heap"},
-                          ['(import "env" "heap" (memory $heap 0))'],
-                          frozenset({"imported-memory"}))
+                          [shape.imported("env", "heap", "heap")],
+                          frozenset({"imported-memory"}) | shape.features, shape.address_type)
 
 
 class PerDeviceStrategy(Strategy):
@@ -42,12 +43,13 @@ class PerDeviceStrategy(Strategy):
                    "transferred between devices")
     PARAMS = (Param("engine", "choice", "own", "own: an engine per device (compiled per "
                     "device); shared: one engine, a store per device",
-                    choices=("own", "shared")),)
+                    choices=("own", "shared")), MEMORY64_PARAM)
 
     def plan(self, workload: Workload) -> Plan:
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         res = Residency(workload, pb)
         own = self.params["engine"] == "own"
+        shape = MemoryShape.of(self.params)
         for i, d in enumerate(workload.dispatches):
             dev = f"dev{i}"
             mem_id = f"{dev}.heap"
@@ -58,9 +60,10 @@ class PerDeviceStrategy(Strategy):
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
             pb.memories.append(Memory(id=mem_id, device=dev, kind="host",
-                                      min_pages=pages_for(local.top), role="device"))
+                                      min_pages=pages_for(local.top), role="device",
+                                      memory64=shape.memory64))
             spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
-            km = build_kernel_module(d.kernel, _lowering(), spaces)
+            km = build_kernel_module(d.kernel, _lowering(shape), spaces)
             mod = pb.add_module(km)
             pb.instances.append(Instance(d.name, mod, dev,
                                          (Import("env", "heap", "memory", mem_id),)))

@@ -27,7 +27,7 @@ from harness.plugins.params import Param
 from harness.plugins.plan import Copy, Device, Instance, Memory, Plan, Region
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Dispatch, Workload
-from strategies.pages import PAGE_PARAM, defined_memory, page_features
+from strategies.memory_shape import MEMORY64_PARAM, PAGE_PARAM, MemoryShape
 from strategies.residency import Residency
 
 HOST = "host"
@@ -38,7 +38,8 @@ class PerModuleStrategy(Strategy):
     ISOLATION = "complete"
     DESCRIPTION = "each module owns its memory; inputs copied in and outputs copied out per dispatch"
     PARAMS = (Param("resident", "bool", False, "1: weights copied into their modules once at "
-                    "set-up; activations copied only when they cross modules"), PAGE_PARAM)
+                    "set-up; activations copied only when they cross modules"), PAGE_PARAM,
+              MEMORY64_PARAM)
 
     def plan(self, workload: Workload) -> Plan:
         if self.params["resident"]:
@@ -60,7 +61,7 @@ class PerModuleStrategy(Strategy):
                 addrs[b] = staged[t]
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
-            km, pages = _module(d, local, self.params["page"])
+            km, pages = _module(d, local, MemoryShape.of(self.params))
             mod = pb.add_module(km, defined_pages=(pages,))
             inst = d.name
             mem_id = f"{inst}.memory"
@@ -91,7 +92,7 @@ class PerModuleStrategy(Strategy):
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
-            km, pages = _module(d, local, self.params["page"])
+            km, pages = _module(d, local, MemoryShape.of(self.params))
             mod = pb.add_module(km, defined_pages=(pages,))
             pb.instances.append(Instance(inst, mod, "dev0"))
             pb.memories.append(Memory(id=mem_id, device="dev0", kind="export", instance=inst,
@@ -103,11 +104,13 @@ class PerModuleStrategy(Strategy):
         return pb.build()
 
 
-def _module(d: Dispatch, local: BumpAllocator, page: str) -> tuple[KernelModule, int]:
+def _module(d: Dispatch, local: BumpAllocator,
+            shape: MemoryShape) -> tuple[KernelModule, int]:
     """The dispatch's module: one defined, exported memory sized for its staged buffers
-    (in pages of `page` bytes: `strategies.pages`)."""
-    decl, pages = defined_memory("mem", "memory", local.top, page)
+    (in the pages and address width of `shape`: `strategies.memory_shape`)."""
+    decl, pages = shape.defined("mem", "memory", local.top)
     lowering = DirectLowering({"heap": "$mem", SCRATCH: "$mem"}, [decl],
-                              frozenset({"exported-memory"}) | page_features(page))
+                              frozenset({"exported-memory"}) | shape.features,
+                              shape.address_type)
     spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
     return build_kernel_module(d.kernel, lowering, spaces), pages

@@ -20,14 +20,14 @@ from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, 
 from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
-
-HEAP_IMPORT = '(import "env" "heap" (memory $heap 0))'
+from strategies.memory_shape import MEMORY64_PARAM, MemoryShape
 
 
 class SharedStrategy(Strategy):
     NAME = "shared"
     ISOLATION = "none"
     DESCRIPTION = "one host-created memory imported by every module; zero copies, no isolation"
+    PARAMS = (MEMORY64_PARAM,)
 
     def plan(self, workload: Workload) -> Plan:
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
@@ -43,12 +43,16 @@ class SharedStrategy(Strategy):
             if d.kernel.scratch_bytes:
                 scratch_at[d.name] = top
                 top = align_up(top + d.kernel.scratch_bytes)
+        shape = MemoryShape.of(self.params)
         pb.memories.append(Memory(id="heap", device="dev0", kind="host",
-                                  min_pages=pages_for(top), role="heap"))
+                                  min_pages=pages_for(top), role="heap",
+                                  memory64=shape.memory64))
         for t in workload.tensors:
             pb.place(t.name, "heap", offsets[t.name], t.nbytes)
-        lowering = DirectLowering({"heap": "$heap", SCRATCH: "$heap"}, [HEAP_IMPORT],
-                                  frozenset({"imported-memory"}))
+        lowering = DirectLowering({"heap": "$heap", SCRATCH: "$heap"},
+                                  [shape.imported("env", "heap", "heap")],
+                                  frozenset({"imported-memory"}) | shape.features,
+                                  shape.address_type)
         for d in workload.dispatches:
             spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
             km = build_kernel_module(d.kernel, lowering, spaces)

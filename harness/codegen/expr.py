@@ -4,6 +4,10 @@ An `Expr` is folded WAT text plus its value type (`i32`, `i64`, `f32`, `f64`, `v
 Arithmetic picks the instruction from the type (`a + b` on f32 is `f32.add`); Python
 numbers are coerced to constants of the other operand's type. Comparisons return i32.
 `==`/`!=` are left alone (Exprs stay hashable); use `.eq()` / `.ne()`.
+
+An i32 operand of an i64 operation is sign-extended (C's promotion of `int` to a 64-bit
+`size_t`/pointer), so a kernel's i32 index arithmetic adds to a memory64 module's i64
+pointers as clang's wasm64 code does: the address arithmetic is i64, the index i32.
 """
 
 from __future__ import annotations
@@ -65,11 +69,23 @@ class Expr:
     def _coerce(self, other: Operand) -> Expr:
         if isinstance(other, Expr):
             if other.ty != self.ty:
+                if (other.ty, self.ty) == ("i32", "i64"):
+                    return other.widen()
                 raise TypeError(f"type mismatch: {self.ty} vs {other.ty}")
             return other
         return const(other, self.ty)
 
+    def widen(self) -> Expr:
+        """This i32 as an i64 (sign-extended); an i64 as itself."""
+        if self.ty == "i64":
+            return self
+        if self.ty != "i32":
+            raise TypeError(f"cannot widen {self.ty} to i64")
+        return Expr(f"(i64.extend_i32_s {self.wat})", "i64")
+
     def _bin(self, name: str, other: Operand, result: str | None = None) -> Expr:
+        if isinstance(other, Expr) and (self.ty, other.ty) == ("i32", "i64"):
+            return self.widen()._bin(name, other, result)
         o = self._coerce(other)
         if self.ty == "v128":
             raise TypeError("use op('f32x4.<op>', ...) for v128 arithmetic")

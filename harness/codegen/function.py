@@ -82,6 +82,8 @@ class FunctionBuilder:
         self._body: list[str] = []
         self._depth = 1
         self._labels = 0
+        #: the type of a byte address in this function's memories (i64: memory64)
+        self.address = lowering.address_type
         for name, ty in lowering.locals():
             self.local(name, ty)
 
@@ -104,6 +106,10 @@ class FunctionBuilder:
         self._locals[name] = var
         return var
 
+    def pointer(self, name: str) -> Var:
+        """A local holding a byte address: i32, or i64 where the memories are 64-bit."""
+        return self.local(name, self.address)
+
     def buffer(self, name: str, ptr: Expr, space: str, elem: str = "f32") -> Buffer:
         return Buffer(self, name, ptr, space, elem)
 
@@ -113,6 +119,8 @@ class FunctionBuilder:
 
     def set(self, var: Var, value: Operand) -> None:
         v = value if isinstance(value, Expr) else const(value, var.ty)
+        if var.ty == "i64" and v.ty == "i32":
+            v = v.widen()
         if v.ty != var.ty:
             raise TypeError(f"cannot set {var.ty} local {var.name} to {v.ty}")
         self.emit(f"(local.set ${var.name} {v.wat})")

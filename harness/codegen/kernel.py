@@ -1,7 +1,8 @@
 """The `Kernel` interface and `build_kernel_module`, which joins a kernel with a lowering.
 
-Kernel ABI: every module exports `run`, taking one i32 base address per buffer (in
-`Kernel.buffers` order) and, if `scratch_bytes > 0`, a final i32 scratch base address.
+Kernel ABI: every module exports `run`, taking one base address per buffer (in
+`Kernel.buffers` order) and, if `scratch_bytes > 0`, a final scratch base address; an
+address is i32, or i64 where the lowering's memories are 64-bit (`address_type`).
 Shapes are compile-time constants: one module per (kernel, shape), like an IREE executable.
 """
 
@@ -83,6 +84,8 @@ class KernelModule:
     export: str
     args: tuple[str, ...]
     features: frozenset[str]
+    #: the type of the export's address arguments (i64: memory64)
+    address_type: str = "i32"
 
 
 def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
@@ -96,6 +99,9 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     if missing:
         raise KeyError(f"no memory space for buffers {missing} of kernel {kernel.name}")
     if isinstance(kernel, ExternalKernel):
+        if lowering.address_type != "i32":
+            raise Unsupported(f"{kernel.name}: a C kernel here is built by clang for wasm32; "
+                              "memory64=1 is the code generator's form")
         form = lowering.memory_form(spaces[a] for a in args)
         if form is None:
             raise Unsupported(f"{kernel.name}: {kernel.NOT_ONE_MEMORY}")
@@ -103,7 +109,7 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
         return dataclasses.replace(km, features=km.features | lowering.features)
     mb = ModuleBuilder()
     lowering.declare(mb)
-    fb = FunctionBuilder("run", [(f"p_{a}", "i32") for a in args], lowering,
+    fb = FunctionBuilder("run", [(f"p_{a}", lowering.address_type) for a in args], lowering,
                          export="run", module=mb)
     bufs = {a: fb.buffer(a, fb.param(f"p_{a}"), spaces[a]) for a in args}
     for stmt in lowering.prologue():
@@ -115,4 +121,5 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     lowering.finish(mb)
     wat = mb.render()
     return KernelModule(name=kernel.name, wat=wat, wasm=assemble(wat), export="run",
-                        args=tuple(args), features=kernel.features | lowering.features)
+                        args=tuple(args), features=kernel.features | lowering.features,
+                        address_type=lowering.address_type)

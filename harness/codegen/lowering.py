@@ -41,6 +41,9 @@ class MemoryLowering(ABC):
     #: wasm features the generated module needs because of this lowering
     #: (e.g. "multi-memory"); the plan collects them so unsupported runtimes say so.
     features: frozenset[str] = frozenset()
+    #: the type of a byte address: "i64" where the module's memories are 64-bit (memory64);
+    #: kernels' buffer parameters and pointer locals take it
+    address_type: str = "i32"
 
     @abstractmethod
     def declare(self, mb: ModuleBuilder) -> None:
@@ -85,10 +88,13 @@ class DirectLowering(MemoryLowering):
     """
 
     def __init__(self, spaces: Mapping[str, str], declarations: Sequence[str],
-                 features: frozenset[str] = frozenset()) -> None:
+                 features: frozenset[str] = frozenset(), address_type: str = "i32") -> None:
+        if address_type not in ("i32", "i64"):
+            raise ValueError(f"address_type must be i32 or i64, not {address_type!r}")
         self.spaces = dict(spaces)
         self.declarations = list(declarations)
         self.features = features
+        self.address_type = address_type
 
     def declare(self, mb: ModuleBuilder) -> None:
         for decl in self.declarations:
@@ -127,12 +133,19 @@ class DirectLowering(MemoryLowering):
                 return MemoryForm("define", export=m.group(1), pages=int(m.group(2)))
         return None
 
+    def _address(self, addr: Expr) -> Expr:
+        if addr.ty == self.address_type:
+            return addr
+        if self.address_type == "i64":
+            return addr.widen()
+        raise TypeError(f"an {addr.ty} address on a 32-bit memory")
+
     def load(self, space: str, addr: Expr, ty: str, offset: int) -> Expr:
         off = f" offset={offset}" if offset else ""
-        return Expr(f"({_LOAD[ty]} {self._mem(space)}{off} {addr.wat})", ty)
+        return Expr(f"({_LOAD[ty]} {self._mem(space)}{off} {self._address(addr).wat})", ty)
 
     def store(self, space: str, addr: Expr, value: Expr, ty: str, offset: int) -> str:
         if value.ty != ty:
             raise TypeError(f"storing {value.ty} as {ty}")
         off = f" offset={offset}" if offset else ""
-        return f"({_STORE[ty]} {self._mem(space)}{off} {addr.wat} {value.wat})"
+        return f"({_STORE[ty]} {self._mem(space)}{off} {self._address(addr).wat} {value.wat})"

@@ -47,6 +47,7 @@ class Memory:
     export: str | None = None
     size: int = 0  # bytes, for kind "buffer"
     role: str = ""  # what the strategy uses it for ("heap", "private", "weights", ...)
+    memory64: bool = False  # a 64-bit memory (memory64): kind "host" makes it so
 
     def capacity(self) -> int | None:
         """Bytes addressable at plan time (None for exported memories: known after instantiation)."""
@@ -149,7 +150,8 @@ class Copy:
 
 @dataclass(frozen=True)
 class Call:
-    """Call `export` of `instance` with i32 `args`; `dispatch` names the workload dispatch."""
+    """Call `export` of `instance` with `args` of `arg_type` (i32, or i64 for a memory64
+    module's addresses); `dispatch` names the workload dispatch."""
 
     instance: str
     export: str
@@ -157,6 +159,7 @@ class Call:
     dispatch: str = ""
     windows: tuple[Window, ...] = ()
     op: str = "call"
+    arg_type: str = "i32"
 
 
 @dataclass(frozen=True)
@@ -383,7 +386,7 @@ def step_from_dict(d: Mapping[str, Any]) -> Step:
     if op == "count":
         return Count(counter=d["counter"], src=Region(**d["src"]))
     return Call(instance=d["instance"], export=d["export"], args=tuple(d["args"]),
-                dispatch=d.get("dispatch", ""),
+                dispatch=d.get("dispatch", ""), arg_type=d.get("arg_type", "i32"),
                 windows=tuple(Window(region=Region(**w["region"]), writable=w["writable"])
                               for w in d.get("windows", ())))
 

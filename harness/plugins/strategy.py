@@ -118,7 +118,8 @@ class PlanBuilder:
              dispatch: str) -> Call:
         """A call step passing each kernel argument's address, in the kernel's order."""
         return Call(instance=instance, export=km.export,
-                    args=tuple(addresses[a] for a in km.args), dispatch=dispatch)
+                    args=tuple(addresses[a] for a in km.args), dispatch=dispatch,
+                    arg_type=km.address_type)
 
     def build(self) -> Plan:
         plan = Plan(

@@ -30,6 +30,9 @@ from harness.store.manifest import CAPABILITIES
 from harness.worker.launch import WorkerOutcome, run_worker
 
 _HEAP = '(import "env" "heap" (memory 1))'
+#: the address the memory64-4gib probe writes, and its memory's size in wasm pages
+ABOVE_4GIB = (1 << 32) + 8
+ABOVE_4GIB_PAGES = (1 << 16) + 1
 _PROBES: dict[str, tuple[str, str]] = {
     # capability: (module WAT body, memory layout: "host" | "export" | "shared" | "host+func")
     "imported-memory": (_HEAP + '(func (export "run") (i32.store (i32.const 0) (i32.const 42)))',
@@ -57,6 +60,11 @@ _PROBES: dict[str, tuple[str, str]] = {
     "memory64": ('(memory (export "memory") i64 1)'
                  '(func (export "run") (i32.store (i64.const 0) (i32.add (i32.const 43)'
                  ' (i32.wrap_i64 (memory.grow (i64.const 0x100000000))))))', "export"),
+    # a 64-bit memory of 4 GiB + 64 KiB, touched at one address above 4 GiB by the module
+    # and read there by the host (sparse: the rest is reserved, never committed)
+    "memory64-4gib": (f'(memory (export "memory") i64 {ABOVE_4GIB_PAGES})'
+                      f'(func (export "run") (i32.store (i64.const {ABOVE_4GIB}) (i32.const 42)))',
+                      "export4g"),
     # pages of one byte: growing a 1-byte memory by 3 pages returns its old size, 1, and
     # makes byte 3 addressable (a store there traps otherwise); the result is one byte,
     # read where the memory was at load (the harness takes its views of memories once)
@@ -76,7 +84,7 @@ _PROBES: dict[str, tuple[str, str]] = {
 }
 _CALLEE = '(module (func (export "f") (result i32) (i32.const 42)))'
 
-_EXPECT = {"host": "2a000000", "export": "2a000000", "export1": "2a", "shared": "2a000000",
+_EXPECT = {"host": "2a000000", "export": "2a000000", "export4g": "2a000000", "export1": "2a", "shared": "2a000000",
            "host+func": "2a000000", "host+instance": "2a000000", "host16": "2a000000" * 4,
            # the private store must not land in the heap (a runtime that aliases every
            # memory to one, like wasm3's single memory per runtime, fails here)
@@ -91,7 +99,7 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
     imports: list[Import] = []
     memories: list[Memory] = []
     host_funcs: list[HostFunc] = []
-    if layout in ("export", "export1"):
+    if layout in ("export", "export1", "export4g"):
         memories.append(Memory("m", "dev0", "export", instance="probe", export="memory"))
     else:
         memories.append(Memory("m", "dev0", "host", min_pages=1,
@@ -108,11 +116,12 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
         instances.append(Instance("callee", "callee", "dev0"))
         imports.insert(0, Import("env", "f", "func", "callee.f"))
     size = {"host16": 16, "host16z": 16, "host8": 8, "export1": 1}.get(layout, 4)
+    at = ABOVE_4GIB if layout == "export4g" else 0
     plan = Plan(workload=f"probe:{capability}", strategy="probe", devices=(dev,),
                 memories=tuple(memories), modules=tuple(modules),
                 instances=(*instances, Instance("probe", "probe", "dev0", tuple(imports))),
                 placements=(), setup=(),
-                run=(Call("probe", "run", ()), Read("out", Region("m", 0, size))),
+                run=(Call("probe", "run", ()), Read("out", Region("m", at, size))),
                 host_funcs=tuple(host_funcs), requires=frozenset({capability}))
     return plan, _EXPECT[layout]
 

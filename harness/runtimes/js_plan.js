@@ -50,9 +50,12 @@ class LoadedPlan {
     }
     for (const mem of plan.memories) {
       if (mem.kind === 'host') {
-        const desc = { initial: mem.min_pages };
-        if (mem.max_pages !== null && mem.max_pages !== undefined) desc.maximum = mem.max_pages;
+        // a 64-bit memory (memory64) takes its limits as BigInts, with address 'i64'
+        const limit = mem.memory64 ? BigInt : Number;
+        const desc = { initial: limit(mem.min_pages) };
+        if (mem.max_pages !== null && mem.max_pages !== undefined) desc.maximum = limit(mem.max_pages);
         if (mem.shared) desc.shared = true;
+        if (mem.memory64) desc.address = 'i64';
         this.memories[mem.id] = new WebAssembly.Memory(desc);
       } else if (mem.kind === 'buffer') {
         this.buffers[mem.id] = new Uint8Array(mem.size);
@@ -187,7 +190,9 @@ class LoadedPlan {
         if (fn.length !== step.args.length) {
           throw new Error(`${step.export} takes ${fn.length} arguments, plan passes ${step.args.length}`);
         }
-        const args = step.args.map((a) => a | 0);
+        // i64 parameters (a memory64 module's addresses) take BigInts
+        const args = step.arg_type === 'i64' ? step.args.map((a) => BigInt(a))
+          : step.args.map((a) => a | 0);
         const windows = step.windows || [];
         out.push(() => {
           this.windows = windows;

@@ -167,8 +167,9 @@ class WasmtimeBackend(Backend):
         limits = self.wt.Limits(memory.min_pages, memory.max_pages)
         if memory.shared:
             return _shared_memory_class(self.wt)(store.engine,
-                                                 self.wt.MemoryType(limits, shared=True))
-        return self.wt.Memory(store, self.wt.MemoryType(limits))
+                                                 self.wt.MemoryType(limits, shared=True,
+                                                                    is_64=memory.memory64))
+        return self.wt.Memory(store, self.wt.MemoryType(limits, is_64=memory.memory64))
 
     def instantiate(self, store: Any, compiled: Any, imports: Sequence[tuple[Import, Any]]) -> Any:
         by_key = {(imp.module, imp.field): obj for imp, obj in imports}
@@ -203,13 +204,14 @@ class WasmtimeBackend(Backend):
             raise ValueError(f"{export} takes {len(ty.params)} arguments, plan passes {len(args)}")
         ffi = self._ffi
         slots = max(len(args), len(ty.results), 1)
-        template = [int(a) for a in args]
+        # each argument in the slot field of its parameter's type (i64: memory64 addresses)
+        template = [(_RAW_FIELD[str(p)], int(a)) for p, a in zip(ty.params, args, strict=True)]
         raw = (ffi.wasmtime_val_raw_t * slots)()
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
         ctx, fref, tref = store._context(), ctypes.byref(func._func), ctypes.byref(trap)
         call, wt = self._raw_call, self.wt
-        for i, a in enumerate(template):
-            raw[i].i32 = a
+        for i, (slot, a) in enumerate(template):
+            setattr(raw[i], slot, a)
 
         def invoke() -> None:
             err = call(ctx, fref, raw, slots, tref)
@@ -223,8 +225,8 @@ class WasmtimeBackend(Backend):
 
         def invoke_resetting() -> None:
             # results overwrite the argument slots: re-set the arguments on every call
-            for i, a in enumerate(template):
-                raw[i].i32 = a
+            for i, (slot, a) in enumerate(template):
+                setattr(raw[i], slot, a)
             invoke()
         return invoke_resetting
 

@@ -218,15 +218,17 @@ def _variant(vi: int, v: ProgramVariant, headers: list[CHeader]) -> list[str]:
     p = f"v{vi}"
     out: list[str] = [f"/* variant {vi}: {v.name} */"]
     arity = {c.a: len(c.args) for c in (*v.setup, *v.run) if c.op == OP_CALL}
+    arg_type = {c.a: C_TYPES[c.arg_type] for c in (*v.setup, *v.run) if c.op == OP_CALL}
     # trampolines: exported functions the plan calls, and exports bound as imports
     for k, (inst, export) in enumerate(v.calls):
         h = headers[v.instances[inst].module]
         fn = h.exports.get(export)
         if fn is None:
             raise RuntimeUnsupported(f"{h.name} exports no function {export!r}")
-        if any(t not in ("u32",) for t in fn.params):
-            raise RuntimeUnsupported(f"export {export} takes {fn.params}: plans call with i32 "
-                                     "arguments only")
+        given = arg_type.get(k, "u32")
+        if any(t != given for t in fn.params):
+            raise RuntimeUnsupported(f"export {export} takes {fn.params}: the plan calls it "
+                                     f"with {given} arguments")
         if arity.get(k, len(fn.params)) != len(fn.params):
             raise RuntimeUnsupported(f"the plan calls {h.name}.{export} with {arity[k]} "
                                      f"arguments; it takes {len(fn.params)}")
@@ -254,7 +256,8 @@ def _variant(vi: int, v: ProgramVariant, headers: list[CHeader]) -> list[str]:
     for mi, m in enumerate(v.memories):
         if m.kind == "host":
             body.append(f"  mb_new_memory(v, {mi}, {m.min_pages}, "
-                        f"{m.max_pages if m.max_pages is not None else 65536}, 0);")
+                        f"{m.max_pages if m.max_pages is not None else 65536}, "
+                        f"{int(m.memory64)});")
         elif m.kind == "buffer":
             body.append(f"  mb_new_buffer(v, {mi}, {m.size});")
     for hi, hf in enumerate(v.host_funcs):

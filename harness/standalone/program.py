@@ -43,7 +43,7 @@ class ProgramMemory:
     size: int = 0                  # buffer bytes
     instance: int = -1             # export: the instance that defines it
     export: str = ""
-    memory64: bool = False         # 64-bit addresses (an exported memory's own type)
+    memory64: bool = False         # 64-bit addresses (a host memory's or an export's type)
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ class Command:
     size: int = 0
     args: tuple[int, ...] = ()
     windows: tuple[ProgramWindow, ...] = ()
+    arg_type: str = "i32"          # call: the arguments' type (i64: memory64 addresses)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def check_bindings(plan: Plan, x: Instance, info: ModuleInfo) -> None:
         m = memories[imp.target]
         if m.kind == "buffer":
             raise RuntimeUnsupported(f"{what}: {m.id} is host storage, not a wasm memory")
-        got = (MemoryType(m.min_pages, m.max_pages, shared=m.shared) if m.kind == "host"
+        got = (MemoryType(m.min_pages, m.max_pages, shared=m.shared, memory64=m.memory64)
+               if m.kind == "host"
                else _exported_memory(plan, m))
         need = d.memory
         if (got.min_pages < need.min_pages
@@ -207,11 +209,16 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
     hf_index = {h.id: i for i, h in enumerate(plan.host_funcs)}
     wasm = {m.name: m.wasm for m in plan.modules}
 
+    wide = tuple(m.memory64 if m.kind == "host" else
+                 m.kind == "export" and _exported_memory(plan, m).memory64
+                 for m in plan.memories)
+    # host storage takes the plan's address width, so that a copy between it and a 64-bit
+    # memory stays within one width (the linked driver cannot copy across widths)
     memories = tuple(ProgramMemory(
         m.kind, dev[m.device], m.min_pages, m.max_pages, m.size,
         inst_index[m.instance] if m.kind == "export" and m.instance else -1, m.export or "",
-        m.kind == "export" and _exported_memory(plan, m).memory64)
-        for m in plan.memories)
+        any(wide) if m.kind == "buffer" else w)
+        for m, w in zip(plan.memories, wide, strict=True))
     host_funcs = tuple(ProgramHostFunc(
         h.kind, mem_index[h.arg("heap")] if "heap" in dict(h.args) else -1,
         mem_index[h.arg("private")] if "private" in dict(h.args) else -1)
@@ -264,6 +271,7 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
             elif isinstance(s, Call):
                 entry = calls.setdefault((inst_index[s.instance], s.export), len(calls))
                 out.append(Command(OP_CALL, entry, args=tuple(a & 0xFFFFFFFF for a in s.args),
+                                   arg_type=s.arg_type,
                                    windows=tuple(ProgramWindow(mem_index[w.region.memory],
                                                                w.region.offset, w.region.size,
                                                                w.writable)

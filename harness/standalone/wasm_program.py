@@ -136,7 +136,7 @@ def _cmds(vi: int, cmds: tuple[Command, ...], tensor_at: dict[str, int], names: 
                        f"{at(c.mem, c.off)} {size(c.mem, c.mem2, c.size)})")
             add(0, c.size)
         elif c.op == OP_CALL:
-            args = " ".join(f"(i32.const {a})" for a in c.args)
+            args = " ".join(f"({c.arg_type}.const {a})" for a in c.args)
             out.append(f"(call $c{vi}_{c.a} {args})")
             add(1, 1)
         elif c.op == OP_READ:
@@ -189,12 +189,13 @@ def driver_wat(program: DriverProgram, settings: MeasureSettings,
             elif m.kind == "host":
                 mx = f" {m.max_pages}" if m.max_pages is not None else ""
                 defs.append(f'(memory $m{vi}_{j} (export "{pre}{memory_export(j)}") '
-                            f'{m.min_pages}{mx})')
+                            f'{"i64 " if m.memory64 else ""}{m.min_pages}{mx})')
             else:
-                defs.append(f'(memory $m{vi}_{j} {max(1, -(-m.size // PAGE))})')
-        arity = {c.a: len(c.args) for c in (*v.setup, *v.run) if c.op == OP_CALL}
+                defs.append(f'(memory $m{vi}_{j} {"i64 " if m.memory64 else ""}'
+                            f'{max(1, -(-m.size // PAGE))})')
+        arity = {c.a: (len(c.args), c.arg_type) for c in (*v.setup, *v.run) if c.op == OP_CALL}
         for k, (inst, export) in enumerate(v.calls):
-            params = " ".join(["i32"] * arity[k])
+            params = " ".join([arity[k][1]] * arity[k][0])
             imports.append(f'(import "{pre}{instance_name(inst)}" "{export}" (func $c{vi}_{k} '
                            f'(param {params})))')
         defs += [f"(global $g{vi}_{c} (mut i64) (i64.const 0))" for c in range(len(v.counters))]

@@ -15,7 +15,8 @@ MANIFEST = "run.json"
 
 #: the capabilities `membench probe` measures, in the order the manifest and reports list them
 CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
-                "simd128", "relaxed-simd", "bulk-memory", "memory64", "custom-page-sizes",
+                "simd128", "relaxed-simd", "bulk-memory", "memory64", "memory64-4gib",
+                "custom-page-sizes",
                 "tail-call", "host-func-import", "instance-func-import")
 
 

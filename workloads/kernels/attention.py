@@ -72,7 +72,7 @@ class AttentionKernel(Kernel):
         hd, dim, vec = self.head_dim, self.dim, self.isa == "simd"
         q, out, sc = bufs["q"], bufs["out"], bufs[SCRATCH]
         i, h, p, d = (fb.local(n, "i32") for n in ("i", "h", "p", "d"))
-        row, qb, hoff = fb.local("row", "i32"), fb.local("qb", "i32"), fb.local("hoff", "i32")
+        row, qb, hoff = fb.pointer("row"), fb.local("qb", "i32"), fb.local("hoff", "i32")
         last = fb.local("last", "i32")
         s, mx, total = fb.local("s", "f32"), fb.local("mx", "f32"), fb.local("total", "f32")
         ws = fb.local("ws", "f32")

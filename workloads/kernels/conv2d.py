@@ -105,7 +105,7 @@ class Conv2dKernel(Kernel):
         image b (wrapping below zero is fine: it is only dereferenced after bounds checks),
         `iy0`/`ix0` to its coordinates, then emit `body`."""
         b, oy, ox = fb.local("cv_b", "i32"), fb.local("cv_oy", "i32"), fb.local("cv_ox", "i32")
-        iy0, ix0, px = fb.local("cv_iy0", "i32"), fb.local("cv_ix0", "i32"), fb.local("cv_px", "i32")
+        iy0, ix0, px = fb.local("cv_iy0", "i32"), fb.local("cv_ix0", "i32"), fb.pointer("cv_px")
         s, p, cin = self.stride, self.pad, self.cin
         with fb.for_range(b, 0, self.batch), fb.for_range(oy, 0, self.oh):
             fb.set(iy0, oy * s - p)
@@ -117,8 +117,8 @@ class Conv2dKernel(Kernel):
     def _taps(self, fb: FunctionBuilder, inside: Tap, outside: NoTap) -> None:
         """For every (ky, kx), unrolled: `inside(ky, kx, src)` where the tap is in the
         image (`src` = address of its first channel), else `outside(ky, kx)`."""
-        iy0, ix0, px = fb.local("cv_iy0", "i32"), fb.local("cv_ix0", "i32"), fb.local("cv_px", "i32")
-        src = fb.local("cv_src", "i32")
+        iy0, ix0, px = fb.local("cv_iy0", "i32"), fb.local("cv_ix0", "i32"), fb.pointer("cv_px")
+        src = fb.pointer("cv_src")
         for ky in range(self.kh):
             iy_ok = op("i32.lt_u", iy0 + ky, i32(self.h), ty="i32") if self._may_clip_y(ky) else None
             self._if_else(fb, iy_ok,
@@ -174,8 +174,8 @@ class Conv2dKernel(Kernel):
         """Write every pixel's receptive field into its row of the packed A tiles."""
         assert self.packed is not None
         mr, k, cin = self.packed.tile.mr, self.packed.k, self.cin
-        tb, r, d = fb.local("im_tb", "i32"), fb.local("im_r", "i32"), fb.local("im_d", "i32")
-        ci, cs, cd = fb.local("im_ci", "i32"), fb.local("im_cs", "i32"), fb.local("im_cd", "i32")
+        tb, r, d = fb.pointer("im_tb"), fb.local("im_r", "i32"), fb.pointer("im_d")
+        ci, cs, cd = fb.local("im_ci", "i32"), fb.pointer("im_cs"), fb.pointer("im_cd")
         zero = f32(0.0)
         fb.set(tb, dst)
         fb.set(r, 0)
@@ -228,8 +228,8 @@ class Conv2dKernel(Kernel):
         x, wt, bias, y = bufs["x"], bufs["w"], bufs["bias"], bufs["y"]
         cin, cout = self.cin, self.cout
         co, ci = fb.local("sc_co", "i32"), fb.local("sc_ci", "i32")
-        acc, py = fb.local("sc_acc", "f32"), fb.local("sc_py", "i32")
-        xs, ws = fb.local("sc_xs", "i32"), fb.local("sc_ws", "i32")
+        acc, py = fb.local("sc_acc", "f32"), fb.pointer("sc_py")
+        xs, ws = fb.pointer("sc_xs"), fb.pointer("sc_ws")
         fb.set(py, y.ptr + 0)
 
         def tap(ky: int, kx: int, src: Var) -> None:

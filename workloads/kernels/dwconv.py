@@ -48,7 +48,7 @@ class DwConvKernel(Kernel):
         ay, ax, c = self.ay, self.ax, self.c
         x, y = bufs["x"], bufs["y"]
         oy, ox = fb.local("oy", "i32"), fb.local("ox", "i32")
-        ib, ob = fb.local("ib", "i32"), fb.local("ob", "i32")
+        ib, ob = fb.pointer("ib"), fb.pointer("ob")
         inside = fb.local("inside", "i32")
         vy = [fb.local(f"vy{k}", "i32") for k in range(K)]
         vx = [fb.local(f"vx{k}", "i32") for k in range(K)]
@@ -95,7 +95,7 @@ class DwConvKernel(Kernel):
               valid: tuple[list[Var], list[Var]] | None, jb: Var, ty: str) -> None:
         x, wt, bias, y = bufs["x"], bufs["w"], bufs["bias"], bufs["y"]
         c, row = self.c, 4 * self.c * self.ax.size
-        ib, ob = fb.local("ib", "i32"), fb.local("ob", "i32")
+        ib, ob = fb.pointer("ib"), fb.pointer("ob")
         acc = fb.local("vacc" if ty == "v128" else "acc", ty)
         vec = ty == "v128"
         fb.set(acc, bias.load_at(bias.ptr + jb, ty))

@@ -111,7 +111,7 @@ class GemmKernel(Kernel):
         m, n, k = self.m, self.n, self.k
         a, b, c = bufs["a"], bufs["b"], bufs["c"]
         i, j, p = fb.local("i", "i32"), fb.local("j", "i32"), fb.local("p", "i32")
-        pa, pb = fb.local("pa", "i32"), fb.local("pb", "i32")
+        pa, pb = fb.pointer("pa"), fb.pointer("pb")
         acc = fb.local("acc", "f32")
         with fb.for_range(i, 0, m), fb.for_range(j, 0, n):
             fb.set(acc, bufs["bias"].load(j) if self.bias else f32(0.0))

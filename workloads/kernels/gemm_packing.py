@@ -88,7 +88,7 @@ class PackedLayout:
         they are still cached (in L1, or in a strategy's software page cache, which would
         otherwise fetch B's pages again for every group)."""
         k = self.k
-        blk_src, blk_dst, kb = (fb.local("pk_bsrc", "i32"), fb.local("pk_bdst", "i32"),
+        blk_src, blk_dst, kb = (fb.pointer("pk_bsrc"), fb.pointer("pk_bdst"),
                                 fb.local("pk_kb", "i32"))
         fb.set(blk_src, b.ptr + 0)
         fb.set(blk_dst, scratch.ptr + 0)
@@ -108,10 +108,9 @@ class PackedLayout:
         per_group = max(1, 16 // nr)  # panels whose row slices make up (up to) 64 bytes
         group_cols = per_group * nr
         groups = n // group_cols
-        src, dst, p = fb.local("pk_src", "i32"), fb.local("pk_dst", "i32"), fb.local("pk_p", "i32")
+        src, dst, p = fb.pointer("pk_src"), fb.pointer("pk_dst"), fb.local("pk_p", "i32")
         if groups:
-            g, gsrc, gdst = fb.local("pk_g", "i32"), fb.local("pk_gsrc", "i32"), fb.local(
-                "pk_gdst", "i32")
+            g, gsrc, gdst = fb.local("pk_g", "i32"), fb.pointer("pk_gsrc"), fb.pointer("pk_gdst")
             fb.set(gsrc, blk_src + 0)
             fb.set(gdst, blk_dst + 0)
             with fb.for_range(g, 0, groups):
@@ -171,7 +170,7 @@ class PackedLayout:
         vec = mr == 4 and k >= 4  # 4 k steps at a time: 4 v128 loads, a 4x4 transpose
 
         def emit(fb: FunctionBuilder, scratch: Buffer, dst: Var) -> None:
-            src, p = fb.local("pa_src", "i32"), fb.local("pa_p", "i32")
+            src, p = fb.pointer("pa_src"), fb.local("pa_p", "i32")
             for t0 in range(0, m, mr):
                 rows = min(mr, m - t0)
                 fb.set(src, a.addr(t0 * (stride // 4)))

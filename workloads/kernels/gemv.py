@@ -50,7 +50,7 @@ class GemvKernel(Kernel):
                     p0: int, acc0: Var | None = None) -> None:
         """y[i] = (acc0 or 0) + sum over p in [p0, k) of W[i,p] * x[p]."""
         w, x, y = bufs["w"], bufs["x"], bufs["y"]
-        p, pw = fb.local("p", "i32"), fb.local("pw", "i32")
+        p, pw = fb.local("p", "i32"), fb.pointer("pw")
         acc = fb.local("acc", "f32")
         fb.set(acc, acc0 if acc0 is not None else f32(0.0))
         fb.set(pw, w.addr(i * self.k + p0))
@@ -65,7 +65,7 @@ class GemvKernel(Kernel):
         step = simd.LANES * UNROLL
         kv = k // step * step
         i, p = fb.local("i", "i32"), fb.local("p", "i32")
-        pw, px = fb.local("pw", "i32"), fb.local("px", "i32")
+        pw, px = fb.pointer("pw"), fb.pointer("px")
         xv = [fb.local(f"xv{u}", "v128") for u in range(UNROLL)]
         accs = [fb.local(f"acc{r}", "v128") for r in range(ROWS)]
         tmp = fb.local("tmp", "v128")

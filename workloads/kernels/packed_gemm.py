@@ -171,7 +171,7 @@ class PackedGemm:
         self.layout.pack_b(fb, b, scratch)
         if bias is not None:
             self.layout.pack_bias(fb, bias, scratch)
-        dst = fb.local("pk_adst", "i32")
+        dst = fb.pointer("pk_adst")
         fb.set(dst, scratch.ptr + self.layout.a_at)
         pack_a(fb, scratch, dst)
         if fb.module is None:
@@ -181,7 +181,7 @@ class PackedGemm:
         name = f"gemm_tiles_{self.m}x{self.n}x{self.k}"
         while f"${name}" in taken:
             name += "_"
-        tiles = FunctionBuilder(name, [("t_scratch", "i32"), ("t_c", "i32")], fb.lowering,
+        tiles = FunctionBuilder(name, [("t_scratch", fb.address), ("t_c", fb.address)], fb.lowering,
                                 module=fb.module)
         for i in range(self.tile.pad or 0):
             # a global each: Cranelift drops a store that the next one overwrites
@@ -201,8 +201,8 @@ class PackedGemm:
         m_full, m_tail = self.m // mr, self.m % mr
         n_full, n_tail = self.n // nr, self.n % nr
         jp, it = fb.local("g_jp", "i32"), fb.local("g_it", "i32")
-        pb, pa, pc = fb.local("g_pb", "i32"), fb.local("g_pa", "i32"), fb.local("g_pc", "i32")
-        pbias, cbase = fb.local("g_pbias", "i32"), fb.local("g_cbase", "i32")
+        pb, pa, pc = fb.pointer("g_pb"), fb.pointer("g_pa"), fb.pointer("g_pc")
+        pbias, cbase = fb.pointer("g_pbias"), fb.pointer("g_cbase")
         panel_bytes, tile_bytes = self.layout.panel_bytes, 4 * mr * self.k
 
         def panel(cols: int) -> None:
@@ -288,7 +288,7 @@ class PackedGemm:
         nv = -(-cols // 4)  # vector columns that hold valid lanes
         valid, rows = rows, t.acc_rows(rows)
         acc = self._init_acc(fb, scratch, pbias, rows, nv, bias)
-        ka, kb, kend = fb.local("k_pa", "i32"), fb.local("k_pb", "i32"), fb.local("k_end", "i32")
+        ka, kb, kend = fb.pointer("k_pa"), fb.pointer("k_pb"), fb.pointer("k_end")
         fb.set(ka, pa + 0)
         fb.set(kb, pb + 0)
         fb.set(kend, pa + 4 * t.mr * self.k)

@@ -75,7 +75,7 @@ class PoolKernel(Kernel):
         oy, ox = fb.local("oy", "i32"), fb.local("ox", "i32")
         iy0, iy1 = fb.local("iy0", "i32"), fb.local("iy1", "i32")
         ix0, ix1 = fb.local("ix0", "i32"), fb.local("ix1", "i32")
-        ib, ob = fb.local("ib", "i32"), fb.local("ob", "i32")
+        ib, ob = fb.pointer("ib"), fb.pointer("ob")
         inv, inside = fb.local("inv", "f32"), fb.local("inside", "i32")
         (ylo, yhi), (xlo, xhi) = ay.interior(), ax.interior()
         unroll = ylo < yhi and xlo < xhi and ay.window * ax.window <= UNROLL_TAPS
@@ -116,7 +116,7 @@ class PoolKernel(Kernel):
               ty: str) -> None:
         x, y = bufs["x"], bufs["y"]
         c, row = self.c, 4 * self.c * self.ax.size
-        jb, ib, ob = fb.local("jb", "i32"), fb.local("ib", "i32"), fb.local("ob", "i32")
+        jb, ib, ob = fb.local("jb", "i32"), fb.pointer("ib"), fb.pointer("ob")
         acc = fb.local("vacc" if ty == "v128" else "acc", ty)
         if fixed:  # interior pixel: whole window, constant offsets from ib
             fb.set(acc, self._init(ty))
@@ -126,7 +126,7 @@ class PoolKernel(Kernel):
                     fb.set(acc, self._combine(fb, acc, v))
         else:
             iy, ix = fb.local("iy", "i32"), fb.local("ix", "i32")
-            prow, p = fb.local("prow", "i32"), fb.local("pp", "i32")
+            prow, p = fb.pointer("prow"), fb.pointer("pp")
             fb.set(acc, self._init(ty))
             fb.set(prow, ib + jb)
             with fb.for_range(iy, fb.local("iy0", "i32"), fb.local("iy1", "i32")):
