@@ -28,6 +28,7 @@ from reports import (
     summary,
     tables,
     toolchain,
+    weights,
 )
 from reports.data import (
     PHASES,
@@ -132,6 +133,10 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
                 run, rt, styles, fig_dir / f"memory-{slug(rt)}.png", peak_is_relative(run)))})
     ans = answer.answer(run)
     typed = answer.result_rows(run)
+    loads = weights.weight_loads(typed)
+    load_figures = [{"runtime": rt, "png": keep(weights.figure(
+        loads, rt, fig_dir / f"weights-{slug(rt)}.png"))}
+        for rt in dict.fromkeys(w.runtime for w in loads)]
     context = {
         "run_id": run.run_id, "manifest": run.manifest, "done": completeness(run),
         "runtimes": run.runtimes, "strategies": run.strategies, "n_rows": len(run.rows),
@@ -148,6 +153,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "embedded_vs_linked": embedding.embedded_vs_linked(typed),
         "toolchains": toolchain.toolchain_pairs(typed),
         "forms": forms.form_pairs(typed),
+        "weight_loads": loads, "weight_figures": load_figures,
         "cell_counts": (cc := counts.cell_counts(typed)),
         "count_fits": counts.count_fits(cc),
         "noise": tables.noise_notes(run), "phase_names": PHASES,

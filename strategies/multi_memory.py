@@ -36,6 +36,14 @@ from harness.plugins.workload import Workload
 from harness.toolchain import binaryen
 from strategies.memory_shape import MEMORY64_PARAM, PAGE_PARAM, MemoryShape
 from strategies.merged_kernel import merged_module
+from strategies.weight_load import (
+    LOAD_PARAM,
+    WeightSegment,
+    first_reads,
+    init_call,
+    refuse_cow,
+    with_weights,
+)
 
 HEAP, WEIGHTS = "heap", "weights"
 FEATURES = frozenset({"imported-memory", "multi-memory"})
@@ -55,7 +63,7 @@ class MultiMemoryStrategy(Strategy):
               Param("lowered", "bool", False, "1: each module rewritten to one memory by "
                     "Binaryen's --multi-memory-lowering (runs where multi-memory does not; "
                     "gives up the separation between the memories)"),
-              PAGE_PARAM, MEMORY64_PARAM)
+              PAGE_PARAM, MEMORY64_PARAM, LOAD_PARAM)
 
     @property
     def isolation(self) -> str:
@@ -71,6 +79,11 @@ class MultiMemoryStrategy(Strategy):
             raise SpecError("multi-memory: page=1 is not for built=merge, which keeps the "
                             "kernel's memory as clang "
                             "links it (wasm-ld has no custom page sizes)")
+        if p["load"] == "cow":
+            refuse_cow(self.NAME, "the device heap or the weights memory")
+        if p["load"] != "copy" and (p["built"] == "merge" or p["lowered"]):
+            raise SpecError("multi-memory: load= is for the generator's native modules (a "
+                            "merged or lowered module keeps the toolchain's data as built)")
         if p["built"] == "merge" and p["memory64"]:
             raise SpecError("multi-memory: memory64=1 is not for built=merge, whose kernel "
                             "clang builds for wasm32")
@@ -117,6 +130,8 @@ class MultiMemoryStrategy(Strategy):
             imports.append(Import("env", "weights", "memory", WEIGHTS))
         for t in workload.tensors:
             pb.place(t.name, WEIGHTS if t.name in in_weights else HEAP, offsets[t.name], t.nbytes)
+        load = self.params["load"]
+        firsts = first_reads(workload)
         for d in workload.dispatches:
             if lowered:
                 pages = pages_for(d.kernel.scratch_bytes)
@@ -128,13 +143,20 @@ class MultiMemoryStrategy(Strategy):
                 [*decls, private], FEATURES | shape.features, shape.address_type)
             spaces = {b: WEIGHTS if t in in_weights else HEAP for b, t in d.bindings}
             km = build_kernel_module(d.kernel, lowering, spaces | {SCRATCH: SCRATCH})
+            km, segments = with_weights(
+                km, [WeightSegment(t, "$weights" if t in in_weights else "$heap", offsets[t],
+                                   workload.tensor(t).nbytes) for t in firsts[d.name]],
+                load, shape.address_type)
             if lowered:
                 km = dataclasses.replace(km, wasm=binaryen.lower_multi_memory(km.wasm),
                                          name=f"{km.name}_lowered",
                                          features=km.features - {"multi-memory"})
-            mod = pb.add_module(km, defined_pages=() if lowered else (pages,))
+            mod = pb.add_module(km, defined_pages=() if lowered else (pages,),
+                                segments=segments)
             inst = d.name
             pb.instances.append(Instance(inst, mod, "dev0", tuple(imports)))
+            if segments and load == "passive":
+                pb.setup.append(init_call(inst))
             if not lowered:
                 pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
                                           instance=inst, export="private", role="private"))
@@ -142,7 +164,7 @@ class MultiMemoryStrategy(Strategy):
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = 0
             pb.run.append(pb.call(inst, km, addrs, d.name))
-        pb.host_io(workload)
+        pb.host_io(workload, weights=load == "copy")
         return pb.build()
 
     def _plan_merged(self, workload: Workload) -> Plan:

@@ -28,6 +28,13 @@ from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
 from strategies.memory_shape import MEMORY64_PARAM, MemoryShape
 from strategies.residency import Residency
+from strategies.weight_load import (
+    LOAD_PARAM,
+    WeightSegment,
+    init_call,
+    refuse_cow,
+    with_weights,
+)
 
 
 def _lowering(shape: MemoryShape) -> DirectLowering:
@@ -43,11 +50,16 @@ class PerDeviceStrategy(Strategy):
                    "transferred between devices")
     PARAMS = (Param("engine", "choice", "own", "own: an engine per device (compiled per "
                     "device); shared: one engine, a store per device",
-                    choices=("own", "shared")), MEMORY64_PARAM)
+                    choices=("own", "shared")), MEMORY64_PARAM, LOAD_PARAM)
+
+    def validate(self) -> None:
+        if self.params["load"] == "cow":
+            refuse_cow(self.NAME, "each device's memory")
 
     def plan(self, workload: Workload) -> Plan:
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
-        res = Residency(workload, pb)
+        load = self.params["load"]
+        res = Residency(workload, pb, modules_bring_weights=load != "copy")
         own = self.params["engine"] == "own"
         shape = MemoryShape.of(self.params)
         for i, d in enumerate(workload.dispatches):
@@ -64,9 +76,14 @@ class PerDeviceStrategy(Strategy):
                                       memory64=shape.memory64))
             spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
             km = build_kernel_module(d.kernel, _lowering(shape), spaces)
-            mod = pb.add_module(km)
+            km, segments = with_weights(
+                km, [WeightSegment(t, "$heap", r.offset, r.size)
+                     for t, r in res.weights_to_load(d, mem_id)], load, shape.address_type)
+            mod = pb.add_module(km, segments=segments)
             pb.instances.append(Instance(d.name, mod, dev,
                                          (Import("env", "heap", "memory", mem_id),)))
+            if segments and load == "passive":
+                pb.setup.append(init_call(d.name))
             res.before(d, mem_id)
             pb.run.append(pb.call(d.name, km, addrs, d.name))
             res.after(d, mem_id)

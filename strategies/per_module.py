@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
+from harness.core.errors import SpecError
 from harness.plugins.allocator import BumpAllocator
 from harness.plugins.params import Param
 from harness.plugins.plan import Copy, Device, Instance, Memory, Plan, Region
@@ -29,6 +30,7 @@ from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Dispatch, Workload
 from strategies.memory_shape import MEMORY64_PARAM, PAGE_PARAM, MemoryShape
 from strategies.residency import Residency
+from strategies.weight_load import LOAD_PARAM, WeightSegment, init_call, with_weights
 
 HOST = "host"
 
@@ -39,7 +41,12 @@ class PerModuleStrategy(Strategy):
     DESCRIPTION = "each module owns its memory; inputs copied in and outputs copied out per dispatch"
     PARAMS = (Param("resident", "bool", False, "1: weights copied into their modules once at "
                     "set-up; activations copied only when they cross modules"), PAGE_PARAM,
-              MEMORY64_PARAM)
+              MEMORY64_PARAM, LOAD_PARAM)
+
+    def validate(self) -> None:
+        if self.params["load"] != "copy" and not self.params["resident"]:
+            raise SpecError("per-module: load= needs resident=1 (without it every tensor, "
+                            "weights too, is copied from host storage at each dispatch)")
 
     def plan(self, workload: Workload) -> Plan:
         if self.params["resident"]:
@@ -83,7 +90,8 @@ class PerModuleStrategy(Strategy):
     def _plan_resident(self, workload: Workload) -> Plan:
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
-        res = Residency(workload, pb)
+        load, shape = self.params["load"], MemoryShape.of(self.params)
+        res = Residency(workload, pb, modules_bring_weights=load != "copy")
         for d in workload.dispatches:
             inst = d.name
             mem_id = f"{inst}.memory"
@@ -92,9 +100,17 @@ class PerModuleStrategy(Strategy):
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
-            km, pages = _module(d, local, MemoryShape.of(self.params))
-            mod = pb.add_module(km, defined_pages=(pages,))
+            km, pages = _module(d, local, shape)
+            # cow: active segments too, of a module loaded from its precompiled file
+            km, segments = with_weights(
+                km, [WeightSegment(t, "$mem", r.offset, r.size)
+                     for t, r in res.weights_to_load(d, mem_id)],
+                "segment" if load == "cow" else load, shape.address_type)
+            mod = pb.add_module(km, defined_pages=(pages,), segments=segments,
+                                precompiled=load == "cow")
             pb.instances.append(Instance(inst, mod, "dev0"))
+            if segments and load == "passive":
+                pb.setup.append(init_call(inst))
             pb.memories.append(Memory(id=mem_id, device="dev0", kind="export", instance=inst,
                                       export="memory", role="module"))
             res.before(d, mem_id)

@@ -30,6 +30,15 @@ class Residency:
     valid: dict[str, set[str]] = field(default_factory=dict)
     #: tensor -> region of its most recent version (the source of transfers)
     latest: dict[str, Region] = field(default_factory=dict)
+    #: the modules bring their weights as data segments (`load=`): no set-up writes
+    modules_bring_weights: bool = False
+
+    def weights_to_load(self, d: Dispatch, memory: str) -> list[tuple[str, Region]]:
+        """The weights `d` reads that `memory` does not hold yet (call after `bind`, before
+        `before`): where `memory`'s module brings them, its data segments."""
+        return [(t, self.regions[(t, memory)]) for t in dict.fromkeys(t for _, t in d.bindings)
+                if "r" in d.access_of(t) and self.workload.tensor(t).role == "weight"
+                and memory not in self.valid.get(t, set())]
 
     def bind(self, d: Dispatch, memory: str, alloc: BumpAllocator) -> dict[str, int]:
         """Offsets (in `memory`) of every tensor `d` binds, allocating local copies as needed.
@@ -56,7 +65,8 @@ class Residency:
             role = self.workload.tensor(t).role
             if role == "weight":
                 if memory not in self.valid.setdefault(t, set()):
-                    self.pb.setup.append(Write(t, region))
+                    if not self.modules_bring_weights:
+                        self.pb.setup.append(Write(t, region))
                     self.valid[t].add(memory)
                 continue
             if t not in self.latest:

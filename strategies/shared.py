@@ -21,13 +21,25 @@ from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
 from strategies.memory_shape import MEMORY64_PARAM, MemoryShape
+from strategies.weight_load import (
+    LOAD_PARAM,
+    WeightSegment,
+    first_reads,
+    init_call,
+    refuse_cow,
+    with_weights,
+)
 
 
 class SharedStrategy(Strategy):
     NAME = "shared"
     ISOLATION = "none"
     DESCRIPTION = "one host-created memory imported by every module; zero copies, no isolation"
-    PARAMS = (MEMORY64_PARAM,)
+    PARAMS = (MEMORY64_PARAM, LOAD_PARAM)
+
+    def validate(self) -> None:
+        if self.params["load"] == "cow":
+            refuse_cow(self.NAME, "the device heap")
 
     def plan(self, workload: Workload) -> Plan:
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
@@ -53,16 +65,23 @@ class SharedStrategy(Strategy):
                                   [shape.imported("env", "heap", "heap")],
                                   frozenset({"imported-memory"}) | shape.features,
                                   shape.address_type)
+        load = self.params["load"]
+        firsts = first_reads(workload)
         for d in workload.dispatches:
             spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
             km = build_kernel_module(d.kernel, lowering, spaces)
-            mod = pb.add_module(km)
+            km, segments = with_weights(
+                km, [WeightSegment(t, "$heap", offsets[t], workload.tensor(t).nbytes)
+                     for t in firsts[d.name]], load, shape.address_type)
+            mod = pb.add_module(km, segments=segments)
             inst = f"{d.name}"
             pb.instances.append(Instance(inst, mod, "dev0",
                                          (Import("env", "heap", "memory", "heap"),)))
+            if segments and load == "passive":
+                pb.setup.append(init_call(inst))
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = scratch_at[d.name]
             pb.run.append(pb.call(inst, km, addrs, d.name))
-        pb.host_io(workload)
+        pb.host_io(workload, weights=load == "copy")
         return pb.build()

@@ -33,6 +33,7 @@ from harness.core.errors import MembenchError
 from harness.plugins.params import Param
 from harness.plugins.plan import Plan
 from harness.plugins.registry import Plugin
+from harness.plugins.spec import parse_spec
 from harness.plugins.strategy import Strategy, Unsupported
 from harness.plugins.wasmbin import module_info
 from harness.plugins.workload import Workload
@@ -77,13 +78,28 @@ def small_spec(cls: type[Plugin]) -> str:
 
 def variant_specs(cls: type[Plugin], small: bool = False) -> list[str]:
     """The default spec plus one spec per non-default value of each choice/bool parameter
-    (with `small`, every one at `small_spec`'s shape)."""
+    (with `small`, every one at `small_spec`'s shape). A value that needs another parameter
+    (`per-module:load=cow` needs `resident=1`) comes with the first bool parameter turned
+    that makes it valid; one no such spec makes valid is left out."""
     base = _small_parts(cls) if small else []
     specs = [_spec(cls.NAME, base)]
+    flips = [f"{q.name}={_alternatives(q)[0]}" for q in cls.declared_params() if q.kind == "bool"]
     for p in cls.declared_params():
         for value in _alternatives(p):
-            specs.append(_spec(cls.NAME, [*base, f"{p.name}={value}"]))
+            for extra in ([], *([f] for f in flips if not f.startswith(f"{p.name}="))):
+                spec = _spec(cls.NAME, [*base, *extra, f"{p.name}={value}"])
+                if _valid(cls, spec):
+                    specs.append(spec)
+                    break
     return specs
+
+
+def _valid(cls: type[Plugin], spec: str) -> bool:
+    try:
+        cls.from_spec(parse_spec(spec))
+    except MembenchError:
+        return False
+    return True
 
 
 def _alternatives(p: Param) -> list[str]:

@@ -65,6 +65,12 @@ class Module:
     features: frozenset[str] = frozenset()
     #: pages of each memory the module itself defines, in definition order (for footprint)
     defined_pages: tuple[int, ...] = ()
+    #: the tensor whose bytes fill each of the module's data segments, in segment order: the
+    #: module is built with them empty and the worker fills them (`wasmbin.fill_data`)
+    segments: tuple[str, ...] = ()
+    #: loaded from an engine-precompiled file, mapped (wasmtime's `Module.deserialize_file`:
+    #: the memory image of its data segments is then mapped copy-on-write, not copied)
+    precompiled: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,10 @@ class Plan:
                 return m
         raise PlanError(f"plan has no memory {mem_id!r}")
 
+    def filled_size(self, module: Module) -> int:
+        """Bytes of `module` once its data segments hold their tensors."""
+        return len(module.wasm) + sum(self.placement(t).size for t in module.segments)
+
     def placement(self, tensor: str) -> Region:
         for p in self.placements:
             if p.tensor == tensor:
@@ -279,6 +289,11 @@ class Plan:
                 raise PlanError(f"memory {m.id}: unknown device {m.device}")
             if m.kind == "export" and (m.instance not in insts or not m.export):
                 raise PlanError(f"memory {m.id}: exported memory needs a known instance and export")
+        placed = {p.tensor for p in self.placements}
+        for mod in self.modules:
+            unplaced = [t for t in mod.segments if t not in placed]
+            if unplaced:
+                raise PlanError(f"module {mod.name}: data segments of unplaced tensors {unplaced}")
         for inst in self.instances:
             if inst.module not in modules:
                 raise PlanError(f"instance {inst.name}: unknown module {inst.module}")
@@ -348,7 +363,9 @@ class Plan:
                 memories=tuple(Memory(**x) for x in d["memories"]),
                 modules=tuple(Module(name=x["name"], wasm=base64.b64decode(x["wasm"]),
                                      features=frozenset(x.get("features", ())),
-                                     defined_pages=tuple(x.get("defined_pages", ())))
+                                     defined_pages=tuple(x.get("defined_pages", ())),
+                                     segments=tuple(x.get("segments", ())),
+                                     precompiled=bool(x.get("precompiled", False)))
                               for x in d["modules"]),
                 instances=tuple(Instance(name=x["name"], module=x["module"], device=x["device"],
                                          imports=tuple(Import(**i) for i in x["imports"]))

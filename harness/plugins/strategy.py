@@ -73,7 +73,8 @@ class PlanBuilder:
     private_base: int = 0
 
     def add_module(self, km: KernelModule, name: str | None = None,
-                   defined_pages: tuple[int, ...] = ()) -> str:
+                   defined_pages: tuple[int, ...] = (), segments: tuple[str, ...] = (),
+                   precompiled: bool = False) -> str:
         """Add a module (once per distinct binary) and return its plan name.
 
         The same kernel lowered differently (another memory size, another space for a
@@ -84,13 +85,16 @@ class PlanBuilder:
             same = next((m for m in self.modules if m.name == mod_name), None)
             if same is None:
                 self.modules.append(Module(name=mod_name, wasm=km.wasm, features=km.features,
-                                           defined_pages=defined_pages))
+                                           defined_pages=defined_pages, segments=segments,
+                                           precompiled=precompiled))
                 break
-            if same.wasm == km.wasm:
+            if (same.wasm, same.segments, same.precompiled) == (km.wasm, segments, precompiled):
                 break
             n += 1
             mod_name = f"{base}~{n}"
         self.requires |= set(km.features)
+        if precompiled:
+            self.requires.add("module-image")
         return mod_name
 
     def place(self, tensor: str, memory: str, offset: int, size: int) -> Region:
@@ -104,11 +108,13 @@ class PlanBuilder:
                 return p.region
         raise KeyError(f"tensor {tensor!r} has not been placed")
 
-    def host_io(self, workload: Workload) -> None:
-        """Weights written once at set-up, inputs written first and outputs read last in
-        every inference, all at each tensor's home placement."""
-        self.setup += [Write(t.name, self.placements_region(t.name))
-                       for t in workload.by_role("weight")]
+    def host_io(self, workload: Workload, weights: bool = True) -> None:
+        """Weights written once at set-up (unless `weights` is false: the modules bring
+        them), inputs written first and outputs read last in every inference, all at each
+        tensor's home placement."""
+        if weights:
+            self.setup += [Write(t.name, self.placements_region(t.name))
+                           for t in workload.by_role("weight")]
         self.run[:0] = [Write(t.name, self.placements_region(t.name))
                         for t in workload.by_role("input")]
         self.run += [Read(t.name, self.placements_region(t.name))

@@ -8,7 +8,7 @@ Reads the import (2), memory (5) and export (7) sections; skips everything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _MAGIC = b"\0asm"
@@ -206,3 +206,52 @@ def rename_imports(wasm: bytes, rename: Callable[[str, str, str], tuple[str, str
         r.pos = end
     return bytes(out)
 
+
+
+def _skip_const_expr(r: _Reader) -> None:
+    """Past one constant expression (`i32.const`, `i64.const` or `global.get`, then `end`)."""
+    op = r.byte()
+    if op not in (0x41, 0x42, 0x23):
+        raise ValueError(f"data segment offset: unsupported opcode 0x{op:02x}")
+    while r.byte() & 0x80:   # the LEB128 operand, signed or not: bytes up to the last
+        pass
+    if r.byte() != 0x0B:
+        raise ValueError("data segment offset: expected end")
+
+
+def fill_data(wasm: bytes, payloads: Sequence[bytes | memoryview]) -> bytes:
+    """`wasm` with the bytes of its data segments replaced by `payloads`, one per segment in
+    order (active or passive, each keeping its memory and offset). A strategy emits the
+    segments empty and the worker fills them with the tensors' bytes, so a plan stays free
+    of weight data and of the seed that makes it."""
+    r = _Reader(wasm, 8)
+    while r.pos < len(wasm):
+        start, sid = r.pos, r.byte()
+        size = r.uleb()
+        end = r.pos + size
+        if sid != 11:
+            r.pos = end
+            continue
+        s = _Reader(wasm, r.pos, end)
+        count = s.uleb()
+        if count != len(payloads):
+            raise ValueError(f"the module has {count} data segments; {len(payloads)} payloads")
+        body: list[bytes | memoryview] = [uleb128(count)]
+        for payload in payloads:
+            head = s.pos
+            flags = s.uleb()
+            if flags == 2:
+                s.uleb()
+            if flags in (0, 2):
+                _skip_const_expr(s)
+            elif flags != 1:
+                raise ValueError(f"data segment flags {flags}")
+            body.append(wasm[head:s.pos])
+            skip = s.uleb()   # (read before adding: `s.pos += s.uleb()` loses the read)
+            s.pos += skip
+            body += [uleb128(len(payload)), payload]
+        content = sum(len(b) for b in body)
+        return b"".join([wasm[:start], b"\x0b", uleb128(content), *body, wasm[end:]])
+    if payloads:
+        raise ValueError(f"the module has no data section; {len(payloads)} payloads")
+    return wasm

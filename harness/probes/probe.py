@@ -72,6 +72,10 @@ _PROBES: dict[str, tuple[str, str]] = {
                           '(func (export "run") (i32.store8 (i32.const 0) (i32.add'
                           ' (i32.const 41) (memory.grow (i32.const 3))))'
                           ' (i32.store8 (i32.const 3) (i32.const 7)))', "export1"),
+    # a module loaded from an engine-precompiled file (its data segment a memory image the
+    # engine may map copy-on-write): the image's byte must be in the memory it defines
+    "module-image": ('(memory (export "memory") 1) (data (i32.const 0) "\\2a")'
+                     '(func (export "run"))', "image"),
     "tail-call": (_HEAP + '(func $put (param i32) (i32.store (i32.const 0) (local.get 0)))'
                   '(func (export "run") (return_call $put (i32.const 42)))', "host"),
     "host-func-import": ('(import "env" "noop" (func $noop))' + _HEAP +
@@ -84,7 +88,7 @@ _PROBES: dict[str, tuple[str, str]] = {
 }
 _CALLEE = '(module (func (export "f") (result i32) (i32.const 42)))'
 
-_EXPECT = {"host": "2a000000", "export": "2a000000", "export4g": "2a000000", "export1": "2a", "shared": "2a000000",
+_EXPECT = {"host": "2a000000", "export": "2a000000", "export4g": "2a000000", "image": "2a000000", "export1": "2a", "shared": "2a000000",
            "host+func": "2a000000", "host+instance": "2a000000", "host16": "2a000000" * 4,
            # the private store must not land in the heap (a runtime that aliases every
            # memory to one, like wasm3's single memory per runtime, fails here)
@@ -99,14 +103,14 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
     imports: list[Import] = []
     memories: list[Memory] = []
     host_funcs: list[HostFunc] = []
-    if layout in ("export", "export1", "export4g"):
+    if layout in ("export", "export1", "export4g", "image"):
         memories.append(Memory("m", "dev0", "export", instance="probe", export="memory"))
     else:
         memories.append(Memory("m", "dev0", "host", min_pages=1,
                                max_pages=1 if layout == "shared" else None,
                                shared=layout == "shared"))
         imports.append(Import("env", "heap", "memory", "m"))
-    modules = [Module("probe", wasm)]
+    modules = [Module("probe", wasm, precompiled=layout == "image")]
     instances: list[Instance] = []
     if layout == "host+func":
         host_funcs.append(HostFunc("noop", "noop", "dev0"))

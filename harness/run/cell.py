@@ -129,6 +129,9 @@ def plan_cell(cell: Cell, run_id: str, settings: MeasureSettings, probe: ProbeRe
             why = "; ".join(f"{c} ({probe.capabilities.get(c, {}).get('detail', 'absent')})"
                             for c in missing)
             return row("unsupported", f"{rt.spec} lacks {', '.join(missing)}: {why}")
+    refusal = rt.refuses(plan)
+    if refusal is not None:
+        return row("unsupported", refusal)
     if costs is not None and budget_s is not None:
         est = over_budget(plan, costs, settings, budget_s)
         if est is not None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.core.errors import SpecError
 from harness.plugins.params import Param
-from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.plan import Device, HostFunc, Import, Memory, Module, Plan
 from harness.plugins.registry import Plugin
 
 #: Every runtime accepts `slowdown=N`: inside every timed sample, after its inferences, the
@@ -40,6 +40,24 @@ class Runtime(Plugin):
     #: PyPI package providing the runtime; set it to allow `name@version` pins, whose
     #: workers then run in a cached environment with that version (harness.runtimes.venvs)
     PIP_PACKAGE: ClassVar[str | None] = None
+
+    #: the largest module the engine compiles (bytes), and where that limit is set; None:
+    #: no limit below what the machine can hold
+    MAX_MODULE_BYTES: ClassVar[int | None] = None
+    MAX_MODULE_SOURCE: ClassVar[str] = ""
+
+    def refuses(self, plan: Plan) -> str | None:
+        """Why the engine would refuse `plan` by a limit of its own, known before any work
+        (a module over its size limit once its weight segments are filled), or None."""
+        limit = self.MAX_MODULE_BYTES
+        if limit is None:
+            return None
+        for module in plan.modules:
+            size = plan.filled_size(module)
+            if size > limit:
+                return (f"module {module.name} is {size} bytes with its weights; {self.NAME} "
+                        f"compiles modules of at most {limit} ({self.MAX_MODULE_SOURCE})")
+        return None
 
     @classmethod
     def declared_params(cls) -> tuple[Param, ...]:
@@ -171,6 +189,17 @@ class Backend(ABC):
     @abstractmethod
     def compile(self, store: Any, module: Module) -> Any:
         """Compile `module` for use in `store`'s engine."""
+
+    def precompile(self, store: Any, module: Module) -> Any:
+        """An engine-precompiled file of `module` (an ahead-of-time build, not timed), for
+        `load_precompiled`: where the engine maps such a file, the memory image of the
+        module's data segments is mapped copy-on-write."""
+        raise RuntimeUnsupported(f"{self.version()} loads no precompiled module files "
+                                 "(wasmtime's Module.deserialize_file maps one)")
+
+    def load_precompiled(self, store: Any, image: Any) -> Any:
+        """The compiled module `precompile` made, loaded from its file (timed as compile)."""
+        raise RuntimeUnsupported(f"{self.version()} loads no precompiled module files")
 
     @abstractmethod
     def new_memory(self, store: Any, memory: Memory) -> Any:

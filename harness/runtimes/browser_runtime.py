@@ -59,6 +59,9 @@ class ChromiumRuntime(BrowserRuntime):
     DESCRIPTION = "Chromium (Debian's), headless, over CDP via puppeteer-core"
     EXECUTABLES = ("/usr/bin/chromium",)
     DEBIAN_PACKAGE = "chromium"
+    #: V8's kV8MaxWasmModuleSize (Node 24: "buffer source exceeds maximum size of 1073741824")
+    MAX_MODULE_BYTES = 1 << 30
+    MAX_MODULE_SOURCE = "V8's module size limit, kV8MaxWasmModuleSize"
 
 
 class FirefoxRuntime(BrowserRuntime):

@@ -5,7 +5,7 @@
 
 const { hostImpl } = require('./js_hostfuncs.js');
 const { now, secs } = require('./js_measure.js');
-const { moduleInfo, fromBase64 } = require('./js_wasmbin.js');
+const { moduleInfo, fromBase64, fillData } = require('./js_wasmbin.js');
 
 const COUNTERS = ['bytes_copied', 'calls', 'host_calls', 'bytes_written', 'bytes_read'];
 const PAGE = 65536;
@@ -41,7 +41,14 @@ class LoadedPlan {
       const key = `${engine}\u0000${inst.module}`;
       if (!(key in compiled)) {
         const mod = plan.modules.find((m) => m.name === inst.module);
-        const bytes = fromBase64(mod.wasm);
+        if (mod.precompiled) {
+          throw new Error('a JS host loads no precompiled module files (wasmtime\'s ' +
+                          'Module.deserialize_file maps one)');
+        }
+        let bytes = fromBase64(mod.wasm);
+        // data segments built empty, filled with their tensors' bytes (before timing)
+        const segments = mod.segments || [];
+        if (segments.length) bytes = fillData(bytes, segments.map((t) => this.data[t]));
         const t0 = now();
         compiled[key] = new WebAssembly.Module(bytes);
         const label = engine === 'default' ? inst.module : `${inst.module}@${engine}`;

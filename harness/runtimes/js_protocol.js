@@ -78,10 +78,12 @@ function loadVariant(plan, data, s) {
   const linearAfterSetup = lp.memoryCensus()[1];
   lp.resetCounters();
   const firstS = timeCold(() => lp.runOnce(), clockOf(s));
+  const afterFirst = host.memoryNow();
   const perRun = { ...lp.counters };
   const firstOut = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, v.slice()]));
   lp.resetCounters();
-  return { plan, lp, before, afterLoad, peakAfterLoad, linearAfterSetup, firstS, perRun, firstOut };
+  return { plan, lp, before, afterLoad, afterFirst, peakAfterLoad, linearAfterSetup, firstS,
+    perRun, firstOut };
 }
 
 // After the samples (harness/worker/variant.py `finish_variant`): same counters and outputs
@@ -125,7 +127,9 @@ function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = 
   const memory = { linear_bytes_after_setup: v.linearAfterSetup, linear_bytes: linear,
     memories: nMemories,
     linear_bytes_by_device: Object.fromEntries(Object.entries(byDevice).map(([k, d]) => [k, d[1]])),
-    vms_reserved: diff(v.afterLoad.vms, v.before.vms) };
+    vms_reserved: diff(v.afterLoad.vms, v.before.vms),
+    // resident after the first inference: pages a mapped image faulted in show here
+    rss_first_delta: diff(v.afterFirst.rss, v.before.rss) };
   if (sharedProcess) {
     // what this variant's load added; the process figures are the group's
     Object.assign(memory, { rss_load_delta: diff(v.afterLoad.rss, v.before.rss),

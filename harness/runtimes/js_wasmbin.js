@@ -82,4 +82,72 @@ function moduleInfo(bytes) {
   return info;
 }
 
-module.exports = { moduleInfo, fromBase64 };
+function ulebBytes(n) {
+  const out = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+// `bytes` with its data segments' contents replaced by `payloads` (Uint8Arrays, one per
+// segment in order), each segment keeping its memory and offset: wasmbin.fill_data's twin
+function fillData(bytes, payloads) {
+  let pos = 8;
+  const byte = () => bytes[pos++];
+  const uleb = () => {
+    let result = 0;
+    let mul = 1;
+    for (;;) {
+      const b = byte();
+      result += (b & 0x7f) * mul;
+      mul *= 128;
+      if (!(b & 0x80)) return result;
+    }
+  };
+  while (pos < bytes.length) {
+    const start = pos;
+    const id = byte();
+    const size = uleb();
+    const end = pos + size;
+    if (id !== 11) { pos = end; continue; }
+    const count = uleb();
+    if (count !== payloads.length) {
+      throw new Error(`the module has ${count} data segments; ${payloads.length} payloads`);
+    }
+    const parts = [Uint8Array.from(ulebBytes(count))];
+    for (const payload of payloads) {
+      const head = pos;
+      const flags = uleb();
+      if (flags === 2) uleb();
+      if (flags === 0 || flags === 2) {
+        const op = byte();
+        if (op !== 0x41 && op !== 0x42 && op !== 0x23) throw new Error(`data offset opcode ${op}`);
+        while (byte() & 0x80);
+        if (byte() !== 0x0b) throw new Error('data offset: expected end');
+      } else if (flags !== 1) throw new Error(`data segment flags ${flags}`);
+      parts.push(bytes.subarray(head, pos));
+      const skip = uleb(); // (read before adding: `pos += uleb()` loses the read)
+      pos += skip;
+      parts.push(Uint8Array.from(ulebBytes(payload.length)), payload);
+    }
+    const content = parts.reduce((n, p) => n + p.length, 0);
+    const sizeBytes = ulebBytes(content);
+    const out = new Uint8Array(start + 1 + sizeBytes.length + content + (bytes.length - end));
+    out.set(bytes.subarray(0, start), 0);
+    let o = start;
+    out[o++] = 11;
+    out.set(sizeBytes, o);
+    o += sizeBytes.length;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    out.set(bytes.subarray(end), o);
+    return out;
+  }
+  if (payloads.length) throw new Error(`the module has no data section; ${payloads.length} payloads`);
+  return bytes;
+}
+
+module.exports = { moduleInfo, fromBase64, fillData };

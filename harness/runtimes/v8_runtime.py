@@ -40,6 +40,9 @@ class V8Runtime(Runtime):
     DESCRIPTION = ("V8 via Node.js (plain-JavaScript worker); v8 is Node "
                    "from the npm registry, v8@N another Node version")
     HOST_LANGUAGE = "JavaScript"
+    #: V8's kV8MaxWasmModuleSize (Node 24: "buffer source exceeds maximum size of 1073741824")
+    MAX_MODULE_BYTES = 1 << 30
+    MAX_MODULE_SOURCE = "V8's module size limit, kV8MaxWasmModuleSize"
     PARAMS = (
         Param("tier", "choice", "default", "V8 wasm compilers: default (Liftoff, then "
               "TurboFan tier-up), liftoff (baseline only), turbofan (optimising only)",

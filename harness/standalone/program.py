@@ -201,6 +201,10 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
         raise RuntimeUnsupported("shared memories are not wired into standalone programs yet "
                                  "(wasm2c needs --enable-threads and its shared memory type; "
                                  "the linked driver, shared memory declarations)")
+    if any(m.segments or m.precompiled for m in plan.modules):
+        raise RuntimeUnsupported("weights in data segments are filled in by an embedding's "
+                                 "worker; a standalone program is built from the plan's "
+                                 "module bytes (load=copy only)")
     plan.validate()
     devices = tuple(d.name for d in plan.devices)
     dev = {d: i for i, d in enumerate(devices)}

@@ -17,7 +17,7 @@ MANIFEST = "run.json"
 CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
                 "simd128", "relaxed-simd", "bulk-memory", "memory64", "memory64-4gib",
                 "custom-page-sizes",
-                "tail-call", "host-func-import", "instance-func-import")
+                "tail-call", "host-func-import", "instance-func-import", "module-image")
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class LoadedVariant:
     lp: LoadedPlan
     before: dict[str, int]
     after_load: dict[str, int]
+    after_first: dict[str, int]
     peak_after_load: int
     linear_after_setup: int
     first_s: float
@@ -61,18 +62,20 @@ class LoadedVariant:
 def load_variant(be: Backend, plan: Plan, data: dict[str, np.ndarray],
                  settings: MeasureSettings) -> LoadedVariant:
     """Compile, instantiate, set up; then the cold first inference with its counters."""
-    before = memory_now()
     lp = LoadedPlan(be, plan, data)
+    lp.prepare()   # ahead-of-time builds, before the load's figures
+    before = memory_now()
     lp.load()
     after_load, peak_after_load = memory_now(), peak_rss()
     linear_after_setup = lp.linear_bytes()
     lp.reset_counters()
     first_s = time_cold(lp.run_once, clock_of(settings))
+    after_first = memory_now()
     per_run = dict(lp.counters)
     first_out = {k: v.copy() for k, v in lp.outputs.items()}
     lp.reset_counters()
-    return LoadedVariant(plan, lp, before, after_load, peak_after_load, linear_after_setup,
-                         first_s, per_run, first_out)
+    return LoadedVariant(plan, lp, before, after_load, after_first, peak_after_load,
+                         linear_after_setup, first_s, per_run, first_out)
 
 
 #: inferences the counting pass runs (each counted apart: they must agree)
@@ -143,7 +146,9 @@ def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str
         "linear_bytes_after_setup": v.linear_after_setup, "linear_bytes": linear,
         "memories": n_memories,
         "linear_bytes_by_device": {k: d[1] for k, d in by_device.items()},
-        "vms_reserved": v.after_load["vms"] - v.before["vms"]}
+        "vms_reserved": v.after_load["vms"] - v.before["vms"],
+        # resident after the first inference: pages a mapped image faulted in show here
+        "rss_first_delta": v.after_first["rss"] - v.before["rss"]}
     if shared_process:  # what this variant's load added; the process figures are the group's
         memory.update(rss_load_delta=v.after_load["rss"] - v.before["rss"],
                       group_peak_rss=peak_rss())
@@ -153,7 +158,8 @@ def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str
                       peak_rss_after_load=v.peak_after_load, peak_rss=peak_rss())
     resp.update({
         "phases": {"compile_s": lp.compile_s, "instantiate_s": lp.instantiate_s,
-                   "setup_s": lp.setup_s, "first_run_s": timing.first_s},
+                   "setup_s": lp.setup_s, "first_run_s": timing.first_s,
+                   **({"precompile_s": lp.precompile_s} if lp.precompile_s else {})},
         "timing": timing.to_dict(), "counters": v.per_run, "memory": memory,
         "outputs": outputs})
     if breakdown:
