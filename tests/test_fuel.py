@@ -124,10 +124,56 @@ def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_sett
     a, b = insts("shared"), insts("shared")
     assert abs(a - b) <= 0.001 * a
     assert insts("per-module") > a
-    # a worker that is not Python-embedded is not counted, and says so
-    row = run_cell(Cell(w, regs.strategies.create("shared"), regs.runtimes.create("v8")), "t",
-                   settings, 120, round_index=0)
-    assert row.metrics["insts"] is None and "not counted" in row.metrics["insts_reason"]
+    # a worker that can mark no segments (a standalone program) is not counted, and says so
+    row = run_cell(Cell(w, regs.strategies.create("shared"), regs.runtimes.create("wasm2c")),
+                   "t", settings, 120, round_index=0)
+    if row.status != "unavailable":
+        assert row.metrics["insts"] is None
+        assert "cannot mark callgrind segments" in row.metrics["insts_reason"]
+
+
+def test_node_is_counted_through_fsync_marks(regs, quick_settings) -> None:
+    """V8 in Node: the JS worker marks segments by fsync (callgrind dumps before each, main
+    thread only, `--predictable`); a strategy that copies executes more."""
+    from harness.toolchain import valgrind
+
+    try:
+        valgrind.valgrind()
+    except Exception as exc:
+        pytest.skip(str(exc))
+    settings = dataclasses.replace(quick_settings, measure=("time", "insts"))
+    w, rt = regs.workloads.create("gemm:m=16,n=16,k=16"), regs.runtimes.create("v8")
+
+    def insts(strategy: str) -> int:
+        row = run_cell(Cell(w, regs.strategies.create(strategy), rt), "t", settings, 240,
+                       round_index=0)
+        assert row.status == "ok", row.reason
+        got = row.metrics["insts"]
+        assert isinstance(got, int) and got > 0, row.metrics
+        return got
+
+    a, b = insts("shared"), insts("shared")
+    assert abs(a - b) <= 0.01 * a
+    assert insts("per-module:resident=0") > 0
+
+
+def test_fsync_marked_dumps_are_read_in_order(tmp_path) -> None:
+    from harness.plugins.plan import Plan
+    from harness.run.insts import SEGMENTS, _from_ordered
+    from harness.toolchain.valgrind import read_ordered_dumps
+
+    for n, total in ((1, 900), (2, 110), (3, 330), (4, 50), (5, 120), (6, 360), (10, 1)):
+        (tmp_path / f"callgrind.out.77.{n}-01").write_text(f"summary: {total}\n")
+        (tmp_path / f"callgrind.out.77.{n}-02").write_text("summary: 999999\n")  # a thread
+    dumps = read_ordered_dumps(tmp_path, "callgrind.out")
+    assert dumps == [900, 110, 330, 50, 120, 360, 1]
+    plans = {"v0": Plan.__new__(Plan), "v1": Plan.__new__(Plan)}
+    got = _from_ordered(plans, {"v0": "", "v1": ""}, dumps)
+    a, b = SEGMENTS
+    assert got["v0"]["insts"] == round((330 - 110) / (b - a))
+    assert got["v1"]["insts"] == round((360 - 120) / (b - a))
+    short = _from_ordered(plans, {}, dumps[:4])
+    assert short["v1"]["insts"] is None and "6 marks" in short["v1"]["insts_reason"]
 
 
 def test_a_a_counts_agreement() -> None:

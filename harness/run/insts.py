@@ -25,6 +25,8 @@ from harness.toolchain import valgrind
 
 #: inferences in the two counted segments
 SEGMENTS = (1, 3)
+#: inferences a JavaScript worker runs before counting, so V8 has tiered its code up
+JS_WARMUP = 5
 
 
 def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.ndarray],
@@ -34,12 +36,14 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
     def none(why: str) -> dict[str, dict[str, Any]]:
         return {name: {"insts": None, "insts_reason": why} for name in plans}
 
-    argv = runtime.worker_argv()
-    if "harness.worker" not in argv:
-        return none(f"{runtime.spec}'s worker is not counted by callgrind here")
+    argv = runtime.insts_argv()
+    kind = runtime.INSTS_MARKS or ("client-request" if "harness.worker" in argv else None)
+    if kind is None:
+        return none(f"{runtime.spec}'s worker cannot mark callgrind segments (no client "
+                    "requests, no fsync marks)")
     try:
-        prefix = valgrind.command(workdir / "callgrind.out")
-        marks = valgrind.marks_library()
+        prefix = valgrind.command(workdir / "callgrind.out", kind)
+        marks = valgrind.marks_library() if kind == "client-request" else None
     except ToolUnavailable as exc:
         return none(str(exc))
     paths = {}
@@ -49,7 +53,8 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
     request = workdir / "insts-request.json"
     request.write_text(json.dumps({"kind": "insts", "runtime": runtime.spec,
                                    "plans": paths, "inputs": save_tensors(workdir, data),
-                                   "marks": str(marks), "inferences": list(SEGMENTS)}))
+                                   "marks": str(marks), "inferences": list(SEGMENTS),
+                                   "warmup": JS_WARMUP}))
     try:
         done = subprocess.run([*prefix, *argv, str(request)], capture_output=True, text=True,
                               timeout=timeout_s, env={**os.environ, "PYTHONHASHSEED": "0"})
@@ -60,8 +65,11 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
     if done.returncode != 0 or resp.get("status") != "ok":
         why = resp.get("message") or (done.stderr.strip().splitlines() or ["no message"])[-1]
         return none(f"the counted worker failed: {why}"[:300])
-    dumps = valgrind.read_dumps(workdir, "callgrind.out")
     a, b = SEGMENTS
+    if kind == "fsync":
+        return _from_ordered(plans, resp.get("counted", {}),
+                             valgrind.read_ordered_dumps(workdir, "callgrind.out"))
+    dumps = valgrind.read_dumps(workdir, "callgrind.out")
     out: dict[str, dict[str, Any]] = {}
     for name in plans:
         failed = resp.get("counted", {}).get(name)
@@ -70,4 +78,23 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
             out[name] = {"insts": None, "insts_reason": failed or "callgrind wrote no dump"}
         else:
             out[name] = {"insts": round((ib - ia) / (b - a))}
+    return out
+
+
+def _from_ordered(plans: Mapping[str, Plan], counted: Mapping[str, str],
+                  dumps: list[int]) -> dict[str, dict[str, Any]]:
+    """Counts from fsync-marked dumps: each plan made 1 + len(SEGMENTS) marks in plan order
+    (its warm-up, then each segment), the dump before a mark holding what ran since the
+    one before."""
+    a, b = SEGMENTS
+    per = 1 + len(SEGMENTS)
+    if len(dumps) < per * len(plans):
+        why = f"callgrind wrote {len(dumps)} dumps; {per * len(plans)} marks were expected"
+        return {name: {"insts": None, "insts_reason": why} for name in plans}
+    out: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(plans):
+        ia, ib = dumps[per * i + 1], dumps[per * i + 2]
+        failed = counted.get(name)
+        out[name] = ({"insts": None, "insts_reason": failed} if failed
+                     else {"insts": round((ib - ia) / (b - a))})
     return out

@@ -46,6 +46,16 @@ class Runtime(Plugin):
     MAX_MODULE_BYTES: ClassVar[int | None] = None
     MAX_MODULE_SOURCE: ClassVar[str] = ""
 
+    #: how `--measure insts` marks a counted worker's segments: "client-request" (callgrind's
+    #: client requests, labelled: the Python worker) or "fsync" (an fsync per mark, which
+    #: callgrind dumps before, in order, main thread only: a JavaScript worker); None: the
+    #: Python worker's when `worker_argv` runs it, else not counted
+    INSTS_MARKS: ClassVar[str | None] = None
+
+    def insts_argv(self) -> list[str]:
+        """The worker's command line for a run under callgrind."""
+        return self.worker_argv()
+
     def refuses(self, plan: Plan) -> str | None:
         """Why the engine would refuse `plan` by a limit of its own, known before any work
         (a module over its size limit once its weight segments are filled), or None."""

@@ -264,7 +264,45 @@ function oneLine(e) {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' | ').slice(0, 500);
 }
 
-const HANDLERS = { cell: runCell, group: runGroup, probe: runProbe, overhead: runOverhead };
+// `--measure insts` (harness/run/insts.py): under callgrind, for each plan, once loaded and
+// warmed up (V8 has tiered its functions up), a segment of `inferences[0]` inferences and
+// one of `inferences[1]`, each ended by a mark (Node: an fsync, which callgrind dumps
+// before: `--dump-before=fsync`). A plan that fails still makes all its marks, so the
+// dumps of the plans after it stay in place.
+function runInsts(req, params, outDir) {
+  if (!host.openMark) throw new Error('this JS host cannot mark callgrind segments');
+  const mark = host.openMark(outDir);
+  const data = loadTensors(req.inputs);
+  const counted = {};
+  const want = 1 + req.inferences.length;
+  try {
+    for (const [name, file] of Object.entries(req.plans)) {
+      let made = 0;
+      try {
+        const lp = new LoadedPlan(readPlan(file), data);
+        lp.load();
+        for (let i = 0; i < req.warmup; i++) lp.runOnce();
+        mark();
+        made += 1;
+        for (const n of req.inferences) {
+          for (let i = 0; i < n; i++) lp.runOnce();
+          mark();
+          made += 1;
+        }
+        counted[name] = '';
+      } catch (e) {
+        counted[name] = oneLine(e);
+        for (; made < want; made++) mark();
+      }
+    }
+  } finally {
+    mark.close();
+  }
+  return { status: 'ok', message: '', counted };
+}
+
+const HANDLERS = { cell: runCell, group: runGroup, probe: runProbe, overhead: runOverhead,
+  insts: runInsts };
 
 // Answer the request at `reqPath` in response.json beside it; `engineHost` supplies what
 // differs between engines. Returns the process exit code.

@@ -88,6 +88,14 @@ class V8Runtime(Runtime):
     def worker_argv(self) -> list[str]:
         return [self.node() or "node", *self.flags(), str(WORKER_JS)]
 
+    #: counted by callgrind through fsync marks (harness.run.insts)
+    INSTS_MARKS = "fsync"
+
+    def insts_argv(self) -> list[str]:
+        # --predictable: one thread, deterministic tier-up and GC (counts agree to about a
+        # thousand instructions; without it they moved by millions)
+        return [self.node() or "node", "--predictable", *self.flags(), str(WORKER_JS)]
+
     def unavailable_reason(self) -> str | None:
         b = self.build()
         node = self.node()

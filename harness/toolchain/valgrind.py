@@ -59,9 +59,27 @@ def marks_library() -> Path:
     return lib
 
 
-def command(out_prefix: Path) -> list[str]:
-    """valgrind's part of a counted worker's command line (dumps to `out_prefix`.<pid>.<n>)."""
-    return [valgrind(), *OPTIONS, f"--callgrind-out-file={out_prefix}.%p"]
+#: marks by fsync (a JavaScript worker): a dump before each fsync, one file per thread
+FSYNC_OPTIONS = ("--separate-threads=yes", "--dump-before=fsync")
+
+
+def command(out_prefix: Path, marks: str = "client-request") -> list[str]:
+    """valgrind's part of a counted worker's command line (dumps to `out_prefix`.<pid>.<n>);
+    `marks`: how the worker ends its segments (client requests, or fsyncs)."""
+    extra = FSYNC_OPTIONS if marks == "fsync" else ()
+    return [valgrind(), *OPTIONS, *extra, f"--callgrind-out-file={out_prefix}.%p"]
+
+
+def read_ordered_dumps(folder: Path, prefix: str) -> list[int]:
+    """The main thread's instructions in each numbered dump (`--dump-before`), in order: the
+    instructions since the dump before it."""
+    numbered = []
+    for f in folder.glob(f"{prefix}.*-01"):
+        m = re.search(r"\.(\d+)\.(\d+)-01$", f.name)
+        total = re.search(r"^summary: (\d+)", f.read_text(errors="replace"), re.M)
+        if m and total:
+            numbered.append((int(m.group(2)), int(total.group(1))))
+    return [n for _, n in sorted(numbered)]
 
 
 def read_dumps(folder: Path, prefix: str) -> dict[str, int]:
