@@ -100,49 +100,30 @@ def test_ab_on_counts_passes_an_a_a_run(tmp_path, capsys) -> None:
     assert "| gemm:m=8,n=8,k=8 | shared | fuel |" in md.read_text()
 
 
-def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_settings) -> None:
+def _counting(quick_settings):
+    from harness.toolchain import valgrind
+
+    try:
+        valgrind.valgrind()
+    except Exception as exc:
+        pytest.skip(str(exc))
+    return dataclasses.replace(quick_settings, measure=("time", "insts"))
+
+
+#: how far two counts of one cell may differ: the Python worker's are exact to a few
+#: instructions; V8's move with its garbage collector and tier-up a little more
+AGREE = {"wasmtime": 0.001, "v8": 0.01}
+
+
+@pytest.mark.parametrize("runtime", sorted(AGREE))
+def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_settings,
+                                                                runtime: str) -> None:
     """`--measure insts`: native instructions per inference, from the difference of two
-    counted segments under callgrind; two counts of one cell agree to 0.1% (the issue's
-    goal), and a strategy that copies executes more."""
-    from harness.toolchain import valgrind
-
-    try:
-        valgrind.valgrind()
-    except Exception as exc:
-        pytest.skip(str(exc))
-    settings = dataclasses.replace(quick_settings, measure=("time", "insts"))
-    w, rt = regs.workloads.create("gemm:m=16,n=16,k=16"), regs.runtimes.create("wasmtime")
-
-    def insts(strategy: str) -> int:
-        row = run_cell(Cell(w, regs.strategies.create(strategy), rt), "t", settings, 120,
-                       round_index=0)
-        assert row.status == "ok", row.reason
-        got = row.metrics["insts"]
-        assert isinstance(got, int) and got > 0, row.metrics
-        return got
-
-    a, b = insts("shared"), insts("shared")
-    assert abs(a - b) <= 0.001 * a
-    assert insts("per-module") > a
-    # a worker that can mark no segments (a standalone program) is not counted, and says so
-    row = run_cell(Cell(w, regs.strategies.create("shared"), regs.runtimes.create("wasm2c")),
-                   "t", settings, 120, round_index=0)
-    if row.status != "unavailable":
-        assert row.metrics["insts"] is None
-        assert "cannot mark callgrind segments" in row.metrics["insts_reason"]
-
-
-def test_node_is_counted_through_fsync_marks(regs, quick_settings) -> None:
-    """V8 in Node: the JS worker marks segments by fsync (callgrind dumps before each, main
-    thread only, `--predictable`); a strategy that copies executes more."""
-    from harness.toolchain import valgrind
-
-    try:
-        valgrind.valgrind()
-    except Exception as exc:
-        pytest.skip(str(exc))
-    settings = dataclasses.replace(quick_settings, measure=("time", "insts"))
-    w, rt = regs.workloads.create("gemm:m=16,n=16,k=16"), regs.runtimes.create("v8")
+    counted segments under callgrind (the Python worker's client requests; Node's fsync
+    marks, main thread, `--predictable`); two counts of one cell agree, and a strategy that
+    copies executes more."""
+    settings = _counting(quick_settings)
+    w, rt = regs.workloads.create("gemm:m=16,n=16,k=16"), regs.runtimes.create(runtime)
 
     def insts(strategy: str) -> int:
         row = run_cell(Cell(w, regs.strategies.create(strategy), rt), "t", settings, 240,
@@ -153,29 +134,43 @@ def test_node_is_counted_through_fsync_marks(regs, quick_settings) -> None:
         return got
 
     a, b = insts("shared"), insts("shared")
-    assert abs(a - b) <= 0.01 * a
-    assert insts("per-module:resident=0") > 0
+    assert abs(a - b) <= AGREE[runtime] * a
+    assert insts("per-module") > a
+
+
+def test_a_worker_that_cannot_mark_segments_says_so(regs, quick_settings) -> None:
+    row = run_cell(Cell(regs.workloads.create("gemm:m=16,n=16,k=16"),
+                        regs.strategies.create("shared"), regs.runtimes.create("wasm2c")),
+                   "t", _counting(quick_settings), 120, round_index=0)
+    if row.status == "unavailable":
+        pytest.skip(row.reason)
+    assert row.metrics["insts"] is None
+    assert "cannot mark callgrind segments" in row.metrics["insts_reason"]
 
 
 def test_fsync_marked_dumps_are_read_in_order(tmp_path) -> None:
+    """Main-thread dumps in number order; per plan a warm-up dump, then pairs of segments
+    whose differences' median is the count (a tier-up in one segment does not make it)."""
     from harness.plugins.plan import Plan
-    from harness.run.insts import SEGMENTS, _from_ordered
+    from harness.run.insts import JS_SEGMENTS, SEGMENTS, _from_ordered
     from harness.toolchain.valgrind import read_ordered_dumps
 
-    for n, total in ((1, 900), (2, 110), (3, 330), (4, 50), (5, 120), (6, 360), (10, 1)):
+    per = 1 + len(JS_SEGMENTS)
+    a, b = SEGMENTS
+    # plan v0: clean pairs of 100 and 300 (100 a run), one with a 5000-instruction tier-up
+    v0 = [9000, 100, 300, 100, 5300, 100, 300]
+    v1 = [800, 50, 250, 50, 250, 50, 250]
+    for n, total in enumerate([*v0, *v1, 7], start=1):
         (tmp_path / f"callgrind.out.77.{n}-01").write_text(f"summary: {total}\n")
         (tmp_path / f"callgrind.out.77.{n}-02").write_text("summary: 999999\n")  # a thread
     dumps = read_ordered_dumps(tmp_path, "callgrind.out")
-    assert dumps == [900, 110, 330, 50, 120, 360, 1]
+    assert dumps == [*v0, *v1, 7] and len(v0) == per
     plans = {"v0": Plan.__new__(Plan), "v1": Plan.__new__(Plan)}
     got = _from_ordered(plans, {"v0": "", "v1": ""}, dumps)
-    a, b = SEGMENTS
-    assert got["v0"]["insts"] == round((330 - 110) / (b - a))
-    assert got["v1"]["insts"] == round((360 - 120) / (b - a))
-    short = _from_ordered(plans, {}, dumps[:4])
-    assert short["v1"]["insts"] is None and "6 marks" in short["v1"]["insts_reason"]
-
-
+    assert got["v0"]["insts"] == round((300 - 100) / (b - a))
+    assert got["v1"]["insts"] == round((250 - 50) / (b - a))
+    short = _from_ordered(plans, {}, dumps[:per])
+    assert short["v1"]["insts"] is None and f"{2 * per} marks" in short["v1"]["insts_reason"]
 def test_a_a_counts_agreement() -> None:
     from harness.analysis.counts import count_agreement
 

@@ -3,8 +3,6 @@ i64, verified on every engine that has memory64; engines without it say so."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from harness.codegen import DirectLowering
@@ -13,26 +11,15 @@ from harness.codegen.function import FunctionBuilder
 from harness.core.errors import SpecError, Unsupported
 from harness.plugins.plan import Call
 from harness.plugins.wasmbin import module_info
-from harness.probes.probe import ABOVE_4GIB, ProbeResult, probe_plan, probe_runtime
-from harness.run.cell import run_cell
-from harness.run.request import Cell
+from harness.probes.probe import ABOVE_4GIB, probe_plan
+from tests.probed import probe_of, probed_row
 
 FORMS = ("shared:memory64=1", "per-module:memory64=1", "per-module:resident=1,memory64=1",
          "multi-memory:memory64=1", "multi-memory:weights=separate,memory64=1",
          "per-device:memory64=1")
 
 
-@functools.cache
-def _probe(runtime: str) -> ProbeResult:
-    from harness.plugins.registry import RUNTIMES, Registry
-
-    return probe_runtime(Registry(RUNTIMES, "runtime").create(runtime), timeout_s=60)
-
-
-def _row(regs, settings, workload: str, strategy: str, runtime: str):
-    return run_cell(Cell(regs.workloads.create(workload), regs.strategies.create(strategy),
-                         regs.runtimes.create(runtime)), "t", settings, 60,
-                    probe=_probe(runtime))
+_row = probed_row
 
 
 def test_i32_operands_of_i64_arithmetic_are_sign_extended() -> None:
@@ -81,8 +68,8 @@ def test_memory64_cells_verify_beside_their_32_bit_twins(regs, quick_settings,
                                                          runtime: str) -> None:
     """Outputs checked against NumPy, in 64-bit memories; each form's plan counts (copies,
     calls) are those of its 32-bit twin."""
-    if _probe(runtime).status != "ok":
-        pytest.skip(_probe(runtime).message)
+    if probe_of(runtime).status != "ok":
+        pytest.skip(probe_of(runtime).message)
     for strategy in FORMS:
         row = _row(regs, quick_settings, "gemm:m=37,n=53,k=91", strategy, runtime)
         twin = _row(regs, quick_settings, "gemm:m=37,n=53,k=91",
@@ -121,4 +108,4 @@ def test_the_above_4gib_probe_is_read_above_4gib() -> None:
 
 
 def test_wasmtime_addresses_memory_above_4gib() -> None:
-    assert _probe("wasmtime").has("memory64-4gib"), _probe("wasmtime").capabilities
+    assert probe_of("wasmtime").has("memory64-4gib"), probe_of("wasmtime").capabilities

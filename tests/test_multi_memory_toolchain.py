@@ -4,16 +4,12 @@ memory (`multi-memory:lowered=1`) for engines without multi-memory."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from harness.core.errors import SpecError, Unsupported
 from harness.plugins.wasmbin import module_info
-from harness.probes.probe import ProbeResult, probe_runtime
-from harness.run.cell import run_cell
-from harness.run.request import Cell
 from harness.toolchain import binaryen, clang, wasm_tools
+from tests.probed import probed_row
 
 NEEDS = [binaryen.wasm_merge(), binaryen.wasm_opt(), clang.find_clang()]
 pytestmark = pytest.mark.skipif(any(isinstance(x, str) for x in NEEDS) or
@@ -22,18 +18,7 @@ pytestmark = pytest.mark.skipif(any(isinstance(x, str) for x in NEEDS) or
 CLANG_GEMM = "gemm:m=37,n=53,k=91,toolchain=clang"
 
 
-@functools.cache
-def _probe(runtime: str) -> ProbeResult:
-    from harness.plugins.registry import RUNTIMES, Registry
-
-    return probe_runtime(Registry(RUNTIMES, "runtime").create(runtime), timeout_s=60)
-
-
-def _row(regs, settings, workload: str, strategy: str, runtime: str):
-    """A cell as `membench run` runs it: after its runtime's capability probe."""
-    return run_cell(Cell(regs.workloads.create(workload), regs.strategies.create(strategy),
-                         regs.runtimes.create(runtime)), "t", settings, 60,
-                    probe=_probe(runtime))
+_row = probed_row
 
 
 @pytest.mark.parametrize("workload", [CLANG_GEMM, "softmax:rows=6,cols=257,toolchain=clang",

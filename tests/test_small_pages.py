@@ -3,28 +3,15 @@ what they hold; engines without the proposal say so."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from harness.core.errors import SpecError, Unsupported
 from harness.plugins.wasmbin import module_info
-from harness.probes.probe import ProbeResult, probe_runtime
-from harness.run.cell import run_cell
-from harness.run.request import Cell
-
-
-@functools.cache
-def _probe(runtime: str) -> ProbeResult:
-    from harness.plugins.registry import RUNTIMES, Registry
-
-    return probe_runtime(Registry(RUNTIMES, "runtime").create(runtime), timeout_s=60)
+from tests.probed import probed_row
 
 
 def _row(regs, settings, strategy: str, runtime: str = "wasmtime"):
-    return run_cell(Cell(regs.workloads.create("mlp-digits"), regs.strategies.create(strategy),
-                         regs.runtimes.create(runtime)), "t", settings, 60,
-                    probe=_probe(runtime))
+    return probed_row(regs, settings, "mlp-digits", strategy, runtime)
 
 
 @pytest.mark.parametrize("base", ["per-module", "per-module:resident=1", "multi-memory"])

@@ -4,7 +4,6 @@ cannot be."""
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import subprocess
@@ -16,12 +15,9 @@ import wasmtime
 from harness.codegen.module import assemble
 from harness.core.errors import SpecError
 from harness.plugins.plan import Call, Write
-from harness.plugins.registry import RUNTIMES, Registry
 from harness.plugins.wasmbin import fill_data
-from harness.probes.probe import ProbeResult, probe_runtime
-from harness.run.cell import run_cell
-from harness.run.request import Cell
 from strategies.weight_load import INIT_EXPORT
+from tests.probed import probed_row
 
 ROOT = Path(__file__).resolve().parents[1]
 _WAT = """(module (memory (export "m") 1) (memory $b i64 1)
@@ -33,15 +29,7 @@ _WAT = """(module (memory (export "m") 1) (memory $b i64 1)
 _PAYLOADS = (b"\x01\x02\x03\x04", b"\x0a\x0b\x0c", bytes(range(200)) * 2)
 
 
-@functools.cache
-def _probe(runtime: str) -> ProbeResult:
-    return probe_runtime(Registry(RUNTIMES, "runtime").create(runtime), timeout_s=60)
-
-
-def _row(regs, settings, workload: str, strategy: str, runtime: str):
-    return run_cell(Cell(regs.workloads.create(workload), regs.strategies.create(strategy),
-                         regs.runtimes.create(runtime)), "t", settings, 60,
-                    probe=_probe(runtime))
+_row = probed_row
 
 
 def test_filled_segments_land_where_they_aim() -> None:

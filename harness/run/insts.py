@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,11 @@ from harness.toolchain import valgrind
 #: inferences in the two counted segments
 SEGMENTS = (1, 3)
 #: inferences a JavaScript worker runs before counting, so V8 has tiered its code up
-JS_WARMUP = 5
+JS_WARMUP = 10
+#: a JavaScript worker's segments: pairs of SEGMENTS, three times; the count is the median
+#: of the three pairs' differences, so a tier-up or a collection that lands in one
+#: segment does not make the count
+JS_SEGMENTS = SEGMENTS * 3
 
 
 def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.ndarray],
@@ -53,7 +58,9 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
     request = workdir / "insts-request.json"
     request.write_text(json.dumps({"kind": "insts", "runtime": runtime.spec,
                                    "plans": paths, "inputs": save_tensors(workdir, data),
-                                   "marks": str(marks), "inferences": list(SEGMENTS),
+                                   "marks": str(marks),
+                                   "inferences": list(JS_SEGMENTS if kind == "fsync"
+                                                      else SEGMENTS),
                                    "warmup": JS_WARMUP}))
     try:
         done = subprocess.run([*prefix, *argv, str(request)], capture_output=True, text=True,
@@ -83,18 +90,19 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
 
 def _from_ordered(plans: Mapping[str, Plan], counted: Mapping[str, str],
                   dumps: list[int]) -> dict[str, dict[str, Any]]:
-    """Counts from fsync-marked dumps: each plan made 1 + len(SEGMENTS) marks in plan order
-    (its warm-up, then each segment), the dump before a mark holding what ran since the
-    one before."""
+    """Counts from fsync-marked dumps: each plan made 1 + len(JS_SEGMENTS) marks in plan
+    order (its warm-up, then each segment), the dump before a mark holding what ran since
+    the one before; the count is the median over the pairs of segments."""
     a, b = SEGMENTS
-    per = 1 + len(SEGMENTS)
+    per = 1 + len(JS_SEGMENTS)
     if len(dumps) < per * len(plans):
         why = f"callgrind wrote {len(dumps)} dumps; {per * len(plans)} marks were expected"
         return {name: {"insts": None, "insts_reason": why} for name in plans}
     out: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(plans):
-        ia, ib = dumps[per * i + 1], dumps[per * i + 2]
+        seg = dumps[per * i + 1: per * (i + 1)]
+        pairs = [(seg[k + 1] - seg[k]) / (b - a) for k in range(0, len(seg), 2)]
         failed = counted.get(name)
         out[name] = ({"insts": None, "insts_reason": failed} if failed
-                     else {"insts": round((ib - ia) / (b - a))})
+                     else {"insts": round(statistics.median(pairs))})
     return out

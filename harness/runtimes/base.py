@@ -184,6 +184,10 @@ def trapping_call(fn: Callable[..., Any], args: Sequence[int],
 class Backend(ABC):
     """Primitives a Python-embedded runtime provides to the generic plan executor."""
 
+    #: extra wasm work injected after every inference, as a fraction of its wasm operators
+    #: (a runtime's `burn=N`; `LoadedPlan` sizes and runs it): a known regression
+    burn: float = 0.0
+
     @abstractmethod
     def version(self) -> str:
         ...

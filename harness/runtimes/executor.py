@@ -15,12 +15,27 @@ from typing import Any
 
 import numpy as np
 
-from harness.plugins.plan import Call, Copy, Count, Module, Plan, Read, Region, Window, Write
+from harness.codegen.module import assemble
+from harness.plugins.plan import (
+    Call,
+    Copy,
+    Count,
+    Device,
+    Module,
+    Plan,
+    Read,
+    Region,
+    Window,
+    Write,
+)
 from harness.plugins.wasmbin import fill_data, module_info
 from harness.runtimes import hostfuncs
-from harness.runtimes.base import Backend
+from harness.runtimes.base import Backend, RuntimeUnsupported
 
 COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
+#: the injected work of `Backend.burn`: a loop of `n` iterations
+BURN_WAT = ('(module (func (export "burn") (param $n i32) (loop $l (br_if $l (local.tee $n '
+            '(i32.sub (local.get $n) (i32.const 1)))))))')
 
 
 class LoadedPlan:
@@ -40,6 +55,8 @@ class LoadedPlan:
         #: ahead-of-time builds of precompiled modules (not part of loading them)
         self.precompile_s: dict[str, float] = {}
         self._images: dict[tuple[str, str], Any] = {}
+        #: wasm operators the injected work adds per inference (`Backend.burn`)
+        self.burn_operators = 0
         self.setup_s = 0.0
         self.stores: dict[str, Any] = {}
         self.memories: dict[str, Any] = {}     # plan memory id -> runtime memory object
@@ -126,6 +143,38 @@ class LoadedPlan:
             step()
         self.setup_s = time.perf_counter() - t0
         self._steps = self.compile_steps(plan.run)
+        if be.burn:
+            self._steps.append(self._burn_step(be.burn))
+
+    def _burn_step(self, fraction: float) -> Callable[[], None]:
+        """A step running `fraction` of an inference's wasm operators again, as a loop in a
+        module of its own (a known regression: `burn=N`). Sized by the engine's fuel on a
+        copy of the plan without it; not counted as a plan step (the plan's counts stay)."""
+        counter = self.backend.counting()
+        if isinstance(counter, str):
+            raise RuntimeUnsupported(f"burn= sizes its work by executed operators: {counter}")
+        counter.burn = 0.0
+        plain = LoadedPlan(counter, self.plan, self.data)
+        plain.load()
+        plain.run_once()
+        before = counter.fuel_used()
+        plain.run_once()
+        per_inference = counter.fuel_used() - before
+        loop = Module("burn", assemble(BURN_WAT))
+
+        def loaded(be: Backend, n: int) -> Callable[[], None]:
+            store = be.new_store(Device("burn"))
+            self.stores[f"burn{len(self.stores)}"] = store   # a call needs its store alive
+            return be.make_call(store, be.instantiate(store, be.compile(store, loop), []),
+                                "burn", [n])
+        marks = []
+        for n in (1, 1001):
+            before = counter.fuel_used()
+            loaded(counter, n)()
+            marks.append(counter.fuel_used() - before)
+        per_iteration = (marks[1] - marks[0]) / 1000
+        self.burn_operators = round(per_inference * fraction)
+        return loaded(self.backend, max(1, round(self.burn_operators / per_iteration)))
 
     def _filled(self, module: Module) -> Module:
         """`module` with its data segments filled with their tensors' bytes (before timing:

@@ -38,26 +38,33 @@ function utf8(bytes) {
   }
   return out;
 }
-function moduleInfo(bytes) {
-  let pos = 8;
-  const byte = () => bytes[pos++];
-  const uleb = () => {
+// A cursor over `bytes`: its position, the byte there, an unsigned LEB128 from there
+function cursor(bytes, pos) {
+  const c = { pos };
+  c.byte = () => bytes[c.pos++];
+  c.uleb = () => {
     let result = 0;
     let mul = 1;
     for (;;) {
-      const b = byte();
+      const b = c.byte();
       result += (b & 0x7f) * mul;
       mul *= 128;
       if (!(b & 0x80)) return result;
     }
   };
-  const name = () => { const n = uleb(); pos += n; return utf8(bytes.subarray(pos - n, pos)); };
+  return c;
+}
+
+function moduleInfo(bytes) {
+  const c = cursor(bytes, 8);
+  const { byte, uleb } = c;
+  const name = () => { const n = uleb(); c.pos += n; return utf8(bytes.subarray(c.pos - n, c.pos)); };
   const limits = () => { const flags = uleb(); const min = uleb(); if (flags & 1) uleb(); return min; };
   const info = { importedMemories: 0, defined: [], exports: [] };
-  while (pos < bytes.length) {
+  while (c.pos < bytes.length) {
     const id = byte();
     const size = uleb();
-    const end = pos + size;
+    const end = c.pos + size;
     if (id === 2) {
       for (let n = uleb(); n > 0; n--) {
         name(); name();
@@ -77,7 +84,7 @@ function moduleInfo(bytes) {
         info.exports.push({ name: exportName, kind, index: uleb() });
       }
     }
-    pos = end;
+    c.pos = end;
   }
   return info;
 }
@@ -96,31 +103,21 @@ function ulebBytes(n) {
 // `bytes` with its data segments' contents replaced by `payloads` (Uint8Arrays, one per
 // segment in order), each segment keeping its memory and offset: wasmbin.fill_data's twin
 function fillData(bytes, payloads) {
-  let pos = 8;
-  const byte = () => bytes[pos++];
-  const uleb = () => {
-    let result = 0;
-    let mul = 1;
-    for (;;) {
-      const b = byte();
-      result += (b & 0x7f) * mul;
-      mul *= 128;
-      if (!(b & 0x80)) return result;
-    }
-  };
-  while (pos < bytes.length) {
-    const start = pos;
+  const c = cursor(bytes, 8);
+  const { byte, uleb } = c;
+  while (c.pos < bytes.length) {
+    const start = c.pos;
     const id = byte();
     const size = uleb();
-    const end = pos + size;
-    if (id !== 11) { pos = end; continue; }
+    const end = c.pos + size;
+    if (id !== 11) { c.pos = end; continue; }
     const count = uleb();
     if (count !== payloads.length) {
       throw new Error(`the module has ${count} data segments; ${payloads.length} payloads`);
     }
     const parts = [Uint8Array.from(ulebBytes(count))];
     for (const payload of payloads) {
-      const head = pos;
+      const head = c.pos;
       const flags = uleb();
       if (flags === 2) uleb();
       if (flags === 0 || flags === 2) {
@@ -129,9 +126,9 @@ function fillData(bytes, payloads) {
         while (byte() & 0x80);
         if (byte() !== 0x0b) throw new Error('data offset: expected end');
       } else if (flags !== 1) throw new Error(`data segment flags ${flags}`);
-      parts.push(bytes.subarray(head, pos));
-      const skip = uleb(); // (read before adding: `pos += uleb()` loses the read)
-      pos += skip;
+      parts.push(bytes.subarray(head, c.pos));
+      const skip = uleb(); // (read before adding: `c.pos += uleb()` loses the read)
+      c.pos += skip;
       parts.push(Uint8Array.from(ulebBytes(payload.length)), payload);
     }
     const content = parts.reduce((n, p) => n + p.length, 0);

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.errors import SpecError
 from harness.plugins.params import Param
 from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
 from harness.runtimes.base import Backend, Runtime, TrapError
@@ -53,9 +54,19 @@ class WasmtimeRuntime(Runtime):
               "and host call; linked: the plan runs as one linked WASI program with a wasm "
               "driver that times itself (host-call only with host=wasm)",
               choices=("embedded", "linked")),
+        Param("burn", "int", 0, "inject extra wasm work of N% of each inference's wasm "
+              "operators (a loop in a module of its own, sized by fuel): a known regression "
+              "that time and both counts see (for testing count-based detection)",
+              minimum=0, maximum=1000),
     )
 
     TWIN_PARAM = "driver"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.params["burn"] and self.params["driver"] == "linked":
+            raise SpecError("wasmtime: burn= is injected by the embedded worker; "
+                            "driver=linked runs the plan as a program of its own")
 
     def worker_argv(self) -> list[str]:
         argv = super().worker_argv()
@@ -77,7 +88,8 @@ class WasmtimeRuntime(Runtime):
         return super().unavailable_reason()
 
     def backend(self) -> Backend:
-        return WasmtimeBackend(self.params["bounds"], self.params["opt"], self.params["engine"])
+        return WasmtimeBackend(self.params["bounds"], self.params["opt"], self.params["engine"],
+                               burn=self.params["burn"] / 100)
 
 
 #: the fuel a counting store starts with: more than any cell executes
@@ -86,7 +98,7 @@ FUEL = 1 << 62
 
 class WasmtimeBackend(Backend):
     def __init__(self, bounds: str, opt: str, engine: str = "cranelift",
-                 fuel: bool = False) -> None:
+                 fuel: bool = False, burn: float = 0.0) -> None:
         import wasmtime
 
         self.wt = wasmtime
@@ -96,6 +108,7 @@ class WasmtimeBackend(Backend):
         self._ffi = _bindings
         self.bounds, self.opt, self.engine = bounds, opt, engine
         self.fuel = fuel
+        self.burn = burn
         self._engines: dict[str, Any] = {}
         self._keep: list[Any] = []
         self._stores: list[Any] = []
@@ -159,7 +172,7 @@ class WasmtimeBackend(Backend):
     def counting(self) -> Backend | str:
         if self.engine == "pulley":
             return "wasmtime's Pulley interpreter is not counted here (fuel is measured on Cranelift code)"
-        return WasmtimeBackend(self.bounds, self.opt, self.engine, fuel=True)
+        return WasmtimeBackend(self.bounds, self.opt, self.engine, fuel=True, burn=self.burn)
 
     def fuel_used(self) -> int:
         return sum(FUEL - s.get_fuel() for s in self._stores)
