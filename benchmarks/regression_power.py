@@ -145,8 +145,8 @@ def main() -> int:
         for measure, (flagged, total) in tally.items():
             rate = flagged / total if total else float("nan")
             print(f"  {label:<18} {measure:<5} {kind}: {flagged}/{total} = {rate:.1%}")
-    fa = results["A/A (no change)"]["time"]
-    top = results[f"injected +{max(levels)}%"]["time"]
+    fa = results["A/A (no change)"].get("time", [0, 0])
+    top = results[f"injected +{max(levels)}%"].get("time", [0, 0])
     ok = fa[0] <= 0.01 * fa[1] and top[0] >= 0.95 * top[1]
     print(f"targets (false alarms <= 1%, detection at {max(levels)}% >= 95%, time):",
           "met" if ok else "NOT met")

@@ -129,10 +129,13 @@ def figure(loads: Sequence[WeightLoad], runtime: str, path: Path) -> Path:
                           yerr=[[w.load_s - w.load_lo for w in pts],
                                 [w.load_hi - w.load_s for w in pts]], label=label,
                           capsize=3, **style)
-            rss = [(x, w.rss_load) for x, w in zip(xs, pts, strict=True)
-                   if w.rss_load is not None and w.rss_load > 0]
-            if rss:
-                ax_m.plot(*zip(*rss, strict=True), label=label, **style)
+            for field, hollow in (("rss_load", False), ("rss_first", True)):
+                rss = [(x, v) for x, w in zip(xs, pts, strict=True)
+                       if (v := getattr(w, field)) is not None and v > 0]
+                if rss:
+                    look = {**style, "linestyle": ":", "markersize": 11, "linewidth": 1,
+                            "markerfacecolor": "none"} if hollow else style
+                    ax_m.plot(*zip(*rss, strict=True), **look)
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -142,8 +145,9 @@ def figure(loads: Sequence[WeightLoad], runtime: str, path: Path) -> Path:
     ax_t.set_ylabel("seconds (compile + instantiate + set-up)")
     ax_t.set_title(f"{runtime}: load time (median, range over rounds)")
     ax_m.yaxis.set_major_formatter(log_formatter(fmt_bytes))
-    ax_m.set_ylabel("resident bytes loading added")
-    ax_m.set_title(f"{runtime}: RSS after load (0 not drawn)")
+    ax_m.set_ylabel("resident bytes added")
+    ax_m.set_title(f"{runtime}: RSS after load (filled) and after the first inference "
+                   "(hollow); 0 not drawn", fontsize=10)
     ax_t.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return save(fig, path)

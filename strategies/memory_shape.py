@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.errors import Unsupported
 from harness.plugins.allocator import pages_for
 from harness.plugins.params import Param
+from harness.plugins.workload import Workload
 
 PAGE_PARAM = Param("page", "choice", "65536", "bytes per page of the memories each module "
                    "defines: 65536 (wasm's page) or 1 (custom-page-sizes: a memory commits "
@@ -52,6 +54,17 @@ class MemoryShape:
     def features(self) -> frozenset[str]:
         return (frozenset({PAGES_FEATURE}) if self.page == "1" else frozenset()) | \
             (frozenset({MEMORY64_FEATURE}) if self.memory64 else frozenset())
+
+    def admit(self, workload: Workload) -> None:
+        """Refuse, before any work, a tensor too large for the kernels' offsets: in the
+        64-bit form they compute an offset within a buffer in i32 and widen it, so a
+        buffer reaches 2 GiB (the 32-bit form is bounded by its 4 GiB memory already)."""
+        if not self.memory64:
+            return
+        big = [t.name for t in workload.tensors if t.nbytes >= 1 << 31]
+        if big:
+            raise Unsupported(f"memory64=1: tensors {big} are 2 GiB or more; the kernels "
+                              "compute offsets within a buffer in i32")
 
     def _index(self) -> str:
         return " i64" if self.memory64 else ""

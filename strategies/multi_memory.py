@@ -84,6 +84,10 @@ class MultiMemoryStrategy(Strategy):
         if p["load"] != "copy" and (p["built"] == "merge" or p["lowered"]):
             raise SpecError("multi-memory: load= is for the generator's native modules (a "
                             "merged or lowered module keeps the toolchain's data as built)")
+        if p["lowered"] and p["memory64"]:
+            raise SpecError("multi-memory: lowered=1 is for 32-bit memories (Binaryen 132's "
+                            "--multi-memory-lowering builds its helpers in i32: 'heap_size: "
+                            "i64 != i32')")
         if p["built"] == "merge" and p["memory64"]:
             raise SpecError("multi-memory: memory64=1 is not for built=merge, whose kernel "
                             "clang builds for wasm32")
@@ -105,6 +109,7 @@ class MultiMemoryStrategy(Strategy):
                                             for t in workload.tensors if t.name not in in_weights])
         lowered = self.params["lowered"]
         shape = MemoryShape.of(self.params)
+        shape.admit(workload)
         heap_pages, private_max = pages_for(top), 0
         if lowered:
             # the lowering lays the private memory after the heap's declared initial size:

@@ -62,6 +62,7 @@ class PerDeviceStrategy(Strategy):
         res = Residency(workload, pb, modules_bring_weights=load != "copy")
         own = self.params["engine"] == "own"
         shape = MemoryShape.of(self.params)
+        shape.admit(workload)
         for i, d in enumerate(workload.dispatches):
             dev = f"dev{i}"
             mem_id = f"{dev}.heap"

@@ -49,6 +49,7 @@ class PerModuleStrategy(Strategy):
                             "weights too, is copied from host storage at each dispatch)")
 
     def plan(self, workload: Workload) -> Plan:
+        MemoryShape.of(self.params).admit(workload)
         if self.params["resident"]:
             return self._plan_resident(workload)
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)

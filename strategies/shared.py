@@ -56,6 +56,7 @@ class SharedStrategy(Strategy):
                 scratch_at[d.name] = top
                 top = align_up(top + d.kernel.scratch_bytes)
         shape = MemoryShape.of(self.params)
+        shape.admit(workload)
         pb.memories.append(Memory(id="heap", device="dev0", kind="host",
                                   min_pages=pages_for(top), role="heap",
                                   memory64=shape.memory64))

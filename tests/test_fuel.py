@@ -171,6 +171,8 @@ def test_fsync_marked_dumps_are_read_in_order(tmp_path) -> None:
     assert got["v1"]["insts"] == round((250 - 50) / (b - a))
     short = _from_ordered(plans, {}, dumps[:per])
     assert short["v1"]["insts"] is None and f"{2 * per} marks" in short["v1"]["insts_reason"]
+    extra = _from_ordered(plans, {}, [*dumps, 5, 5])    # fsyncs the marks did not make
+    assert extra["v0"]["insts"] is None
 def test_a_a_counts_agreement() -> None:
     from harness.analysis.counts import count_agreement
 
@@ -179,3 +181,24 @@ def test_a_a_counts_agreement() -> None:
     [fuel] = count_agreement(a, b)
     assert (fuel.measure, fuel.cells, fuel.identical) == ("fuel", 2, 1)
     assert fuel.worst_cv == pytest.approx(2 ** 0.5 * 2 / 4002)
+
+
+def test_burn_injects_wasm_work_that_counts_see(regs, quick_settings) -> None:
+    """`wasmtime:burn=N` adds a loop of N% of an inference's wasm operators: the operator
+    count grows by exactly that (to a loop iteration), the plan's own counts do not."""
+    settings = dataclasses.replace(quick_settings, measure=("time", "fuel"))
+    w, s = regs.workloads.create("gemm:m=16,n=16,k=16"), regs.strategies.create("shared")
+    base, burnt = (run_cell(Cell(w, s, regs.runtimes.create(rt)), "t", settings, 120)
+                   for rt in ("wasmtime", "wasmtime:burn=10"))
+    assert base.status == burnt.status == "ok", (base.reason, burnt.reason)
+    assert burnt.metrics["fuel"] == pytest.approx(1.10 * base.metrics["fuel"], rel=1e-3)
+    assert burnt.counters == base.counters
+
+
+def test_burn_is_refused_where_it_cannot_be_injected(regs) -> None:
+    from harness.core.errors import SpecError
+
+    with pytest.raises(SpecError, match="driver=linked"):
+        regs.runtimes.create("wasmtime:burn=10,driver=linked")
+    with pytest.raises(SpecError, match="burn"):
+        regs.runtimes.create("v8:burn=10")

@@ -30,6 +30,20 @@ def test_i32_operands_of_i64_arithmetic_are_sign_extended() -> None:
         _ = idx + Expr("(local.get $x)", "f32")
 
 
+def test_an_element_index_is_widened_before_it_is_scaled() -> None:
+    wide = DirectLowering({"heap": "$heap"}, ['(memory $heap i64 1)'], address_type="i64")
+    fb = FunctionBuilder("run", [("p", "i64")], wide)
+    buf = fb.buffer("a", fb.param("p"), "heap")
+    wat = buf.addr(Expr("(local.get $i)", "i32")).wat
+    assert "(i64.shl (i64.extend_i32_s (local.get $i))" in wat, wat
+
+
+def test_tensors_beyond_the_kernels_offsets_are_refused_before_any_work(regs) -> None:
+    big = regs.workloads.create("gemv:m=32768,k=16384")     # a 2 GiB weight
+    with pytest.raises(Unsupported, match="2 GiB"):
+        regs.strategies.create("shared:memory64=1").plan(big)
+
+
 def test_a_64_bit_lowering_widens_addresses_and_a_32_bit_one_refuses_them() -> None:
     wide = DirectLowering({"heap": "$heap"}, ['(memory $heap i64 1)'], address_type="i64")
     load = wide.load("heap", i32(16), "f32", 0)
@@ -91,6 +105,8 @@ def test_engines_without_memory64_say_so(regs, quick_settings) -> None:
 def test_forms_that_cannot_be_64_bit_are_refused(regs) -> None:
     with pytest.raises(SpecError, match="memory64=1"):
         regs.strategies.create("multi-memory:built=merge,memory64=1")
+    with pytest.raises(SpecError, match="32-bit memories"):
+        regs.strategies.create("multi-memory:lowered=1,memory64=1")
     with pytest.raises(Unsupported, match="wasm32"):
         regs.strategies.create("shared:memory64=1").plan(
             regs.workloads.create("gemm:m=8,n=8,k=8,toolchain=clang"))

@@ -6,8 +6,10 @@ numbers are coerced to constants of the other operand's type. Comparisons return
 `==`/`!=` are left alone (Exprs stay hashable); use `.eq()` / `.ne()`.
 
 An i32 operand of an i64 operation is sign-extended (C's promotion of `int` to a 64-bit
-`size_t`/pointer), so a kernel's i32 index arithmetic adds to a memory64 module's i64
-pointers as clang's wasm64 code does: the address arithmetic is i64, the index i32.
+`size_t`/pointer), so a kernel's i32 arithmetic adds to a memory64 module's i64 pointers:
+the address arithmetic is i64. `Buffer.addr` widens an element index before scaling it;
+offsets a kernel computes itself in i32 (`ptr + row * stride`) are widened after, so
+they reach 2 GiB into a buffer (strategies refuse larger tensors in their memory64 form).
 """
 
 from __future__ import annotations

@@ -47,9 +47,10 @@ class Buffer:
         self.elem = elem
 
     def addr(self, index: Operand) -> Expr:
-        """Absolute byte address of element `index`."""
-        if isinstance(index, int):
-            return self.ptr + index * _WIDTH[self.elem]
+        """Absolute byte address of element `index` (an i32 index on an i64 pointer is
+        widened before it is scaled, as clang's wasm64 code does)."""
+        if isinstance(index, Expr) and self.ptr.ty == "i64":
+            index = index.widen()
         return self.ptr + index * _WIDTH[self.elem]
 
     def load(self, index: Operand, ty: str | None = None, offset: int = 0) -> Expr:

@@ -69,3 +69,6 @@ class FirefoxRuntime(BrowserRuntime):
     DESCRIPTION = "Firefox ESR (Debian's), headless, over WebDriver BiDi via puppeteer-core"
     EXECUTABLES = ("/usr/bin/firefox-esr", "/usr/lib/firefox-esr/firefox-esr")
     DEBIAN_PACKAGE = "firefox-esr"
+    #: SpiderMonkey's MaxModuleBytes
+    MAX_MODULE_BYTES = 1 << 30
+    MAX_MODULE_SOURCE = "SpiderMonkey's module size limit, MaxModuleBytes"

@@ -55,8 +55,11 @@ class LoadedPlan:
         #: ahead-of-time builds of precompiled modules (not part of loading them)
         self.precompile_s: dict[str, float] = {}
         self._images: dict[tuple[str, str], Any] = {}
-        #: wasm operators the injected work adds per inference (`Backend.burn`)
+        #: wasm operators the injected work adds per inference (`Backend.burn`), and the
+        #: loop's iterations that make them
         self.burn_operators = 0
+        self._burn_iterations = 0
+        self._prepared = False
         self.setup_s = 0.0
         self.stores: dict[str, Any] = {}
         self.memories: dict[str, Any] = {}     # plan memory id -> runtime memory object
@@ -69,26 +72,34 @@ class LoadedPlan:
 
     # -- loading ------------------------------------------------------------------------
     def prepare(self) -> None:
-        """The build steps before loading: a store per device, and the precompiled file of
-        each module loaded from one (an ahead-of-time build, outside the load's time and
-        memory figures)."""
+        """The build steps before loading, outside the load's time and memory figures: the
+        precompiled file of each module loaded from one (an ahead-of-time build; its
+        devices' stores are made here for it), and the size of injected work (`burn`)."""
         plan, be = self.plan, self.backend
-        for dev in plan.devices:
-            self.stores[dev.name] = be.new_store(dev)
+        self._prepared = True
         dev_of = {d.name: d for d in plan.devices}
         for inst in plan.instances:
             key = (dev_of[inst.device].engine, inst.module)
             module = next(m for m in plan.modules if m.name == inst.module)
             if module.precompiled and key not in self._images:
+                store = self._store(dev_of[inst.device])
                 t0 = time.perf_counter()
-                self._images[key] = be.precompile(self.stores[inst.device],
-                                                  self._filled(module))
+                self._images[key] = be.precompile(store, self._filled(module))
                 self.precompile_s[inst.module] = time.perf_counter() - t0
+        if be.burn:
+            self._burn_iterations = self._burn_size(be.burn)
+
+    def _store(self, dev: Device) -> Any:
+        if dev.name not in self.stores:
+            self.stores[dev.name] = self.backend.new_store(dev)
+        return self.stores[dev.name]
 
     def load(self) -> None:
-        if not self.stores:
+        if not self._prepared:
             self.prepare()
         plan, be = self.plan, self.backend
+        for dev in plan.devices:
+            self._store(dev)
         dev_of = {d.name: d for d in plan.devices}
         compiled: dict[tuple[str, str], Any] = {}
         inst_dev = {i.name: i.device for i in plan.instances}
@@ -143,13 +154,22 @@ class LoadedPlan:
             step()
         self.setup_s = time.perf_counter() - t0
         self._steps = self.compile_steps(plan.run)
-        if be.burn:
-            self._steps.append(self._burn_step(be.burn))
+        if self._burn_iterations:
+            # after the plan's steps, not one of them: the plan's counts stay
+            self._steps.append(self._burn_call(be, self._burn_iterations))
 
-    def _burn_step(self, fraction: float) -> Callable[[], None]:
-        """A step running `fraction` of an inference's wasm operators again, as a loop in a
-        module of its own (a known regression: `burn=N`). Sized by the engine's fuel on a
-        copy of the plan without it; not counted as a plan step (the plan's counts stay)."""
+    def _burn_call(self, be: Backend, n: int) -> Callable[[], None]:
+        """The injected loop of `n` iterations, in a module and store of its own."""
+        store = be.new_store(Device("burn"))
+        self.stores[f"burn{len(self.stores)}"] = store   # a call needs its store alive
+        loop = Module("burn", assemble(BURN_WAT))
+        return be.make_call(store, be.instantiate(store, be.compile(store, loop), []),
+                            "burn", [n])
+
+    def _burn_size(self, fraction: float) -> int:
+        """Iterations of the injected loop that execute `fraction` of an inference's wasm
+        operators (a known regression: `burn=N`), counted by the engine's fuel on a copy of
+        the plan without it."""
         counter = self.backend.counting()
         if isinstance(counter, str):
             raise RuntimeUnsupported(f"burn= sizes its work by executed operators: {counter}")
@@ -160,21 +180,14 @@ class LoadedPlan:
         before = counter.fuel_used()
         plain.run_once()
         per_inference = counter.fuel_used() - before
-        loop = Module("burn", assemble(BURN_WAT))
-
-        def loaded(be: Backend, n: int) -> Callable[[], None]:
-            store = be.new_store(Device("burn"))
-            self.stores[f"burn{len(self.stores)}"] = store   # a call needs its store alive
-            return be.make_call(store, be.instantiate(store, be.compile(store, loop), []),
-                                "burn", [n])
         marks = []
         for n in (1, 1001):
             before = counter.fuel_used()
-            loaded(counter, n)()
+            self._burn_call(counter, n)()
             marks.append(counter.fuel_used() - before)
         per_iteration = (marks[1] - marks[0]) / 1000
         self.burn_operators = round(per_inference * fraction)
-        return loaded(self.backend, max(1, round(self.burn_operators / per_iteration)))
+        return max(1, round(self.burn_operators / per_iteration))
 
     def _filled(self, module: Module) -> Module:
         """`module` with its data segments filled with their tensors' bytes (before timing:
@@ -270,7 +283,9 @@ class LoadedPlan:
         add a little to every step: compare kinds with each other, not with the samples.
         """
         kinds = [step.op for step in self.plan.run]
-        totals = dict.fromkeys(("write", "copy", "call", "read"), 0)
+        # injected work (`burn`) runs after the plan's steps: timed apart
+        kinds += ["burn"] * (len(self._steps) - len(kinds))
+        totals = dict.fromkeys(("write", "copy", "call", "read", *kinds), 0)
         clock = time.perf_counter_ns
         self.host_ns = 0
         t_start = clock()

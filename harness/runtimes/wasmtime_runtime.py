@@ -64,6 +64,9 @@ class WasmtimeRuntime(Runtime):
 
     def validate(self) -> None:
         super().validate()
+        if self.params["burn"] and self.params["engine"] == "pulley":
+            raise SpecError("wasmtime: burn= is sized by fuel, which is not counted on "
+                            "engine=pulley")
         if self.params["burn"] and self.params["driver"] == "linked":
             raise SpecError("wasmtime: burn= is injected by the embedded worker; "
                             "driver=linked runs the plan as a program of its own")

@@ -274,6 +274,10 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
                 out.append(Command(OP_COPY, 0, m, o, m2, o2, s.src.size))
             elif isinstance(s, Call):
                 entry = calls.setdefault((inst_index[s.instance], s.export), len(calls))
+                if any(a >> 32 for a in s.args):
+                    raise RuntimeUnsupported(f"{s.export} is called with an address of 4 GiB "
+                                             "or more: standalone programs pass 32-bit "
+                                             "arguments")
                 out.append(Command(OP_CALL, entry, args=tuple(a & 0xFFFFFFFF for a in s.args),
                                    arg_type=s.arg_type,
                                    windows=tuple(ProgramWindow(mem_index[w.region.memory],
