@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.core.errors import MembenchError
 from harness.plugins.registry import WORKLOADS, Registry
-from harness.plugins.spec import parse_spec
+from harness.plugins.spec import Spec, parse_spec
 from harness.plugins.workload import Workload
 from harness.store.rows import ResultRow
 from reports.data import phases
@@ -49,8 +49,7 @@ def _load_of(strategy: str) -> tuple[str, str] | None:
         return None
     params = dict(spec.params)
     load = params.pop("load", "copy")
-    base = spec.name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
-    return base, load
+    return str(Spec(spec.name, tuple(params.items()), spec.version)), load
 
 
 def _weight_bytes(workload: str, cache: dict[str, int | None]) -> int | None:

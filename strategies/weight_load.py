@@ -30,7 +30,7 @@ from harness.codegen.module import assemble
 from harness.core.errors import SpecError, Unsupported
 from harness.plugins.params import Param
 from harness.plugins.plan import Call
-from harness.plugins.workload import Dispatch, Workload
+from harness.plugins.workload import Workload
 
 LOAD_PARAM = Param("load", "choice", "copy", "how weights reach linear memory: copy: the "
                    "host writes them at set-up; segment: active data segments of the module "
@@ -98,13 +98,6 @@ def first_reads(workload: Workload) -> dict[str, tuple[str, ...]]:
         seen.update(mine)
         out[d.name] = tuple(mine)
     return out
-
-
-def read_weights(workload: Workload, d: Dispatch) -> tuple[str, ...]:
-    """The weights `d` reads, once each, in binding order."""
-    weights = {t.name for t in workload.by_role("weight")}
-    return tuple(t for t in dict.fromkeys(t for _, t in d.bindings)
-                 if t in weights and "r" in d.access_of(t))
 
 
 def init_call(instance: str) -> Call:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,6 +39,11 @@ BURN_WAT = ('(module (func (export "burn") (param $n i32) (loop $l (br_if $l (lo
             '(i32.sub (local.get $n) (i32.const 1)))))))')
 
 
+@functools.cache
+def _burn_module() -> Module:
+    return Module("burn", assemble(BURN_WAT))
+
+
 class LoadedPlan:
     """A plan instantiated on one backend, ready to run inferences."""
 
@@ -55,9 +61,7 @@ class LoadedPlan:
         #: ahead-of-time builds of precompiled modules (not part of loading them)
         self.precompile_s: dict[str, float] = {}
         self._images: dict[tuple[str, str], Any] = {}
-        #: wasm operators the injected work adds per inference (`Backend.burn`), and the
-        #: loop's iterations that make them
-        self.burn_operators = 0
+        #: iterations of the injected loop (`Backend.burn`; 0: none)
         self._burn_iterations = 0
         self._prepared = False
         self.setup_s = 0.0
@@ -162,7 +166,7 @@ class LoadedPlan:
         """The injected loop of `n` iterations, in a module and store of its own."""
         store = be.new_store(Device("burn"))
         self.stores[f"burn{len(self.stores)}"] = store   # a call needs its store alive
-        loop = Module("burn", assemble(BURN_WAT))
+        loop = _burn_module()
         return be.make_call(store, be.instantiate(store, be.compile(store, loop), []),
                             "burn", [n])
 
@@ -186,8 +190,7 @@ class LoadedPlan:
             self._burn_call(counter, n)()
             marks.append(counter.fuel_used() - before)
         per_iteration = (marks[1] - marks[0]) / 1000
-        self.burn_operators = round(per_inference * fraction)
-        return max(1, round(self.burn_operators / per_iteration))
+        return max(1, round(per_inference * fraction / per_iteration))
 
     def _filled(self, module: Module) -> Module:
         """`module` with its data segments filled with their tensors' bytes (before timing:
