@@ -115,47 +115,65 @@ def _counting(quick_settings):
 AGREE = {"wasmtime": 0.001, "v8": 0.01}
 
 
+def _counted(regs, settings, cells: list[Cell]) -> list[dict]:
+    """Each cell run once, then counted together in one counted worker (what a run's
+    counting stage does: `harness.run.insts.count_runtime`)."""
+    from harness.run.insts import count_runtime
+
+    rows = [run_cell(c, "t", settings, 240) for c in cells]
+    assert all(r.status == "ok" for r in rows), [r.reason for r in rows]
+    counts = count_runtime(list(zip(cells, rows, strict=True)), settings.seed)
+    assert [(r.kind, r.key, r.settings) for r in counts] == \
+        [("counts", r.key, r.settings) for r in rows]
+    return [r.metrics for r in counts]
+
+
 @pytest.mark.parametrize("runtime", sorted(AGREE))
 def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_settings,
                                                                 runtime: str) -> None:
     """`--measure insts`: native instructions per inference, from the difference of two
     counted segments under callgrind (the Python worker's client requests; Node's fsync
-    marks, main thread, `--predictable`); two counts of one cell agree, and a strategy that
-    copies executes more."""
+    marks, main thread, `--predictable`). Cells of two workloads share one counted worker;
+    a second worker counts them as the first did (A/A: the same plans in the same order);
+    a strategy that copies executes more, and so does a bigger GEMM."""
     settings = _counting(quick_settings)
-    w, rt = regs.workloads.create("gemm:m=16,n=16,k=16"), regs.runtimes.create(runtime)
+    rt = regs.runtimes.create(runtime)
 
-    def insts(strategy: str) -> int:
-        row = run_cell(Cell(w, regs.strategies.create(strategy), rt), "t", settings, 240,
-                       round_index=0)
-        assert row.status == "ok", row.reason
-        got = row.metrics["insts"]
-        assert isinstance(got, int) and got > 0, row.metrics
-        return got
+    def cell(w: str, s: str) -> Cell:
+        return Cell(regs.workloads.create(w), regs.strategies.create(s), rt)
 
-    a, b = insts("shared"), insts("shared")
-    assert abs(a - b) <= AGREE[runtime] * a
-    assert insts("per-module") > a
+    cells = [cell("gemm:m=16,n=16,k=16", "shared"), cell("gemm:m=16,n=16,k=16", "per-module"),
+             cell("gemm:m=32,n=16,k=16", "shared")]
+    first, second = _counted(regs, settings, cells), _counted(regs, settings, cells)
+    for a, b in zip(first, second, strict=True):
+        assert isinstance(a["insts"], int) and a["insts"] > 0, a
+        assert abs(a["insts"] - b["insts"]) <= AGREE[runtime] * a["insts"]
+    small, copied, big = first
+    assert copied["insts"] > small["insts"]
+    assert big["insts"] > small["insts"]
 
 
 def test_a_worker_that_cannot_mark_segments_says_so(regs, quick_settings) -> None:
-    row = run_cell(Cell(regs.workloads.create("gemm:m=16,n=16,k=16"),
-                        regs.strategies.create("shared"), regs.runtimes.create("wasm2c")),
-                   "t", _counting(quick_settings), 120, round_index=0)
+    cell = Cell(regs.workloads.create("gemm:m=16,n=16,k=16"),
+                regs.strategies.create("shared"), regs.runtimes.create("wasm2c"))
+    settings = _counting(quick_settings)
+    row = run_cell(cell, "t", settings, 120, round_index=0)
     if row.status == "unavailable":
         pytest.skip(row.reason)
-    assert row.metrics["insts"] is None
-    assert "cannot mark callgrind segments" in row.metrics["insts_reason"]
+    assert row.status == "ok" and "insts" not in row.metrics  # counted after the rounds
+    [got] = _counted(regs, settings, [cell])
+    assert got["insts"] is None
+    assert "cannot mark callgrind segments" in got["insts_reason"]
 
 
 def test_fsync_marked_dumps_are_read_in_order(tmp_path) -> None:
     """Main-thread dumps in number order; per plan a warm-up dump, then pairs of segments
     whose differences' median is the count (a tier-up in one segment does not make it)."""
     from harness.plugins.plan import Plan
-    from harness.run.insts import JS_SEGMENTS, SEGMENTS, _from_ordered
+    from harness.run.insts import COUNTED_SEGMENTS, SEGMENTS, _from_ordered
     from harness.toolchain.valgrind import read_ordered_dumps
 
-    per = 1 + len(JS_SEGMENTS)
+    per = 1 + len(COUNTED_SEGMENTS)
     a, b = SEGMENTS
     # plan v0: clean pairs of 100 and 300 (100 a run), one with a 5000-instruction tier-up
     v0 = [9000, 100, 300, 100, 5300, 100, 300]
@@ -202,3 +220,40 @@ def test_burn_is_refused_where_it_cannot_be_injected(regs) -> None:
         regs.runtimes.create("wasmtime:burn=10,driver=linked")
     with pytest.raises(SpecError, match="burn"):
         regs.runtimes.create("v8:burn=10")
+
+
+def test_a_run_counts_after_its_rounds_one_worker_a_runtime(tmp_path, capsys,
+                                                           quick_settings) -> None:
+    """`membench run --measure insts`: the cells are timed first; then each runtime's
+    cells (and its noop) are counted in one worker, written as `counts` rows after every
+    `cell` row; `read_rows` folds them into the cells; a resumed run that lacks a count
+    counts that runtime's cells again, in the same worker order, to the same counts."""
+    import json
+
+    from harness.run.resume import Done
+    from harness.store.rows import KINDS, read_rows
+
+    _counting(quick_settings)
+    assert cli_main(["run", "--workload", "gemm:m=8,n=8,k=8", "--workload", "gemm:m=8,n=8,k=16",
+                     "--strategy", "shared", "--strategy", "per-module", "--runtime",
+                     "wasmtime", "--measure", "time,insts", "--repeat", "3",
+                     "--sample-time", "0.0005", "--out", str(tmp_path), "--no-report"]) == 0
+    assert "counting instructions of 5 cells on wasmtime" in capsys.readouterr().err
+    (run_dir,) = list(tmp_path.iterdir())
+    kinds = [json.loads(line)["kind"] for line in
+             (run_dir / "results.jsonl").read_text().splitlines()]
+    assert kinds.count("counts") == 5 and kinds.index("counts") > max(
+        i for i, k in enumerate(kinds) if k == "cell")
+    cells = read_rows(run_dir)
+    assert len(cells) == 4 and all(isinstance(r.metrics["insts"], int) for r in cells)
+    every = read_rows(run_dir, kinds=KINDS)
+    assert all("insts" not in r.metrics for r in every if r.kind == "cell")
+    assert len(Done.from_rows(every, {}).counted) == 5
+    # a resumed run that lost one count
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    (run_dir / "results.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    assert cli_main(["run", "--resume", str(run_dir), "--no-report"]) == 0
+    assert "counting instructions of 5 cells on wasmtime" in capsys.readouterr().err
+    assert cli_main(["run", "--resume", str(run_dir), "--no-report"]) == 0
+    assert "counting instructions" not in capsys.readouterr().err  # nothing left to count
+    assert [r.metrics for r in read_rows(run_dir)] == [r.metrics for r in cells]

@@ -269,8 +269,10 @@ def run_cells(req: RunRequest, cells: list[Cell], run_dir: Path, done: Done | No
     con.print(f"membench: {len(cells)} cells × {req.settings.rounds} rounds -> {run_dir}"
               f"{finished}")
 
-    def progress(i: int, n: int, cell: Cell | Group, row: ResultRow | None) -> None:
-        if row is None:
+    def progress(i: int, n: int, cell: Cell | Group | str, row: ResultRow | None) -> None:
+        if isinstance(cell, str):  # a stage after the rounds
+            con.print(f"membench: {cell} ...")
+        elif row is None:
             con.print(f"[{i + 1}/{n}] {cell} ...", end="\r")
         else:
             con.print(f"[{i}/{n}] round {row.round} {cell}: {row.status}"

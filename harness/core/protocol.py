@@ -63,8 +63,36 @@ def save_tensors(directory: Path, tensors: Mapping[str, np.ndarray]) -> dict[str
 
 
 def load_tensors(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    return {name: np.fromfile(e["path"], dtype=np.dtype(e["dtype"]).newbyteorder("<"))
-            .reshape(e["shape"]) for name, e in entries.items()}
+    """The tensors `save_tensors` wrote, each read into memory aligned as host buffers are
+    (`aligned_bytes`)."""
+    out = {}
+    for name, e in entries.items():
+        dtype = np.dtype(e["dtype"]).newbyteorder("<")
+        raw = aligned_bytes(os.path.getsize(e["path"]))
+        with open(e["path"], "rb") as f:
+            f.readinto(raw.data)
+        out[name] = raw.view(dtype).reshape(e["shape"])
+    return out
+
+
+#: host buffers start on this boundary, so every copy between host and wasm memory takes
+#: the same path through memcpy in every process (its instructions, and its speed, depend
+#: on its operands' alignment; malloc's would depend on what the process allocated before)
+HOST_ALIGN = 64
+
+
+def aligned_bytes(nbytes: int, align: int = HOST_ALIGN) -> np.ndarray:
+    """A zeroed uint8 array of `nbytes` whose data starts on an `align`-byte boundary."""
+    raw = np.zeros(nbytes + align, dtype=np.uint8)
+    start = -int(raw.ctypes.data) % align
+    return raw[start:start + nbytes]
+
+
+def aligned_copy(a: np.ndarray, align: int = HOST_ALIGN) -> np.ndarray:
+    """A C-contiguous copy of `a` whose data starts on an `align`-byte boundary."""
+    out = aligned_bytes(a.nbytes, align).view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 def read_response(directory: Path) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ cell's own failure, so one bad cell never ends a suite.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -76,9 +75,9 @@ def run_cell(cell: Cell, run_id: str, settings: MeasureSettings, timeout_s: floa
         if isinstance(p, ResultRow):
             return p
         request = p.request if lockstep_fds is None else gated(p.request, lockstep_fds)
-        return counted(p, finish_cell(p, run_worker(
+        return finish_cell(p, run_worker(
             cell.runtime, request, p.workdir, timeout_s, memory_limit=memory_limit,
-            pass_fds=lockstep_fds or ())))
+            pass_fds=lockstep_fds or ()))
 
 
 @dataclass
@@ -171,37 +170,6 @@ def _counts(p: PreparedCell, resp: dict[str, Any]) -> dict[str, Any]:
         return dict(resp.get("counts", {}))
     return {"fuel": None, "fuel_reason": f"{p.cell.runtime.spec}'s worker counts no "
                                          "executed operators"}
-
-
-def with_insts(rows: dict[int, ResultRow], cells: dict[int, tuple[Cell, Plan]],
-               data: dict[str, np.ndarray], workdir: Path) -> dict[int, ResultRow]:
-    """`--measure insts`: the ok rows of round 0 (or of a single run) with their
-    instructions per inference, counted by callgrind in one worker per runtime
-    (`harness.run.insts`); other rows as they are."""
-    from harness.run.insts import count_insts
-
-    todo = {i: c for i, c in cells.items() if i in rows and rows[i].status == "ok"
-            and "insts" in rows[i].settings.get("measure", ())
-            and rows[i].round in (0, None)}
-    by_runtime: dict[str, dict[int, tuple[Cell, Plan]]] = {}
-    for i, (cell, plan) in todo.items():
-        by_runtime.setdefault(cell.runtime.spec, {})[i] = (cell, plan)
-    out = dict(rows)
-    for batch in by_runtime.values():
-        runtime = next(iter(batch.values()))[0].runtime
-        got = count_insts(runtime, {f"v{i}": plan for i, (_, plan) in batch.items()}, data,
-                          workdir)
-        for i in batch:
-            out[i] = dataclasses.replace(out[i], metrics={**out[i].metrics, **got[f"v{i}"]})
-    return out
-
-
-def counted(p: PreparedCell, row: ResultRow) -> ResultRow:
-    """A single cell's row with its instruction count where one was asked for."""
-    if "insts" not in row.settings.get("measure", ()):
-        return row
-    plan = Plan.from_json(Path(p.request["plan_path"]).read_text(encoding="utf-8"))
-    return with_insts({0: row}, {0: (p.cell, plan)}, p.data, p.workdir)[0]
 
 
 def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:

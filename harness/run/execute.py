@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from harness.probes.estimate import CallCosts
 from harness.probes.probe import ProbeResult
 from harness.run.calibration import annotate, baseline_cell
 from harness.run.cell import run_cell
 from harness.run.group import run_group
+from harness.run.insts import count_runtime, wants_insts
 from harness.run.interrupt import GracefulStop
 from harness.run.pair import run_pair
 from harness.run.request import Cell, Group, RunRequest
+from harness.run.resume import RunKey
 from harness.run.schedule import Ledger, quick_settings
 from harness.runtimes.base import Runtime
 from harness.store.rows import ResultRow, ResultsWriter
 
-#: (cell rounds done, cell rounds in all, the cell (or the group about to start), its row
-#: or None when it is about to start)
-ProgressFn = Callable[[int, int, Cell | Group, ResultRow | None], None]
+#: (cell rounds done, cell rounds in all, the cell (or the group about to start, or what
+#: a stage after the rounds is doing), its row or None when it is about to start)
+ProgressFn = Callable[[int, int, Cell | Group | str, ResultRow | None], None]
 
 
 class RoundRunner:
@@ -45,6 +48,8 @@ class RoundRunner:
         self.done_count = ledger.rounds_done()
         #: per group worker: where its time went (`harness.run.group.group_cost`)
         self.group_costs: list[dict[str, float]] = []
+        #: the metrics of the `counts` rows this runner wrote, by cell and side
+        self.counted: dict[RunKey, dict[str, Any]] = {}
 
     def finish_failed(self) -> None:
         """Final rows for jobs whose failed round was written but whose final row was not."""
@@ -133,6 +138,34 @@ class RoundRunner:
             round_index=rnd, pin=self.pin, memory_limit=req.worker_memory_limit,
             costs=self.costs.get(cell.runtime.spec), budget_s=req.cell_budget,
             lockstep_fds=req.lockstep_fds if s.kinds[j] == "cell" else None))
+
+    def count(self, have: Collection[RunKey] = ()) -> None:
+        """`--measure insts`: after the timed rounds (valgrind would disturb them), the
+        instructions of every finished cell that asked for them, in one counted worker
+        per runtime and side (`harness.run.insts`). A count moves a little (up to ~0.5%
+        on copy-bound cells: memcpy's path depends on its buffers' alignment) with what the
+        worker ran before it, so the A and B sides of a runtime are counted in two workers
+        of the same cells in the same order, and a resumed run counts again every cell of
+        a (runtime, side) that lacks one. A cell another checkout ran (`--a-repo`,
+        `--b-repo`) was counted by that checkout."""
+        batches: dict[tuple[str, str], list[tuple[Cell, ResultRow]]] = {}
+        for j, row in sorted(self.ledger.final.items()):
+            cell = self.schedule.jobs[j]
+            if wants_insts(row) and cell.repo is None:
+                batches.setdefault((cell.runtime.spec, cell.side), []).append((cell, row))
+        for (spec, side), batch in batches.items():
+            if all(c.run_key in have for c, _ in batch):
+                continue
+            self.stop.check()
+            if self.progress:
+                self.progress(self.done_count, self.schedule.total,
+                              f"counting instructions of {len(batch)} cells on {spec}"
+                              + (f" (side {side})" if side else "") + " under callgrind",
+                              None)
+            for (cell, _), row in zip(batch, count_runtime(batch, self.schedule.settings.seed),
+                                      strict=True):
+                self.writer.append(row)
+                self.counted[cell.run_key] = row.metrics
 
     def fold_all(self) -> None:
         """Final rows for every job that ran all its rounds, noops before the cells that

@@ -29,7 +29,7 @@ from harness.core.protocol import save_tensors
 from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts
 from harness.probes.probe import ProbeResult
-from harness.run.cell import PlannedCell, PreparedCell, finish_cell, plan_cell, with_insts
+from harness.run.cell import PlannedCell, PreparedCell, finish_cell, plan_cell
 from harness.run.request import Group, worker_runtime
 from harness.store.rows import ResultRow
 from harness.worker.group import read_blame
@@ -144,9 +144,6 @@ class _Context:
                 self.rows[i] = finish_cell(prepared(i), WorkerOutcome(
                     str(v.get("status", "crashed")), str(v.get("message", "")), v,
                     outcome.wall_s))
-            self.rows.update(with_insts(
-                {i: self.rows[i] for i in batch},
-                {i: (self.planned[i].cell, self.planned[i].plan) for i in batch}, self.data, d))
             return []
         if outcome.status == "ok":  # a worker that answered, but not for every variant
             outcome = WorkerOutcome("crashed", outcome.message or "the worker's answer lists "

@@ -1,9 +1,11 @@
 """`--measure insts`: native instructions per inference, counted by callgrind
-(`harness.toolchain.valgrind`) in a worker of its own, once per cell (round 0), after the
-timed worker: the plans of a group are loaded in one counted worker, and each plan's
+(`harness.toolchain.valgrind`) after a run's timed rounds, in one counted worker per
+runtime that loads every plan of that runtime (`count_cells`): Python's start-up under
+valgrind (10-20 s) is paid once per runtime, not once per comparison group. Each plan's
 count is the difference of two segments of different lengths, so start-up, compiling and
-the loop's fixed cost cancel. Workers that are not Python-embedded (JavaScript engines,
-standalone programs) are not counted here, and say so.
+the loop's fixed cost cancel. The counts are written as `counts` rows, which `read_rows`
+folds into the cells' final rows. Workers that cannot mark segments (standalone
+programs, JavaScript hosts other than Node) are not counted, and say so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 import os
 import statistics
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +24,78 @@ import numpy as np
 from harness.core.errors import ToolUnavailable
 from harness.core.protocol import RESPONSE, save_tensors
 from harness.plugins.plan import Plan
+from harness.run.request import Cell
 from harness.runtimes.base import Runtime
+from harness.store.rows import ResultRow
 from harness.toolchain import valgrind
 
-#: inferences in the two counted segments
+#: inferences in a pair of counted segments
 SEGMENTS = (1, 3)
 #: inferences a JavaScript worker runs before counting, so V8 has tiered its code up
 JS_WARMUP = 10
-#: a JavaScript worker's segments: pairs of SEGMENTS, three times; the count is the median
-#: of the three pairs' differences, so a tier-up or a collection that lands in one
-#: segment does not make the count
-JS_SEGMENTS = SEGMENTS * 3
+#: a worker's segments: pairs of SEGMENTS, three times; the count is the median of the
+#: three pairs' differences, so an event that lands in one segment (a tier-up, a
+#: collection, malloc taking a new chunk) does not make the count
+COUNTED_SEGMENTS = SEGMENTS * 3
+#: the counted worker's time limit: a start-up, then each plan's compile and inferences
+#: under valgrind (20-100x slower than native)
+TIMEOUT_BASE_S, TIMEOUT_PER_PLAN_S = 300.0, 120.0
 
 
-def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.ndarray],
-                workdir: Path, timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
+def wants_insts(row: ResultRow) -> bool:
+    """A finished row whose cell asked for `--measure insts` and ran."""
+    return row.status == "ok" and "insts" in row.settings.get("measure", ())
+
+
+def count_cells(cells: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[ResultRow]:
+    """A `counts` row for each (cell, its final row): the cells of one runtime counted
+    in one worker, runtime after runtime, in the order given."""
+    by_runtime: dict[str, list[tuple[Cell, ResultRow]]] = {}
+    for cell, row in cells:
+        by_runtime.setdefault(cell.runtime.spec, []).append((cell, row))
+    out = []
+    for batch in by_runtime.values():
+        out += count_runtime(batch, seed)
+    return out
+
+
+def count_runtime(batch: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[ResultRow]:
+    """The `counts` rows of cells that share one runtime, from one counted worker."""
+    # the folder's name is always as long: the paths a worker is given end up in its
+    # strings, and their length moved a count by some tens of instructions
+    with tempfile.TemporaryDirectory(prefix="membench-insts-") as tmp:
+        d = Path(tmp)
+        plans: dict[str, Plan] = {}
+        data: dict[str, dict[str, np.ndarray]] = {}
+        generated: dict[str, dict[str, np.ndarray]] = {}
+        failed: dict[str, str] = {}
+        for i, (cell, _) in enumerate(batch):
+            name = f"c{i}"
+            w = cell.workload
+            try:
+                plans[name] = cell.strategy.plan(w)
+            except Exception as exc:  # planned once already: only a changed tool fails here
+                failed[name] = f"could not plan it again: {exc}"
+                continue
+            if w.spec not in generated:
+                generated[w.spec] = w.generate(seed)
+            data[name] = generated[w.spec]
+        got = count_insts(batch[0][0].runtime, plans, data, d,
+                          TIMEOUT_BASE_S + TIMEOUT_PER_PLAN_S * len(plans)) if plans else {}
+    rows = []
+    for i, (_, row) in enumerate(batch):
+        metrics = got.get(f"c{i}") or {"insts": None, "insts_reason": failed.get(f"c{i}", "")}
+        rows.append(ResultRow(run_id=row.run_id, workload=row.workload, strategy=row.strategy,
+                              runtime=row.runtime, side=row.side, status="ok", kind="counts",
+                              settings=row.settings, metrics=metrics))
+    return rows
+
+
+def count_insts(runtime: Runtime, plans: Mapping[str, Plan],
+                data: Mapping[str, Mapping[str, np.ndarray]], workdir: Path,
+                timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
     """Plan name -> {"insts": instructions per inference} or {"insts": None,
-    "insts_reason": why}."""
+    "insts_reason": why}; `data` holds each plan's inputs and weights, by plan name."""
     def none(why: str) -> dict[str, dict[str, Any]]:
         return {name: {"insts": None, "insts_reason": why} for name in plans}
 
@@ -51,16 +109,24 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
         marks = valgrind.marks_library() if kind == "client-request" else None
     except ToolUnavailable as exc:
         return none(str(exc))
-    paths = {}
+    paths: dict[str, str] = {}
+    inputs: dict[str, Any] = {}
+    saved: dict[int, dict[str, Any]] = {}
     for name, plan in plans.items():
         paths[name] = str(workdir / f"{name}.plan.json")
         Path(paths[name]).write_text(plan.to_json(), encoding="utf-8")
+        # one set of files per distinct data (a workload's), in a folder of its own
+        key = id(data[name])
+        if key not in saved:
+            folder = workdir / f"data{len(saved)}"
+            folder.mkdir()
+            saved[key] = save_tensors(folder, data[name])
+        inputs[name] = saved[key]
     request = workdir / "insts-request.json"
     request.write_text(json.dumps({"kind": "insts", "runtime": runtime.spec,
-                                   "plans": paths, "inputs": save_tensors(workdir, data),
+                                   "plans": paths, "inputs": inputs,
                                    "marks": str(marks),
-                                   "inferences": list(JS_SEGMENTS if kind == "fsync"
-                                                      else SEGMENTS),
+                                   "inferences": list(COUNTED_SEGMENTS),
                                    "warmup": JS_WARMUP}))
     try:
         done = subprocess.run([*prefix, *argv, str(request)], capture_output=True, text=True,
@@ -72,29 +138,36 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan], data: dict[str, np.
     if done.returncode != 0 or resp.get("status") != "ok":
         why = resp.get("message") or (done.stderr.strip().splitlines() or ["no message"])[-1]
         return none(f"the counted worker failed: {why}"[:300])
-    a, b = SEGMENTS
+    counted = resp.get("counted", {})
     if kind == "fsync":
-        return _from_ordered(plans, resp.get("counted", {}),
+        return _from_ordered(plans, counted,
                              valgrind.read_ordered_dumps(workdir, "callgrind.out"))
     dumps = valgrind.read_dumps(workdir, "callgrind.out")
     out: dict[str, dict[str, Any]] = {}
     for name in plans:
-        failed = resp.get("counted", {}).get(name)
-        ia, ib = dumps.get(f"{name}:{a}"), dumps.get(f"{name}:{b}")
-        if failed or ia is None or ib is None:
-            out[name] = {"insts": None, "insts_reason": failed or "callgrind wrote no dump"}
+        seg = [dumps.get(f"{name}:{k}") for k in range(len(COUNTED_SEGMENTS))]
+        if counted.get(name) or None in seg:
+            out[name] = {"insts": None,
+                         "insts_reason": counted.get(name) or "callgrind wrote no dump"}
         else:
-            out[name] = {"insts": round((ib - ia) / (b - a))}
+            out[name] = {"insts": _median_of_pairs([x for x in seg if x is not None])}
     return out
+
+
+def _median_of_pairs(seg: Sequence[int]) -> int:
+    """Instructions per inference: the median over the pairs of segments of their
+    difference over the difference of their lengths."""
+    a, b = SEGMENTS
+    return round(statistics.median((seg[k + 1] - seg[k]) / (b - a)
+                                   for k in range(0, len(seg), 2)))
 
 
 def _from_ordered(plans: Mapping[str, Plan], counted: Mapping[str, str],
                   dumps: list[int]) -> dict[str, dict[str, Any]]:
-    """Counts from fsync-marked dumps: each plan made 1 + len(JS_SEGMENTS) marks in plan
-    order (its warm-up, then each segment), the dump before a mark holding what ran since
-    the one before; the count is the median over the pairs of segments."""
-    a, b = SEGMENTS
-    per = 1 + len(JS_SEGMENTS)
+    """Counts from fsync-marked dumps: each plan made 1 + len(COUNTED_SEGMENTS) marks in
+    plan order (its warm-up, then each segment), the dump before a mark holding what ran
+    since the one before."""
+    per = 1 + len(COUNTED_SEGMENTS)
     # the worker's response is written with one more fsync, after every mark; any other
     # number means an fsync the marks did not make, and the segments would shift
     if len(dumps) not in (per * len(plans), per * len(plans) + 1):
@@ -103,9 +176,7 @@ def _from_ordered(plans: Mapping[str, Plan], counted: Mapping[str, str],
         return {name: {"insts": None, "insts_reason": why} for name in plans}
     out: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(plans):
-        seg = dumps[per * i + 1: per * (i + 1)]
-        pairs = [(seg[k + 1] - seg[k]) / (b - a) for k in range(0, len(seg), 2)]
         failed = counted.get(name)
-        out[name] = ({"insts": None, "insts_reason": failed} if failed
-                     else {"insts": round(statistics.median(pairs))})
+        out[name] = ({"insts": None, "insts_reason": failed} if failed else
+                     {"insts": _median_of_pairs(dumps[per * i + 1: per * (i + 1)])})
     return out

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.probes.probe import ProbeResult
-from harness.run.cell import PreparedCell, counted, finish_cell, prepare_cell
+from harness.run.cell import PreparedCell, finish_cell, prepare_cell
 from harness.run.external import (
     ExternalRun,
     finish_external_cell,
@@ -128,16 +128,16 @@ class LocalSide(PairSide):
 
     def finish(self) -> ResultRow:
         assert self.worker is not None
-        return counted(self.p, finish_cell(self.p, finish_worker(self.worker, self.timeout_s)))
+        return finish_cell(self.p, finish_worker(self.worker, self.timeout_s))
 
     def stop(self) -> None:
         if self.worker is not None:
             stop_worker(self.worker)
 
     def run_alone(self) -> ResultRow:
-        return counted(self.p, finish_cell(self.p, run_worker(
+        return finish_cell(self.p, run_worker(
             self.p.cell.runtime, self.p.request, self.p.workdir, self.timeout_s,
-            memory_limit=self.memory_limit)))
+            memory_limit=self.memory_limit))
 
 
 class ExternalSide(PairSide):

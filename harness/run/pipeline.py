@@ -6,9 +6,10 @@
 3. prepare the runtimes: capabilities, embedding overhead, call costs (`prepare`);
 4. schedule: jobs, per-round orders, lockstep partners, what a resumed run has (`schedule`);
 5. execute the rounds, each row appended and fsync'd as it is measured (`execute`);
-6. fold the rounds into final rows; with `isolation`, run the isolation probes of every
-   strategy on every runtime (after the timings, which they would disturb); close the
-   manifest.
+6. fold the rounds into final rows; with `--measure insts`, count each cell's
+   instructions under callgrind, one worker per runtime (`insts`); with `isolation`, run
+   the isolation probes of every strategy on every runtime (both after the timings, which
+   they would disturb); close the manifest.
 
 The report is written from the rows by the command that started the run (`membench run`).
 """
@@ -35,7 +36,7 @@ from harness.run.resume import Done
 from harness.run.rundir import now
 from harness.run.schedule import Ledger, make_schedule, worker_pin
 from harness.store.manifest import MANIFEST, read_manifest
-from harness.store.rows import RESULTS, ResultRow, ResultsWriter
+from harness.store.rows import RESULTS, ResultRow, ResultsWriter, fold_counts
 
 
 class RunManifest:
@@ -140,6 +141,7 @@ def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pro
             manifest.data["group_cost"] = runner.cost_summary()
             manifest.save()
         runner.fold_all()
+        runner.count(done.counted if done is not None else ())
         if req.isolation:
             _isolation(cells, run_dir.name, facts.probes, done, writer, stop)
         if req.interference_s > 0:
@@ -153,4 +155,5 @@ def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pro
         manifest.data["cells_done"] = sum(1 for j in ledger.final if j >= schedule.n_noops)
         manifest.save()
     ordered = [ledger.final[j] for j in range(len(schedule.jobs)) if j in ledger.final]
-    return [*ledger.baselines.values(), *ordered]
+    counted = {**(done.counted if done is not None else {}), **runner.counted}
+    return [*ledger.baselines.values(), *fold_counts(ordered, counted)]

@@ -4,8 +4,9 @@ Every run records its request in `run.json` (the cells as canonical specs, the s
 with the resolved order seed, the limits). Resuming rebuilds exactly those cells and the
 same per-round schedule, reads the rows already in `results.jsonl` and skips what is
 finished: a cell with its final row, a round with its round row, a runtime with its
-memory baseline. Only rows carrying the run's own settings count. The rest is appended to
-the same file, so a run killed at any point and resumed has every cell once.
+memory baseline, a cell's instruction count with its `counts` row. Only rows carrying the
+run's own settings count. The rest is appended to the same file, so a run killed at any
+point and resumed has every cell once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Done:
     rounds: dict[tuple[RunKey, int], ResultRow] = field(default_factory=dict)
     #: isolation probes already run: (strategy, runtime, probe)
     isolation: set[tuple[str, str, str]] = field(default_factory=set)
+    #: the metrics of cells whose instructions are counted (their `counts` rows)
+    counted: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_rows(cls, rows: list[ResultRow], manifest: dict[str, Any]) -> Done:
@@ -46,6 +49,8 @@ class Done:
                 done.finals[key] = r
             elif r.kind == "round" and r.round is not None:
                 done.rounds[(key, r.round)] = r
+            elif r.kind == "counts":
+                done.counted[key] = r.metrics
             elif r.kind == "isolation":
                 done.isolation.add((r.strategy, r.runtime, str(r.metrics.get("probe"))))
         return done

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.codegen.module import assemble
+from harness.core.protocol import HOST_ALIGN, aligned_bytes, aligned_copy
 from harness.plugins.plan import (
     Call,
     Copy,
@@ -54,7 +55,10 @@ class LoadedPlan:
         self.instrument = instrument
         self.host_ns = 0
         self.plan = plan
-        self.data = {k: np.ascontiguousarray(v) for k, v in data.items()}
+        # host data on the boundary every host buffer starts on (`aligned_bytes`), copied
+        # only where it is not there already (`load_tensors` reads it there)
+        self.data = {k: v if v.flags.c_contiguous and v.ctypes.data % HOST_ALIGN == 0
+                     else aligned_copy(v) for k, v in data.items()}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.compile_s: dict[str, float] = {}
         self.instantiate_s: dict[str, float] = {}
@@ -126,7 +130,7 @@ class LoadedPlan:
             if mem.kind == "host":
                 self.memories[mem.id] = be.new_memory(self.stores[mem.device], mem)
             elif mem.kind == "buffer":
-                self.buffers[mem.id] = np.zeros(mem.size, dtype=np.uint8)
+                self.buffers[mem.id] = aligned_bytes(mem.size)
         host_objs = {
             hf.id: be.host_func(self.stores[hf.device], hf, self._host_impl(hf),
                                 hostfuncs.signature(hf.kind).params,
@@ -254,7 +258,7 @@ class LoadedPlan:
                 call = _call(fn, c)
                 out.append(self._windowed(call, step.windows) if step.windows else call)
             elif isinstance(step, Read):
-                dst = np.empty(step.src.size, dtype=np.uint8)
+                dst = aligned_bytes(step.src.size)
                 self.outputs[step.tensor] = dst
                 out.append(_read(memmove, self._addr(step.src), dst, c))
             elif isinstance(step, Count):

@@ -264,22 +264,22 @@ function oneLine(e) {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' | ').slice(0, 500);
 }
 
-// `--measure insts` (harness/run/insts.py): under callgrind, for each plan, once loaded and
-// warmed up (V8 has tiered its functions up), a segment of `inferences[0]` inferences and
-// one of `inferences[1]`, each ended by a mark (Node: an fsync, which callgrind dumps
+// `--measure insts` (harness/run/insts.py): under callgrind, for each plan (with its own
+// inputs: plans of several workloads share the worker), once loaded and warmed up (V8 has
+// tiered its functions up), segments of `inferences[k]` inferences, each ended by a mark (Node: an fsync, which callgrind dumps
 // before: `--dump-before=fsync`). A plan that fails still makes all its marks, so the
 // dumps of the plans after it stay in place.
 function runInsts(req, params, outDir) {
   if (!host.openMark) throw new Error('this JS host cannot mark callgrind segments');
   const mark = host.openMark(outDir);
-  const data = loadTensors(req.inputs);
   const counted = {};
   const want = 1 + req.inferences.length;
   try {
     for (const [name, file] of Object.entries(req.plans)) {
       let made = 0;
       try {
-        const lp = new LoadedPlan(readPlan(file), data);
+        // each plan has its own inputs: plans of several workloads share one worker
+        const lp = new LoadedPlan(readPlan(file), loadTensors(req.inputs[name]));
         lp.load();
         for (let i = 0; i < req.warmup; i++) lp.runOnce();
         mark();

@@ -12,7 +12,10 @@ Row kinds (`ResultRow.kind`):
                a round fails (a failed cell is not run again);
 * `noop`     — the final row of a runtime's calibration cell (one empty wasm call per
                inference): the timer + embedding floor;
-* `baseline` — an empty-plan worker per runtime, run once: the memory baseline.
+* `baseline` — an empty-plan worker per runtime, run once: the memory baseline;
+* `counts`   — a cell's instructions per inference (`--measure insts`), counted after the
+               timed rounds (`harness.run.insts`); `read_rows` folds its metrics into the
+               cell's (or noop's) final row.
 
 `read_rows` returns only `cell` rows unless asked, so readers see one row per cell; `harness.run.rounds.combine_rounds` rebuilds a `cell` row from its `round` rows.
 """
@@ -22,8 +25,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -284,26 +287,44 @@ def existing_run_dir(run_dir: Path) -> Path:
 
 
 #: every row kind, in the order a run writes them
-KINDS = ("baseline", "round", "noop", "cell")
+KINDS = ("baseline", "round", "noop", "cell", "counts")
 
 
 def read_rows(run_dir: Path, kinds: tuple[str, ...] = ("cell",)) -> list[ResultRow]:
     """The rows of a run whose kind is in `kinds`: by default one row per cell.
 
-    `kinds=KINDS` returns everything (calibration rows and per-round rows too).
+    `kinds=KINDS` returns everything (calibration rows and per-round rows too). Unless
+    `counts` is asked for, each `counts` row's metrics are folded into the final row
+    (`cell` or `noop`) of its cell and side.
     """
     run_dir = existing_run_dir(run_dir)
     if not (run_dir / RESULTS).exists():
         raise ResultsError(f"{run_dir} is not a run directory (no {RESULTS})")
     rows, bad = [], []
+    counted: dict[tuple[CellKey, str], dict[str, Any]] = {}
     for obj in iter_rows(run_dir / RESULTS):
-        if obj.get("kind", "cell") not in kinds:
+        kind = obj.get("kind", "cell")
+        fold = kind == "counts" and "counts" not in kinds
+        if kind not in kinds and not fold:
             continue
         try:
-            rows.append(ResultRow.from_dict(obj))
+            row = ResultRow.from_dict(obj)
         except ResultsError as exc:
             bad.append(str(exc))
+            continue
+        if fold:
+            counted.setdefault((row.key, row.side), {}).update(row.metrics)
+        else:
+            rows.append(row)
     if bad:
         warnings.warn(f"{run_dir / RESULTS}: skipped {len(bad)} row{'s' if len(bad) > 1 else ''}"
                       f" ({bad[0]})", stacklevel=2)
-    return rows
+    return fold_counts(rows, counted)
+
+
+def fold_counts(rows: Sequence[ResultRow],
+                counted: Mapping[tuple[CellKey, str], Mapping[str, Any]]) -> list[ResultRow]:
+    """`rows` with the metrics of each cell's `counts` row (by cell and side) in its final
+    row (`cell` or `noop`)."""
+    return [replace(r, metrics={**r.metrics, **counted[(r.key, r.side)]})
+            if r.kind in ("cell", "noop") and (r.key, r.side) in counted else r for r in rows]

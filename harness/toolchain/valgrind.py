@@ -59,15 +59,20 @@ def marks_library() -> Path:
     return lib
 
 
-#: marks by fsync (a JavaScript worker): a dump before each fsync, one file per thread
-FSYNC_OPTIONS = ("--separate-threads=yes", "--dump-before=fsync")
+#: marks by fsync (a JavaScript worker): a dump before each fsync
+FSYNC_OPTIONS = ("--dump-before=fsync",)
 
 
 def command(out_prefix: Path, marks: str = "client-request") -> list[str]:
-    """valgrind's part of a counted worker's command line (dumps to `out_prefix`.<pid>.<n>);
-    `marks`: how the worker ends its segments (client requests, or fsyncs)."""
+    """valgrind's part of a counted worker's command line (dumps to
+    `out_prefix`.<pid>.<n>-<thread>); `marks`: how the worker ends its segments (client
+    requests, or fsyncs). One file per thread: only the main thread's instructions are
+    read, because an engine's helper threads (a compiler's thread pool spinning before it
+    sleeps) run as much as the scheduler lets them, which moved a count with the machine's
+    load by up to 0.6%."""
     extra = FSYNC_OPTIONS if marks == "fsync" else ()
-    return [valgrind(), *OPTIONS, *extra, f"--callgrind-out-file={out_prefix}.%p"]
+    return [valgrind(), *OPTIONS, "--separate-threads=yes", *extra,
+            f"--callgrind-out-file={out_prefix}.%p"]
 
 
 def read_ordered_dumps(folder: Path, prefix: str) -> list[int]:
@@ -83,9 +88,10 @@ def read_ordered_dumps(folder: Path, prefix: str) -> list[int]:
 
 
 def read_dumps(folder: Path, prefix: str) -> dict[str, int]:
-    """Label -> instructions of every client-request dump callgrind wrote in `folder`."""
+    """Label -> the main thread's instructions in every client-request dump callgrind
+    wrote in `folder`."""
     out: dict[str, int] = {}
-    for f in sorted(folder.glob(f"{prefix}.*")):
+    for f in sorted(folder.glob(f"{prefix}.*-01")):
         text = f.read_text(errors="replace")
         label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
         total = re.search(r"^summary: (\d+)", text, re.M)

@@ -97,28 +97,36 @@ def run_overhead(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -
 
 def run_insts(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
     """Under callgrind (`harness.toolchain.valgrind`): for each plan, once loaded and run
-    once, a segment of `inferences[0]` inferences and one of `inferences[1]`, each ended by
-    a labelled dump (`<name>:<n>`); the parent reads the dumps. Not a timing: the worker
-    runs 20-100x slower under valgrind."""
+    once, segments of `inferences[k]` inferences, each ended by a labelled dump
+    (`<name>:<k>`); the parent reads the dumps. Each plan has its own
+    inputs (`inputs[name]`: plans of several workloads share one worker). Not a timing:
+    the worker runs 20-100x slower under valgrind."""
     import ctypes
+    import gc
 
     marks = ctypes.CDLL(req["marks"])
-    data = load_tensors(req["inputs"])
     counted: dict[str, str] = {}
     for name, path in req["plans"].items():
         try:
+            data = load_tensors(req["inputs"][name])
             lp = LoadedPlan(be, Plan.from_json(Path(path).read_text(encoding="utf-8")), data)
             lp.load()
             run = lp.run_once
             run()
+            # no collection inside a segment: one would land in one segment, not the other,
+            # and where depends on what the worker allocated before (earlier plans)
+            gc.collect()
+            gc.disable()
             # a dump of its own ends what came before (loading, the first inference)
             marks.mb_dump(f"{name}:start".encode())
-            for n in req["inferences"]:
+            for k, n in enumerate(req["inferences"]):
                 for _ in range(n):
                     run()
-                marks.mb_dump(f"{name}:{n}".encode())
+                marks.mb_dump(f"{name}:{k}".encode())
+            gc.enable()
             counted[name] = ""
         except Exception as exc:  # this plan is not counted; the others are
+            gc.enable()
             counted[name] = one_line(exc)
     return {"status": "ok", "message": "", "counted": counted}
 
