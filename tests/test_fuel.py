@@ -227,7 +227,8 @@ def test_a_run_counts_after_its_rounds_one_worker_a_runtime(tmp_path, capsys,
     """`membench run --measure insts`: the cells are timed first; then each runtime's
     cells (and its noop) are counted in one worker, written as `counts` rows after every
     `cell` row; `read_rows` folds them into the cells; a resumed run that lacks a count
-    counts that runtime's cells again, in the same worker order, to the same counts."""
+    counts that runtime's cells again, in the same worker order, to the same counts (a
+    few instructions apart)."""
     import json
 
     from harness.run.resume import Done
@@ -256,4 +257,5 @@ def test_a_run_counts_after_its_rounds_one_worker_a_runtime(tmp_path, capsys,
     assert "counting instructions of 5 cells on wasmtime" in capsys.readouterr().err
     assert cli_main(["run", "--resume", str(run_dir), "--no-report"]) == 0
     assert "counting instructions" not in capsys.readouterr().err  # nothing left to count
-    assert [r.metrics for r in read_rows(run_dir)] == [r.metrics for r in cells]
+    for again, first in zip(read_rows(run_dir), cells, strict=True):  # within a few
+        assert again.metrics["insts"] == pytest.approx(first.metrics["insts"], rel=AGREE["wasmtime"])

@@ -191,9 +191,25 @@ class Count:
     op: str = "count"
 
 
-Step = Write | Copy | Call | Read | Count
+@dataclass(frozen=True)
+class Grow:
+    """Grow wasm memory `memory` to `pages` pages, while every instance stays live: the
+    host's grow of a memory it made, or of one a module exports. A no-op when the memory
+    has them already, so only the first inference grows (wasm memories never shrink).
+
+    Everything that addresses the memory afterwards must read its base and length again:
+    an engine without a reservation moves a memory that grows, and a JavaScript memory's
+    `ArrayBuffer` is replaced (a view made before is detached: `harness.runtimes.js_plan`).
+    The worker counts the grows that happened and times them (`LoadedPlan.grow_stats`)."""
+
+    memory: str
+    pages: int
+    op: str = "grow"
+
+
+Step = Write | Copy | Call | Read | Count | Grow
 _STEP_TYPES: dict[str, type] = {"write": Write, "copy": Copy, "call": Call, "read": Read,
-                                "count": Count}
+                                "count": Count, "grow": Grow}
 
 
 @dataclass(frozen=True)
@@ -246,10 +262,34 @@ class Plan:
                 committed += mt.min_bytes
         return count, committed
 
+    def grown_pages(self) -> dict[str, int]:
+        """Memory id -> the pages its largest Grow step asks for."""
+        out: dict[str, int] = {}
+        for s in (*self.setup, *self.run):
+            if isinstance(s, Grow):
+                out[s.memory] = max(out.get(s.memory, 0), s.pages)
+        return out
+
+    def first_grows(self) -> int:
+        """Grows the first inference makes (set-up's included): the Grow steps that ask a
+        memory made by the host for more pages than it has by then. (A memory a module
+        defines starts at the module's own size, known once it is instantiated: its
+        Grow steps are all counted.)"""
+        pages = {m.id: m.min_pages for m in self.memories if m.kind == "host"}
+        n = 0
+        for s in (*self.setup, *self.run):
+            if isinstance(s, Grow) and s.pages > pages.get(s.memory, -1):
+                n += 1
+                if s.memory in pages:
+                    pages[s.memory] = s.pages
+        return n
+
     def expected_counts(self) -> dict[str, int]:
         memories, linear = self.memory_census()
         counts = {"bytes_copied": self.bytes_copied_per_run(), "calls": self.calls_per_run(),
                   "memories": memories, "linear_bytes": linear}
+        if self.grown_pages():  # grows of set-up and the first inference (not a per-run count)
+            counts["grows"] = self.first_grows()
         counts.update(dict(self.expected))
         return counts
 
@@ -313,10 +353,14 @@ class Plan:
                 else:
                     raise PlanError(f"instance {inst.name}: import kind {imp.kind!r} unsupported")
 
+        grown = self.grown_pages()
+
         def check(region: Region, what: str) -> None:
             if region.memory not in mems:
                 raise PlanError(f"{what}: unknown memory {region.memory}")
             cap = mems[region.memory].capacity()
+            if cap is not None and region.memory in grown:  # reachable once it has grown
+                cap = max(cap, grown[region.memory] * PAGE)
             if region.offset < 0 or region.size < 0 or (cap is not None and region.end > cap):
                 raise PlanError(f"{what}: region {region} outside memory {region.memory} "
                                 f"({cap} bytes)")
@@ -337,6 +381,13 @@ class Plan:
                 check(step.src, f"count {step.counter}")
                 if step.src.size not in (4, 8):
                     raise PlanError(f"count {step.counter}: counter must be 4 or 8 bytes")
+            elif isinstance(step, Grow):
+                target = mems.get(step.memory)
+                if target is None or target.kind == "buffer":
+                    raise PlanError(f"grow: {step.memory} is not a wasm memory of the plan")
+                if target.max_pages is not None and step.pages > target.max_pages:
+                    raise PlanError(f"grow: {step.memory} to {step.pages} pages, over its "
+                                    f"maximum of {target.max_pages}")
             elif isinstance(step, Call):
                 if step.instance not in insts:
                     raise PlanError(f"call: unknown instance {step.instance}")
@@ -402,6 +453,8 @@ def step_from_dict(d: Mapping[str, Any]) -> Step:
         return Copy(src=Region(**d["src"]), dst=Region(**d["dst"]))
     if op == "count":
         return Count(counter=d["counter"], src=Region(**d["src"]))
+    if op == "grow":
+        return Grow(memory=d["memory"], pages=int(d["pages"]))
     return Call(instance=d["instance"], export=d["export"], args=tuple(d["args"]),
                 dispatch=d.get("dispatch", ""), arg_type=d.get("arg_type", "i32"),
                 windows=tuple(Window(region=Region(**w["region"]), writable=w["writable"])

@@ -203,6 +203,8 @@ def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
     for k in CENSUS:  # not per-inference counters: what the loaded plan holds
         if k in memory:
             observed[k] = int(memory[k])
+    if "grows" in resp.get("phases", {}):  # set-up's and the first inference's
+        observed["grows"] = int(resp["phases"]["grows"])
     mismatched = {k: (v, observed.get(k)) for k, v in expected_counts.items()
                   if observed.get(k) != v and (k not in CENSUS or k in memory)}
     if mismatched:

@@ -11,8 +11,10 @@ worker (`GracefulStop.check`), the second at once.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.probes.estimate import CallCosts
@@ -20,7 +22,7 @@ from harness.probes.probe import ProbeResult
 from harness.run.calibration import annotate, baseline_cell
 from harness.run.cell import run_cell
 from harness.run.group import run_group
-from harness.run.insts import count_runtime, wants_insts
+from harness.run.insts import can_count, count_runtime, wants_insts
 from harness.run.interrupt import GracefulStop
 from harness.run.pair import run_pair
 from harness.run.request import Cell, Group, RunRequest
@@ -142,30 +144,48 @@ class RoundRunner:
     def count(self, have: Collection[RunKey] = ()) -> None:
         """`--measure insts`: after the timed rounds (valgrind would disturb them), the
         instructions of every finished cell that asked for them, in one counted worker
-        per runtime and side (`harness.run.insts`). A count moves a little (up to ~0.5%
-        on copy-bound cells: memcpy's path depends on its buffers' alignment) with what the
-        worker ran before it, so the A and B sides of a runtime are counted in two workers
-        of the same cells in the same order, and a resumed run counts again every cell of
-        a (runtime, side) that lacks one. A cell another checkout ran (`--a-repo`,
-        `--b-repo`) was counted by that checkout."""
+        per runtime and side (`harness.run.insts`), as many workers at once as this
+        process has CPUs: a count does not depend on the machine's load (only the main
+        thread's instructions are read). A count can move a little with what its worker ran
+        before it, so the A and B sides of a runtime are counted in two workers of the same
+        cells in the same order, and a resumed run counts again every cell of a (runtime,
+        side) that lacks one. A cell another checkout ran (`--a-repo`, `--b-repo`) was
+        counted by that checkout. Rows are written in runtime order as workers finish."""
         batches: dict[tuple[str, str], list[tuple[Cell, ResultRow]]] = {}
         for j, row in sorted(self.ledger.final.items()):
             cell = self.schedule.jobs[j]
             if wants_insts(row) and cell.repo is None:
                 batches.setdefault((cell.runtime.spec, cell.side), []).append((cell, row))
-        for (spec, side), batch in batches.items():
-            if all(c.run_key in have for c, _ in batch):
-                continue
-            self.stop.check()
-            if self.progress:
+        todo = [(key, batch) for key, batch in batches.items()
+                if not all(c.run_key in have for c, _ in batch)]
+        if not todo:
+            return
+        self.stop.check()
+        seed = self.schedule.settings.seed
+
+        def count_one(spec: str, side: str, batch: list[tuple[Cell, ResultRow]]
+                      ) -> list[ResultRow]:
+            if self.progress and can_count(batch[0][0].runtime):
                 self.progress(self.done_count, self.schedule.total,
                               f"counting instructions of {len(batch)} cells on {spec}"
                               + (f" (side {side})" if side else "") + " under callgrind",
                               None)
-            for (cell, _), row in zip(batch, count_runtime(batch, self.schedule.settings.seed),
-                                      strict=True):
-                self.writer.append(row)
-                self.counted[cell.run_key] = row.metrics
+            return count_runtime(batch, seed)
+
+        workers = max(1, min(len(todo), len(os.sched_getaffinity(0))))
+        with ThreadPoolExecutor(workers) as pool:
+            futures = [(batch, pool.submit(count_one, spec, side, batch))
+                       for (spec, side), batch in todo]
+            try:
+                for batch, future in futures:
+                    for (cell, _), row in zip(batch, future.result(), strict=True):
+                        self.writer.append(row)
+                        self.counted[cell.run_key] = row.metrics
+                    self.stop.check()
+            except KeyboardInterrupt:  # the running workers finish; the others never start
+                for _, future in futures:
+                    future.cancel()
+                raise
 
     def fold_all(self) -> None:
         """Final rows for every job that ran all its rounds, noops before the cells that

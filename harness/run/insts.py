@@ -91,6 +91,17 @@ def count_runtime(batch: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[Re
     return rows
 
 
+def marks_kind(runtime: Runtime) -> str | None:
+    """How `runtime`'s worker marks counted segments: "client-request" (a Python worker),
+    "fsync" (a JavaScript worker that can), or None (it cannot: it is not counted)."""
+    return runtime.INSTS_MARKS or ("client-request" if "harness.worker" in runtime.insts_argv()
+                                   else None)
+
+
+def can_count(runtime: Runtime) -> bool:
+    return marks_kind(runtime) is not None
+
+
 def count_insts(runtime: Runtime, plans: Mapping[str, Plan],
                 data: Mapping[str, Mapping[str, np.ndarray]], workdir: Path,
                 timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
@@ -100,7 +111,7 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan],
         return {name: {"insts": None, "insts_reason": why} for name in plans}
 
     argv = runtime.insts_argv()
-    kind = runtime.INSTS_MARKS or ("client-request" if "harness.worker" in argv else None)
+    kind = marks_kind(runtime)
     if kind is None:
         return none(f"{runtime.spec}'s worker cannot mark callgrind segments (no client "
                     "requests, no fsync marks)")

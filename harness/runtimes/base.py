@@ -241,6 +241,14 @@ class Backend(ABC):
         """A host function object wrapping `impl` with the given wasm signature."""
         raise NotImplementedError("this runtime cannot create host functions")
 
+    def memory_pages(self, store: Any, memory: Any) -> int:
+        """The pages a wasm memory has now."""
+        raise RuntimeUnsupported(f"{self.version()}: the host cannot read a memory's size")
+
+    def grow_memory(self, store: Any, memory: Any, delta: int) -> None:
+        """Grow a wasm memory by `delta` pages from the host, its instances live."""
+        raise RuntimeUnsupported(f"{self.version()}: the host cannot grow a memory here")
+
     def trap_types(self) -> tuple[type[BaseException], ...]:
         """Exception types the runtime raises for a wasm trap."""
         return (TrapError,)

@@ -23,6 +23,7 @@ from harness.plugins.plan import (
     Copy,
     Count,
     Device,
+    Grow,
     Module,
     Plan,
     Read,
@@ -77,6 +78,15 @@ class LoadedPlan:
         #: windows of the Call step being executed (host functions check accesses against them)
         self.windows: tuple[Window, ...] = ()
         self._steps: list[Callable[[], None]] = []
+        #: a plan with Grow steps addresses memories through `bases` and `sizes`, read again
+        #: after every grow (an engine may move a memory that grows); other plans bake
+        #: addresses into their steps
+        self.growing = any(isinstance(st, Grow) for st in (*plan.setup, *plan.run))
+        self.bases: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}
+        #: grows that happened (a Grow step whose memory was smaller) and their time
+        self.grow_stats = {"grows": 0, "grow_ns": 0}
+        self._forgets: list[Callable[[], None]] = []
 
     # -- loading ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -230,6 +240,34 @@ class LoadedPlan:
         mem = self.plan.memory(mem_id)
         return self.backend.memory_array(self.stores[mem.device], self._memory_obj(mem_id))
 
+    def on_grow(self, forget: Callable[[], None]) -> None:
+        """Call `forget` after every grow (host functions drop the views they keep)."""
+        self._forgets.append(forget)
+
+    def _refresh(self) -> None:
+        """Every memory's base address and length now (after loading and every grow)."""
+        for mem_id in (*self.buffers, *self.memories):
+            arr = self.array(mem_id)
+            self.bases[mem_id], self.sizes[mem_id] = int(arr.ctypes.data), arr.size
+        for forget in self._forgets:
+            forget()
+
+    def _grow(self, step: Grow) -> Callable[[], None]:
+        be, stats, clock = self.backend, self.grow_stats, time.perf_counter_ns
+        store = self.stores[self.plan.memory(step.memory).device]
+        mem, pages = self._memory_obj(step.memory), step.pages
+        be.memory_pages(store, mem)  # an engine whose host cannot grow says so at load
+
+        def grow() -> None:
+            have = be.memory_pages(store, mem)
+            if have < pages:
+                t0 = clock()
+                be.grow_memory(store, mem, pages - have)
+                stats["grow_ns"] += clock() - t0
+                stats["grows"] += 1
+                self._refresh()
+        return grow
+
     def _addr(self, region: Region) -> int:
         arr = self.array(region.memory)
         if region.end > arr.size:
@@ -241,8 +279,18 @@ class LoadedPlan:
         out: list[Callable[[], None]] = []
         c = self.counters
         memmove = ctypes.memmove
+        move = None
+        if self.growing:
+            self._refresh()
+            move = _bounded_memmove(self.bases, self.sizes, memmove)
         for step in steps:
-            if isinstance(step, Write):
+            if isinstance(step, Grow):
+                if not self.growing:
+                    raise AssertionError("a Grow step in a plan without one")
+                out.append(self._grow(step))
+            elif move is not None and isinstance(step, (Write, Copy, Read)):
+                out.append(self._moving(step, move, c))
+            elif isinstance(step, Write):
                 src = self.data[step.tensor]
                 if src.nbytes != step.dst.size:
                     raise ValueError(f"write {step.tensor}: {src.nbytes} bytes into {step.dst.size}")
@@ -267,6 +315,25 @@ class LoadedPlan:
             else:
                 raise TypeError(f"unknown step {step!r}")
         return out
+
+    def _moving(self, step: Write | Copy | Read, memmove: Callable[[Where, Where, int], None],
+                c: dict[str, int]) -> Callable[[], None]:
+        """A Write, Copy or Read of a plan that grows memories: its addresses are
+        (memory, offset) pairs, resolved at each run through `bases` (`_bounded_memmove`)."""
+        if isinstance(step, Write):
+            src = self.data[step.tensor]
+            if src.nbytes != step.dst.size:
+                raise ValueError(f"write {step.tensor}: {src.nbytes} bytes into {step.dst.size}")
+            host = ("", int(src.ctypes.data))
+            return _moved(memmove, (step.dst.memory, step.dst.offset), host, src.nbytes,
+                          c, "bytes_written")
+        if isinstance(step, Copy):
+            return _moved(memmove, (step.dst.memory, step.dst.offset),
+                          (step.src.memory, step.src.offset), step.src.size, c, "bytes_copied")
+        dst = aligned_bytes(step.src.size)
+        self.outputs[step.tensor] = dst
+        return _moved(memmove, ("", int(dst.ctypes.data)), (step.src.memory, step.src.offset),
+                      step.src.size, c, "bytes_read")
 
     def _windowed(self, call: Callable[[], None],
                   windows: tuple[Window, ...]) -> Callable[[], None]:
@@ -346,6 +413,37 @@ class LoadedPlan:
     def linear_bytes(self) -> int:
         """Bytes of wasm linear memory committed (sum over every distinct wasm memory)."""
         return self.memory_census()[1]
+
+
+#: an address in a plan that grows memories: (memory id, offset), or ("", host address)
+Where = tuple[str, int]
+
+
+def _bounded_memmove(bases: dict[str, int], sizes: dict[str, int],
+                     memmove: Any) -> Callable[[Where, Where, int], None]:
+    """memmove between (memory, offset) places, each resolved through `bases` when it
+    runs and checked against the memory's length then (a plan that reads past a grow
+    it has not made yet must fail, not write past the memory)."""
+    def move(dst: Where, src: Where, n: int) -> None:
+        addr = []
+        for mem, off in (dst, src):
+            if not mem:
+                addr.append(off)
+                continue
+            if off + n > sizes[mem]:
+                raise ValueError(f"[{off}, {off + n}) is outside memory {mem} "
+                                 f"({sizes[mem]} bytes now)")
+            addr.append(bases[mem] + off)
+        memmove(addr[0], addr[1], n)
+    return move
+
+
+def _moved(move: Callable[[Where, Where, int], None], dst: Where, src: Where, n: int,
+           c: dict[str, int], counter: str) -> Callable[[], None]:
+    def step() -> None:
+        move(dst, src, n)
+        c[counter] += n
+    return step
 
 
 def _write(memmove: Any, dst: int, src: np.ndarray, c: dict[str, int]) -> Callable[[], None]:

@@ -71,7 +71,10 @@ class HostContext(Protocol):
     windows: tuple[Window, ...]
 
     def array(self, mem_id: str) -> np.ndarray:
-        """uint8 view of a plan memory (views stay valid: plans never grow memories)."""
+        """uint8 view of a plan memory, valid until the memory grows."""
+
+    def on_grow(self, forget: Callable[[], None]) -> None:
+        """Call `forget` after every grow of a memory (a view made before may be stale)."""
 
 
 #: kind -> signature. Kinds are added together with their implementation in every worker.
@@ -118,6 +121,10 @@ class _HeapFuncs:
         self.hf, self.ctx = hf, ctx
         self.heap_id = hf.arg("heap")
         self._heap: np.ndarray | None = None
+        ctx.on_grow(self._forget)
+
+    def _forget(self) -> None:
+        self._heap = None
 
     def heap(self) -> np.ndarray:
         if self._heap is None:  # resolved on first use: exported memories exist only later

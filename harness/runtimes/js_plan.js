@@ -13,8 +13,19 @@ const PAGE = 65536;
 class Trap extends Error {}
 
 class LoadedPlan {
-  constructor(plan, data, instrument) {
+  // `faults.staleViews`: keep a memory's view after the memory grows (the bug a JS host
+  // must not have: the old ArrayBuffer is detached); a runtime's `stale_views=1`, for the
+  // test that shows a growing plan catches it
+  constructor(plan, data, instrument, faults = {}) {
     this.plan = plan;
+    this.staleViews = Boolean(faults.staleViews);
+    // memories grown under live instances (Grow steps) and the time their grows took
+    this.growing = [...plan.setup, ...plan.run].some((st) => st.op === 'grow');
+    this.grown = {};                   // memory id -> the pages its Grow steps reach
+    for (const st of [...plan.setup, ...plan.run]) {
+      if (st.op === 'grow') this.grown[st.memory] = Math.max(this.grown[st.memory] || 0, st.pages);
+    }
+    this.growStats = { grows: 0, grow_ns: 0n };
     this.instrument = Boolean(instrument);  // time host functions (breakdown pass only)
     this.hostNs = 0n;
     this.windows = [];                 // windows of the Call step being executed
@@ -154,17 +165,30 @@ class LoadedPlan {
     const mem = this.memories[memId];
     if (mem === undefined) throw new Error(`memory ${memId} is not available`);
     let v = this.views[memId];
-    if (v === undefined || v.buffer !== mem.buffer) {
+    if (v === undefined || (v.buffer !== mem.buffer && !this.staleViews)) {
       v = new Uint8Array(mem.buffer);
       this.views[memId] = v;
     }
     return v;
   }
 
+  // the bytes of a region now (subarray would return fewer past the end of a memory that
+  // has not grown yet, or none from a detached view)
+  bytes(r) {
+    const a = this.array(r.memory);
+    if (r.offset + r.size > a.length) {
+      throw new RangeError(`region ${JSON.stringify(r)} is outside memory ${r.memory} ` +
+        `(${a.length} bytes now)`);
+    }
+    return a.subarray(r.offset, r.offset + r.size);
+  }
+
+  // a region checked against what its memory will hold (once grown by the plan's Grow
+  // steps: a step that runs before the grow it needs fails when it runs)
   region(r) {
-    const arr = this.array(r.memory);
-    if (r.offset + r.size > arr.length) {
-      throw new Error(`region ${JSON.stringify(r)} exceeds memory ${r.memory} (${arr.length} bytes)`);
+    const cap = Math.max(this.array(r.memory).length, (this.grown[r.memory] || 0) * PAGE);
+    if (r.offset + r.size > cap) {
+      throw new Error(`region ${JSON.stringify(r)} exceeds memory ${r.memory} (${cap} bytes)`);
     }
     return r;
   }
@@ -187,7 +211,7 @@ class LoadedPlan {
         const src = this.region(step.src);
         const dst = this.region(step.dst);
         out.push(() => {
-          const from = this.array(src.memory).subarray(src.offset, src.offset + src.size);
+          const from = this.bytes(src);
           this.array(dst.memory).set(from, dst.offset);
           c.bytes_copied += src.size;
         });
@@ -218,8 +242,24 @@ class LoadedPlan {
         const dst = new Uint8Array(src.size);
         this.outputs[step.tensor] = dst;
         out.push(() => {
-          dst.set(this.array(src.memory).subarray(src.offset, src.offset + src.size));
+          dst.set(this.bytes(src));
           c.bytes_read += src.size;
+        });
+      } else if (step.op === 'grow') {
+        // to `pages`, from the host, every instance live; a no-op once grown. Every later
+        // step reads its view through array(), which sees the new ArrayBuffer
+        const mem = this.memories[step.memory];
+        if (mem === undefined) throw new Error(`grow: memory ${step.memory} is not available`);
+        const wide = this.plan.memories.some((m) => m.id === step.memory && m.memory64);
+        const stats = this.growStats;
+        out.push(() => {
+          const have = mem.buffer.byteLength / PAGE;
+          if (have < step.pages) {
+            const t0 = now();
+            mem.grow(wide ? BigInt(step.pages - have) : step.pages - have);
+            stats.grow_ns += now() - t0;
+            stats.grows += 1;
+          }
         });
       } else if (step.op === 'count') {
         // a counter kept by a wasm instance: add its little-endian value, then zero it

@@ -69,9 +69,9 @@ function equalBytes(a, b) {
 }
 
 // One plan loaded and run once (harness/worker/variant.py `load_variant`).
-function loadVariant(plan, data, s) {
+function loadVariant(plan, data, s, params = {}) {
   const before = host.memoryNow();
-  const lp = new LoadedPlan(plan, data);
+  const lp = new LoadedPlan(plan, data, false, { staleViews: params.stale_views === '1' });
   lp.load();
   const afterLoad = host.memoryNow();
   const peakAfterLoad = host.peakRss();
@@ -142,7 +142,9 @@ function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = 
   for (const k of Object.keys(memory)) if (memory[k] === null) delete memory[k];
   Object.assign(resp, {
     phases: { compile_s: lp.compile_s, instantiate_s: lp.instantiate_s, setup_s: lp.setup_s,
-      first_run_s: timing.first_s },
+      first_run_s: timing.first_s,
+      // memories grown under live instances: set-up and the first inference grow them
+      ...(lp.growing ? { grows: lp.growStats.grows, grow_s: secs(lp.growStats.grow_ns) } : {}) },
     timing: { clock: timing.clock, inner: timing.inner, warmup_runs: timing.warmup_runs,
       warmup_s: timing.warmup_s, steady: timing.steady, samples_s: timing.samples_s,
       ...(timing.rewarm_runs ? { rewarm_runs: timing.rewarm_runs } : {}),
@@ -159,7 +161,7 @@ function runCell(req, params, outDir) {
   const slowdown = Number(params.slowdown || 0) / 100;
   const gate = host.makeGate(req);
   if (gate) gate(); // the other side of the pair sets up first
-  const v = loadVariant(readPlan(req.plan_path), data, s);
+  const v = loadVariant(readPlan(req.plan_path), data, s, params);
   const timing = timeSteady(() => v.lp.runOnce(), s, v.firstS, clockOf(s), gate, slowdown);
   return finishVariant(v, timing, data, s, outDir);
 }
@@ -187,7 +189,7 @@ function runGroup(req, params, outDir) {
     req.variants.forEach((variant, i) => {
       blame.set(i);
       try {
-        loaded.set(i, loadVariant(readPlan(variant.plan_path), data, s));
+        loaded.set(i, loadVariant(readPlan(variant.plan_path), data, s, params));
       } catch (e) {
         results[i] = failedVariant(e);
       }

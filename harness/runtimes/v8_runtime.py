@@ -49,6 +49,9 @@ class V8Runtime(Runtime):
               choices=tuple(TIER_FLAGS)),
         Param("flags", "str", "", "extra V8 flags, +-separated "
               "(e.g. --experimental-wasm-multi-memory); off unless given"),
+        Param("stale_views", "bool", False, "fault injection: the worker keeps a memory's "
+              "view after the memory grows (a detached ArrayBuffer), the bug a JS host must "
+              "not have; a plan that grows memories then fails"),
     )
 
     #: the versions `membench probe` lists beside `v8`: the system Node of the machines the

@@ -112,6 +112,12 @@ class WasmerBackend(Backend):
             return np.zeros(0, dtype=np.uint8)
         return np.frombuffer(memory.buffer, dtype=np.uint8)
 
+    def memory_pages(self, store: Any, memory: Any) -> int:
+        return int(memory.size)
+
+    def grow_memory(self, store: Any, memory: Any, delta: int) -> None:
+        memory.grow(delta)
+
     def make_call(self, store: Any, instance: Any, export: str,
                   args: Sequence[int]) -> Callable[[], None]:
         fn = getattr(instance.exports, export)

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.core.errors import SpecError
 from harness.plugins.params import Param
-from harness.plugins.plan import Device, HostFunc, Import, Memory, Module
+from harness.plugins.plan import PAGE, Device, HostFunc, Import, Memory, Module
 from harness.runtimes.base import Backend, Runtime, TrapError
 
 #: the Pulley interpreter target for 64-bit hosts (wasmtime's `Config::target`)
@@ -227,6 +227,17 @@ class WasmtimeBackend(Backend):
         ptr = ctypes.cast(memory.data_ptr() if shared else memory.data_ptr(store),
                           ctypes.POINTER(ctypes.c_uint8))
         return np.ctypeslib.as_array(ptr, shape=(n,))
+
+    def memory_pages(self, store: Any, memory: Any) -> int:
+        if isinstance(memory, self.wt.SharedMemory):  # its size() is broken in wasmtime-py
+            return int(memory.data_len()) // PAGE
+        return int(memory.size(store))
+
+    def grow_memory(self, store: Any, memory: Any, delta: int) -> None:
+        if isinstance(memory, self.wt.SharedMemory):
+            memory.grow(delta)
+        else:
+            memory.grow(store, delta)
 
     def make_call(self, store: Any, instance: Any, export: str,
                   args: Sequence[int]) -> Callable[[], None]:

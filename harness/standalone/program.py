@@ -15,7 +15,18 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.plugins.plan import Call, Copy, Count, Instance, Memory, Plan, Read, Region, Write
+from harness.plugins.plan import (
+    Call,
+    Copy,
+    Count,
+    Grow,
+    Instance,
+    Memory,
+    Plan,
+    Read,
+    Region,
+    Write,
+)
 from harness.plugins.wasmbin import MemoryType, ModuleInfo, module_info
 from harness.runtimes.base import RuntimeUnsupported
 
@@ -289,6 +300,10 @@ def _lower(plan: Plan, name: str, modules: dict[bytes, int]) -> ProgramVariant:
                 sizes["out:" + s.tensor] = s.src.size
                 m, o = region(s.src)
                 out.append(Command(OP_READ, o_, m, o, size=s.src.size))
+            elif isinstance(s, Grow):
+                raise RuntimeUnsupported("a standalone program does not grow memories under "
+                                         "live instances (Grow steps) yet: its C and wasm "
+                                         "drivers keep each memory's base from the start")
             elif isinstance(s, Count):
                 if s.counter not in counters:
                     counters.append(s.counter)

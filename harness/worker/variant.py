@@ -159,7 +159,11 @@ def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str
     resp.update({
         "phases": {"compile_s": lp.compile_s, "instantiate_s": lp.instantiate_s,
                    "setup_s": lp.setup_s, "first_run_s": timing.first_s,
-                   **({"precompile_s": lp.precompile_s} if lp.precompile_s else {})},
+                   **({"precompile_s": lp.precompile_s} if lp.precompile_s else {}),
+                   # memories grown under live instances (Grow steps: set-up and the
+                   # first inference; later inferences find them grown)
+                   **({"grows": lp.grow_stats["grows"],
+                       "grow_s": lp.grow_stats["grow_ns"] / 1e9} if lp.growing else {})},
         "timing": timing.to_dict(), "counters": v.per_run, "memory": memory,
         "outputs": outputs})
     if breakdown:
