@@ -22,7 +22,7 @@ from harness.probes.probe import ProbeResult
 from harness.run.calibration import annotate, baseline_cell
 from harness.run.cell import run_cell
 from harness.run.group import run_group
-from harness.run.insts import can_count, count_runtime, wants_insts
+from harness.run.insts import can_count, count_runtime, counted_together, wants_insts
 from harness.run.interrupt import GracefulStop
 from harness.run.pair import run_pair
 from harness.run.request import Cell, Group, RunRequest
@@ -143,19 +143,20 @@ class RoundRunner:
 
     def count(self, have: Collection[RunKey] = ()) -> None:
         """`--measure insts`: after the timed rounds (valgrind would disturb them), the
-        instructions of every finished cell that asked for them, in one counted worker
-        per runtime and side (`harness.run.insts`), as many workers at once as this
+        instructions of every finished cell that asked for them, in counted workers
+        (`harness.run.insts`: one per runtime and side for a Python worker, one per
+        comparison group for a JavaScript one: `counted_together`), as many at once as this
         process has CPUs: a count does not depend on the machine's load (only the main
         thread's instructions are read). A count can move a little with what its worker ran
-        before it, so the A and B sides of a runtime are counted in two workers of the same
-        cells in the same order, and a resumed run counts again every cell of a (runtime,
-        side) that lacks one. A cell another checkout ran (`--a-repo`, `--b-repo`) was
-        counted by that checkout. Rows are written in runtime order as workers finish."""
-        batches: dict[tuple[str, str], list[tuple[Cell, ResultRow]]] = {}
+        before it, so the A and B sides are counted in workers of the same cells in the
+        same order, and a resumed run counts again every cell of a worker that lacks one.
+        A cell another checkout ran (`--a-repo`, `--b-repo`) was counted by that checkout.
+        Rows are written in the run's order as workers finish."""
+        batches: dict[tuple[str, str, str], list[tuple[Cell, ResultRow]]] = {}
         for j, row in sorted(self.ledger.final.items()):
             cell = self.schedule.jobs[j]
             if wants_insts(row) and cell.repo is None:
-                batches.setdefault((cell.runtime.spec, cell.side), []).append((cell, row))
+                batches.setdefault(counted_together(cell), []).append((cell, row))
         todo = [(key, batch) for key, batch in batches.items()
                 if not all(c.run_key in have for c, _ in batch)]
         if not todo:
@@ -163,19 +164,19 @@ class RoundRunner:
         self.stop.check()
         seed = self.schedule.settings.seed
 
-        def count_one(spec: str, side: str, batch: list[tuple[Cell, ResultRow]]
-                      ) -> list[ResultRow]:
+        def count_one(spec: str, side: str, workload: str,
+                      batch: list[tuple[Cell, ResultRow]]) -> list[ResultRow]:
             if self.progress and can_count(batch[0][0].runtime):
                 self.progress(self.done_count, self.schedule.total,
                               f"counting instructions of {len(batch)} cells on {spec}"
+                              + (f" ({workload})" if workload else "")
                               + (f" (side {side})" if side else "") + " under callgrind",
                               None)
             return count_runtime(batch, seed)
 
         workers = max(1, min(len(todo), len(os.sched_getaffinity(0))))
         with ThreadPoolExecutor(workers) as pool:
-            futures = [(batch, pool.submit(count_one, spec, side, batch))
-                       for (spec, side), batch in todo]
+            futures = [(batch, pool.submit(count_one, *key, batch)) for key, batch in todo]
             try:
                 for batch, future in futures:
                     for (cell, _), row in zip(batch, future.result(), strict=True):

@@ -284,6 +284,9 @@ function runInsts(req, params, outDir) {
         const lp = new LoadedPlan(readPlan(file), loadTensors(req.inputs[name]));
         lp.load();
         for (let i = 0; i < req.warmup; i++) lp.runOnce();
+        // a full collection now (node --expose-gc), not one of the earlier plans' garbage
+        // inside a segment
+        if (typeof globalThis.gc === 'function') globalThis.gc();
         mark();
         made += 1;
         for (const n of req.inferences) {

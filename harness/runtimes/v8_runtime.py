@@ -96,8 +96,12 @@ class V8Runtime(Runtime):
 
     def insts_argv(self) -> list[str]:
         # --predictable: one thread, deterministic tier-up and GC (counts agree to about a
-        # thousand instructions; without it they moved by millions)
-        return [self.node() or "node", "--predictable", *self.flags(), str(WORKER_JS)]
+        # thousand instructions; without it they moved by millions); --expose-gc: the
+        # worker collects before each plan's segments, so the garbage of the plans before
+        # it is not collected inside them
+        return [self.node() or "node", "--predictable", "--single-threaded", "--expose-gc",
+                *self.flags(),
+                str(WORKER_JS)]
 
     def unavailable_reason(self) -> str | None:
         b = self.build()
