@@ -1,9 +1,10 @@
 """`--measure insts`: native instructions per inference, counted by callgrind
-(`harness.toolchain.valgrind`) after a run's timed rounds, in one counted worker per
-runtime that loads every plan of that runtime (`count_cells`): Python's start-up under
-valgrind (10-20 s) is paid once per runtime, not once per comparison group. Each plan's
-count is the difference of two segments of different lengths, so start-up, compiling and
-the loop's fixed cost cancel. The counts are written as `counts` rows, which `read_rows`
+(`harness.toolchain.valgrind`) after a run's timed rounds (`RoundRunner.count`), in
+counted workers that each load several plans (`counted_together`: a Python worker every
+plan of its runtime, so its start-up under valgrind, 10-20 s, is paid once per runtime; a
+Node worker one comparison group's). Each plan's count is the median over pairs of
+segments of different lengths of their difference, so start-up, compiling and the loop's
+fixed cost cancel. The counts are written as `counts` rows, which `read_rows`
 folds into the cells' final rows. Workers that cannot mark segments (standalone
 programs, JavaScript hosts other than Node) are not counted, and say so.
 """
@@ -47,20 +48,9 @@ def wants_insts(row: ResultRow) -> bool:
     return row.status == "ok" and "insts" in row.settings.get("measure", ())
 
 
-def count_cells(cells: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[ResultRow]:
-    """A `counts` row for each (cell, its final row): the cells of one runtime counted
-    in one worker, runtime after runtime, in the order given."""
-    by_runtime: dict[str, list[tuple[Cell, ResultRow]]] = {}
-    for cell, row in cells:
-        by_runtime.setdefault(cell.runtime.spec, []).append((cell, row))
-    out = []
-    for batch in by_runtime.values():
-        out += count_runtime(batch, seed)
-    return out
-
-
 def count_runtime(batch: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[ResultRow]:
-    """The `counts` rows of cells that share one runtime, from one counted worker."""
+    """The `counts` rows of cells counted together (one runtime; `counted_together`),
+    from one counted worker."""
     # the folder's name is always as long: the paths a worker is given end up in its
     # strings, and their length moved a count by some tens of instructions
     with tempfile.TemporaryDirectory(prefix="membench-insts-") as tmp:
