@@ -24,6 +24,7 @@ from reports import (
     figures_cost,
     figures_speed,
     forms,
+    growth,
     html,
     summary,
     tables,
@@ -137,6 +138,10 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     load_figures = [{"runtime": rt, "png": keep(weights.figure(
         loads, rt, fig_dir / f"weights-{slug(rt)}.png"))}
         for rt in dict.fromkeys(w.runtime for w in loads)]
+    grown = growth.growths(typed)
+    growth_figures = [{"workload": w, "png": keep(growth.figure(
+        grown, w, fig_dir / f"growth-{slug(w)}.png"))}
+        for w in dict.fromkeys(g.workload for g in grown)]
     context = {
         "run_id": run.run_id, "manifest": run.manifest, "done": completeness(run),
         "runtimes": run.runtimes, "strategies": run.strategies, "n_rows": len(run.rows),
@@ -154,6 +159,7 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "toolchains": toolchain.toolchain_pairs(typed),
         "forms": forms.form_pairs(typed),
         "weight_loads": loads, "weight_figures": load_figures,
+        "growths": grown, "growth_figures": growth_figures,
         "cell_counts": (cc := counts.cell_counts(typed)),
         "count_fits": counts.count_fits(cc),
         "noise": tables.noise_notes(run), "phase_names": PHASES,

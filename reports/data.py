@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.analysis.stats import Summary, summarize
 from harness.store.manifest import MANIFEST, read_manifest
-from harness.store.rows import RESULTS, iter_rows
+from harness.store.rows import RESULTS, ResultRow, iter_rows
 from reports.palette import base_name, strategy_order
 
 Key = tuple[str, str, str]  # (workload, strategy, runtime)
@@ -189,6 +189,12 @@ def phases(row: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 MEMORY = ("peak RSS", "committed linear memory", "reserved virtual memory")
+
+
+def round_phases(row: ResultRow) -> list[dict[str, Any]]:
+    """A final row's phases, one dict per round (the row's own when it has no rounds)."""
+    per_round = [p for r in row.rounds if isinstance(p := r.get("phases"), dict)]
+    return per_round or [row.phases]
 
 
 def memory(row: Mapping[str, Any]) -> dict[str, float | None]:

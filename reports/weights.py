@@ -10,14 +10,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.core.errors import MembenchError
 from harness.plugins.registry import WORKLOADS, Registry
 from harness.plugins.spec import Spec, parse_spec
 from harness.plugins.workload import Workload
 from harness.store.rows import ResultRow
-from reports.data import phases
+from reports.data import phases, round_phases
 from reports.plotting import fmt_bytes, log_formatter, pyplot, save
 
 #: the placements, in the order the report lists them
@@ -62,11 +61,6 @@ def _weight_bytes(workload: str, cache: dict[str, int | None]) -> int | None:
     return cache[workload]
 
 
-def _round_phases(row: ResultRow) -> list[dict[str, Any]]:
-    per_round = [p for r in row.rounds if isinstance(p := r.get("phases"), dict)]
-    return per_round or [row.phases]
-
-
 def weight_loads(rows: Sequence[ResultRow]) -> list[WeightLoad]:
     """Every ok cell of a strategy that was run with a `load=` other than copy, and its copy
     twins (same workload, engine and base strategy)."""
@@ -82,16 +76,16 @@ def weight_loads(rows: Sequence[ResultRow]) -> list[WeightLoad]:
         if not nbytes:
             continue
         loads = []
-        for p in _round_phases(row):
+        for p in round_phases(row):
             ph = phases({"phases": p})
             parts = [ph["compile"], ph["instantiate"], ph["weight load"]]
             if all(v is not None for v in parts):
                 loads.append(sum(v for v in parts if v is not None))
         if not loads:
             continue
-        first = [v for p in _round_phases(row)
+        first = [v for p in round_phases(row)
                  if (v := phases({"phases": p})["first inference"]) is not None]
-        pre = [sum(p["precompile_s"].values()) for p in _round_phases(row)
+        pre = [sum(p["precompile_s"].values()) for p in round_phases(row)
                if isinstance(p.get("precompile_s"), dict)]
         mem = row.memory
         rss_load = mem.get("rss_load_delta")

@@ -37,8 +37,10 @@ from harness.codegen import KernelModule, MemoryLowering, assemble, build_kernel
 from harness.codegen.kernel import SCRATCH
 from harness.core.errors import SpecError
 from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
+from harness.plugins.growth import GrowingMemory, growing, place_last
 from harness.plugins.params import Param
 from harness.plugins.plan import (
+    PAGE,
     Call,
     Count,
     Device,
@@ -88,6 +90,35 @@ class HostCallStrategy(Strategy):
         return PagedCacheLowering(self.params["page"], self.params["slots"],
                                   d.kernel.scratch_bytes)
 
+    def _load(self, pb: PlanBuilder, d: Dispatch, k: int,
+              funcs: tuple[str, ...]) -> tuple[KernelModule, int]:
+        """Load `d`'s executable, the `k`-th: its module, its private memory (made by the
+        host) and its imports of the heap functions; returns the module and the private
+        memory's pages."""
+        mode, host = self.params["mode"], self.params["host"]
+        lowering = self._lowering(d)
+        spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
+        km = build_kernel_module(d.kernel, lowering, spaces)
+        private_pages = getattr(lowering, "private_pages", 1)
+        mod = pb.add_module(km)
+        inst, priv = d.instance, f"{d.instance}.private"
+        pb.memories.append(Memory(priv, "dev0", "host", min_pages=private_pages,
+                                  role="private"))
+        imports = [Import("env", "private", "memory", priv)]
+        for f in funcs:
+            if host == "wasm":
+                target = f"{SHIM}.{f}" if mode == "element" else f"{SHIM}.{f}_{k}"
+            elif mode == "element":
+                target = f"host:heap.{f}"
+            else:
+                hf = HostFunc(f"{inst}.{f}", f"heap.{f}", "dev0",
+                              (("heap", HEAP), ("private", priv)))
+                pb.host_funcs.append(hf)
+                target = f"host:{hf.id}"
+            imports.append(Import("heap", f, "func", target))
+        pb.instances.append(Instance(inst, mod, "dev0", tuple(imports)))
+        return km, private_pages
+
     def plan(self, workload: Workload) -> Plan:
         mode, host = self.params["mode"], self.params["host"]
         page = self.params["page"]
@@ -99,14 +130,22 @@ class HostCallStrategy(Strategy):
         pb.devices.append(Device("dev0"))
         align = page if mode == "paged" else 64
         spans = lifetimes(workload)
+        grows = growing(workload)
         offsets, top = allocate_with_reuse(
-            [(t.name, t.nbytes, *spans[t.name]) for t in workload.tensors],
-            base=align_up(RESERVED, align), align=align)
+            [(t.name, t.nbytes, *spans[t.name]) for t in workload.tensors
+             if t.name not in grows], base=align_up(RESERVED, align), align=align)
         top = align_up(top, align)
+        # a growing tensor (a decode's KV cache) last: the host's heap grows at its end
+        fixed = top
+        top = place_last(offsets, top, ((n, workload.tensor(n).nbytes) for n in grows), align)
+        heap = GrowingMemory(HEAP, fixed, {n: offsets[n] for n in grows}, grows)
+        heap_pages = heap.start(0) if grows else pages_for(top)
         for t in workload.tensors:
             pb.place(t.name, HEAP, offsets[t.name], t.nbytes)
         if host == "python":
-            pb.memories.append(Memory(HEAP, "dev0", "buffer", size=top, role="heap"))
+            # growing, the heap is whole pages, grown by Grow steps like a wasm memory
+            pb.memories.append(Memory(HEAP, "dev0", "buffer",
+                                      size=heap_pages * PAGE if grows else top, role="heap"))
         else:
             pb.memories.append(Memory(HEAP, "dev0", "export", instance=SHIM, export="heap",
                                       role="heap"))
@@ -116,55 +155,42 @@ class HostCallStrategy(Strategy):
                               for f in funcs]
         kernels: list[tuple[Dispatch, KernelModule, dict[str, int], tuple[Window, ...]]] = []
         dry: list[DryRun] = []
-        for k, d in enumerate(workload.dispatches):
-            lowering = self._lowering(d)
-            spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
-            km = build_kernel_module(d.kernel, lowering, spaces)
-            private_pages = getattr(lowering, "private_pages", 1)
-            mod = pb.add_module(km)
-            inst, priv = d.name, f"{d.name}.private"
-            pb.memories.append(Memory(priv, "dev0", "host", min_pages=private_pages,
-                                      role="private"))
-            imports = [Import("env", "private", "memory", priv)]
-            for f in funcs:
-                if host == "wasm":
-                    target = f"{SHIM}.{f}" if mode == "element" else f"{SHIM}.{f}_{k}"
-                elif mode == "element":
-                    target = f"host:heap.{f}"
-                else:
-                    hf = HostFunc(f"{inst}.{f}", f"heap.{f}", "dev0",
-                                  (("heap", HEAP), ("private", priv)))
-                    pb.host_funcs.append(hf)
-                    target = f"host:{hf.id}"
-                imports.append(Import("heap", f, "func", target))
-            pb.instances.append(Instance(inst, mod, "dev0", tuple(imports)))
+        loaded: dict[str, tuple[KernelModule, int]] = {}  # executable -> module, private pages
+        for d in workload.dispatches:
+            inst = d.instance
+            if inst not in loaded:
+                loaded[inst] = self._load(pb, d, len(loaded), funcs)
+            km, private_pages = loaded[inst]
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = 0  # scratch sits at the start of the private memory
             windows = tuple(Window(pb.placements_region(t), "w" in d.access_of(t))
                             for t in dict.fromkeys(t for _, t in d.bindings))
             kernels.append((d, km, addrs, windows))
-            dry.append(DryRun(km, tuple(addrs[a] for a in km.args), private_pages))
+            args = addrs | dict(d.scalars)
+            dry.append(DryRun(km, tuple(args[a] for a in km.args), private_pages))
         n_windows = max(len(w) for *_, w in kernels)
         if host == "wasm":
-            wat = shim_wat(mode, n_windows, pages_for(top),
-                           privates=len(kernels) if mode == "paged" else 0)
+            wat = shim_wat(mode, n_windows, heap_pages,
+                           privates=len(loaded) if mode == "paged" else 0)
             pb.modules.insert(0, Module(SHIM, assemble(wat), frozenset({"exported-memory"}),
-                                        defined_pages=(pages_for(top),)))
-            shim_imports = tuple(Import("env", f"priv{k}", "memory", f"{d.name}.private")
-                                 for k, (d, *_) in enumerate(kernels)) if mode == "paged" else ()
+                                        defined_pages=(heap_pages,)))
+            shim_imports = tuple(Import("env", f"priv{k}", "memory", f"{inst}.private")
+                                 for k, inst in enumerate(loaded)) if mode == "paged" else ()
             pb.instances.insert(0, Instance(SHIM, SHIM, "dev0", shim_imports))
             pb.requires |= {"exported-memory"}
             if mode == "paged":
                 pb.requires |= {"multi-memory", "bulk-memory"}
-        for d, km, addrs, windows in kernels:
+        for k, (d, km, addrs, windows) in enumerate(kernels):
+            if grows:
+                pb.run += heap.grow_before(k)
             if host == "wasm":
                 flat: list[int] = [len(windows)]
                 for i in range(n_windows):
                     w = windows[i] if i < len(windows) else None
                     flat += [w.region.offset, w.region.end, int(w.writable)] if w else [0, 0, 0]
                 pb.run.append(Call(SHIM, "set_windows", tuple(flat), dispatch=f"{d.name}:windows"))
-            call = pb.call(d.name, km, addrs, d.name)
+            call = pb.call(d.instance, km, addrs, d)
             pb.run.append(Call(call.instance, call.export, call.args, call.dispatch, windows))
         counts = count_host_calls(dry)
         pb.expected["host_calls"] = counts["host_calls"]

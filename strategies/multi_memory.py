@@ -26,9 +26,10 @@ from __future__ import annotations
 import dataclasses
 
 from harness.codegen import DirectLowering, build_kernel_module
-from harness.codegen.kernel import SCRATCH
+from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.core.errors import SpecError
 from harness.plugins.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pages_for
+from harness.plugins.growth import GrowingMemory, growing, place_last, refuse_growing
 from harness.plugins.params import Param
 from harness.plugins.plan import PAGE, Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
@@ -105,12 +106,21 @@ class MultiMemoryStrategy(Strategy):
         pb.requires |= FEATURES
         in_weights = {t.name for t in workload.by_role("weight")} if separate else set()
         spans = lifetimes(workload)
-        offsets, top = allocate_with_reuse([(t.name, t.nbytes, *spans[t.name])
-                                            for t in workload.tensors if t.name not in in_weights])
         lowered = self.params["lowered"]
+        if lowered:
+            refuse_growing(workload, self.spec, "lowered, the private memories lie after the "
+                           "heap's initial pages, where the heap would grow")
+        grows = growing(workload)
+        offsets, top = allocate_with_reuse([(t.name, t.nbytes, *spans[t.name])
+                                            for t in workload.tensors
+                                            if t.name not in in_weights and t.name not in grows])
+        # a growing tensor (a decode's KV cache) last: the heap grows at its end
+        fixed = top
+        top = place_last(offsets, top, ((n, workload.tensor(n).nbytes) for n in grows))
+        heap = GrowingMemory(HEAP, fixed, {n: offsets[n] for n in grows}, grows)
         shape = MemoryShape.of(self.params)
         shape.admit(workload)
-        heap_pages, private_max = pages_for(top), 0
+        heap_pages, private_max = heap.start(0) if grows else pages_for(top), 0
         if lowered:
             # the lowering lays the private memory after the heap's declared initial size:
             # it must be the heap's real size, and the heap must hold both (below)
@@ -137,7 +147,17 @@ class MultiMemoryStrategy(Strategy):
             pb.place(t.name, WEIGHTS if t.name in in_weights else HEAP, offsets[t.name], t.nbytes)
         load = self.params["load"]
         firsts = first_reads(workload)
-        for d in workload.dispatches:
+        kms: dict[str, KernelModule] = {}
+        for k, d in enumerate(workload.dispatches):
+            inst = d.instance
+            addrs = {b: offsets[t] for b, t in d.bindings}
+            if d.kernel.scratch_bytes:
+                addrs[SCRATCH] = 0
+            if grows:
+                pb.run += heap.grow_before(k)
+            if inst in kms:  # another dispatch of a loaded executable
+                pb.run.append(pb.call(inst, kms[inst], addrs, d))
+                continue
             if lowered:
                 pages = pages_for(d.kernel.scratch_bytes)
                 private = shape.private("priv", pages)
@@ -150,7 +170,7 @@ class MultiMemoryStrategy(Strategy):
             km = build_kernel_module(d.kernel, lowering, spaces | {SCRATCH: SCRATCH})
             km, segments = with_weights(
                 km, [WeightSegment(t, "$weights" if t in in_weights else "$heap", offsets[t],
-                                   workload.tensor(t).nbytes) for t in firsts[d.name]],
+                                   workload.tensor(t).nbytes) for t in firsts[inst]],
                 load, shape.address_type)
             if lowered:
                 km = dataclasses.replace(km, wasm=binaryen.lower_multi_memory(km.wasm),
@@ -158,22 +178,20 @@ class MultiMemoryStrategy(Strategy):
                                          features=km.features - {"multi-memory"})
             mod = pb.add_module(km, defined_pages=() if lowered else (pages,),
                                 segments=segments)
-            inst = d.name
+            kms[inst] = km
             pb.instances.append(Instance(inst, mod, "dev0", tuple(imports)))
             if segments and load == "passive":
                 pb.setup.append(init_call(inst))
             if not lowered:
                 pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
                                           instance=inst, export="private", role="private"))
-            addrs = {b: offsets[t] for b, t in d.bindings}
-            if d.kernel.scratch_bytes:
-                addrs[SCRATCH] = 0
-            pb.run.append(pb.call(inst, km, addrs, d.name))
+            pb.run.append(pb.call(inst, km, addrs, d))
         pb.host_io(workload, weights=load == "copy")
         return pb.build()
 
     def _plan_merged(self, workload: Workload) -> Plan:
         """Each dispatch's clang kernel merged with its heap glue (`strategies.merged_kernel`)."""
+        refuse_growing(workload, self.spec, "a merged module is one dispatch's clang kernel")
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
         pb.requires |= FEATURES | {"bulk-memory"}
@@ -194,7 +212,7 @@ class MultiMemoryStrategy(Strategy):
                                          (Import("env", "heap", "memory", HEAP),)))
             pb.memories.append(Memory(id=f"{inst}.private", device="dev0", kind="export",
                                       instance=inst, export="memory", role="private"))
-            pb.run.append(pb.call(inst, km, {b: offsets[t] for b, t in d.bindings}, d.name))
+            pb.run.append(pb.call(inst, km, {b: offsets[t] for b, t in d.bindings}, d))
         pb.notes = (f"merged by Binaryen's wasm-merge: the glue copies {copied} bytes per "
                     "inference between the heap and the kernels' memories inside the module "
                     "(not counted by the host)")

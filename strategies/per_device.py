@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH
+from harness.core.errors import Unsupported
 from harness.plugins.allocator import BumpAllocator, pages_for
+from harness.plugins.growth import refuse_growing
 from harness.plugins.params import Param
 from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
@@ -57,6 +59,11 @@ class PerDeviceStrategy(Strategy):
             refuse_cow(self.NAME, "each device's memory")
 
     def plan(self, workload: Workload) -> Plan:
+        refuse_growing(workload, self.spec, "each dispatch is a device of its own, and a "
+                       "tensor that grows would be transferred whole between them")
+        if any(d.executable for d in workload.dispatches):
+            raise Unsupported(f"{self.spec}: one device per dispatch cannot hold an "
+                              "executable that serves several dispatches")
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         load = self.params["load"]
         res = Residency(workload, pb, modules_bring_weights=load != "copy")
@@ -86,7 +93,7 @@ class PerDeviceStrategy(Strategy):
             if segments and load == "passive":
                 pb.setup.append(init_call(d.name))
             res.before(d, mem_id)
-            pb.run.append(pb.call(d.name, km, addrs, d.name))
+            pb.run.append(pb.call(d.name, km, addrs, d))
             res.after(d, mem_id)
         res.finish()
         return pb.build()

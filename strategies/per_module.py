@@ -24,6 +24,7 @@ from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.core.errors import SpecError
 from harness.plugins.allocator import BumpAllocator
+from harness.plugins.growth import GrowingMemory, growing, place_last, refuse_growing
 from harness.plugins.params import Param
 from harness.plugins.plan import Copy, Device, Instance, Memory, Plan, Region
 from harness.plugins.strategy import PlanBuilder, Strategy
@@ -49,9 +50,15 @@ class PerModuleStrategy(Strategy):
                             "weights too, is copied from host storage at each dispatch)")
 
     def plan(self, workload: Workload) -> Plan:
-        MemoryShape.of(self.params).admit(workload)
+        shape = MemoryShape.of(self.params)
+        shape.admit(workload)
         if self.params["resident"]:
+            refuse_growing(workload, self.spec, "resident=1 keeps each tensor where it was "
+                           "written and does not follow one that grows")
             return self._plan_resident(workload)
+        if shape.page != "65536":
+            refuse_growing(workload, self.spec, "page=1 memories grow in pages of one byte, "
+                           "which the plan's Grow steps (64 KiB pages) do not count")
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
         host = BumpAllocator()
@@ -59,36 +66,75 @@ class PerModuleStrategy(Strategy):
             pb.place(tensor.name, HOST, host.alloc(tensor.nbytes), tensor.nbytes)
         pb.memories.append(Memory(id=HOST, device="dev0", kind="buffer", size=host.top,
                                   role="host-storage"))
-        for d in workload.dispatches:
-            local = BumpAllocator(base=d.kernel.reserved_bytes)
-            addrs: dict[str, int] = {}
+        grows = growing(workload)
+        loaded: dict[str, tuple[KernelModule, dict[str, int], GrowingMemory]] = {}
+        for k, d in enumerate(workload.dispatches):
+            inst = d.instance
+            mem_id = f"{inst}.memory"
+            if inst not in loaded:
+                loaded[inst] = self._load(pb, workload, d, k, grows, shape)
+            km, slots, memory = loaded[inst]
+            if memory.at:
+                pb.run += memory.grow_before(k)
+            # a dispatch of a loaded executable binds its own tensors to the same slots
             staged: dict[str, int] = {}
             for b, t in d.bindings:
-                if t not in staged:
-                    staged[t] = local.alloc(workload.tensor(t).nbytes)
-                addrs[b] = staged[t]
-            if d.kernel.scratch_bytes:
-                addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
-            km, pages = _module(d, local, MemoryShape.of(self.params))
-            mod = pb.add_module(km, defined_pages=(pages,))
-            inst = d.name
-            mem_id = f"{inst}.memory"
-            pb.instances.append(Instance(inst, mod, "dev0"))
-            pb.memories.append(Memory(id=mem_id, device="dev0", kind="export", instance=inst,
-                                      export="memory", role="module"))
-            for t, off in staged.items():
+                if staged.setdefault(t, slots[b]) != slots[b]:
+                    raise ValueError(f"{d.name} binds {t} twice where its executable "
+                                     f"{inst} has two buffers")
+            # bytes of each tensor the dispatch uses: all, or a growing tensor's extent
+            used = {t: grows[t][k] if t in grows else workload.tensor(t).nbytes
+                    for t in staged}
+            tensors = [t for t in staged if used[t]]
+            for t in tensors:
                 if "r" in d.access_of(t):
-                    pb.run.append(Copy(pb.placements_region(t), Region(mem_id, off,
-                                                                       workload.tensor(t).nbytes)))
-            pb.run.append(pb.call(inst, km, addrs, d.name))
-            for t, off in staged.items():
+                    pb.run.append(Copy(_prefix(pb.placements_region(t), used[t]),
+                                       Region(mem_id, staged[t], used[t])))
+            addrs = {b: slots[b] for b, _ in d.bindings}
+            if d.kernel.scratch_bytes:
+                addrs[SCRATCH] = slots[SCRATCH]
+            pb.run.append(pb.call(inst, km, addrs, d))
+            for t in tensors:
                 if "w" in d.access_of(t):
-                    pb.run.append(Copy(Region(mem_id, off, workload.tensor(t).nbytes),
-                                       pb.placements_region(t)))
+                    pb.run.append(Copy(Region(mem_id, staged[t], used[t]),
+                                       _prefix(pb.placements_region(t), used[t])))
         pb.host_io(workload)
         return pb.build()
 
+    @staticmethod
+    def _load(pb: PlanBuilder, workload: Workload, d: Dispatch, k: int,
+              grows: dict[str, tuple[int, ...]],
+              shape: MemoryShape) -> tuple[KernelModule, dict[str, int], GrowingMemory]:
+        """Load `d`'s executable (its first dispatch, index `k`): its module, the slot of
+        each kernel buffer (and scratch) in the module's memory, and that memory. A buffer
+        bound to a growing tensor (a decode's KV cache) has the last slot, so the memory
+        grows at its end from what dispatch `k` needs."""
+        inst = d.instance
+        mem_id = f"{inst}.memory"
+        local = BumpAllocator(base=d.kernel.reserved_bytes)
+        at: dict[str, int] = {}  # tensor -> offset
+        for _, t in d.bindings:
+            if t not in at and t not in grows:
+                at[t] = local.alloc(workload.tensor(t).nbytes)
+        if d.kernel.scratch_bytes:
+            at[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
+        mine = [t for t in dict.fromkeys(t for _, t in d.bindings) if t in grows]
+        place_last(at, local.top, ((t, workload.tensor(t).nbytes) for t in mine))
+        memory = GrowingMemory(mem_id, local.top, {t: at[t] for t in mine}, grows)
+        km, pages = _module(d, memory.need(k), shape)
+        if mine:
+            memory.start(k)
+        mod = pb.add_module(km, defined_pages=(pages,))
+        pb.instances.append(Instance(inst, mod, "dev0"))
+        pb.memories.append(Memory(id=mem_id, device="dev0", kind="export", instance=inst,
+                                  export="memory", role="module"))
+        slots = {b: at[t] for b, t in d.bindings}
+        if d.kernel.scratch_bytes:
+            slots[SCRATCH] = at[SCRATCH]
+        return km, slots, memory
+
     def _plan_resident(self, workload: Workload) -> Plan:
+        """Weights loaded once, activations copied only where they cross modules."""
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
         load, shape = self.params["load"], MemoryShape.of(self.params)
@@ -101,7 +147,7 @@ class PerModuleStrategy(Strategy):
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
                 addrs[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
-            km, pages = _module(d, local, shape)
+            km, pages = _module(d, local.top, shape)
             # cow: active segments too, of a module loaded from its precompiled file
             km, segments = with_weights(
                 km, [WeightSegment(t, "$mem", r.offset, r.size)
@@ -115,17 +161,21 @@ class PerModuleStrategy(Strategy):
             pb.memories.append(Memory(id=mem_id, device="dev0", kind="export", instance=inst,
                                       export="memory", role="module"))
             res.before(d, mem_id)
-            pb.run.append(pb.call(inst, km, addrs, d.name))
+            pb.run.append(pb.call(inst, km, addrs, d))
             res.after(d, mem_id)
         res.finish()
         return pb.build()
 
 
-def _module(d: Dispatch, local: BumpAllocator,
-            shape: MemoryShape) -> tuple[KernelModule, int]:
-    """The dispatch's module: one defined, exported memory sized for its staged buffers
-    (in the pages and address width of `shape`: `strategies.memory_shape`)."""
-    decl, pages = shape.defined("mem", "memory", local.top)
+def _prefix(region: Region, size: int) -> Region:
+    """The first `size` bytes of `region`."""
+    return Region(region.memory, region.offset, size)
+
+
+def _module(d: Dispatch, nbytes: int, shape: MemoryShape) -> tuple[KernelModule, int]:
+    """The dispatch's module: one defined, exported memory of `nbytes` for its staged
+    buffers (in the pages and address width of `shape`: `strategies.memory_shape`)."""
+    decl, pages = shape.defined("mem", "memory", nbytes)
     lowering = DirectLowering({"heap": "$mem", SCRATCH: "$mem"}, [decl],
                               frozenset({"exported-memory"}) | shape.features,
                               shape.address_type)

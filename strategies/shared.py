@@ -15,8 +15,9 @@ Memory numbering: the device heap is the module's only memory, imported as memor
 from __future__ import annotations
 
 from harness.codegen import DirectLowering, build_kernel_module
-from harness.codegen.kernel import SCRATCH
+from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
+from harness.plugins.growth import GrowingMemory, growing, place_last
 from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
@@ -44,22 +45,28 @@ class SharedStrategy(Strategy):
     def plan(self, workload: Workload) -> Plan:
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
+        grows = growing(workload)
         spans = lifetimes(workload)
-        items = [(t.name, t.nbytes, *spans[t.name]) for t in workload.tensors]
+        items = [(t.name, t.nbytes, *spans[t.name]) for t in workload.tensors
+                 if t.name not in grows]
         # above what a kernel keeps for itself (a C kernel's stack)
         reserved = max((d.kernel.reserved_bytes for d in workload.dispatches), default=0)
         offsets, top = allocate_with_reuse(items, base=reserved)
         # each executable's scratch lives after the tensors, one private region per module
         scratch_at: dict[str, int] = {}
         for d in workload.dispatches:
-            if d.kernel.scratch_bytes:
-                scratch_at[d.name] = top
+            if d.kernel.scratch_bytes and d.instance not in scratch_at:
+                scratch_at[d.instance] = top
                 top = align_up(top + d.kernel.scratch_bytes)
+        # a growing tensor (a decode's KV cache) last: the heap grows at its end
+        fixed = top
+        top = place_last(offsets, top, ((n, workload.tensor(n).nbytes) for n in grows))
+        heap = GrowingMemory("heap", fixed, {n: offsets[n] for n in grows}, grows)
         shape = MemoryShape.of(self.params)
         shape.admit(workload)
         pb.memories.append(Memory(id="heap", device="dev0", kind="host",
-                                  min_pages=pages_for(top), role="heap",
-                                  memory64=shape.memory64))
+                                  min_pages=heap.start(0) if grows else pages_for(top),
+                                  role="heap", memory64=shape.memory64))
         for t in workload.tensors:
             pb.place(t.name, "heap", offsets[t.name], t.nbytes)
         lowering = DirectLowering({"heap": "$heap", SCRATCH: "$heap"},
@@ -68,21 +75,26 @@ class SharedStrategy(Strategy):
                                   shape.address_type)
         load = self.params["load"]
         firsts = first_reads(workload)
-        for d in workload.dispatches:
-            spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
-            km = build_kernel_module(d.kernel, lowering, spaces)
-            km, segments = with_weights(
-                km, [WeightSegment(t, "$heap", offsets[t], workload.tensor(t).nbytes)
-                     for t in firsts[d.name]], load, shape.address_type)
-            mod = pb.add_module(km, segments=segments)
-            inst = f"{d.name}"
-            pb.instances.append(Instance(inst, mod, "dev0",
-                                         (Import("env", "heap", "memory", "heap"),)))
-            if segments and load == "passive":
-                pb.setup.append(init_call(inst))
+        kms: dict[str, KernelModule] = {}
+        for k, d in enumerate(workload.dispatches):
+            inst = d.instance
+            if inst not in kms:
+                spaces = {b.name: "heap" for b in d.kernel.buffers} | {SCRATCH: SCRATCH}
+                km = build_kernel_module(d.kernel, lowering, spaces)
+                km, segments = with_weights(
+                    km, [WeightSegment(t, "$heap", offsets[t], workload.tensor(t).nbytes)
+                         for t in firsts[inst]], load, shape.address_type)
+                mod = pb.add_module(km, segments=segments)
+                pb.instances.append(Instance(inst, mod, "dev0",
+                                             (Import("env", "heap", "memory", "heap"),)))
+                if segments and load == "passive":
+                    pb.setup.append(init_call(inst))
+                kms[inst] = km
             addrs = {b: offsets[t] for b, t in d.bindings}
             if d.kernel.scratch_bytes:
-                addrs[SCRATCH] = scratch_at[d.name]
-            pb.run.append(pb.call(inst, km, addrs, d.name))
+                addrs[SCRATCH] = scratch_at[inst]
+            if grows:
+                pb.run += heap.grow_before(k)
+            pb.run.append(pb.call(inst, kms[inst], addrs, d))
         pb.host_io(workload, weights=load == "copy")
         return pb.build()

@@ -87,8 +87,8 @@ def with_weights(km: KernelModule, segments: Sequence[WeightSegment], load: str,
 
 
 def first_reads(workload: Workload) -> dict[str, tuple[str, ...]]:
-    """Dispatch name -> the weights it is the first to read (their segments' module where
-    one memory holds each weight for every reader)."""
+    """Executable (`Dispatch.instance`) -> the weights its dispatches are the first to read
+    (their segments' module where one memory holds each weight for every reader)."""
     seen: set[str] = set()
     out: dict[str, tuple[str, ...]] = {}
     weights = {t.name for t in workload.by_role("weight")}
@@ -96,7 +96,7 @@ def first_reads(workload: Workload) -> dict[str, tuple[str, ...]]:
         mine = [t for t in dict.fromkeys(t for _, t in d.bindings)
                 if t in weights and t not in seen and "r" in d.access_of(t)]
         seen.update(mine)
-        out[d.name] = tuple(mine)
+        out[d.instance] = out.get(d.instance, ()) + tuple(mine)
     return out
 
 

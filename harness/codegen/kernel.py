@@ -1,8 +1,11 @@
 """The `Kernel` interface and `build_kernel_module`, which joins a kernel with a lowering.
 
 Kernel ABI: every module exports `run`, taking one base address per buffer (in
-`Kernel.buffers` order) and, if `scratch_bytes > 0`, a final scratch base address; an
-address is i32, or i64 where the lowering's memories are 64-bit (`address_type`).
+`Kernel.buffers` order), then one value per scalar (`Kernel.scalars`: a length or a
+position only known per dispatch, e.g. a decode's KV-cache position) and, if
+`scratch_bytes > 0`, a final scratch base address; every argument is i32, or i64 where the
+lowering's memories are 64-bit (`address_type`: a scalar is then widened by the caller and
+wrapped by the kernel).
 Shapes are compile-time constants: one module per (kernel, shape), like an IREE executable.
 """
 
@@ -13,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from harness.codegen.expr import Expr
 from harness.codegen.function import Buffer, FunctionBuilder
 from harness.codegen.lowering import MemoryForm, MemoryLowering
 from harness.codegen.module import ModuleBuilder, assemble
@@ -52,9 +56,18 @@ class Kernel(ABC):
     #: kernel's stack): strategies place tensors above them
     reserved_bytes: int = 0
 
+    #: non-negative i32 arguments after the buffers, set per dispatch (`Dispatch.scalars`)
+    scalars: tuple[str, ...] = ()
+
     def params(self) -> list[str]:
-        names = [b.name for b in self.buffers]
+        names = [b.name for b in self.buffers] + list(self.scalars)
         return [*names, SCRATCH] if self.scratch_bytes else names
+
+    @staticmethod
+    def scalar(fb: FunctionBuilder, name: str) -> Expr:
+        """Scalar argument `name` as an i32 (wrapped from the i64 of a memory64 module)."""
+        p = fb.param(f"p_{name}")
+        return Expr(f"(i32.wrap_i64 {p.wat})", "i32") if p.ty == "i64" else p
 
 
 class ExternalKernel(Kernel):
@@ -95,14 +108,14 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     `spaces` maps each buffer name (and "scratch") to a space the lowering knows.
     """
     args = kernel.params()
-    missing = [a for a in args if a not in spaces]
+    missing = [a for a in args if a not in spaces and a not in kernel.scalars]
     if missing:
         raise KeyError(f"no memory space for buffers {missing} of kernel {kernel.name}")
     if isinstance(kernel, ExternalKernel):
         if lowering.address_type != "i32":
             raise Unsupported(f"{kernel.name}: a C kernel here is built by clang for wasm32; "
                               "memory64=1 is the code generator's form")
-        form = lowering.memory_form(spaces[a] for a in args)
+        form = lowering.memory_form(spaces[a] for a in args if a not in kernel.scalars)
         if form is None:
             raise Unsupported(f"{kernel.name}: {kernel.NOT_ONE_MEMORY}")
         km = kernel.build_module(form)
@@ -111,7 +124,8 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     lowering.declare(mb)
     fb = FunctionBuilder("run", [(f"p_{a}", lowering.address_type) for a in args], lowering,
                          export="run", module=mb)
-    bufs = {a: fb.buffer(a, fb.param(f"p_{a}"), spaces[a]) for a in args}
+    bufs = {a: fb.buffer(a, fb.param(f"p_{a}"), spaces[a]) for a in args
+            if a not in kernel.scalars}
     for stmt in lowering.prologue():
         fb.emit(stmt)
     kernel.emit(fb, bufs)

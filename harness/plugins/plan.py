@@ -193,9 +193,10 @@ class Count:
 
 @dataclass(frozen=True)
 class Grow:
-    """Grow wasm memory `memory` to `pages` pages, while every instance stays live: the
-    host's grow of a memory it made, or of one a module exports. A no-op when the memory
-    has them already, so only the first inference grows (wasm memories never shrink).
+    """Grow memory `memory` to `pages` pages, while every instance stays live: the host's
+    grow of a memory it made, or of one a module exports, or a host buffer reallocated to
+    `pages` * 64 KiB (its bytes kept). A no-op when the memory has them already, so only
+    the first inference grows (memories never shrink).
 
     Everything that addresses the memory afterwards must read its base and length again:
     an engine without a reservation moves a memory that grows, and a JavaScript memory's
@@ -247,19 +248,24 @@ class Plan:
                    for s in self.run if isinstance(s, (Write, Read)))
 
     def memory_census(self) -> tuple[int, int]:
-        """(wasm memories, linear bytes committed) once the plan is loaded: every memory the
-        host creates plus every memory each instance's module defines (read from its binary),
-        at their initial sizes. Host buffers (kind `buffer`) are not wasm memories."""
+        """(wasm memories, linear bytes committed) once the plan is loaded and has run: every
+        memory the host creates plus every memory each instance's module defines (read from
+        its binary), at their initial sizes or the sizes their Grow steps give them. Host
+        buffers (kind `buffer`) are not wasm memories."""
+        grown = self.grown_pages()
         count = committed = 0
         for m in self.memories:
             if m.kind == "host":
                 count += 1
-                committed += m.min_pages * PAGE
+                committed += max(m.min_pages, grown.get(m.id, 0)) * PAGE
+        exported = {(m.instance, m.export): m.id for m in self.memories if m.kind == "export"}
         wasm = {m.name: m.wasm for m in self.modules}
         for inst in self.instances:
-            for mt in module_info(wasm[inst.module]).defined_memories:
+            info = module_info(wasm[inst.module])
+            for k, mt in enumerate(info.defined_memories):
+                mem_id = exported.get((inst.name, info.memory_export(k)))
                 count += 1
-                committed += mt.min_bytes
+                committed += max(mt.min_bytes, grown.get(mem_id, 0) * PAGE if mem_id else 0)
         return count, committed
 
     def grown_pages(self) -> dict[str, int]:
@@ -272,10 +278,11 @@ class Plan:
 
     def first_grows(self) -> int:
         """Grows the first inference makes (set-up's included): the Grow steps that ask a
-        memory made by the host for more pages than it has by then. (A memory a module
-        defines starts at the module's own size, known once it is instantiated: its
-        Grow steps are all counted.)"""
-        pages = {m.id: m.min_pages for m in self.memories if m.kind == "host"}
+        memory made by the host (or a host buffer) for more pages than it has by then. (A
+        memory a module defines starts at the module's own size, known once it is
+        instantiated: its Grow steps are all counted.)"""
+        pages = {m.id: m.min_pages if m.kind == "host" else m.size // PAGE
+                 for m in self.memories if m.kind in ("host", "buffer")}
         n = 0
         for s in (*self.setup, *self.run):
             if isinstance(s, Grow) and s.pages > pages.get(s.memory, -1):
@@ -383,8 +390,8 @@ class Plan:
                     raise PlanError(f"count {step.counter}: counter must be 4 or 8 bytes")
             elif isinstance(step, Grow):
                 target = mems.get(step.memory)
-                if target is None or target.kind == "buffer":
-                    raise PlanError(f"grow: {step.memory} is not a wasm memory of the plan")
+                if target is None:
+                    raise PlanError(f"grow: {step.memory} is not a memory of the plan")
                 if target.max_pages is not None and step.pages > target.max_pages:
                     raise PlanError(f"grow: {step.memory} to {step.pages} pages, over its "
                                     f"maximum of {target.max_pages}")

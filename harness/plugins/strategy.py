@@ -28,7 +28,7 @@ from harness.plugins.plan import (
     Write,
 )
 from harness.plugins.registry import Plugin
-from harness.plugins.workload import Workload
+from harness.plugins.workload import Dispatch, Workload
 
 __all__ = ["PlanBuilder", "Strategy", "Unsupported"]
 
@@ -121,10 +121,13 @@ class PlanBuilder:
                      for t in workload.by_role("output")]
 
     def call(self, instance: str, km: KernelModule, addresses: dict[str, int],
-             dispatch: str) -> Call:
-        """A call step passing each kernel argument's address, in the kernel's order."""
+             dispatch: Dispatch) -> Call:
+        """A call step of `dispatch` passing each kernel argument, in the kernel's order:
+        a buffer's or scratch's address from `addresses`, a scalar's value from the
+        dispatch."""
+        values = addresses | dict(dispatch.scalars)
         return Call(instance=instance, export=km.export,
-                    args=tuple(addresses[a] for a in km.args), dispatch=dispatch,
+                    args=tuple(values[a] for a in km.args), dispatch=dispatch.name,
                     arg_type=km.address_type)
 
     def build(self) -> Plan:

@@ -54,11 +54,30 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """One kernel launch: the kernel and which tensor each of its buffers binds."""
+    """One kernel launch: the kernel, which tensor each of its buffers binds and the value
+    of each of its scalar arguments (`Kernel.scalars`).
+
+    `executable` names the loaded executable (one instance) the dispatch runs on; empty:
+    its own. Dispatches that share one (a decode's tokens) share its instance and, where a
+    strategy gives modules memories, its memory, as an ML runtime dispatches one loaded
+    executable many times."""
 
     name: str
     kernel: Kernel
     bindings: tuple[tuple[str, str], ...]  # (kernel buffer name, tensor name)
+    scalars: tuple[tuple[str, int], ...] = ()  # (kernel scalar name, value)
+    executable: str = ""
+
+    def __post_init__(self) -> None:
+        names = tuple(n for n, _ in self.scalars)
+        if sorted(names) != sorted(self.kernel.scalars):
+            raise ValueError(f"dispatch {self.name}: kernel {self.kernel.name} takes scalars "
+                             f"{list(self.kernel.scalars)}, given {list(names)}")
+
+    @property
+    def instance(self) -> str:
+        """The instance it runs on: its executable's, or its own."""
+        return self.executable or self.name
 
     def tensor_of(self, buffer: str) -> str:
         for b, t in self.bindings:
@@ -113,7 +132,20 @@ class Workload(Plugin):
 
     @cached_property
     def dispatches(self) -> tuple[Dispatch, ...]:
-        return self.build_dispatches()
+        ds = self.build_dispatches()
+        kernels: dict[str, str] = {}
+        for d in ds:  # one executable is one module: every dispatch of it runs one kernel
+            if kernels.setdefault(d.instance, d.kernel.name) != d.kernel.name:
+                raise ValueError(f"{self.spec}: executable {d.instance} runs kernels "
+                                 f"{kernels[d.instance]} and {d.kernel.name}")
+        return ds
+
+    def extents(self) -> dict[str, tuple[int, ...]]:
+        """The tensors that grow during an inference (a decode's KV cache): for each, the
+        bytes from its start that each dispatch may touch (0 where it binds it not). A
+        strategy places a growing tensor last in its memory and grows the memory before
+        the first dispatch that needs more. Other tensors are used whole."""
+        return {}
 
     def tensor(self, name: str) -> Tensor:
         for t in self.tensors:

@@ -243,7 +243,8 @@ class Backend(ABC):
 
     def memory_pages(self, store: Any, memory: Any) -> int:
         """The pages a wasm memory has now."""
-        raise RuntimeUnsupported(f"{self.version()}: the host cannot read a memory's size")
+        raise RuntimeUnsupported(f"{self.version()}: the host cannot read a memory's size, "
+                                 "so it cannot grow one under live modules")
 
     def grow_memory(self, store: Any, memory: Any, delta: int) -> None:
         """Grow a wasm memory by `delta` pages from the host, its instances live."""

@@ -245,6 +245,21 @@ class LoadedPlan {
           dst.set(this.bytes(src));
           c.bytes_read += src.size;
         });
+      } else if (step.op === 'grow' && step.memory in this.buffers) {
+        // a host buffer reallocated as a host's allocator grows one: a larger buffer that
+        // keeps the bytes; every later step finds it through array()
+        const stats = this.growStats;
+        out.push(() => {
+          const old = this.buffers[step.memory];
+          if (old.length < step.pages * PAGE) {
+            const t0 = now();
+            const grown = new Uint8Array(step.pages * PAGE);
+            grown.set(old);
+            this.buffers[step.memory] = grown;
+            stats.grow_ns += now() - t0;
+            stats.grows += 1;
+          }
+        });
       } else if (step.op === 'grow') {
         // to `pages`, from the host, every instance live; a no-op once grown. Every later
         // step reads its view through array(), which sees the new ArrayBuffer

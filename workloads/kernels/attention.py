@@ -33,6 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, Var, f32, mathlib, simd
+from harness.codegen.expr import Operand
 from harness.codegen.kernel import SCRATCH
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
@@ -51,6 +52,10 @@ class AttentionKernel(Kernel):
                         *cache, BufferParam("out", "w"))
         self.scratch_bytes = 4 * (past + t)
         self.features = isa_features(isa)
+
+    def _past(self, fb: FunctionBuilder) -> Operand:
+        """The number of cached positions (a constant here)."""
+        return self.past
 
     def _each_position(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer], which: str,
                        p: Var, row: Var, hoff: Var, last: Var,
@@ -110,8 +115,9 @@ class AttentionKernel(Kernel):
             self._each_position(fb, bufs, "v", p, row, hoff, last, term)
             out.store(qb + d, ws * total)
 
+        past = self._past(fb)
         with fb.for_range(i, 0, self.t):
-            fb.set(last, i + self.past)  # the last position query i may see
+            fb.set(last, i + past)  # the last position query i may see
             with fb.for_range(h, 0, self.heads):
                 fb.set(hoff, h * (4 * hd))
                 fb.set(qb, i * dim + h * hd)  # element index of q[i, h] (and of out[i, h])

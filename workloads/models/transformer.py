@@ -67,6 +67,21 @@ PROJECTIONS = (("wq", "xn", "q", DIM, DIM), ("wk", "xn", "k", DIM, DIM),
                ("w2", "s", "f", HIDDEN, DIM))
 
 
+def block_tensor(t: Tensor, rng: np.random.Generator) -> np.ndarray:
+    """A block's data: norm scales near 1 like trained ones, projections N(0, 1/fan-in),
+    the rest (inputs, cached keys and values) N(0, 1)."""
+    if t.name.startswith("rms_"):
+        return (1.0 + 0.1 * rng.standard_normal(t.shape)).astype(t.dtype)
+    fan_in = {w: fi for w, _, _, fi, _ in PROJECTIONS}.get(t.name)
+    scale = 1.0 / np.sqrt(fan_in) if fan_in else 1.0
+    return (rng.standard_normal(t.shape) * scale).astype(t.dtype)
+
+
+def rms_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """rmsnorm in float64 (`workloads.kernels.layernorm`'s EPS)."""
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + EPS) * w
+
+
 class TransformerBlockWorkload(Workload):
     NAME = "transformer-block"
     DESCRIPTION = "llama2.c stories15M block (dim 288, 6 heads, FFN 768) over a KV cache"
@@ -146,11 +161,7 @@ class TransformerBlockWorkload(Workload):
         )
 
     def generate_tensor(self, t: Tensor, rng: np.random.Generator) -> np.ndarray:
-        if t.name.startswith("rms_"):  # norm scales near 1, like trained ones
-            return (1.0 + 0.1 * rng.standard_normal(t.shape)).astype(t.dtype)
-        fan_in = {w: fi for w, _, _, fi, _ in PROJECTIONS}.get(t.name)
-        scale = 1.0 / np.sqrt(fan_in) if fan_in else 1.0
-        return (rng.standard_normal(t.shape) * scale).astype(t.dtype)
+        return block_tensor(t, rng)
 
     def generate(self, seed: int) -> dict[str, np.ndarray]:
         data = super().generate(seed)
@@ -161,20 +172,17 @@ class TransformerBlockWorkload(Workload):
     def reference(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         f64 = {k: v.astype(np.float64) for k, v in data.items()}
 
-        def rmsnorm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-            return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + EPS) * w
-
         def proj(w: str, x: np.ndarray) -> np.ndarray:
             return x @ (f64[w].T if self.t == 1 else f64[w])
 
         x = f64["x"]
-        xn = rmsnorm(x, f64["rms_att"])
+        xn = rms_reference(x, f64["rms_att"])
         q, k, v = proj("wq", xn), proj("wk", xn), proj("wv", xn)
         q = rope_reference(q, data["rope_cos"], data["rope_sin"], HEADS)
         k = rope_reference(k, data["rope_cos"], data["rope_sin"], HEADS)
         att = attention_reference(q, k, v, HEADS, data.get("k_cache"), data.get("v_cache"))
         h = x + proj("wo", att.astype(np.float64))
-        hn = rmsnorm(h, f64["rms_ffn"])
+        hn = rms_reference(h, f64["rms_ffn"])
         s = silu_mul_reference(proj("w1", hn), proj("w3", hn)).astype(np.float64)
         return {"y": (h + proj("w2", s)).astype(np.float32)}
 
