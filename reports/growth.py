@@ -73,7 +73,7 @@ def figure(items: Sequence[Growth], workload: str, path: Path) -> Path:
                   series, fmt_time)
     ax.set_xlabel("time growing memories in the first inference (median over rounds)")
     ax.set_title(f"{workload}: grows under live modules")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4)
     fig.tight_layout()
     return save(fig, path)
 

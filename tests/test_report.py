@@ -218,3 +218,20 @@ def test_colours_are_fixed_per_strategy_base() -> None:
     assert base_colour("my-strategy") == base_colour("my-strategy")
     assert len({base_colour(s) for s in ("shared", "per-module", "multi-memory", "host-call",
                                           "per-device")}) == 5
+
+
+def test_growing_cells_get_the_growth_section(tmp_path: Path) -> None:
+    """Cells whose plan grew a memory: their grows, time growing and linear memory before
+    and after, and a figure per growing workload; cells that grew nothing are not there."""
+    grown = {"compile_s": {"a": 0.01}, "first_run_s": 4e-3, "grows": 2, "grow_s": 1e-4}
+    rows = [_row("decode:tokens=64", "shared", "wasmtime", median=1e-3),
+            _row("decode:tokens=64", "per-module", "wasmtime", median=3e-3),
+            _row("gemm:m=8", "shared", "wasmtime")]
+    rows[0]["phases"] = grown
+    rows[0]["memory"] = {"linear_bytes_after_setup": 65 * 65536, "linear_bytes": 67 * 65536}
+    rows[1]["phases"] = {**grown, "grows": 4, "grow_s": 3e-4}
+    page = write_report(make_run(tmp_path, rows)).html.read_text()
+    table = page[page.index('id="growths"'):page.index("</table>", page.index('id="growths"'))]
+    assert table.count("<tr>") == 3 and "gemm" not in table  # header + two growing cells
+    assert 'class="num">4</td>' in table and "4.1 MiB" in table and "4.2 MiB" in table
+    assert 'alt="grows of decode:tokens=64"' in page
