@@ -13,9 +13,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.analysis.counts import COUNTED as MEASURES
+from harness.analysis.counts import COUNTED
 from harness.analysis.strategies import BASELINE
+from harness.run.insts import MISSES
 from harness.store.rows import ResultRow
+
+#: every per-inference count a cell may have: the gated ones, then the simulated misses
+MEASURES = (*COUNTED, *MISSES)
 
 
 @dataclass(frozen=True)

@@ -179,18 +179,54 @@ def test_fsync_marked_dumps_are_read_in_order(tmp_path) -> None:
     v0 = [9000, 100, 300, 100, 5300, 100, 300]
     v1 = [800, 50, 250, 50, 250, 50, 250]
     for n, total in enumerate([*v0, *v1, 7], start=1):
-        (tmp_path / f"callgrind.out.77.{n}-01").write_text(f"summary: {total}\n")
-        (tmp_path / f"callgrind.out.77.{n}-02").write_text("summary: 999999\n")  # a thread
-    dumps = read_ordered_dumps(tmp_path, "callgrind.out")
-    assert dumps == [*v0, *v1, 7] and len(v0) == per
+        (tmp_path / f"callgrind.out.77.{n}-01").write_text(f"events: Ir\nsummary: {total}\n")
+        (tmp_path / f"callgrind.out.77.{n}-02").write_text("events: Ir\nsummary: 999999\n")
+    dumps = read_ordered_dumps(tmp_path, "callgrind.out")  # the main thread's only
+    assert [d["Ir"] for d in dumps] == [*v0, *v1, 7] and len(v0) == per
     plans = {"v0": Plan.__new__(Plan), "v1": Plan.__new__(Plan)}
     got = _from_ordered(plans, {"v0": "", "v1": ""}, dumps)
     assert got["v0"]["insts"] == round((300 - 100) / (b - a))
     assert got["v1"]["insts"] == round((250 - 50) / (b - a))
     short = _from_ordered(plans, {}, dumps[:per])
     assert short["v1"]["insts"] is None and f"{2 * per} marks" in short["v1"]["insts_reason"]
-    extra = _from_ordered(plans, {}, [*dumps, 5, 5])    # fsyncs the marks did not make
+    five = {"Ir": 5}
+    extra = _from_ordered(plans, {}, [*dumps, five, five])  # fsyncs the marks did not make
     assert extra["v0"]["insts"] is None
+    assert "l1_misses" not in got["v0"]  # no cache simulation, no misses
+
+
+def test_simulated_misses_come_from_the_same_segments(tmp_path) -> None:
+    """With callgrind's cache simulation each dump has the miss events too (trailing zero
+    events left out of its summary): L1 misses = I1mr + D1mr + D1mw and last-level misses
+    = ILmr + DLmr + DLmw, per inference by the same pairs of segments."""
+    from harness.run.insts import SEGMENTS, _per_inference
+    from harness.toolchain.valgrind import read_ordered_dumps
+
+    head = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n"
+    a, b = SEGMENTS
+    lines = ["900 1 1 1 50 40 1 9", f"{100 + a} 9 9 2 {10 * a} {5 * a} 1 {a}",
+             f"{100 + b} 9 9 2 {10 * b} {5 * b} 1 {b}"]
+    for n, line in enumerate(lines * 2, start=1):
+        (tmp_path / f"callgrind.out.5.{n}-01").write_text(f"{head}summary: {line}\n")
+    dumps = read_ordered_dumps(tmp_path, "callgrind.out")
+    assert dumps[0] == {"Ir": 900, "Dr": 1, "Dw": 1, "I1mr": 1, "D1mr": 50, "D1mw": 40,
+                        "ILmr": 1, "DLmr": 9, "DLmw": 0}
+    got = _per_inference([dumps[1], dumps[2], dumps[4], dumps[5]])
+    assert got == {"insts": 1, "l1_misses": 15, "ll_misses": 1}
+
+
+def test_cache_misses_are_counted_with_the_instructions(regs, quick_settings) -> None:
+    """`--measure cache`: the counted worker simulates the caches; a GEMM whose operands
+    outgrow the simulated L1 misses more per inference than a small one, and never misses
+    more at the last level than at the first."""
+    settings = dataclasses.replace(_counting(quick_settings), measure=("time", "cache"))
+    rt = regs.runtimes.create("wasmtime")
+    cells = [Cell(regs.workloads.create(w), regs.strategies.create("shared"), rt)
+             for w in ("gemm:m=8,n=8,k=8", "gemm:m=96,n=96,k=96")]
+    small, big = _counted(regs, settings, cells)
+    for got in (small, big):
+        assert got["insts"] > 0 and 0 <= got["ll_misses"] <= got["l1_misses"], got
+    assert big["l1_misses"] > 10 * max(small["l1_misses"], 1)
 def test_a_a_counts_agreement() -> None:
     from harness.analysis.counts import count_agreement
 

@@ -53,8 +53,10 @@ def add_selection_args(p: argparse.ArgumentParser, runtimes: bool = True) -> Non
                    help="what to measure per inference, repeatable or comma-separated: time "
                         "(always); fuel: wasm operators executed, counted by wasmtime's fuel "
                         "in a separate pass after the samples; insts: native instructions, "
-                        "counted by valgrind's callgrind in a worker of its own (round 0; "
-                        "20-100x slower). Engines that cannot be counted say why")
+                        "counted by valgrind's callgrind in a worker of its own after the "
+                        "rounds (20-100x slower); cache: insts with callgrind's cache "
+                        "simulation, adding simulated L1 and last-level misses per inference "
+                        "(about 2x slower than insts). Engines that cannot be counted say why")
     p.add_argument("--clock", choices=("wall", "cpu"),
                    help="wall (default): elapsed time; cpu: the worker thread's CPU time, "
                         "which leaves out time stolen by other processes")

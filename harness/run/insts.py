@@ -43,14 +43,27 @@ COUNTED_SEGMENTS = SEGMENTS * 3
 TIMEOUT_BASE_S, TIMEOUT_PER_PLAN_S = 300.0, 120.0
 
 
+#: callgrind's simulated misses, summed into the two figures `--measure cache` reports
+MISSES = {"l1_misses": ("I1mr", "D1mr", "D1mw"), "ll_misses": ("ILmr", "DLmr", "DLmw")}
+
+
 def wants_insts(row: ResultRow) -> bool:
-    """A finished row whose cell asked for `--measure insts` and ran."""
-    return row.status == "ok" and "insts" in row.settings.get("measure", ())
+    """A finished row whose cell asked for `--measure insts` (or `cache`) and ran."""
+    return row.status == "ok" and bool({"insts", "cache"} & set(row.settings.get("measure", ())))
+
+
+def wants_cache(row: ResultRow) -> bool:
+    """... and for the simulated cache misses too (`--measure cache`)."""
+    return "cache" in row.settings.get("measure", ())
 
 
 def count_runtime(batch: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[ResultRow]:
     """The `counts` rows of cells counted together (one runtime; `counted_together`),
-    from one counted worker."""
+    from one counted worker, which counts them in the order of their workload and strategy
+    specs, whatever order the rounds ran them in: a JavaScript host's counts depend on
+    the plans its process ran before (V8's inline caches in the shared host code), and
+    with the rounds' order a count of host-call's element mode moved by 0.22% from run to
+    run."""
     # the folder's name is always as long: the paths a worker is given end up in its
     # strings, and their length moved a count by some tens of instructions
     with tempfile.TemporaryDirectory(prefix="membench-insts-") as tmp:
@@ -59,8 +72,10 @@ def count_runtime(batch: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[Re
         data: dict[str, dict[str, np.ndarray]] = {}
         generated: dict[str, dict[str, np.ndarray]] = {}
         failed: dict[str, str] = {}
-        for i, (cell, _) in enumerate(batch):
-            name = f"c{i}"
+        order = sorted(range(len(batch)), key=lambda i: (batch[i][0].workload.spec,
+                                                         batch[i][0].strategy.spec))
+        for i in order:  # the plans in this order; the rows in the batch's
+            cell, name = batch[i][0], f"c{i}"
             w = cell.workload
             try:
                 plans[name] = cell.strategy.plan(w)
@@ -71,7 +86,8 @@ def count_runtime(batch: Sequence[tuple[Cell, ResultRow]], seed: int) -> list[Re
                 generated[w.spec] = w.generate(seed)
             data[name] = generated[w.spec]
         got = count_insts(batch[0][0].runtime, plans, data, d,
-                          TIMEOUT_BASE_S + TIMEOUT_PER_PLAN_S * len(plans)) if plans else {}
+                          TIMEOUT_BASE_S + TIMEOUT_PER_PLAN_S * len(plans),
+                          cache=any(wants_cache(row) for _, row in batch)) if plans else {}
     rows = []
     for i, (_, row) in enumerate(batch):
         metrics = got.get(f"c{i}") or {"insts": None, "insts_reason": failed.get(f"c{i}", "")}
@@ -105,9 +121,11 @@ def counted_together(cell: Cell) -> tuple[str, str, str]:
 
 def count_insts(runtime: Runtime, plans: Mapping[str, Plan],
                 data: Mapping[str, Mapping[str, np.ndarray]], workdir: Path,
-                timeout_s: float = 900.0) -> dict[str, dict[str, Any]]:
+                timeout_s: float = 900.0, cache: bool = False) -> dict[str, dict[str, Any]]:
     """Plan name -> {"insts": instructions per inference} or {"insts": None,
-    "insts_reason": why}; `data` holds each plan's inputs and weights, by plan name."""
+    "insts_reason": why}; `data` holds each plan's inputs and weights, by plan name. With
+    `cache`, callgrind simulates the caches and each count has `l1_misses` and
+    `ll_misses` per inference too (`MISSES`)."""
     def none(why: str) -> dict[str, dict[str, Any]]:
         return {name: {"insts": None, "insts_reason": why} for name in plans}
 
@@ -117,7 +135,7 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan],
         return none(f"{runtime.spec}'s worker cannot mark callgrind segments (no client "
                     "requests, no fsync marks)")
     try:
-        prefix = valgrind.command(workdir / "callgrind.out", kind)
+        prefix = valgrind.command(workdir / "callgrind.out", kind, cache)
         marks = valgrind.marks_library() if kind == "client-request" else None
     except ToolUnavailable as exc:
         return none(str(exc))
@@ -162,20 +180,30 @@ def count_insts(runtime: Runtime, plans: Mapping[str, Plan],
             out[name] = {"insts": None,
                          "insts_reason": counted.get(name) or "callgrind wrote no dump"}
         else:
-            out[name] = {"insts": _median_of_pairs([x for x in seg if x is not None])}
+            out[name] = _per_inference([x for x in seg if x is not None])
     return out
 
 
 def _median_of_pairs(seg: Sequence[int]) -> int:
-    """Instructions per inference: the median over the pairs of segments of their
-    difference over the difference of their lengths."""
+    """A count per inference: the median over the pairs of segments of their difference
+    over the difference of their lengths."""
     a, b = SEGMENTS
     return round(statistics.median((seg[k + 1] - seg[k]) / (b - a)
                                    for k in range(0, len(seg), 2)))
 
 
+def _per_inference(seg: Sequence[Mapping[str, int]]) -> dict[str, Any]:
+    """Instructions per inference from the segments' events and, where the caches were
+    simulated, the misses at each level (`MISSES`), each by `_median_of_pairs`."""
+    out: dict[str, Any] = {"insts": _median_of_pairs([s["Ir"] for s in seg])}
+    if all("D1mr" in s for s in seg):
+        for name, events in MISSES.items():
+            out[name] = _median_of_pairs([sum(s.get(e, 0) for e in events) for s in seg])
+    return out
+
+
 def _from_ordered(plans: Mapping[str, Plan], counted: Mapping[str, str],
-                  dumps: list[int]) -> dict[str, dict[str, Any]]:
+                  dumps: list[dict[str, int]]) -> dict[str, dict[str, Any]]:
     """Counts from fsync-marked dumps: each plan made 1 + len(COUNTED_SEGMENTS) marks in
     plan order (its warm-up, then each segment), the dump before a mark holding what ran
     since the one before."""
@@ -190,5 +218,5 @@ def _from_ordered(plans: Mapping[str, Plan], counted: Mapping[str, str],
     for i, name in enumerate(plans):
         failed = counted.get(name)
         out[name] = ({"insts": None, "insts_reason": failed} if failed else
-                     {"insts": _median_of_pairs(dumps[per * i + 1: per * (i + 1)])})
+                     _per_inference(dumps[per * i + 1: per * (i + 1)]))
     return out

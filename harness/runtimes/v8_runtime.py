@@ -96,11 +96,17 @@ class V8Runtime(Runtime):
 
     def insts_argv(self) -> list[str]:
         # --predictable: one thread, deterministic tier-up and GC (counts agree to about a
-        # thousand instructions; without it they moved by millions); --expose-gc: the
-        # worker collects before each plan's segments, so the garbage of the plans before
-        # it is not collected inside them
-        return [self.node() or "node", "--predictable", "--single-threaded", "--expose-gc",
-                *self.flags(),
+        # thousand instructions; without it they moved by millions); --predictable-gc-
+        # schedule: the heap's growing, idle and memory-reducing collections on a fixed
+        # schedule, not one set by timers and measured throughput; --expose-gc: the worker
+        # collects before each plan's segments, so the garbage of the plans before it is
+        # not collected inside them. The default tier is counted in TurboFan alone: under
+        # dynamic tiering whether a hot function was optimized before or during the counted
+        # segments changed from run to run (one cell's count by 65% between two runs of
+        # the quick suite), and the timed samples, after their warm-up, run its code
+        tier = TIER_FLAGS["turbofan" if self.params["tier"] == "default" else self.params["tier"]]
+        return [self.node() or "node", "--predictable", "--predictable-gc-schedule",
+                "--single-threaded", "--expose-gc", *tier, *self.spec_flags(),
                 str(WORKER_JS)]
 
     def unavailable_reason(self) -> str | None:

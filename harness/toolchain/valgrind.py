@@ -12,6 +12,7 @@ difference (the loop's own fixed cost cancels). Valgrind runs the worker 20-100x
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 import subprocess
@@ -63,38 +64,66 @@ def marks_library() -> Path:
 FSYNC_OPTIONS = ("--dump-before=fsync",)
 
 
-def command(out_prefix: Path, marks: str = "client-request") -> list[str]:
+def command(out_prefix: Path, marks: str = "client-request",
+            cache: bool = False) -> list[str]:
     """valgrind's part of a counted worker's command line (dumps to
     `out_prefix`.<pid>.<n>-<thread>); `marks`: how the worker ends its segments (client
-    requests, or fsyncs). One file per thread: only the main thread's instructions are
-    read, because an engine's helper threads (a compiler's thread pool spinning before it
-    sleeps) run as much as the scheduler lets them, which moved a count with the machine's
-    load by up to 0.6%."""
-    extra = FSYNC_OPTIONS if marks == "fsync" else ()
-    return [valgrind(), *OPTIONS, "--separate-threads=yes", *extra,
+    requests, or fsyncs); `cache`: simulate the caches too (callgrind's `--cache-sim=yes`:
+    first-level and last-level misses beside the instructions, of a simulated cache
+    hierarchy shaped like this machine's). One file per thread: only the main thread's
+    instructions are read, because an engine's helper threads (a compiler's thread pool
+    spinning before it sleeps) run as much as the scheduler lets them, which moved a count
+    with the machine's load by up to 0.6%."""
+    extra = (*(FSYNC_OPTIONS if marks == "fsync" else ()),
+             *(("--cache-sim=yes",) if cache else ()))
+    return [*_no_aslr(), valgrind(), *OPTIONS, "--separate-threads=yes", *extra,
             f"--callgrind-out-file={out_prefix}.%p"]
 
 
-def read_ordered_dumps(folder: Path, prefix: str) -> list[int]:
-    """The main thread's instructions in each numbered dump (`--dump-before`), in order: the
-    instructions since the dump before it."""
+def _no_aslr() -> list[str]:
+    """`setarch <arch> -R` where it runs: the counted worker without address-space
+    randomisation, so every run lays its heap and mappings out alike (where an address
+    decides a path: a hash of an object's id, a copy's alignment to a page)."""
+    setarch = shutil.which("setarch")
+    if setarch is None:
+        return []
+    arch = platform.machine()
+    probe = subprocess.run([setarch, arch, "-R", "true"], capture_output=True, check=False)
+    return [setarch, arch, "-R"] if probe.returncode == 0 else []
+
+
+def _events(text: str) -> dict[str, int] | None:
+    """A dump's totals by event (`Ir`, and with cache simulation `I1mr`, `D1mr`, ...)."""
+    names = re.search(r"^events: (.*)$", text, re.M)
+    total = re.search(r"^summary: (.*)$", text, re.M)
+    if not (names and total):
+        return None
+    values = [int(v) for v in total.group(1).split()]
+    # callgrind leaves trailing zero events out of a summary line
+    return dict(zip(names.group(1).split(), values + [0] * len(names.group(1).split()),
+                    strict=False))
+
+
+def read_ordered_dumps(folder: Path, prefix: str) -> list[dict[str, int]]:
+    """The main thread's events in each numbered dump (`--dump-before`), in order: what ran
+    since the dump before it."""
     numbered = []
     for f in folder.glob(f"{prefix}.*-01"):
         m = re.search(r"\.(\d+)\.(\d+)-01$", f.name)
-        total = re.search(r"^summary: (\d+)", f.read_text(errors="replace"), re.M)
-        if m and total:
-            numbered.append((int(m.group(2)), int(total.group(1))))
-    return [n for _, n in sorted(numbered)]
+        events = _events(f.read_text(errors="replace"))
+        if m and events:
+            numbered.append((int(m.group(2)), events))
+    return [e for _, e in sorted(numbered, key=lambda n: n[0])]
 
 
-def read_dumps(folder: Path, prefix: str) -> dict[str, int]:
-    """Label -> the main thread's instructions in every client-request dump callgrind
-    wrote in `folder`."""
-    out: dict[str, int] = {}
+def read_dumps(folder: Path, prefix: str) -> dict[str, dict[str, int]]:
+    """Label -> the main thread's events in every client-request dump callgrind wrote in
+    `folder`."""
+    out: dict[str, dict[str, int]] = {}
     for f in sorted(folder.glob(f"{prefix}.*-01")):
         text = f.read_text(errors="replace")
         label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
-        total = re.search(r"^summary: (\d+)", text, re.M)
-        if label and total:
-            out[label.group(1).strip()] = int(total.group(1))
+        events = _events(text)
+        if label and events:
+            out[label.group(1).strip()] = events
     return out

@@ -32,7 +32,7 @@ Clock = Callable[[], int]
 #: engine in a pass of its own after the samples, so the count never slows a timed one),
 #: `insts` (native instructions, counted by callgrind in a worker of its own:
 #: `harness.run.insts`)
-MEASURES = ("time", "fuel", "insts")
+MEASURES = ("time", "fuel", "insts", "cache")
 #: runs `n` inferences at once: a variant whose inference loop is not Python's (a linked
 #: program's own driver, `harness.standalone.paired`) gives one, so that a sample costs
 #: one call into it rather than `n`
