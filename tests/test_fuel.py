@@ -135,7 +135,10 @@ def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_sett
     counted segments under callgrind (the Python worker's client requests; Node's fsync
     marks, main thread, `--predictable`). Cells of two workloads share one counted worker;
     a second worker counts them as the first did (A/A: the same plans in the same order);
-    a strategy that copies executes more, and so does a bigger GEMM."""
+    a strategy that copies executes more, and so does a bigger GEMM. On wasmtime the
+    second worker also simulates the caches (`--measure cache`): the same instructions,
+    and per inference L1 and last-level misses, never more at the last level, and far
+    more L1 misses for a GEMM whose operands outgrow the simulated L1."""
     settings = _counting(quick_settings)
     rt = regs.runtimes.create(runtime)
 
@@ -143,14 +146,22 @@ def test_instructions_are_counted_by_callgrind_and_do_not_drift(regs, quick_sett
         return Cell(regs.workloads.create(w), regs.strategies.create(s), rt)
 
     cells = [cell("gemm:m=16,n=16,k=16", "shared"), cell("gemm:m=16,n=16,k=16", "per-module"),
-             cell("gemm:m=32,n=16,k=16", "shared")]
-    first, second = _counted(regs, settings, cells), _counted(regs, settings, cells)
+             cell("gemm:m=96,n=96,k=96", "shared")]
+    cache = runtime == "wasmtime"
+    first = _counted(regs, settings, cells)
+    second = _counted(regs, dataclasses.replace(settings, measure=("time", "cache"))
+                      if cache else settings, cells)
     for a, b in zip(first, second, strict=True):
         assert isinstance(a["insts"], int) and a["insts"] > 0, a
         assert abs(a["insts"] - b["insts"]) <= AGREE[runtime] * a["insts"]
+        assert "l1_misses" not in a
+        if cache:
+            assert 0 <= b["ll_misses"] <= b["l1_misses"], b
     small, copied, big = first
     assert copied["insts"] > small["insts"]
     assert big["insts"] > small["insts"]
+    if cache:
+        assert second[2]["l1_misses"] > 10 * max(second[0]["l1_misses"], 1)
 
 
 def test_a_worker_that_cannot_mark_segments_says_so(regs, quick_settings) -> None:
@@ -215,18 +226,6 @@ def test_simulated_misses_come_from_the_same_segments(tmp_path) -> None:
     assert got == {"insts": 1, "l1_misses": 15, "ll_misses": 1}
 
 
-def test_cache_misses_are_counted_with_the_instructions(regs, quick_settings) -> None:
-    """`--measure cache`: the counted worker simulates the caches; a GEMM whose operands
-    outgrow the simulated L1 misses more per inference than a small one, and never misses
-    more at the last level than at the first."""
-    settings = dataclasses.replace(_counting(quick_settings), measure=("time", "cache"))
-    rt = regs.runtimes.create("wasmtime")
-    cells = [Cell(regs.workloads.create(w), regs.strategies.create("shared"), rt)
-             for w in ("gemm:m=8,n=8,k=8", "gemm:m=96,n=96,k=96")]
-    small, big = _counted(regs, settings, cells)
-    for got in (small, big):
-        assert got["insts"] > 0 and 0 <= got["ll_misses"] <= got["l1_misses"], got
-    assert big["l1_misses"] > 10 * max(small["l1_misses"], 1)
 def test_a_a_counts_agreement() -> None:
     from harness.analysis.counts import count_agreement
 

@@ -123,9 +123,11 @@ def main(args: argparse.Namespace) -> int:
 
     out = write_outputs(cmp, f"A: {a}", f"B: {b}", run_dir)
     print(f"wrote {out['markdown']}", file=sys.stderr)
-    if set(req.settings.measure) & {"fuel", "insts"}:
+    if set(req.settings.measure) & {"fuel", "insts", "cache"}:
         # counts are deterministic: they gate; the time verdict above is informational
-        asked = set(req.settings.measure)
+        # (`cache` counts the instructions too: they gate, the simulated misses do not)
+        asked = set(req.settings.measure) | ({"insts"} if "cache" in req.settings.measure
+                                             else set())
         changes = [c for c in compare_counts(rows, parse_fraction(args.count_threshold))
                    if c.measure in asked]
         print_count_table(changes, Console(highlight=False, width=200))
