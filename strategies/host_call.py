@@ -37,7 +37,7 @@ from harness.codegen import KernelModule, MemoryLowering, assemble, build_kernel
 from harness.codegen.kernel import SCRATCH
 from harness.core.errors import SpecError
 from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
-from harness.plugins.growth import GrowingMemory, growing, place_last
+from harness.plugins.growth import GrowingMemory, growing
 from harness.plugins.params import Param
 from harness.plugins.plan import (
     PAGE,
@@ -136,9 +136,7 @@ class HostCallStrategy(Strategy):
              if t.name not in grows], base=align_up(RESERVED, align), align=align)
         top = align_up(top, align)
         # a growing tensor (a decode's KV cache) last: the host's heap grows at its end
-        fixed = top
-        top = place_last(offsets, top, ((n, workload.tensor(n).nbytes) for n in grows), align)
-        heap = GrowingMemory(HEAP, fixed, {n: offsets[n] for n in grows}, grows)
+        heap, top = GrowingMemory.after(HEAP, top, offsets, workload, grows, align)
         heap_pages = heap.start(0) if grows else pages_for(top)
         for t in workload.tensors:
             pb.place(t.name, HEAP, offsets[t.name], t.nbytes)

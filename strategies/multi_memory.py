@@ -29,7 +29,7 @@ from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.core.errors import SpecError
 from harness.plugins.allocator import BumpAllocator, allocate_with_reuse, lifetimes, pages_for
-from harness.plugins.growth import GrowingMemory, growing, place_last, refuse_growing
+from harness.plugins.growth import GrowingMemory, growing, refuse_growing
 from harness.plugins.params import Param
 from harness.plugins.plan import PAGE, Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
@@ -115,9 +115,7 @@ class MultiMemoryStrategy(Strategy):
                                             for t in workload.tensors
                                             if t.name not in in_weights and t.name not in grows])
         # a growing tensor (a decode's KV cache) last: the heap grows at its end
-        fixed = top
-        top = place_last(offsets, top, ((n, workload.tensor(n).nbytes) for n in grows))
-        heap = GrowingMemory(HEAP, fixed, {n: offsets[n] for n in grows}, grows)
+        heap, top = GrowingMemory.after(HEAP, top, offsets, workload, grows)
         shape = MemoryShape.of(self.params)
         shape.admit(workload)
         heap_pages, private_max = heap.start(0) if grows else pages_for(top), 0

@@ -24,7 +24,7 @@ from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.core.errors import SpecError
 from harness.plugins.allocator import BumpAllocator
-from harness.plugins.growth import GrowingMemory, growing, place_last, refuse_growing
+from harness.plugins.growth import GrowingMemory, growing, refuse_growing
 from harness.plugins.params import Param
 from harness.plugins.plan import Copy, Device, Instance, Memory, Plan, Region
 from harness.plugins.strategy import PlanBuilder, Strategy
@@ -119,8 +119,7 @@ class PerModuleStrategy(Strategy):
         if d.kernel.scratch_bytes:
             at[SCRATCH] = local.alloc(d.kernel.scratch_bytes)
         mine = [t for t in dict.fromkeys(t for _, t in d.bindings) if t in grows]
-        place_last(at, local.top, ((t, workload.tensor(t).nbytes) for t in mine))
-        memory = GrowingMemory(mem_id, local.top, {t: at[t] for t in mine}, grows)
+        memory, _ = GrowingMemory.after(mem_id, local.top, at, workload, mine)
         km, pages = _module(d, memory.need(k), shape)
         if mine:
             memory.start(k)

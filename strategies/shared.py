@@ -17,7 +17,7 @@ from __future__ import annotations
 from harness.codegen import DirectLowering, build_kernel_module
 from harness.codegen.kernel import SCRATCH, KernelModule
 from harness.plugins.allocator import align_up, allocate_with_reuse, lifetimes, pages_for
-from harness.plugins.growth import GrowingMemory, growing, place_last
+from harness.plugins.growth import GrowingMemory, growing
 from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
@@ -59,9 +59,7 @@ class SharedStrategy(Strategy):
                 scratch_at[d.instance] = top
                 top = align_up(top + d.kernel.scratch_bytes)
         # a growing tensor (a decode's KV cache) last: the heap grows at its end
-        fixed = top
-        top = place_last(offsets, top, ((n, workload.tensor(n).nbytes) for n in grows))
-        heap = GrowingMemory("heap", fixed, {n: offsets[n] for n in grows}, grows)
+        heap, top = GrowingMemory.after("heap", top, offsets, workload, grows)
         shape = MemoryShape.of(self.params)
         shape.admit(workload)
         pb.memories.append(Memory(id="heap", device="dev0", kind="host",

@@ -108,14 +108,15 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     `spaces` maps each buffer name (and "scratch") to a space the lowering knows.
     """
     args = kernel.params()
-    missing = [a for a in args if a not in spaces and a not in kernel.scalars]
+    buffers = [a for a in args if a not in kernel.scalars]  # and scratch
+    missing = [a for a in buffers if a not in spaces]
     if missing:
         raise KeyError(f"no memory space for buffers {missing} of kernel {kernel.name}")
     if isinstance(kernel, ExternalKernel):
         if lowering.address_type != "i32":
             raise Unsupported(f"{kernel.name}: a C kernel here is built by clang for wasm32; "
                               "memory64=1 is the code generator's form")
-        form = lowering.memory_form(spaces[a] for a in args if a not in kernel.scalars)
+        form = lowering.memory_form(spaces[a] for a in buffers)
         if form is None:
             raise Unsupported(f"{kernel.name}: {kernel.NOT_ONE_MEMORY}")
         km = kernel.build_module(form)
@@ -124,8 +125,7 @@ def build_kernel_module(kernel: Kernel, lowering: MemoryLowering,
     lowering.declare(mb)
     fb = FunctionBuilder("run", [(f"p_{a}", lowering.address_type) for a in args], lowering,
                          export="run", module=mb)
-    bufs = {a: fb.buffer(a, fb.param(f"p_{a}"), spaces[a]) for a in args
-            if a not in kernel.scalars}
+    bufs = {a: fb.buffer(a, fb.param(f"p_{a}"), spaces[a]) for a in buffers}
     for stmt in lowering.prologue():
         fb.emit(stmt)
     kernel.emit(fb, bufs)

@@ -35,18 +35,10 @@ def growing(workload: Workload) -> dict[str, tuple[int, ...]]:
 def refuse_growing(workload: Workload, strategy: str, why: str) -> None:
     """Raise `Unsupported` when `workload` has a growing tensor: `strategy` cannot follow
     it, for reason `why`."""
-    if workload.extents():
+    grows = workload.extents()
+    if grows:
         raise Unsupported(f"{strategy}: {why}; {workload.spec} grows "
-                          f"{', '.join(workload.extents())} during an inference")
-
-
-def place_last(offsets: dict[str, int], top: int, tensors: Iterable[tuple[str, int]],
-               align: int = 64) -> int:
-    """Put each (growing tensor, size) after `top`, in order, into `offsets`; the new top."""
-    for name, size in tensors:
-        offsets[name] = top = align_up(top, align)
-        top = align_up(top + size, align)
-    return top
+                          f"{', '.join(grows)} during an inference")
 
 
 @dataclass
@@ -64,6 +56,18 @@ class GrowingMemory:
     #: pages the memory has once the steps so far ran
     pages: int = field(default=0, init=False)
 
+    @classmethod
+    def after(cls, memory: str, top: int, offsets: dict[str, int], workload: Workload,
+              tensors: Iterable[str], align: int = 64) -> tuple[GrowingMemory, int]:
+        """Place each growing tensor of `tensors` after `top` (the end of everything else
+        in `memory`), in order, into `offsets`; the memory and its new top."""
+        at: dict[str, int] = {}
+        end = top
+        for name in tensors:
+            offsets[name] = at[name] = end = align_up(end, align)
+            end = align_up(end + workload.tensor(name).nbytes, align)
+        return cls(memory, top, at, growing(workload) if at else {}), end
+
     def need(self, k: int) -> int:
         """Bytes dispatch `k` needs the memory to hold."""
         return max([self.fixed_top, *(off + self.extents[t][k] for t, off in self.at.items())])
@@ -80,7 +84,3 @@ class GrowingMemory:
             return []
         self.pages = pages
         return [Grow(self.memory, pages)]
-
-    def used(self, tensor: str, k: int) -> int:
-        """Bytes of growing `tensor` dispatch `k` uses."""
-        return self.extents[tensor][k]

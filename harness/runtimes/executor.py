@@ -254,35 +254,36 @@ class LoadedPlan:
             forget()
 
     def _grow(self, step: Grow) -> Callable[[], None]:
-        be, stats, clock = self.backend, self.grow_stats, time.perf_counter_ns
+        """The step: grow the memory to `step.pages` when it has fewer, timed and counted;
+        then every address is read again (`_refresh`). A host buffer grows as a host's
+        allocator grows one: a new, larger buffer holding the old bytes."""
+        stats, clock = self.grow_stats, time.perf_counter_ns
         if step.memory in self.buffers:
-            return self._grow_buffer(step)
-        store = self.stores[self.plan.memory(step.memory).device]
-        mem, pages = self._memory_obj(step.memory), step.pages
-        be.memory_pages(store, mem)  # an engine whose host cannot grow says so at load
+            def have() -> int:
+                return self.buffers[step.memory].size // PAGE
 
-        def grow() -> None:
-            have = be.memory_pages(store, mem)
-            if have < pages:
-                t0 = clock()
-                be.grow_memory(store, mem, pages - have)
-                stats["grow_ns"] += clock() - t0
-                stats["grows"] += 1
-                self._refresh()
-        return grow
-
-    def _grow_buffer(self, step: Grow) -> Callable[[], None]:
-        """A host buffer grown as a host's allocator grows one: a new, larger buffer
-        holding the old bytes (every address into it is read again: `_refresh`)."""
-        stats, clock, size = self.grow_stats, time.perf_counter_ns, step.pages * PAGE
-
-        def grow() -> None:
-            old = self.buffers[step.memory]
-            if old.size < size:
-                t0 = clock()
-                new = aligned_bytes(size)
+            def add(pages: int) -> None:
+                old = self.buffers[step.memory]
+                new = aligned_bytes(step.pages * PAGE)
                 new[:old.size] = old
                 self.buffers[step.memory] = new
+        else:
+            be = self.backend
+            store = self.stores[self.plan.memory(step.memory).device]
+            mem = self._memory_obj(step.memory)
+            be.memory_pages(store, mem)  # an engine whose host cannot grow says so at load
+
+            def have() -> int:
+                return int(be.memory_pages(store, mem))
+
+            def add(pages: int) -> None:
+                be.grow_memory(store, mem, pages)
+
+        def grow() -> None:
+            more = step.pages - have()
+            if more > 0:
+                t0 = clock()
+                add(more)
                 stats["grow_ns"] += clock() - t0
                 stats["grows"] += 1
                 self._refresh()
