@@ -35,6 +35,12 @@ from harness.plugins.plan import PAGE, Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
 from harness.toolchain import binaryen
+from strategies.concurrent import (
+    SPLIT_PARAM,
+    THREADS_PARAM,
+    ConcurrentPlanner,
+    check_threads,
+)
 from strategies.memory_shape import MEMORY64_PARAM, PAGE_PARAM, MemoryShape
 from strategies.merged_kernel import merged_module
 from strategies.weight_load import (
@@ -64,7 +70,7 @@ class MultiMemoryStrategy(Strategy):
               Param("lowered", "bool", False, "1: each module rewritten to one memory by "
                     "Binaryen's --multi-memory-lowering (runs where multi-memory does not; "
                     "gives up the separation between the memories)"),
-              PAGE_PARAM, MEMORY64_PARAM, LOAD_PARAM)
+              PAGE_PARAM, MEMORY64_PARAM, LOAD_PARAM, THREADS_PARAM, SPLIT_PARAM)
 
     @property
     def isolation(self) -> str:
@@ -72,6 +78,7 @@ class MultiMemoryStrategy(Strategy):
         return "none" if self.params["lowered"] else self.ISOLATION
 
     def validate(self) -> None:
+        check_threads(self)
         p = self.params
         if p["lowered"] and p["page"] != "65536":
             raise SpecError("multi-memory: lowered=1 lays the private memories after the heap "
@@ -98,6 +105,9 @@ class MultiMemoryStrategy(Strategy):
                             "but the first, and the merged kernel exports its own)")
 
     def plan(self, workload: Workload) -> Plan:
+        if self.params["threads"]:
+            return ConcurrentPlanner(self.spec, self.params["threads"], self.params["split"],
+                                     private=True).plan(workload)
         if self.params["built"] == "merge":
             return self._plan_merged(workload)
         separate = self.params["weights"] == "separate"

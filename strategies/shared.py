@@ -21,6 +21,12 @@ from harness.plugins.growth import GrowingMemory, growing
 from harness.plugins.plan import Device, Import, Instance, Memory, Plan
 from harness.plugins.strategy import PlanBuilder, Strategy
 from harness.plugins.workload import Workload
+from strategies.concurrent import (
+    SPLIT_PARAM,
+    THREADS_PARAM,
+    ConcurrentPlanner,
+    check_threads,
+)
 from strategies.memory_shape import MEMORY64_PARAM, MemoryShape
 from strategies.weight_load import (
     LOAD_PARAM,
@@ -36,13 +42,17 @@ class SharedStrategy(Strategy):
     NAME = "shared"
     ISOLATION = "none"
     DESCRIPTION = "one host-created memory imported by every module; zero copies, no isolation"
-    PARAMS = (MEMORY64_PARAM, LOAD_PARAM)
+    PARAMS = (MEMORY64_PARAM, LOAD_PARAM, THREADS_PARAM, SPLIT_PARAM)
 
     def validate(self) -> None:
+        check_threads(self)
         if self.params["load"] == "cow":
             refuse_cow(self.NAME, "the device heap")
 
     def plan(self, workload: Workload) -> Plan:
+        if self.params["threads"]:
+            return ConcurrentPlanner(self.spec, self.params["threads"], self.params["split"],
+                                     private=False).plan(workload)
         pb = PlanBuilder(workload=workload.spec, strategy=self.spec)
         pb.devices.append(Device("dev0"))
         grows = growing(workload)

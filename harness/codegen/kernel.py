@@ -63,11 +63,30 @@ class Kernel(ABC):
         names = [b.name for b in self.buffers] + list(self.scalars)
         return [*names, SCRATCH] if self.scratch_bytes else names
 
+    def splittable_rows(self) -> int:
+        """Rows of output the kernel computes independently of each other, so that agents
+        may split them (`row_slice`); 0: it cannot be split by rows."""
+        return 0
+
+    def row_slice(self, lo: int, hi: int) -> RowSlice:
+        """The kernel for output rows [lo, hi) alone, and how far each buffer's address
+        moves for it (a row-major buffer's rows lo.. begin that many bytes in)."""
+        raise Unsupported(f"{self.name} cannot be split by rows")
+
     @staticmethod
     def scalar(fb: FunctionBuilder, name: str) -> Expr:
         """Scalar argument `name` as an i32 (wrapped from the i64 of a memory64 module)."""
         p = fb.param(f"p_{name}")
         return Expr(f"(i32.wrap_i64 {p.wat})", "i32") if p.ty == "i64" else p
+
+
+@dataclass(frozen=True)
+class RowSlice:
+    """A kernel for some rows of another's output (`Kernel.row_slice`): `offsets` is the
+    byte offset from each buffer's address to the slice's (0 where a buffer is read whole)."""
+
+    kernel: Kernel
+    offsets: tuple[tuple[str, int], ...]
 
 
 class ExternalKernel(Kernel):

@@ -29,10 +29,15 @@ PAGE = 65536
 
 @dataclass(frozen=True)
 class Device:
-    """A device: one wasm store. Devices sharing `engine` share a compiled-code engine."""
+    """A device: one wasm store. Devices sharing `engine` share a compiled-code engine.
+
+    `agent` is the thread (or JavaScript worker) that calls into the device's instances:
+    a plan of several agents gives each its own devices (a wasm store is used by one thread
+    at a time) and reaches their common data through shared memories."""
 
     name: str
     engine: str = "default"
+    agent: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,9 +213,32 @@ class Grow:
     op: str = "grow"
 
 
-Step = Write | Copy | Call | Read | Count | Grow
+@dataclass(frozen=True)
+class Parallel:
+    """Branch i's calls run on agent i, every branch at once; the step ends when every
+    branch has ended. It is the only place agents synchronise: a call takes no lock, so
+    what the branches' kernels touch at once is the strategy's to keep apart (disjoint
+    output rows, one scratch region per agent). The worker runs branch 0 on its own thread
+    and branch i on agent i's thread, pinned to a CPU of its own."""
+
+    branches: tuple[tuple[Call, ...], ...]
+    op: str = "parallel"
+
+
+Step = Write | Copy | Call | Read | Count | Grow | Parallel
 _STEP_TYPES: dict[str, type] = {"write": Write, "copy": Copy, "call": Call, "read": Read,
-                                "count": Count, "grow": Grow}
+                                "count": Count, "grow": Grow, "parallel": Parallel}
+
+
+def calls_of(steps: tuple[Step, ...]) -> list[Call]:
+    """Every Call of `steps`, those inside Parallel steps included."""
+    out: list[Call] = []
+    for s in steps:
+        if isinstance(s, Call):
+            out.append(s)
+        elif isinstance(s, Parallel):
+            out += [c for branch in s.branches for c in branch]
+    return out
 
 
 @dataclass(frozen=True)
@@ -235,13 +263,20 @@ class Plan:
     #: two are one (a lowered multi-memory plan: private addresses are rebased by this);
     #: 0 when they are apart. What an attacker who knows the layout adds to a private address
     private_base: int = 0
+    #: independent requests one inference serves (`harness.plugins.requests`): request i's
+    #: tensors are named `<tensor>@<i>`
+    requests: int = 1
 
     # -- derived counts -------------------------------------------------------------------
     def bytes_copied_per_run(self) -> int:
         return sum(s.src.size for s in self.run if isinstance(s, Copy))
 
     def calls_per_run(self) -> int:
-        return sum(1 for s in self.run if isinstance(s, Call))
+        return len(calls_of(self.run))
+
+    def agents(self) -> int:
+        """Threads that call into the plan's instances at once (1: one, the worker's)."""
+        return 1 + max((d.agent for d in self.devices), default=0)
 
     def io_bytes_per_run(self) -> int:
         return sum(s.dst.size if isinstance(s, Write) else s.src.size
@@ -360,6 +395,7 @@ class Plan:
                 else:
                     raise PlanError(f"instance {inst.name}: import kind {imp.kind!r} unsupported")
 
+        self._validate_agents(mems, insts)
         grown = self.grown_pages()
 
         def check(region: Region, what: str) -> None:
@@ -395,11 +431,47 @@ class Plan:
                 if target.max_pages is not None and step.pages > target.max_pages:
                     raise PlanError(f"grow: {step.memory} to {step.pages} pages, over its "
                                     f"maximum of {target.max_pages}")
-            elif isinstance(step, Call):
-                if step.instance not in insts:
-                    raise PlanError(f"call: unknown instance {step.instance}")
-                for w in step.windows:
-                    check(w.region, f"window of call {step.dispatch}")
+            elif isinstance(step, (Call, Parallel)):
+                for call in calls_of((step,)):
+                    if call.instance not in insts:
+                        raise PlanError(f"call: unknown instance {call.instance}")
+                    for w in call.windows:
+                        check(w.region, f"window of call {call.dispatch}")
+
+    def _validate_agents(self, mems: Mapping[str, Memory], insts: Mapping[str, Instance]) -> None:
+        """Agents reach only their own devices' instances, and a memory reaches several
+        agents only when it is a shared memory (one with a maximum, as threads require)."""
+        agent_of = {d.name: d.agent for d in self.devices}
+        if any(a < 0 for a in agent_of.values()):
+            raise PlanError("a device's agent is a non-negative number")
+        users: dict[str, set[int]] = {}
+        for inst in self.instances:
+            for imp in inst.imports:
+                if imp.kind == "memory":
+                    users.setdefault(imp.target, set()).add(agent_of[inst.device])
+        for mem_id, agents in users.items():
+            mem = mems[mem_id]
+            if len(agents) > 1 and not mem.shared:
+                raise PlanError(f"memory {mem_id} is imported by agents {sorted(agents)}; "
+                                "only a shared memory may be")
+        for m in mems.values():
+            if m.shared and m.max_pages is None:
+                raise PlanError(f"memory {m.id}: a shared memory needs a maximum")
+        for step in (*self.setup, *self.run):
+            if isinstance(step, Call) and step.instance in insts and \
+                    agent_of[insts[step.instance].device] != 0:
+                raise PlanError(f"call {step.dispatch or step.export}: a call outside a "
+                                "Parallel step runs on agent 0, not on its instance's agent")
+            if not isinstance(step, Parallel):
+                continue
+            if not 1 <= len(step.branches) <= self.agents():
+                raise PlanError(f"a Parallel step has {len(step.branches)} branches; the "
+                                f"plan has {self.agents()} agents")
+            for i, branch in enumerate(step.branches):
+                for call in branch:
+                    if call.instance in insts and agent_of[insts[call.instance].device] != i:
+                        raise PlanError(f"branch {i} calls {call.instance}, an instance of "
+                                        f"agent {agent_of[insts[call.instance].device]}")
 
     # -- JSON -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -439,6 +511,7 @@ class Plan:
                 expected=tuple((k, int(v)) for k, v in d.get("expected", ())),
                 notes=d.get("notes", ""),
                 private_base=int(d.get("private_base", 0)),
+                requests=int(d.get("requests", 1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"malformed plan: {type(exc).__name__}: {exc}") from exc
@@ -462,6 +535,11 @@ def step_from_dict(d: Mapping[str, Any]) -> Step:
         return Count(counter=d["counter"], src=Region(**d["src"]))
     if op == "grow":
         return Grow(memory=d["memory"], pages=int(d["pages"]))
+    if op == "parallel":
+        branches = tuple(tuple(step_from_dict(c) for c in b) for b in d["branches"])
+        if any(not isinstance(c, Call) for b in branches for c in b):
+            raise PlanError("a Parallel step's branches hold calls only")
+        return Parallel(branches=branches)  # type: ignore[arg-type]
     return Call(instance=d["instance"], export=d["export"], args=tuple(d["args"]),
                 dispatch=d.get("dispatch", ""), arg_type=d.get("arg_type", "i32"),
                 windows=tuple(Window(region=Region(**w["region"]), writable=w["writable"])

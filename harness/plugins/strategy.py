@@ -71,6 +71,7 @@ class PlanBuilder:
     expected: dict[str, int] = field(default_factory=dict)
     notes: str = ""
     private_base: int = 0
+    requests: int = 1
 
     def add_module(self, km: KernelModule, name: str | None = None,
                    defined_pages: tuple[int, ...] = (), segments: tuple[str, ...] = (),
@@ -137,7 +138,7 @@ class PlanBuilder:
             instances=tuple(self.instances), placements=tuple(self.placements),
             setup=tuple(self.setup), run=tuple(self.run), host_funcs=tuple(self.host_funcs),
             requires=frozenset(self.requires), expected=tuple(sorted(self.expected.items())),
-            notes=self.notes, private_base=self.private_base,
+            notes=self.notes, private_base=self.private_base, requests=self.requests,
         )
         plan.validate()
         return plan

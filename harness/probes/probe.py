@@ -20,6 +20,7 @@ from harness.plugins.plan import (
     Instance,
     Memory,
     Module,
+    Parallel,
     Plan,
     Read,
     Region,
@@ -46,6 +47,11 @@ _PROBES: dict[str, tuple[str, str]] = {
     "shared-memory": ('(import "env" "heap" (memory 1 1 shared))'
                       '(func (export "run") (i32.atomic.store (i32.const 0) (i32.const 42)))',
                       "shared"),
+    # two agents, each in a store of its own on a thread of its own, storing at once into
+    # one shared memory (a Parallel step): what threads=N plans need
+    "threads": ('(import "env" "heap" (memory 1 1 shared))'
+                '(func (export "run") (param $at i32) (i32.atomic.store (local.get $at)'
+                ' (i32.const 42)))', "agents"),
     "simd128": (_HEAP + '(func (export "run") (v128.store (i32.const 0) (i32x4.add'
                 ' (i32x4.splat (i32.const 40)) (i32x4.splat (i32.const 2)))))', "host16"),
     # 6 * 7 + 0 is exact whether relaxed_madd fuses or not
@@ -88,7 +94,7 @@ _PROBES: dict[str, tuple[str, str]] = {
 }
 _CALLEE = '(module (func (export "f") (result i32) (i32.const 42)))'
 
-_EXPECT = {"host": "2a000000", "export": "2a000000", "export4g": "2a000000", "image": "2a000000", "export1": "2a", "shared": "2a000000",
+_EXPECT = {"agents": "2a0000002a000000", "host": "2a000000", "export": "2a000000", "export4g": "2a000000", "image": "2a000000", "export1": "2a", "shared": "2a000000",
            "host+func": "2a000000", "host+instance": "2a000000", "host16": "2a000000" * 4,
            # the private store must not land in the heap (a runtime that aliases every
            # memory to one, like wasm3's single memory per runtime, fails here)
@@ -119,6 +125,8 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
         modules.append(Module("callee", assemble(_CALLEE)))
         instances.append(Instance("callee", "callee", "dev0"))
         imports.insert(0, Import("env", "f", "func", "callee.f"))
+    if layout == "agents":
+        return _agents_plan(wasm), _EXPECT[layout]
     size = {"host16": 16, "host16z": 16, "host8": 8, "export1": 1}.get(layout, 4)
     at = ABOVE_4GIB if layout == "export4g" else 0
     plan = Plan(workload=f"probe:{capability}", strategy="probe", devices=(dev,),
@@ -128,6 +136,21 @@ def probe_plan(capability: str) -> tuple[Plan, str]:
                 run=(Call("probe", "run", ()), Read("out", Region("m", at, size))),
                 host_funcs=tuple(host_funcs), requires=frozenset({capability}))
     return plan, _EXPECT[layout]
+
+
+def _agents_plan(wasm: bytes) -> Plan:
+    """The threads probe: agents 0 and 1 store 42 at bytes 0 and 4 of one shared memory."""
+    heap = (Import("env", "heap", "memory", "m"),)
+    calls = tuple((Call(f"probe{i}", "run", (4 * i,)),) for i in range(2))
+    return Plan(workload="probe:threads", strategy="probe",
+                devices=(Device("dev0"), Device("dev1", agent=1)),
+                memories=(Memory("m", "dev0", "host", min_pages=1, max_pages=1, shared=True),),
+                modules=(Module("probe", wasm),),
+                instances=(Instance("probe0", "probe", "dev0", heap),
+                           Instance("probe1", "probe", "dev1", heap)),
+                placements=(), setup=(),
+                run=(Parallel(calls), Read("out", Region("m", 0, 8))),
+                requires=frozenset({"threads"}))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from harness.core.errors import ToolUnavailable, Unsupported
 from harness.core.protocol import save_tensors
 from harness.plugins.plan import Plan
+from harness.plugins.requests import output_tensor, request_data, request_reference
 from harness.plugins.verify import compare
 from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts, over_budget
@@ -150,8 +151,8 @@ def prepare_cell(cell: Cell, run_id: str, settings: MeasureSettings,
     if isinstance(planned, ResultRow):
         return planned
     w, rt = cell.workload, cell.runtime
-    data = w.generate(settings.seed)
-    reference = w.reference(data)
+    data = request_data(w, settings.seed, planned.plan.requests)
+    reference = request_reference(w, data, planned.plan.requests)
     tol = w.tolerance()
     planned.base["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
     d = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="membench-cell-",
@@ -181,11 +182,12 @@ def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
     if outcome.status != "ok":
         return row(outcome.status, outcome.message)
     outputs = {}
-    for t in w.by_role("output"):
-        path = resp.get("outputs", {}).get(t.name)
+    for name in p.reference:  # every request's outputs
+        t = w.tensor(output_tensor(name))
+        path = resp.get("outputs", {}).get(name)
         if path is None:
-            return row("crashed", f"worker returned no output {t.name}")
-        outputs[t.name] = np.fromfile(path, dtype=np.dtype(t.dtype).newbyteorder("<")) \
+            return row("crashed", f"worker returned no output {name}")
+        outputs[name] = np.fromfile(path, dtype=np.dtype(t.dtype).newbyteorder("<")) \
             .reshape(t.shape)
     counters = {k: int(v) for k, v in resp.get("counters", {}).items()}
     measured = {"phases": resp.get("phases", {}), "memory": resp.get("memory", {}),
@@ -215,6 +217,8 @@ def finish_cell(p: PreparedCell, outcome: WorkerOutcome) -> ResultRow:
     samples = tuple(float(x) for x in timing.pop("samples_s", ()))
     if resp.get("affinity") is not None:
         timing["affinity"] = resp["affinity"]
+    if resp.get("agents") is not None:  # a plan of agents: their CPUs and hand-off cost
+        timing["agents"] = resp["agents"]
     return row("ok", "", median_s=statistics.median(samples) if samples else None,
                samples_s=samples, inner=int(timing.get("inner", 0)), timing=timing,
                breakdown=resp.get("breakdown", {}),

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.protocol import save_tensors
+from harness.plugins.requests import output_names, request_data, request_reference
 from harness.plugins.workload import Tolerance
 from harness.probes.estimate import CallCosts
 from harness.probes.probe import ProbeResult
@@ -60,9 +61,10 @@ def run_group(group: Group, run_id: str, settings: MeasureSettings, timeout_s: f
             planned[i] = got
     if planned:
         w = group.workload
-        data = w.generate(settings.seed)
-        ctx = _Context(group, planned, rows, data, w.reference(data), w.tolerance(), settings,
-                       timeout_s, pin, memory_limit, workdir)
+        requests = max(p.plan.requests for p in planned.values())
+        data = request_data(w, settings.seed, requests)
+        ctx = _Context(group, planned, rows, data, request_reference(w, data, requests),
+                       w.tolerance(), settings, timeout_s, pin, memory_limit, workdir)
         for p in planned.values():
             p.base["tolerance"] = {"rtol": ctx.tol.rtol, "atol": ctx.tol.atol}
         ready = sorted(planned)
@@ -123,8 +125,10 @@ class _Context:
 
         def prepared(i: int) -> PreparedCell:
             p = self.planned[i]
-            return PreparedCell(p.cell, p.base, p.t0, d, request, self.reference, self.tol,
-                                self.data)
+            # the outputs of this plan's requests (a group's data serves its largest batch)
+            own = {k: self.reference[k]
+                   for k in output_names(p.cell.workload, p.plan.requests)}
+            return PreparedCell(p.cell, p.base, p.t0, d, request, own, self.tol, self.data)
 
         if outcome.status == "ok" and isinstance(resp.get("variants"), list) \
                 and len(resp["variants"]) == len(batch):

@@ -26,6 +26,7 @@ from harness.plugins.plan import (
     Device,
     Grow,
     Module,
+    Parallel,
     Plan,
     Read,
     Region,
@@ -34,6 +35,7 @@ from harness.plugins.plan import (
 )
 from harness.plugins.wasmbin import fill_data, module_info
 from harness.runtimes import hostfuncs
+from harness.runtimes.agents import AgentPool
 from harness.runtimes.base import Backend, RuntimeUnsupported
 
 COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
@@ -88,6 +90,8 @@ class LoadedPlan:
         #: grows that happened (a Grow step whose memory was smaller) and their time
         self.grow_stats = {"grows": 0, "grow_ns": 0}
         self._forgets: list[Callable[[], None]] = []
+        #: the threads of a plan's agents (`Parallel` steps), made at load
+        self.pool: AgentPool | None = None
 
     # -- loading ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -168,6 +172,8 @@ class LoadedPlan:
             for mem in plan.memories:  # exported memories become reachable now
                 if mem.kind == "export" and mem.instance == inst.name:
                     self.memories[mem.id] = be.export(store, self.instances[inst.name], mem.export or "")
+        if plan.agents() > 1:
+            self.pool = AgentPool(plan.agents(), be)
         t0 = time.perf_counter()
         for step in self.compile_steps(plan.setup):
             step()
@@ -320,12 +326,10 @@ class LoadedPlan:
                 out.append(_copy(memmove, self._addr(step.src), self._addr(step.dst),
                                  step.src.size, c))
             elif isinstance(step, Call):
-                store = self.stores[next(i.device for i in self.plan.instances
-                                         if i.name == step.instance)]
-                fn = self.backend.make_call(store, self.instances[step.instance], step.export,
-                                            step.args)
-                call = _call(fn, c)
+                call = _call(self._invoke(step), c)
                 out.append(self._windowed(call, step.windows) if step.windows else call)
+            elif isinstance(step, Parallel):
+                out.append(self._parallel(step, c))
             elif isinstance(step, Read):
                 dst = aligned_bytes(step.src.size)
                 self.outputs[step.tensor] = dst
@@ -336,6 +340,34 @@ class LoadedPlan:
             else:
                 raise TypeError(f"unknown step {step!r}")
         return out
+
+    def _invoke(self, step: Call) -> Callable[[], None]:
+        store = self.stores[next(i.device for i in self.plan.instances
+                                 if i.name == step.instance)]
+        return self.backend.make_call(store, self.instances[step.instance], step.export,
+                                      step.args)
+
+    def _parallel(self, step: Parallel, c: dict[str, int]) -> Callable[[], None]:
+        """The step: branch i's calls on agent i (`AgentPool`), all at once; counted when
+        every branch has ended."""
+        if self.pool is None:
+            raise AssertionError("a Parallel step in a plan of one agent")
+        if any(call.windows for branch in step.branches for call in branch):
+            raise RuntimeUnsupported("a Parallel branch's calls have no host-checked windows")
+        branches = [_in_order([self._invoke(call) for call in branch])
+                    for branch in step.branches]
+        calls = sum(len(b) for b in step.branches)
+        run = self.pool.run
+
+        def parallel() -> None:
+            run(branches)
+            c["calls"] += calls
+        return parallel
+
+    def close(self) -> None:
+        """Stop the agents' threads (the plan is not run after)."""
+        if self.pool is not None:
+            self.pool.close()
 
     def _moving(self, step: Write | Copy | Read, memmove: Callable[[Where, Where, int], None],
                 c: dict[str, int]) -> Callable[[], None]:
@@ -481,6 +513,17 @@ def _copy(memmove: Any, src: int, dst: int, n: int, c: dict[str, int]) -> Callab
         memmove(dst, src, n)
         c["bytes_copied"] += n
     return step
+
+
+def _in_order(fns: list[Callable[[], None]]) -> Callable[[], None]:
+    """One callable running `fns` one after the other (a Parallel branch)."""
+    if len(fns) == 1:
+        return fns[0]
+
+    def branch() -> None:
+        for fn in fns:
+            fn()
+    return branch
 
 
 def _call(fn: Callable[[], None], c: dict[str, int]) -> Callable[[], None]:

@@ -287,6 +287,9 @@ class LoadedPlan {
           c[step.counter] += v;
           raw.fill(0);
         });
+      } else if (step.op === 'parallel') {
+        throw new Error('a Parallel step (threads=N): this JavaScript worker runs every ' +
+                        'dispatch on its one thread; it has no agents (worker_threads) yet');
       } else {
         throw new Error(`unknown step ${JSON.stringify(step)}`);
       }

@@ -15,6 +15,7 @@ MANIFEST = "run.json"
 
 #: the capabilities `membench probe` measures, in the order the manifest and reports list them
 CAPABILITIES = ("imported-memory", "exported-memory", "multi-memory", "shared-memory",
+                "threads",
                 "simd128", "relaxed-simd", "bulk-memory", "memory64", "memory64-4gib",
                 "custom-page-sizes",
                 "tail-call", "host-func-import", "instance-func-import", "module-image")

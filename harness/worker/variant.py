@@ -88,6 +88,10 @@ def count_fuel(be: Backend, plan: Plan, data: dict[str, np.ndarray]) -> dict[str
     None with `fuel_reason`. The first inference is run before counting, and each of the
     next FUEL_RUNS is counted alone: they must agree (a kernel's work does not depend on
     its inputs' values), or the count is not given."""
+    if plan.agents() > 1:
+        return {"fuel": None, "fuel_reason": "a plan of several agents is not counted: their "
+                "spin-waits (the hand-off, harness.runtimes.agents) execute operators too, as "
+                "many as the wait lasts"}
     counting = be.counting()
     if isinstance(counting, str):
         return {"fuel": None, "fuel_reason": counting}
@@ -168,4 +172,7 @@ def finish_variant(v: LoadedVariant, timing: Timing, be: Backend, data: dict[str
         "outputs": outputs})
     if breakdown:
         resp["breakdown"] = breakdown
+    if lp.pool is not None:  # where the agents ran, and what a step's hand-off costs
+        resp["agents"] = {"agents": len(lp.pool.cpus), "cpus": lp.pool.cpus,
+                          "handoff_s": lp.pool.handoff_s()}
     return resp

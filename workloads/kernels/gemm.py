@@ -35,7 +35,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32
-from harness.codegen.kernel import SCRATCH
+from harness.codegen.kernel import SCRATCH, RowSlice
 from harness.core.errors import SpecError
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
@@ -87,6 +87,7 @@ class GemmKernel(Kernel):
                  isa: str = "simd", tile: Tile | None = None) -> None:
         if isa not in ISAS:
             raise ValueError(f"isa must be one of {ISAS}, not {isa!r}")
+        self.tile = tile
         tile = kernel_tile(tile, isa)
         self.m, self.n, self.k, self.bias, self.relu, self.isa = m, n, k, bias, relu, isa
         suffix = ("_bias" if bias else "") + ("_relu" if relu else "")
@@ -101,6 +102,16 @@ class GemmKernel(Kernel):
         if self.packed is not None:
             self.scratch_bytes = self.packed.scratch_bytes(bias)
             self.features = isa_features(isa)
+
+    def splittable_rows(self) -> int:
+        return self.m
+
+    def row_slice(self, lo: int, hi: int) -> RowSlice:
+        """Rows [lo, hi) of C are A's rows [lo, hi) times all of B (plus the bias)."""
+        if not 0 <= lo < hi <= self.m:
+            raise ValueError(f"rows [{lo}, {hi}) of a {self.m}-row GEMM")
+        part = GemmKernel(hi - lo, self.n, self.k, self.bias, self.relu, self.isa, self.tile)
+        return RowSlice(part, (("a", 4 * lo * self.k), ("c", 4 * lo * self.n)))
 
     def emit(self, fb: FunctionBuilder, bufs: Mapping[str, Buffer]) -> None:
         if self.packed is not None:

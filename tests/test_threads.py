@@ -1,0 +1,213 @@
+"""threads=N: agents call the kernels at once over one shared heap. Every request of every
+concurrent inference matches NumPy; agents run on threads of their own, pinned to CPUs of
+their own, from stores of their own; plans that would share a memory or a CPU the wrong
+way are refused with the reason; engines without threads say so."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from harness.core.errors import PlanError, SpecError, Unsupported
+from harness.plugins.plan import Call, Device, Memory, Parallel, Plan
+from harness.plugins.requests import output_names, request_data, request_reference
+from harness.runtimes.agents import AgentPool
+from harness.runtimes.base import RuntimeUnsupported
+from harness.worker.inprocess import load, run_and_verify
+from tests.probed import probe_of, probed_row
+
+GEMM = "gemm:m=97,n=64,k=48"   # 97 rows: the agents' slices differ (48 and 49)
+
+
+def _plan(regs, workload: str, strategy: str) -> Plan:
+    return regs.strategies.create(strategy).plan(regs.workloads.create(workload))
+
+
+@pytest.mark.parametrize("strategy", [
+    "shared:threads=1", "shared:threads=2", "multi-memory:threads=2",
+    "shared:threads=2,split=batch", "multi-memory:threads=2,split=batch",
+])
+@pytest.mark.parametrize("workload", [GEMM, "gemm:m=33,n=20,k=17,isa=scalar", "mlp"])
+def test_every_request_of_a_concurrent_inference_matches_numpy(regs, workload: str,
+                                                               strategy: str) -> None:
+    rt = regs.runtimes.create("wasmtime")
+    verdict = run_and_verify(regs.workloads.create(workload), regs.strategies.create(strategy),
+                             rt)
+    assert verdict.ok, verdict.message
+
+
+def test_rows_split_among_agents_each_on_its_own_device(regs) -> None:
+    plan = _plan(regs, GEMM, "shared:threads=2")
+    assert plan.agents() == 2 and plan.requests == 1
+    heap = plan.memory("heap")
+    assert heap.shared and heap.max_pages == heap.min_pages
+    (step,) = [s for s in plan.run if isinstance(s, Parallel)]
+    agent_of = {i.name: {d.name: d.agent for d in plan.devices}[i.device]
+                for i in plan.instances}
+    assert [[agent_of[c.instance] for c in b] for b in step.branches] == [[0], [1]]
+    # the second agent's slice starts 48 rows into A and C; both read all of B
+    (a0, b0, c0, s0), (a1, b1, c1, s1) = (b[0].args for b in step.branches)
+    assert (a1 - a0, c1 - c0, b1 - b0) == (48 * 48 * 4, 48 * 64 * 4, 0)
+    assert s0 != s1, "each agent's scratch is its own region of the heap"
+    assert "threads" in plan.requires and plan.calls_per_run() == 2
+
+
+def test_multi_memory_gives_each_agent_a_private_scratch_memory(regs) -> None:
+    plan = _plan(regs, GEMM, "multi-memory:threads=2")
+    private = [m for m in plan.memories if m.role == "private"]
+    assert sorted(m.instance for m in private) == ["gemm#0", "gemm#1"]
+    assert plan.expected_counts()["memories"] == 3
+
+
+def test_a_batch_serves_one_request_per_agent_with_inputs_of_its_own(regs) -> None:
+    w = regs.workloads.create(GEMM)
+    plan = _plan(regs, GEMM, "shared:threads=3,split=batch")
+    assert plan.requests == 3
+    assert output_names(w, 3) == ["c", "c@1", "c@2"]
+    data = request_data(w, 0, 3)
+    assert not np.array_equal(data["a"], data["a@1"])
+    ref = request_reference(w, data, 3)
+    assert not np.allclose(ref["c"], ref["c@2"])
+    regions = [plan.placement(n) for n in ("a", "a@1", "a@2", "c", "c@1", "c@2")]
+    ends = sorted((r.offset, r.end) for r in regions)
+    assert all(e <= s for (_, e), (s, _) in itertools.pairwise(ends)), \
+        "requests run at once: no two share bytes"
+
+
+def test_a_request_that_reads_another_requests_input_fails_verification(regs) -> None:
+    w = regs.workloads.create(GEMM)
+    plan = _plan(regs, GEMM, "shared:threads=2,split=batch")
+    wrong = tuple(dataclasses.replace(s, tensor="a") if getattr(s, "tensor", "") == "a@1"
+                  else s for s in plan.run)
+    lp, data = load(w, regs.strategies.create("shared:threads=2,split=batch"),
+                    regs.runtimes.create("wasmtime"))
+    lp.plan = dataclasses.replace(plan, run=wrong)
+    lp._steps = lp.compile_steps(lp.plan.run)
+    lp.run_once()
+    from harness.plugins.verify import compare
+    from harness.worker.inprocess import outputs
+
+    verdict = compare(outputs(lp, w), request_reference(w, data, 2), w.tolerance())
+    assert not verdict.ok and verdict.tensor == "c@1"
+
+
+@pytest.mark.parametrize("spec,why", [
+    ("shared:split=batch", "split= is for threads=N"),
+    ("shared:threads=2,memory64=1", "memory64=True"),
+    ("multi-memory:threads=2,weights=separate", "weights=separate"),
+])
+def test_parameters_threads_does_not_take_are_refused(regs, spec: str, why: str) -> None:
+    with pytest.raises(SpecError, match=why):
+        regs.strategies.create(spec)
+
+
+@pytest.mark.parametrize("workload,why", [
+    ("gemm:m=16,n=16,k=16,toolchain=clang", "stack"),
+    ("decode:tokens=4", "maximum size"),
+])
+def test_workloads_agents_cannot_share_are_refused(regs, workload: str, why: str) -> None:
+    try:
+        with pytest.raises(Unsupported, match=why):
+            _plan(regs, workload, "shared:threads=2")
+    except Exception as exc:  # clang missing: the tool's own error, not this test's concern
+        if "clang" in str(exc) and "stack" not in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+def test_a_plan_never_puts_two_agents_on_one_cpu(regs) -> None:
+    home = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(home)})
+    try:
+        with pytest.raises(RuntimeUnsupported, match="agents never share a CPU"):
+            load(regs.workloads.create(GEMM), regs.strategies.create("shared:threads=2"),
+                 regs.runtimes.create("wasmtime"))
+    finally:
+        os.sched_setaffinity(0, home)
+
+
+def test_agents_run_at_once_on_threads_and_cpus_of_their_own() -> None:
+    from harness.runtimes.wasmtime_runtime import WasmtimeBackend
+
+    pool = AgentPool(2, WasmtimeBackend("guard", "speed"))
+    seen: dict[int, tuple[int, set[int]]] = {}
+    both = threading.Barrier(2, timeout=10)  # passes only if both branches run at once
+
+    def branch(i: int):
+        def run() -> None:
+            seen[i] = (threading.get_native_id(), os.sched_getaffinity(0))
+            both.wait()
+        return run
+
+    try:
+        pool.run([branch(0), branch(1)])
+        assert seen[0][0] != seen[1][0]
+        assert seen[0][1] == {pool.cpus[0]} and seen[1][1] == {pool.cpus[1]}
+        assert pool.cpus[0] != pool.cpus[1]
+        assert os.sched_getaffinity(0) != {pool.cpus[0]} or len(os.sched_getaffinity(0)) == 1, \
+            "the worker's thread gets its CPUs back after a step"
+
+        def fails() -> None:
+            raise ValueError("agent 1 trapped")
+
+        with pytest.raises(ValueError, match="agent 1 trapped"):
+            pool.run([lambda: None, fails])
+        pool.run([lambda: None, lambda: None])  # the pool goes on after a failed step
+        assert pool.handoff_s(batches=1, steps=20) > 0
+    finally:
+        pool.close()
+
+
+def test_plan_checks_what_agents_share() -> None:
+    base = Plan.from_json(Plan(
+        workload="w", strategy="s", devices=(Device("d0"), Device("d1", agent=1)),
+        memories=(Memory("m", "d0", "host", min_pages=1, max_pages=1, shared=True),),
+        modules=(), instances=(), placements=(), setup=(), run=()).to_json())
+    assert base.agents() == 2
+    with pytest.raises(PlanError, match="needs a maximum"):
+        dataclasses.replace(base, memories=(Memory("m", "d0", "host", min_pages=1,
+                                                   shared=True),)).validate()
+
+
+def test_a_parallel_step_round_trips_and_is_checked(regs) -> None:
+    plan = _plan(regs, GEMM, "multi-memory:threads=2")
+    assert Plan.from_json(plan.to_json()) == plan
+    (step,) = [s for s in plan.run if isinstance(s, Parallel)]
+    swapped = Parallel(tuple(reversed(step.branches)))
+    with pytest.raises(PlanError, match="branch 0 calls gemm#1"):
+        dataclasses.replace(plan, run=tuple(swapped if s is step else s
+                                            for s in plan.run)).validate()
+    outside = dataclasses.replace(plan, run=(*plan.run, step.branches[1][0]))
+    with pytest.raises(PlanError, match="runs on agent 0"):
+        outside.validate()
+    unshared = dataclasses.replace(plan, memories=tuple(
+        dataclasses.replace(m, shared=False) if m.id == "heap" else m for m in plan.memories))
+    with pytest.raises(PlanError, match="only a shared memory"):
+        unshared.validate()
+    assert isinstance(step.branches[0][0], Call)
+
+
+def test_a_concurrent_cell_through_the_worker(regs, quick_settings) -> None:
+    """As `membench run` runs it: verified (both requests), counted, the agents' CPUs and
+    the hand-off's cost in the row."""
+    row = probed_row(regs, quick_settings, GEMM, "shared:threads=2,split=batch", "wasmtime")
+    assert row.status == "ok", row.reason
+    agents = row.timing["agents"]
+    assert agents["agents"] == 2 and len(set(agents["cpus"])) == 2
+    assert 0 < agents["handoff_s"] < row.median_s * 10
+    assert row.counters["calls"] == 2
+
+
+@pytest.mark.parametrize("runtime", ["wasmer", "wasm3", "v8"])
+def test_engines_without_agents_say_why(regs, quick_settings, runtime: str) -> None:
+    if probe_of(runtime).status != "ok":
+        pytest.skip(probe_of(runtime).message)
+    row = probed_row(regs, quick_settings, GEMM, "shared:threads=2", runtime)
+    assert row.status == "unsupported" and re.search(r"lacks [a-z0-9, -]*threads", row.reason), \
+        row.reason
