@@ -211,3 +211,22 @@ def test_engines_without_agents_say_why(regs, quick_settings, runtime: str) -> N
     row = probed_row(regs, quick_settings, GEMM, "shared:threads=2", runtime)
     assert row.status == "unsupported" and re.search(r"lacks [a-z0-9, -]*threads", row.reason), \
         row.reason
+
+
+def test_a_racing_writer_corrupts_shared_scratch_and_not_private_scratch(regs) -> None:
+    """The race probe: agent 1's racer stores over agent 0's scratch address while agent
+    0's GEMM runs. Under shared it lands in agent 0's packing panels; under multi-memory
+    in the racer's own private memory."""
+    from harness.probes.race import RUNS, run_race
+
+    rt = regs.runtimes.create("wasmtime")
+    shared = run_race(regs.strategies.create("shared:threads=2"), rt, "t", regs.workloads)
+    private = run_race(regs.strategies.create("multi-memory:threads=2"), rt, "t",
+                       regs.workloads)
+    assert shared.status == "ok" and shared.metrics["outcome"] == "corrupted", shared.reason
+    assert shared.metrics["corrupted_runs"] >= 1
+    assert private.status == "ok" and private.metrics["outcome"] == "contained", private.reason
+    assert private.metrics["runs"] == RUNS and private.metrics["corrupted_runs"] == 0
+    single = run_race(regs.strategies.create("shared:threads=2,split=batch"), rt, "t",
+                      regs.workloads)
+    assert single.status == "unsupported" and "split=rows" in single.reason

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +26,11 @@ from typing import Any
 
 from harness.core.errors import ResultsError
 from harness.core.protocol import write_json_atomic
+from harness.plugins.registry import WORKLOADS, Registry
+from harness.plugins.workload import Workload
 from harness.probes.fingerprint import command_line, fingerprint, noise_warnings
 from harness.probes.isolation import PROBES, run_probe
+from harness.probes.race import run_race
 from harness.run.calibration import noop_cell
 from harness.run.execute import ProgressFn, RoundRunner
 from harness.run.interrupt import GracefulStop
@@ -35,6 +39,7 @@ from harness.run.request import REQUEST, Cell, RunRequest
 from harness.run.resume import Done
 from harness.run.rundir import now
 from harness.run.schedule import Ledger, make_schedule, worker_pin
+from harness.runtimes.agents import allowed_cpus
 from harness.store.manifest import MANIFEST, read_manifest
 from harness.store.rows import RESULTS, ResultRow, ResultsWriter, fold_counts
 
@@ -71,6 +76,15 @@ def execute(cells: Sequence[Cell], run_dir: Path, req: RunRequest,
             raise
 
 
+def concurrency_record(pin: Sequence[int]) -> dict[str, Any]:
+    """Where a plan's agents run (`threads=N`): the machine's CPUs, the ones a worker may use,
+    and how agents are pinned to them."""
+    return {"cpu_count": os.cpu_count(), "worker_cpus": list(pin) or allowed_cpus(),
+            "pinning": "agent i runs on the i-th CPU the worker may run on, one agent per CPU "
+                       "(the worker's own thread is agent 0, pinned for each Parallel step); "
+                       "a plan of more agents than those CPUs is unsupported"}
+
+
 def _record_run(cells: Sequence[Cell], run_dir: Path, req: RunRequest, pin: tuple[int, ...],
                 done: Done | None) -> RunManifest:
     """Stage 2: the manifest a run starts with, written before anything is measured."""
@@ -79,6 +93,7 @@ def _record_run(cells: Sequence[Cell], run_dir: Path, req: RunRequest, pin: tupl
         "suite": req.suite, "settings": req.settings.to_dict(),
         "cell_timeout": req.cell_timeout, "cells_planned": len(cells), "pin": list(pin),
         "fingerprint": fingerprint(), "runtimes": {}, "status": "running", **req.extra,
+        "concurrency": concurrency_record(pin),
         "strategies": {c.strategy.spec: {"isolation": c.strategy.isolation,
                                          "description": c.strategy.DESCRIPTION} for c in cells},
         REQUEST: req.record(cells)}
@@ -105,6 +120,20 @@ def _isolation(cells: Sequence[Cell], run_id: str, probes: dict[str, Any],
             if (s, rt, probe) not in have:
                 stop.check()
                 writer.append(run_probe(probe, c.strategy, c.runtime, run_id, probes.get(rt)))
+
+
+def _races(cells: Sequence[Cell], run_id: str, probes: dict[str, Any], done: Done | None,
+            writer: ResultsWriter, stop: GracefulStop) -> None:
+    """The race probe of each strategy variant whose agents split a kernel's rows
+    (`threads=2` or more, `split=rows`), on each runtime that ran it."""
+    have = done.isolation if done is not None else set()
+    workloads: Registry[Workload] = Registry(WORKLOADS, "workload")
+    for (s, rt), c in {(c.strategy.spec, c.runtime.spec): c for c in cells}.items():
+        p = c.strategy.params
+        if int(p.get("threads", 0)) >= 2 and p.get("split") == "rows" \
+                and (s, rt, "race") not in have:
+            stop.check()
+            writer.append(run_race(c.strategy, c.runtime, run_id, workloads, probes.get(rt)))
 
 
 def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: ProgressFn | None,
@@ -144,6 +173,7 @@ def _stages(cells: Sequence[Cell], run_dir: Path, req: RunRequest, progress: Pro
         runner.count(done.counted if done is not None else ())
         if req.isolation:
             _isolation(cells, run_dir.name, facts.probes, done, writer, stop)
+        _races(cells, run_dir.name, facts.probes, done, writer, stop)
         if req.interference_s > 0:
             manifest.data.setdefault("host_interference", {})["end"] = interference_record(
                 req.interference_s, pin, manifest.data["warnings"], "end")

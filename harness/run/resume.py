@@ -53,6 +53,8 @@ class Done:
                 done.counted[key] = r.metrics
             elif r.kind == "isolation":
                 done.isolation.add((r.strategy, r.runtime, str(r.metrics.get("probe"))))
+            elif r.kind == "race":
+                done.isolation.add((r.strategy, r.runtime, "race"))
         return done
 
 
@@ -64,7 +66,7 @@ def load_resume(run_dir: Path, regs: Registries) -> tuple[RunRequest, list[Cell]
         raise ResultsError(f"{run_dir} cannot be resumed: its run.json records no request "
                            "(written by an older membench)")
     req, cells = RunRequest.from_record(rec, regs, where=f"{run_dir}/run.json")
-    rows = read_rows(run_dir, kinds=(*KINDS, "isolation"))
+    rows = read_rows(run_dir, kinds=(*KINDS, "isolation", "race"))
     return req, cells, Done.from_rows(rows, manifest)
 
 

@@ -78,6 +78,25 @@ def run_probe(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
     return {"status": "ok", "message": "", "capabilities": caps}
 
 
+def run_race(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
+    """The race probe (`harness.probes.race`): the plan's inferences run `runs` times, each
+    one's outputs written apart, for the harness to judge."""
+    plan = Plan.from_json(Path(req["plan_path"]).read_text(encoding="utf-8"))
+    lp = LoadedPlan(be, plan, load_tensors(req["inputs"]))
+    lp.load()
+    runs = []
+    for k in range(int(req["runs"])):
+        lp.run_once()
+        files = {}
+        for name, raw in lp.outputs.items():
+            path = out_dir / f"race{k}_{name}.bin"
+            raw.tofile(path)
+            files[name] = str(path)
+        runs.append(files)
+    lp.close()
+    return {"status": "ok", "message": "", "runs": runs}
+
+
 def run_overhead(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> dict[str, Any]:
     """Time each plan of `req["plans"]` like a cell (cold run, warm-up, samples) and return
     its per-inference samples and counters; `harness.probes.overhead` turns them into costs."""
@@ -132,7 +151,7 @@ def run_insts(req: dict[str, Any], rt: Runtime, be: Backend, out_dir: Path) -> d
 
 
 HANDLERS = {"cell": run_cell, "group": run_group, "probe": run_probe,
-            "overhead": run_overhead, "insts": run_insts}
+            "overhead": run_overhead, "insts": run_insts, "race": run_race}
 
 
 class WorkerLeaves(Exception):
