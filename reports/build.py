@@ -24,6 +24,7 @@ from reports import (
     figures_cost,
     figures_speed,
     forms,
+    concurrency,
     growth,
     html,
     summary,
@@ -142,6 +143,10 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     growth_figures = [{"workload": w, "png": keep(growth.figure(
         grown, w, fig_dir / f"growth-{slug(w)}.png"))}
         for w in dict.fromkeys(g.workload for g in grown)]
+    scaled = concurrency.scalings(typed)
+    scaling_figures = [{"workload": w, "runtime": rt, "png": keep(concurrency.figure(
+        scaled, w, rt, fig_dir / f"scaling-{slug(w)}-{slug(rt)}.png"))}
+        for w, rt in dict.fromkeys((x.workload, x.runtime) for x in scaled if x.agents)]
     context = {
         "run_id": run.run_id, "manifest": run.manifest, "done": completeness(run),
         "runtimes": run.runtimes, "strategies": run.strategies, "n_rows": len(run.rows),
@@ -160,6 +165,10 @@ def _context(run: RunData, fig_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         "forms": forms.form_pairs(typed),
         "weight_loads": loads, "weight_figures": load_figures,
         "growths": grown, "growth_figures": growth_figures,
+        "scalings": scaled if scaling_figures else [], "scaling_figures": scaling_figures,
+        "races": concurrency.races(run.rows_of_kind("race")),
+        "without_agents": concurrency.without_agents(typed),
+        "too_many_agents": concurrency.too_many(typed),
         "cell_counts": (cc := counts.cell_counts(typed)),
         "count_fits": counts.count_fits(cc),
         "noise": tables.noise_notes(run), "phase_names": PHASES,

@@ -110,6 +110,12 @@ def combine_rounds(rows: Sequence[ResultRow], kind: str = "cell",
     stats = summarize(samples).to_dict() if samples else {}
     errs = [r.max_abs_err for r in rows if r.max_abs_err is not None]
     breakdowns = [r.breakdown for r in rows if r.breakdown]
+    # a plan of agents: where they ran (the first round's CPUs) and the hand-off's cost
+    agents = [r.timing["agents"] for r in rows if r.timing.get("agents")]
+    hands = [float(a["handoff_s"]) for a in agents if a.get("handoff_s") is not None]
+    agent_info = {"agents": {**agents[0], "handoff_s": statistics.median(hands) if hands
+                             else None, "cpus_by_round": [a.get("cpus") for a in agents]}} \
+        if agents else {}
     return dataclasses.replace(
         first, kind=kind, round=None, samples_s=samples,
         median_s=statistics.median(samples) if samples else None,
@@ -119,5 +125,5 @@ def combine_rounds(rows: Sequence[ResultRow], kind: str = "cell",
         max_abs_err=max(errs) if errs else None,
         timing={"inner": [r.inner for r in rows],
                 "clock": first.timing.get("clock", "wall"),
-                "steady": all(r.timing.get("steady", True) for r in rows)},
+                "steady": all(r.timing.get("steady", True) for r in rows), **agent_info},
         rounds=infos, stats=stats, wall_s=sum(r.wall_s for r in rows))

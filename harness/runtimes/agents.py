@@ -34,12 +34,18 @@ from harness.codegen.module import assemble
 from harness.plugins.plan import Device, Import, Memory, Module
 from harness.runtimes.base import Backend, RuntimeUnsupported
 
-#: atomic loads a waiting agent spins before it sleeps in `memory.atomic.wait32`
-SPIN = 1 << 21
+#: atomic loads a waiting agent spins before it sleeps in `memory.atomic.wait32`: a few
+#: hundred µs here, longer than the host's work between two steps of one inference. Longer
+#: spins (2^21, milliseconds) cost the plan measured next in the same worker a CPU: with
+#: five variants interleaved in 10 ms batches, a 2-agent GEMM 256^3 went from 0.62 to
+#: 0.71 ms and its batch of two from 1.18 to 1.63 ms
+SPIN = 1 << 17
 #: byte offsets in the pool's memory: the generation, the arrivals, each agent's last seen
 #: generation (a cache line each, so spinning readers share no line with a writer)
 GENERATION, ARRIVED, SEEN, LINE = 0, 64, 128, 64
-_SYNC_WAT = f"""(module
+def _sync_wat(spin: int) -> str:
+    """The hand-off module; a waiter spins `spin` atomic loads before it sleeps."""
+    return f"""(module
   (import "env" "sync" (memory 1 1 shared))
   (func (export "go")
     (i32.atomic.store (i32.const {ARRIVED}) (i32.const 0))
@@ -49,7 +55,7 @@ _SYNC_WAT = f"""(module
     (local $at i32) (local $seen i32) (local $spin i32)
     (local.set $at (i32.add (i32.const {SEEN}) (i32.mul (local.get $agent) (i32.const {LINE}))))
     (local.set $seen (i32.load (local.get $at)))
-    (local.set $spin (i32.const {SPIN}))
+    (local.set $spin (i32.const {spin}))
     (block $out
       (loop $again
         (br_if $out (i32.ne (i32.atomic.load (i32.const {GENERATION})) (local.get $seen)))
@@ -64,7 +70,7 @@ _SYNC_WAT = f"""(module
     (drop (memory.atomic.notify (i32.const {ARRIVED}) (i32.const 1))))
   (func (export "await_arrivals") (param $n i32)
     (local $have i32) (local $spin i32)
-    (local.set $spin (i32.const {SPIN}))
+    (local.set $spin (i32.const {spin}))
     (block $out
       (loop $again
         (local.set $have (i32.atomic.load (i32.const {ARRIVED})))
@@ -86,7 +92,8 @@ def allowed_cpus() -> list[int]:
 class AgentPool:
     """`agents` agents on CPUs of their own: `run` runs branch i on agent i, all at once."""
 
-    def __init__(self, agents: int, backend: Backend) -> None:
+    def __init__(self, agents: int, backend: Backend, spin: int = SPIN) -> None:
+        self.spin = spin
         cpus = allowed_cpus()
         if agents > len(cpus):
             raise RuntimeUnsupported(
@@ -115,7 +122,7 @@ class AgentPool:
         if agent == 0:
             self._memory = be.new_memory(store, Memory("sync", "sync", "host", min_pages=1,
                                                        max_pages=1, shared=True))
-        compiled = be.compile(store, Module("agent-sync", assemble(_SYNC_WAT)))
+        compiled = be.compile(store, Module("agent-sync", assemble(_sync_wat(self.spin))))
         inst = be.instantiate(store, compiled, [(Import("env", "sync", "memory", "sync"),
                                                  self._memory)])
         return {"go": be.make_call(store, inst, "go", []),
