@@ -19,12 +19,12 @@ from harness.store.manifest import MANIFEST
 from harness.store.rows import OVERHEAD_FACTOR, RESULTS
 from reports import (
     answer,
+    concurrency,
     counts,
     embedding,
     figures_cost,
     figures_speed,
     forms,
-    concurrency,
     growth,
     html,
     summary,

@@ -193,18 +193,55 @@ def test_a_parallel_step_round_trips_and_is_checked(regs) -> None:
     assert isinstance(step.branches[0][0], Call)
 
 
-def test_a_concurrent_cell_through_the_worker(regs, quick_settings) -> None:
-    """As `membench run` runs it: verified (both requests), counted, the agents' CPUs and
-    the hand-off's cost in the row."""
-    row = probed_row(regs, quick_settings, GEMM, "shared:threads=2,split=batch", "wasmtime")
+@pytest.mark.parametrize("runtime", ["wasmtime", "v8"])
+@pytest.mark.parametrize("strategy,calls", [("shared:threads=2,split=batch", 2),
+                                            ("multi-memory:threads=2", 2)])
+def test_a_concurrent_cell_through_the_worker(regs, quick_settings, runtime: str,
+                                              strategy: str, calls: int) -> None:
+    """As `membench run` runs it (threads of the Python worker; worker_threads of Node's):
+    verified (every request), counted, the agents' CPUs and the hand-off's cost in the row."""
+    if probe_of(runtime).status != "ok":
+        pytest.skip(probe_of(runtime).message)
+    row = probed_row(regs, quick_settings, GEMM, strategy, runtime)
     assert row.status == "ok", row.reason
     agents = row.timing["agents"]
     assert agents["agents"] == 2 and len(set(agents["cpus"])) == 2
     assert 0 < agents["handoff_s"] < row.median_s * 10
-    assert row.counters["calls"] == 2
+    assert row.counters["calls"] == calls
+    assert row.memory["memories"] == row.expected_counts["memories"]
 
 
-@pytest.mark.parametrize("runtime", ["wasmer", "wasm3", "v8"])
+def test_a_node_worker_refuses_more_agents_than_cpus(regs, quick_settings) -> None:
+    if probe_of("v8").status != "ok":
+        pytest.skip(probe_of("v8").message)
+    n = len(os.sched_getaffinity(0)) + 1
+    row = probed_row(regs, quick_settings, GEMM, f"shared:threads={n}", "v8")
+    assert row.status == "unsupported" and "agents never share a CPU" in row.reason, row.reason
+
+
+def test_an_agent_that_traps_fails_the_cell(regs, quick_settings, tmp_path) -> None:
+    """Agent 1's kernel reads past the heap: the Node worker's cell is trapped, not ok."""
+    from harness.core.protocol import save_tensors
+    from harness.worker.launch import run_worker
+
+    if probe_of("v8").status != "ok":
+        pytest.skip(probe_of("v8").message)
+    w = regs.workloads.create(GEMM)
+    plan = _plan(regs, GEMM, "shared:threads=2")
+    (step,) = [s for s in plan.run if isinstance(s, Parallel)]
+    bad = dataclasses.replace(step.branches[1][0], args=(1 << 30, *step.branches[1][0].args[1:]))
+    plan = dataclasses.replace(plan, run=tuple(
+        Parallel((step.branches[0], (bad,))) if s is step else s for s in plan.run))
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    out = run_worker(regs.runtimes.create("v8"), {
+        "kind": "cell", "runtime": "v8", "plan_path": str(tmp_path / "plan.json"),
+        "inputs": save_tensors(tmp_path, w.generate(0)),
+        "settings": {"warmup_s": 0.0, "warmup_runs": 1, "sample_s": 0.0005, "samples": 2}},
+        tmp_path, 60)
+    assert out.status == "trapped" and "agent 1" in out.message, out.message
+
+
+@pytest.mark.parametrize("runtime", ["wasmer", "wasm3", "jsc"])
 def test_engines_without_agents_say_why(regs, quick_settings, runtime: str) -> None:
     if probe_of(runtime).status != "ok":
         pytest.skip(probe_of(runtime).message)
@@ -213,13 +250,17 @@ def test_engines_without_agents_say_why(regs, quick_settings, runtime: str) -> N
         row.reason
 
 
-def test_a_racing_writer_corrupts_shared_scratch_and_not_private_scratch(regs) -> None:
+@pytest.mark.parametrize("runtime", ["wasmtime", "v8"])
+def test_a_racing_writer_corrupts_shared_scratch_and_not_private_scratch(regs,
+                                                                         runtime: str) -> None:
     """The race probe: agent 1's racer stores over agent 0's scratch address while agent
     0's GEMM runs. Under shared it lands in agent 0's packing panels; under multi-memory
     in the racer's own private memory."""
     from harness.probes.race import RUNS, run_race
 
-    rt = regs.runtimes.create("wasmtime")
+    if probe_of(runtime).status != "ok":
+        pytest.skip(probe_of(runtime).message)
+    rt = regs.runtimes.create(runtime)
     shared = run_race(regs.strategies.create("shared:threads=2"), rt, "t", regs.workloads)
     private = run_race(regs.strategies.create("multi-memory:threads=2"), rt, "t",
                        regs.workloads)

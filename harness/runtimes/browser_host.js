@@ -68,6 +68,14 @@ onmessage = (e) => {
     memoryNow: () => ({ rss: null, vms: null }),
     peakRss: () => null,
     pin: () => null,
+    // threads=N: the page runs plans on its main thread, where Atomics.wait is refused;
+    // agents would be Web Workers of a cross-origin-isolated page, not built here
+    agents: (n, spec, Trap, Unsupported) => {
+      throw new Unsupported('threads=N: the page runs every dispatch on its main thread ' +
+                            '(Atomics.wait is refused there); Web Workers sharing a ' +
+                            'WebAssembly.Memory need a cross-origin-isolated page, not ' +
+                            'built here');
+    },
     openBlame: (file) => {
       if (!file) return { set() {}, close() {} };
       const set = (i) => post(fsUrl(file), `${String(i).padStart(7)}\n`);

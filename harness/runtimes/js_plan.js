@@ -11,13 +11,21 @@ const COUNTERS = ['bytes_copied', 'calls', 'host_calls', 'bytes_written', 'bytes
 const PAGE = 65536;
 
 class Trap extends Error {}
+// the plan asks for what this host cannot do (the cell becomes `unsupported`)
+class Unsupported extends Error {}
 
 class LoadedPlan {
   // `faults.staleViews`: keep a memory's view after the memory grows (the bug a JS host
   // must not have: the old ArrayBuffer is detached); a runtime's `stale_views=1`, for the
   // test that shows a growing plan catches it
+  // `faults.agents`: the host's factory of agents (Node's worker_threads) for plans whose
+  // Parallel steps run on several; a host without one refuses such plans
   constructor(plan, data, instrument, faults = {}) {
     this.plan = plan;
+    this.agentFactory = faults.agents || null;
+    this.pool = null;
+    this.agentOf = Object.fromEntries(plan.devices.map((d) => [d.name, d.agent || 0]));
+    this.nAgents = 1 + Math.max(0, ...plan.devices.map((d) => d.agent || 0));
     this.staleViews = Boolean(faults.staleViews);
     // memories grown under live instances (Grow steps) and the time their grows took
     this.growing = [...plan.setup, ...plan.run].some((st) => st.op === 'grow');
@@ -81,7 +89,17 @@ class LoadedPlan {
     }
     const hostFns = {};
     for (const hf of plan.host_funcs || []) hostFns[hf.id] = this.hostFn(hf);
+    const agentSpec = { modules: {}, memories: {}, instances: {}, steps: [] };
     for (const inst of plan.instances) {
+      const agent = this.agentOf[inst.device];
+      if (agent > 0) {  // instantiated by its agent, on its thread
+        agentSpec.modules[inst.module] = compiled[`${engineOf[inst.device]}\u0000${inst.module}`];
+        for (const imp of inst.imports) {
+          if (imp.kind === 'memory') agentSpec.memories[imp.target] = this.memories[imp.target];
+        }
+        (agentSpec.instances[agent] = agentSpec.instances[agent] || []).push(inst);
+        continue;
+      }
       const importObject = {};
       for (const imp of inst.imports) {
         let value;
@@ -117,10 +135,48 @@ class LoadedPlan {
         }
       }
     }
+    if (this.nAgents > 1) this.startAgents(agentSpec);
     const t0 = now();
     for (const step of this.compileSteps(plan.setup)) step();
     this.setup_s = secs(now() - t0);
     this.steps = this.compileSteps(plan.run);
+  }
+
+  // the agents' threads, each given its instances and, per Parallel step, the calls of
+  // every branch (the pool's threads run branch i of step k; this thread runs branch 0)
+  startAgents(spec) {
+    if (!this.agentFactory) {
+      throw new Unsupported('a Parallel step (threads=N): this JavaScript host has no agents ' +
+                            '(workers sharing a WebAssembly.Memory) here');
+    }
+    this.parallelSteps = [...this.plan.setup, ...this.plan.run].filter((st) => st.op === 'parallel');
+    spec.steps = this.parallelSteps.map((st) => st.branches.map((b) => b.map((c) => ({
+      instance: c.instance, export: c.export, args: c.args, arg_type: c.arg_type }))));
+    this.pool = this.agentFactory(this.nAgents, spec, Trap, Unsupported);
+  }
+
+  close() {
+    if (this.pool) this.pool.close();
+  }
+
+  // a call step's function: the export with its arguments, a trap raised as Trap
+  callFn(step) {
+    const fn = this.instances[step.instance].exports[step.export];
+    if (typeof fn !== 'function') throw new Error(`${step.instance} has no export ${step.export}`);
+    if (fn.length !== step.args.length) {
+      throw new Error(`${step.export} takes ${fn.length} arguments, plan passes ${step.args.length}`);
+    }
+    // i64 parameters (a memory64 module's addresses) take BigInts
+    const args = step.arg_type === 'i64' ? step.args.map((a) => BigInt(a))
+      : step.args.map((a) => a | 0);
+    return () => {
+      try {
+        fn(...args);
+      } catch (e) {
+        if (e instanceof WebAssembly.RuntimeError) throw new Trap(e.message);
+        throw e;
+      }
+    };
   }
 
   hostFn(hf) {
@@ -216,22 +272,12 @@ class LoadedPlan {
           c.bytes_copied += src.size;
         });
       } else if (step.op === 'call') {
-        const fn = this.instances[step.instance].exports[step.export];
-        if (typeof fn !== 'function') throw new Error(`${step.instance} has no export ${step.export}`);
-        if (fn.length !== step.args.length) {
-          throw new Error(`${step.export} takes ${fn.length} arguments, plan passes ${step.args.length}`);
-        }
-        // i64 parameters (a memory64 module's addresses) take BigInts
-        const args = step.arg_type === 'i64' ? step.args.map((a) => BigInt(a))
-          : step.args.map((a) => a | 0);
+        const call = this.callFn(step);
         const windows = step.windows || [];
         out.push(() => {
           this.windows = windows;
           try {
-            fn(...args);
-          } catch (e) {
-            if (e instanceof WebAssembly.RuntimeError) throw new Trap(e.message);
-            throw e;
+            call();
           } finally {
             this.windows = [];
           }
@@ -288,8 +334,16 @@ class LoadedPlan {
           raw.fill(0);
         });
       } else if (step.op === 'parallel') {
-        throw new Error('a Parallel step (threads=N): this JavaScript worker runs every ' +
-                        'dispatch on its one thread; it has no agents (worker_threads) yet');
+        // branch i on agent i, all at once (the pool); counted when every branch has ended
+        const k = this.parallelSteps.indexOf(step);
+        const own = (step.branches[0] || []).map((call) => this.callFn(call));
+        const calls = step.branches.reduce((n, b) => n + b.length, 0);
+        const pool = this.pool;
+        const branch0 = () => { for (const f of own) f(); };
+        out.push(() => {
+          pool.run(k, branch0);
+          c.calls += calls;
+        });
       } else {
         throw new Error(`unknown step ${JSON.stringify(step)}`);
       }
@@ -317,10 +371,11 @@ class LoadedPlan {
     const wasm = Object.fromEntries(this.plan.modules.map((m) => [m.name, m.wasm]));
     for (const inst of this.plan.instances) {
       const info = moduleInfo(fromBase64(wasm[inst.module]));
+      const onAgent = this.agentOf[inst.device] > 0;  // its memories never grow (threads=N)
       info.defined.forEach((minPages, k) => {
         const index = info.importedMemories + k;
         const exp = info.exports.find((e) => e.kind === 2 && e.index === index);
-        add(inst.device, exp === undefined ? minPages * PAGE :
+        add(inst.device, exp === undefined || onAgent ? minPages * PAGE :
           this.instances[inst.name].exports[exp.name].buffer.byteLength);
       });
     }
@@ -335,4 +390,4 @@ class LoadedPlan {
   }
 }
 
-module.exports = { COUNTERS, LoadedPlan, Trap };
+module.exports = { COUNTERS, LoadedPlan, Trap, Unsupported };

@@ -11,7 +11,7 @@
 const {
   DEFAULT_SETTINGS, clockOf, median, timeCold, timeSteady, timeInterleaved, now, secs,
 } = require('./js_measure.js');
-const { LoadedPlan, Trap } = require('./js_plan.js');
+const { LoadedPlan, Trap, Unsupported } = require('./js_plan.js');
 
 const PROTOCOL = 1;
 
@@ -71,7 +71,8 @@ function equalBytes(a, b) {
 // One plan loaded and run once (harness/worker/variant.py `load_variant`).
 function loadVariant(plan, data, s, params = {}) {
   const before = host.memoryNow();
-  const lp = new LoadedPlan(plan, data, false, { staleViews: params.stale_views === '1' });
+  const lp = new LoadedPlan(plan, data, false, { staleViews: params.stale_views === '1',
+    agents: host.agents });
   lp.load();
   const afterLoad = host.memoryNow();
   const peakAfterLoad = host.peakRss();
@@ -109,7 +110,7 @@ function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = 
   let breakdown = null;
   if (s.breakdown) {
     // a separate, instrumented copy of the plan: the main samples above ran without its timers
-    const ilp = new LoadedPlan(v.plan, data, true);
+    const ilp = new LoadedPlan(v.plan, data, true, { agents: host.agents });
     ilp.load();
     const runs = Math.max(1, Math.min(s.max_inner,
       Math.ceil(3 * s.sample_s / Math.max(median(timing.samples_s), 1e-9))));
@@ -152,6 +153,10 @@ function finishVariant(v, timing, data, s, outDir, prefix = '', sharedProcess = 
     counters: v.perRun, memory, outputs,
   });
   if (breakdown) resp.breakdown = breakdown;
+  if (lp.pool) {  // where the agents ran, and what a step's hand-off costs
+    resp.agents = { agents: lp.pool.agents, cpus: lp.pool.cpus,
+      handoff_s: lp.pool.handoffS(now, secs) };
+  }
   return resp;
 }
 
@@ -170,6 +175,7 @@ function failedVariant(e) {
   if (e instanceof Trap) {
     return { status: 'trapped', message: oneLine(e).replace(/^Trap: /, 'RuntimeError: ') };
   }
+  if (e instanceof Unsupported) return { status: 'unsupported', message: e.message };
   return { status: 'crashed', message: oneLine(e) };
 }
 
@@ -230,13 +236,15 @@ function runProbe(req) {
   const caps = {};
   for (const probe of req.probes) {
     try {
-      const lp = new LoadedPlan(readPlan(probe.plan_path), loadTensors(probe.inputs), 0);
+      const lp = new LoadedPlan(readPlan(probe.plan_path), loadTensors(probe.inputs), 0,
+        { agents: host.agents });
       lp.load();
       lp.runOnce();
       const got = Object.fromEntries(Object.entries(lp.outputs).map(([k, v]) => [k, hex(v)]));
       const ok = JSON.stringify(got) === JSON.stringify(probe.expect);
       caps[probe.capability] = { ok, detail: ok ? '' :
         `ran but produced ${JSON.stringify(got)}, expected ${JSON.stringify(probe.expect)}` };
+      lp.close();
     } catch (e) {
       caps[probe.capability] = { ok: false, detail: oneLine(e) };
     }
@@ -306,8 +314,29 @@ function runInsts(req, params, outDir) {
   return { status: 'ok', message: '', counted };
 }
 
+// The race probe (harness/probes/race.py): the plan's inferences run `runs` times, each
+// one's outputs written apart, for the harness to judge.
+function runRace(req, params, outDir) {
+  const lp = new LoadedPlan(readPlan(req.plan_path), loadTensors(req.inputs), 0,
+    { agents: host.agents });
+  lp.load();
+  const runs = [];
+  for (let k = 0; k < req.runs; k++) {
+    lp.runOnce();
+    const files = {};
+    for (const [name, raw] of Object.entries(lp.outputs)) {
+      const p = joinPath(outDir, `race${k}_${name}.bin`);
+      host.writeBytes(p, raw);
+      files[name] = p;
+    }
+    runs.push(files);
+  }
+  lp.close();
+  return { status: 'ok', message: '', runs };
+}
+
 const HANDLERS = { cell: runCell, group: runGroup, probe: runProbe, overhead: runOverhead,
-  insts: runInsts };
+  insts: runInsts, race: runRace };
 
 // Answer the request at `reqPath` in response.json beside it; `engineHost` supplies what
 // differs between engines. Returns the process exit code.
@@ -329,6 +358,8 @@ function serve(engineHost, reqPath) {
   } catch (e) {
     if (e instanceof Trap) {
       resp = { status: 'trapped', message: oneLine(e).replace(/^Trap: /, 'RuntimeError: ') };
+    } else if (e instanceof Unsupported) {
+      resp = { status: 'unsupported', message: e.message };
     } else {
       resp = { status: 'crashed', message: oneLine(e), traceback: String(e && e.stack) };
     }

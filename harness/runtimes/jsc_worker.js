@@ -50,6 +50,11 @@ const JSC_HOST = {
   memoryNow: () => ({ rss: statusKb('VmRSS'), vms: statusKb('VmSize') }),
   peakRss: () => statusKb('VmHWM'),
   pin: () => protocol.allowedCpus(procStatus()),
+  // threads=N: the shell's test262 agents ($.agent) are not wired into this worker
+  agents: (n, spec, Trap, Unsupported) => {
+    throw new Unsupported('threads=N: this worker runs every dispatch on the jsc shell\'s ' +
+                          'one thread (its $.agent workers are not used here)');
+  },
   openBlame: (file) => {
     if (!file) return { set() {}, close() {} };
     const set = (i) => { writeFile(file, `${String(i).padStart(7)}\n`); };

@@ -37,6 +37,10 @@ function peakRss() {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+// the CPUs this worker may run on, read when it starts (`pin`), before a plan's agents pin
+// its main thread to the first of them
+let workerCpus = null;
+
 // `--pin`: Node cannot set its own CPU affinity, so taskset does it (every thread); the
 // affinity actually in force is read back from the kernel either way
 function pin(cpus) {
@@ -45,10 +49,26 @@ function pin(cpus) {
       String(process.pid)], { stdio: 'ignore' });
   }
   try {
-    return allowedCpus(fs.readFileSync('/proc/self/status', 'utf8'));
+    workerCpus = allowedCpus(fs.readFileSync('/proc/self/status', 'utf8'));
   } catch (e) {
-    return null;
+    workerCpus = null;
   }
+  return workerCpus;
+}
+
+// A plan's agents (node_agents.js): agent i on the i-th CPU the worker may run on, this
+// thread (agent 0) pinned to the first for as long as the worker lives; never two agents
+// on one CPU
+function agents(n, spec, Trap, Unsupported) {
+  const { NodeAgentPool } = require('./node_agents.js');
+  const cpus = workerCpus || [];
+  if (n > cpus.length) {
+    throw new Unsupported(`${n} agents need ${n} CPUs of their own; this worker may run on ` +
+      `${cpus.length} (${cpus.join(', ')}): agents never share a CPU`);
+  }
+  require('child_process').execFileSync('taskset', ['-p', '-c', String(cpus[0]),
+    String(process.pid)], { stdio: 'ignore' });
+  return new NodeAgentPool(cpus.slice(0, n), spec, Trap);
 }
 
 // Who is running now, in the file the parent reads when the worker dies
@@ -110,6 +130,7 @@ const NODE_HOST = {
   memoryNow,
   peakRss,
   pin,
+  agents,
   openBlame,
   makeGate,
   runtimeInfo,
