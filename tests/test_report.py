@@ -235,3 +235,40 @@ def test_growing_cells_get_the_growth_section(tmp_path: Path) -> None:
     assert table.count("<tr>") == 3 and "gemm" not in table  # header + two growing cells
     assert 'class="num">4</td>' in table and "4.1 MiB" in table and "4.2 MiB" in table
     assert 'alt="grows of decode:tokens=64"' in page
+
+
+def test_threaded_cells_get_the_concurrency_section(tmp_path: Path) -> None:
+    """threads=N cells: throughput against agents per engine, speed-up over one agent (per
+    request: a batch of two serves twice the requests), efficiency, hand-off cost, the
+    machine's CPUs and pinning, engines without agents, and the race outcome."""
+    def agents(n: int) -> dict[str, Any]:
+        return {"timing": {"agents": {"agents": n, "cpus": list(range(n)),
+                                      "handoff_s": 3e-5}}}
+
+    rows = [_row("gemm:m=256", "shared:threads=1", "wasmtime", median=1e-3),
+            _row("gemm:m=256", "shared:threads=2", "wasmtime", median=0.625e-3, **agents(2)),
+            _row("gemm:m=256", "shared:threads=2,split=batch", "wasmtime", median=1.25e-3,
+                 **agents(2)),
+            _row("gemm:m=256", "shared:threads=4", "wasmtime", status="unsupported",
+                 reason="4 agents need 4 CPUs of their own; this worker may run on 2"),
+            _row("gemm:m=256", "shared:threads=2", "wasm3", status="unsupported",
+                 reason="wasm3 lacks shared-memory, threads"),
+            {"run_id": "r1", "workload": "race:scratch", "strategy": "shared:threads=2",
+             "runtime": "wasmtime", "status": "ok", "kind": "race",
+             "reason": "10/10 inferences' rows of agent 0 wrong", "metrics": {
+                 "outcome": "corrupted", "runs": 10, "corrupted_runs": 10}}]
+    page = write_report(make_run(tmp_path, rows, concurrency={
+        "cpu_count": 2, "worker_cpus": [0, 1], "pinning": "agent i on the i-th CPU"})).html \
+        .read_text()
+    section = page[page.index('id="concurrency"'):]
+    table = section[section.index('id="scalings"'):section.index("</table>")]
+    assert table.count("<tr>") == 4  # header, one agent, two agents, a batch of two
+    assert "1.60×" in table and "80%" in table  # 1 ms / 0.625 ms, over two agents
+    assert "1.60×" in table.split("split=batch")[1]  # 2 requests in 1.25 ms
+    assert "30.0 µs" in table or "30 µs" in table
+    assert "2 CPUs; workers may run on CPUs 0, 1" in section
+    assert "wasm3</b>: wasm3 lacks shared-memory, threads" in section
+    assert "shared:threads=4 on wasmtime" in section
+    assert 'alt="scaling of gemm:m=256 on wasmtime"' in section
+    races = section[section.index('id="races"'):]
+    assert "corrupted" in races and "10/10" in races
