@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import SpecError
 from harness.plugins.spec import parse_spec
 from harness.store.rows import ResultRow
 from reports.plotting import pyplot, save
@@ -46,11 +47,17 @@ class Scaling:
 
 def _shape(strategy: str) -> tuple[str, int, str] | None:
     """(name, agents, split) of a threads-capable strategy spec; None for others."""
-    spec = parse_spec(strategy)
+    try:
+        spec = parse_spec(strategy)
+    except SpecError:  # a row from elsewhere: not a strategy spec of ours
+        return None
     params = dict(spec.params)
     if spec.name not in _COLOURS:
         return None
-    return spec.name, int(params.get("threads", 0)), params.get("split", "rows")
+    try:
+        return spec.name, int(params.get("threads", 0)), params.get("split", "rows")
+    except ValueError:
+        return None
 
 
 def scalings(rows: Sequence[ResultRow]) -> list[Scaling]:

@@ -33,7 +33,8 @@ import numpy as np
 
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32, i32
 from harness.core.protocol import save_tensors
-from harness.plugins.plan import Call, Plan
+from harness.plugins.plan import Plan, calls_of
+from harness.plugins.requests import request_data
 from harness.plugins.strategy import Strategy, Unsupported
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from harness.probes.probe import ProbeResult
@@ -151,7 +152,8 @@ class ProbeWorkload(Workload):
 def target_address(probe: str, plan: Plan) -> int:
     """Where the victim's bytes are in `plan` (what the attacker is told)."""
     if probe == "scratch-read":
-        call = next(s for s in plan.run if isinstance(s, Call) and s.dispatch == "victim")
+        # the victim's first call (request 0's, where a plan serves several)
+        call = next(c for c in calls_of(plan.run) if c.dispatch == "victim")
         # kernel ABI: the scratch base is the last argument, an address in the private
         # memory; where that memory is a range of the heap, the attacker adds its base
         return plan.private_base + int(call.args[-1])
@@ -207,7 +209,7 @@ def run_probe(probe: str, strategy: Strategy, runtime: Runtime, run_id: str,
         return row("crashed", f"{strategy.spec} moved the victim when the attacker changed")
     if caps is not None and caps.missing(plan.requires):
         return row("unsupported", f"{runtime.NAME} lacks {', '.join(caps.missing(plan.requires))}")
-    data = workload.generate(SETTINGS.seed)
+    data = request_data(workload, SETTINGS.seed, plan.requests)
     with tempfile.TemporaryDirectory(prefix="membench-iso-") as tmp:
         d = Path(tmp)
         (d / "plan.json").write_text(plan.to_json(), encoding="utf-8")
