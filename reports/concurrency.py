@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.core.errors import SpecError
 from harness.plugins.spec import parse_spec
 from harness.store.rows import ResultRow
@@ -31,6 +33,8 @@ class Scaling:
     median_s: float
     fast_s: float               # fastest and slowest sample: the spread
     slow_s: float
+    q1_s: float                 # quartiles of the samples: the figure's bars
+    q3_s: float
     speedup: float | None       # throughput over the same strategy's one agent
     handoff_s: float | None     # the hand-off's own cost per Parallel step
     cpus: tuple[int | None, ...]
@@ -79,21 +83,25 @@ def scalings(rows: Sequence[ResultRow]) -> list[Scaling]:
         speedup = (requests / r.median_s) / (1 / base) if base and agents else None
         info: Mapping[str, Any] = r.timing.get("agents") or {}
         samples = [s for s in r.samples_s if s > 0] or [r.median_s]
+        q1, q3 = (float(q) for q in np.percentile(samples, [25, 75]))
         out.append(Scaling(r.workload, r.runtime, r.strategy,
                            f"{name}, split={split}" if agents else f"{name} (no agents)",
-                           agents, requests, r.median_s, min(samples), max(samples), speedup,
-                           info.get("handoff_s"), tuple(info.get("cpus") or ())))
+                           agents, requests, r.median_s, min(samples), max(samples), q1, q3,
+                           speedup, info.get("handoff_s"), tuple(info.get("cpus") or ())))
     return sorted(out, key=lambda x: (x.workload, x.runtime, x.family, x.agents))
 
 
 def figure(items: Sequence[Scaling], workload: str, runtime: str, path: Path) -> Path:
-    """Requests per second against agents, a line per strategy and split (the spread of
-    samples as error bars); the plain strategy, without agents, a dashed level."""
+    """Requests per second against agents, a line per strategy and split (bars: the
+    samples' quartiles); one agent is the same plan for either split, so both lines start
+    there; the plain strategy, without agents, a dotted level."""
     plt = pyplot()
     mine = [x for x in items if x.workload == workload and x.runtime == runtime]
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     most = max((x.agents for x in mine), default=1)
-    for family in dict.fromkeys(x.family for x in mine):
+    one = {x.family.split(",")[0]: x for x in mine if x.agents == 1}
+    families = list(dict.fromkeys(x.family for x in mine))
+    for k, family in enumerate(families):
         line = [x for x in mine if x.family == family]
         name = family.split(",")[0].split(" ")[0]
         colour = _COLOURS.get(name, "#937860")
@@ -101,15 +109,18 @@ def figure(items: Sequence[Scaling], workload: str, runtime: str, path: Path) ->
             ax.axhline(line[0].throughput, color=colour, linestyle=":", linewidth=1,
                        label=family)
             continue
-        xs = [x.agents for x in line]
+        if line[0].agents > 1 and name in one:  # a batch of one is the one-agent plan
+            line = [one[name], *line]
+        shift = 0.02 * (k - len(families) / 2)  # lines that coincide stay apart
+        xs = [x.agents + shift for x in line]
         ys = [x.throughput for x in line]
-        err = [[y - x.requests / x.slow_s for x, y in zip(line, ys, strict=True)],
-               [x.requests / x.fast_s - y for x, y in zip(line, ys, strict=True)]]
+        err = [[y - x.requests / x.q3_s for x, y in zip(line, ys, strict=True)],
+               [x.requests / x.q1_s - y for x, y in zip(line, ys, strict=True)]]
         ax.errorbar(xs, ys, yerr=err, color=colour, marker="o" if "rows" in family else "s",
                     linestyle="-" if "rows" in family else "--", capsize=3, label=family)
     ax.set_xticks(range(1, most + 1))
     ax.set_xlabel("agents (threads, one per CPU)")
-    ax.set_ylabel("requests per second (median; bars: fastest, slowest sample)")
+    ax.set_ylabel("requests/s (median; bars: quartiles)")
     ax.set_title(f"{workload} on {runtime}")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
