@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 import os
 import re
-import threading
+import time
 
 import numpy as np
 import pytest
@@ -132,33 +132,53 @@ def test_a_plan_never_puts_two_agents_on_one_cpu(regs) -> None:
         os.sched_setaffinity(0, home)
 
 
+_MEET = ('(module (import "env" "m" (memory 1 1 shared))'
+         ' (func (export "meet") (local $n i32) (i32.atomic.store (i32.const 4) (i32.const 1))'
+         '  (local.set $n (i32.const 2000000000))'
+         '  (loop $l (br_if $l (i32.and (i32.eqz (i32.atomic.load (i32.const 0)))'
+         '   (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))'
+         ' (func (export "boom") unreachable))')
+
+
 def test_agents_run_at_once_on_threads_and_cpus_of_their_own() -> None:
+    """Agent 1's kernel announces itself and waits for the worker's thread, which waits for
+    it in branch 0: the step ends only if both run at once. Agent 1 serves from its own
+    store, on its own thread, pinned to a CPU of its own; a trap in its kernel is raised
+    by run(), and the pool serves the next step."""
+    from harness.codegen.module import assemble
+    from harness.plugins.plan import Import, Module
+    from harness.runtimes.agents import AgentCall
+    from harness.runtimes.base import TrapError
     from harness.runtimes.wasmtime_runtime import WasmtimeBackend
 
-    pool = AgentPool(2, WasmtimeBackend("guard", "speed"))
-    seen: dict[int, tuple[int, set[int]]] = {}
-    both = threading.Barrier(2, timeout=10)  # passes only if both branches run at once
+    be = WasmtimeBackend("guard", "speed")
+    stores = [be.new_store(Device(f"a{i}")) for i in range(2)]
+    mem = be.new_memory(stores[0], Memory("m", "a0", "host", min_pages=1, max_pages=1,
+                                          shared=True))
+    inst = be.instantiate(stores[1], be.compile(stores[1], Module("meet", assemble(_MEET))),
+                          [(Import("env", "m", "memory", "m"), mem)])
+    steps = [[[], [AgentCall(be.export(stores[1], inst, name), ())]]
+             for name in ("meet", "boom")]
+    pool = AgentPool(2, be, stores, steps)
+    words = be.memory_array(stores[0], mem).view(np.int32)
 
-    def branch(i: int):
-        def run() -> None:
-            seen[i] = (threading.get_native_id(), os.sched_getaffinity(0))
-            both.wait()
-        return run
+    def meet() -> None:
+        deadline = time.monotonic() + 10
+        while words[1] != 1:  # agent 1 is in its kernel
+            assert time.monotonic() < deadline, "agent 1 never ran while branch 0 did"
+        words[0] = 1
 
     try:
-        pool.run([branch(0), branch(1)])
-        assert seen[0][0] != seen[1][0]
-        assert seen[0][1] == {pool.cpus[0]} and seen[1][1] == {pool.cpus[1]}
+        home = os.sched_getaffinity(0)
+        pool.run(0, meet)
+        assert words[1] == 1 and words[0] == 1
+        assert os.sched_getaffinity(0) == home, "the worker's thread gets its CPUs back"
+        assert pool.native_ids[0] != pool.native_ids[1]
         assert pool.cpus[0] != pool.cpus[1]
-        assert os.sched_getaffinity(0) != {pool.cpus[0]} or len(os.sched_getaffinity(0)) == 1, \
-            "the worker's thread gets its CPUs back after a step"
-
-        def fails() -> None:
-            raise ValueError("agent 1 trapped")
-
-        with pytest.raises(ValueError, match="agent 1 trapped"):
-            pool.run([lambda: None, fails])
-        pool.run([lambda: None, lambda: None])  # the pool goes on after a failed step
+        assert os.sched_getaffinity(pool.native_ids[1]) == {pool.cpus[1]}
+        with pytest.raises(TrapError, match="unreachable"):
+            pool.run(1, lambda: None)
+        pool.run(-1, lambda: None)  # the pool goes on after a failed step
         assert pool.handoff_s(batches=1, steps=20) > 0
     finally:
         pool.close()

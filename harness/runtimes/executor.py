@@ -35,7 +35,7 @@ from harness.plugins.plan import (
 )
 from harness.plugins.wasmbin import fill_data, module_info
 from harness.runtimes import hostfuncs
-from harness.runtimes.agents import AgentPool
+from harness.runtimes.agents import AgentCall, AgentPool
 from harness.runtimes.base import Backend, RuntimeUnsupported
 
 COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
@@ -92,6 +92,7 @@ class LoadedPlan:
         self._forgets: list[Callable[[], None]] = []
         #: the threads of a plan's agents (`Parallel` steps), made at load
         self.pool: AgentPool | None = None
+        self._parallels: list[Parallel] = []
 
     # -- loading ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -173,7 +174,7 @@ class LoadedPlan:
                 if mem.kind == "export" and mem.instance == inst.name:
                     self.memories[mem.id] = be.export(store, self.instances[inst.name], mem.export or "")
         if plan.agents() > 1:
-            self.pool = AgentPool(plan.agents(), be)
+            self.pool = self._agents()
         t0 = time.perf_counter()
         for step in self.compile_steps(plan.setup):
             step()
@@ -347,20 +348,40 @@ class LoadedPlan:
         return self.backend.make_call(store, self.instances[step.instance], step.export,
                                       step.args)
 
+    def _agents(self) -> AgentPool:
+        """The pool of the plan's agents: agent i serves its branch of every Parallel step
+        from the store of its device, its kernels' exports given to it here, on this thread,
+        before it starts (a store is used by one thread at a time)."""
+        plan, be = self.plan, self.backend
+        n = plan.agents()
+        devices = [[d.name for d in plan.devices if d.agent == i] for i in range(n)]
+        if any(len(ds) != 1 for ds in devices):
+            raise RuntimeUnsupported("each agent of a plan calls into one device's store here")
+        device_of = {i.name: i.device for i in plan.instances}
+        self._parallels = [s for s in (*plan.setup, *plan.run) if isinstance(s, Parallel)]
+        steps = []
+        for st in self._parallels:
+            if any(call.windows for branch in st.branches for call in branch):
+                raise RuntimeUnsupported("a Parallel branch's calls have no host-checked "
+                                         "windows")
+            steps.append([[AgentCall(be.export(self.stores[device_of[call.instance]],
+                                               self.instances[call.instance], call.export),
+                                     tuple(call.args), call.arg_type) for call in branch]
+                          if i else [] for i, branch in enumerate(st.branches)])
+        return AgentPool(n, be, [self.stores[ds[0]] for ds in devices], steps)
+
     def _parallel(self, step: Parallel, c: dict[str, int]) -> Callable[[], None]:
-        """The step: branch i's calls on agent i (`AgentPool`), all at once; counted when
-        every branch has ended."""
+        """The step: branch 0's calls here, agent i's served by agent i (`AgentPool`), all
+        at once; counted when every branch has ended."""
         if self.pool is None:
             raise AssertionError("a Parallel step in a plan of one agent")
-        if any(call.windows for branch in step.branches for call in branch):
-            raise RuntimeUnsupported("a Parallel branch's calls have no host-checked windows")
-        branches = [_in_order([self._invoke(call) for call in branch])
-                    for branch in step.branches]
+        k = self._parallels.index(step)  # equal steps serve the same calls
+        own = _in_order([self._invoke(call) for call in step.branches[0]])
         calls = sum(len(b) for b in step.branches)
         run = self.pool.run
 
         def parallel() -> None:
-            run(branches)
+            run(k, own)
             c["calls"] += calls
         return parallel
 
@@ -446,12 +467,15 @@ class LoadedPlan:
             if mem.kind == "host" and mem.id in self.memories:
                 add(mem.device, self.array(mem.id).size)
         wasm = {m.name: m.wasm for m in self.plan.modules}
+        # an agent's store is in use by its thread while it serves: its instances' memories
+        # count at their declared sizes (a plan of agents grows none)
+        serving = {d.name for d in self.plan.devices if d.agent}
         for inst in self.plan.instances:
             info = module_info(wasm[inst.module])
             store = self.stores[inst.device]
             for k, mt in enumerate(info.defined_memories):
                 name = info.memory_export(k)
-                if name is None:
+                if name is None or inst.device in serving:
                     add(inst.device, mt.min_bytes)
                 else:
                     obj = self.backend.export(store, self.instances[inst.name], name)

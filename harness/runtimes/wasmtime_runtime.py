@@ -259,7 +259,12 @@ class WasmtimeBackend(Backend):
         def invoke() -> None:
             err = call(ctx, fref, raw, slots, tref)
             if trap:
-                raise TrapError(_cause_first(wt.Trap._from_ptr(trap).message))
+                # the trap is the Trap object's to free: hand it a copy of the pointer and
+                # clear this one, which the next call reuses (a call that returns without
+                # a trap leaves it as it was: an agent calls again after a trap)
+                owned = type(trap).from_buffer_copy(trap)
+                ctypes.memset(ctypes.addressof(trap), 0, ctypes.sizeof(trap))
+                raise TrapError(_cause_first(wt.Trap._from_ptr(owned).message))
             if err:
                 raise TrapError(_cause_first(str(wt.WasmtimeError._from_ptr(err))))
 
