@@ -293,14 +293,18 @@ def test_a_racing_writer_corrupts_shared_scratch_and_not_private_scratch(regs,
     assert single.status == "unsupported" and "split=rows" in single.reason
 
 
-@pytest.mark.parametrize("strategy,outcome", [("shared:threads=2,split=batch", "leaked"),
-                                              ("multi-memory:threads=2,split=batch",
-                                               "contained")])
+@pytest.mark.parametrize("strategy,outcome", [("shared:threads=2", "leaked"),
+                                              ("multi-memory:threads=2", "contained"),
+                                              ("shared:threads=2,split=batch", "unsupported")])
 def test_the_isolation_probes_run_on_plans_of_agents(regs, strategy: str, outcome: str) -> None:
     """`membench isolation` on a threads variant: the victim's scratch is found inside a
-    Parallel step, every request's inputs are given, and the outcome is the strategy's."""
+    plan of agents and the outcome is the strategy's; a batch, whose requests would race
+    each other, is refused with the reason (the race probe is for that)."""
     from harness.probes.isolation import run_probe
 
     row = run_probe("scratch-read", regs.strategies.create(strategy),
                     regs.runtimes.create("wasmtime"), "t")
+    if outcome == "unsupported":
+        assert row.status == "unsupported" and "race" in row.reason, row.reason
+        return
     assert row.status == "ok" and row.metrics["outcome"] == outcome, row.reason

@@ -34,7 +34,6 @@ import numpy as np
 from harness.codegen import Buffer, BufferParam, FunctionBuilder, Kernel, f32, i32
 from harness.core.protocol import save_tensors
 from harness.plugins.plan import Plan, calls_of
-from harness.plugins.requests import request_data
 from harness.plugins.strategy import Strategy, Unsupported
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
 from harness.probes.probe import ProbeResult
@@ -205,11 +204,15 @@ def run_probe(probe: str, strategy: Strategy, runtime: Runtime, run_id: str,
         plan = strategy.plan(workload)
     except Unsupported as exc:
         return row("unsupported", str(exc))
+    if plan.requests > 1:
+        return row("unsupported", f"{strategy.spec} serves {plan.requests} requests at once: "
+                   "their attackers would race the victims (the race probe measures that); "
+                   "the isolation probes judge one request")
     if target_address(probe, plan) != addr:
         return row("crashed", f"{strategy.spec} moved the victim when the attacker changed")
     if caps is not None and caps.missing(plan.requires):
         return row("unsupported", f"{runtime.NAME} lacks {', '.join(caps.missing(plan.requires))}")
-    data = request_data(workload, SETTINGS.seed, plan.requests)
+    data = workload.generate(SETTINGS.seed)
     with tempfile.TemporaryDirectory(prefix="membench-iso-") as tmp:
         d = Path(tmp)
         (d / "plan.json").write_text(plan.to_json(), encoding="utf-8")
