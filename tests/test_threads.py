@@ -33,7 +33,12 @@ def _plan(regs, workload: str, strategy: str) -> Plan:
     "shared:threads=1", "shared:threads=2", "multi-memory:threads=2",
     "shared:threads=2,split=batch", "multi-memory:threads=2,split=batch",
 ])
-@pytest.mark.parametrize("workload", [GEMM, "gemm:m=33,n=20,k=17,isa=scalar", "mlp"])
+@pytest.mark.parametrize("workload", [
+    GEMM, "gemm:m=33,n=20,k=17,isa=scalar", "mlp",
+    # output rows of a strided, padded convolution: each agent's band clips differently
+    "conv2d:h=17,w=9,stride=2,pad=1,cin=5,cout=7", "conv2d:h=9,w=9,isa=scalar",
+    "kws-dscnn",  # depthwise and pooling kernels that cannot be split run on agent 0
+])
 def test_every_request_of_a_concurrent_inference_matches_numpy(regs, workload: str,
                                                                strategy: str) -> None:
     rt = regs.runtimes.create("wasmtime")
@@ -56,6 +61,16 @@ def test_rows_split_among_agents_each_on_its_own_device(regs) -> None:
     assert (a1 - a0, c1 - c0, b1 - b0) == (48 * 48 * 4, 48 * 64 * 4, 0)
     assert s0 != s1, "each agent's scratch is its own region of the heap"
     assert "threads" in plan.requires and plan.calls_per_run() == 2
+
+
+def test_a_convolution_splits_by_output_rows_of_one_image(regs) -> None:
+    plan = _plan(regs, "conv2d:h=17,w=9,stride=2,pad=1,cin=5,cout=7", "shared:threads=2")
+    (step,) = [s for s in plan.run if isinstance(s, Parallel)]
+    (_, _, _, y0, _), (_, _, _, y1, _) = (b[0].args for b in step.branches)
+    assert y1 - y0 == 4 * 4 * 5 * 7  # 9 output rows of 5 pixels, 7 channels: agent 1 from row 4
+    batch = _plan(regs, "conv2d:batch=2,h=8,w=8", "shared:threads=2")
+    assert not any(isinstance(s, Parallel) for s in batch.run), \
+        "two images' row bands are not contiguous: agent 0 runs the whole convolution"
 
 
 def test_multi_memory_gives_each_agent_a_private_scratch_memory(regs) -> None:

@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness.codegen import Buffer, BufferParam, Expr, FunctionBuilder, Kernel, Var, f32, i32, op
-from harness.codegen.kernel import SCRATCH
+from harness.codegen.kernel import SCRATCH, RowSlice
 from harness.core.errors import ShapeError
 from harness.plugins.params import Param
 from harness.plugins.workload import Dispatch, Tensor, Tolerance, Workload
@@ -78,26 +78,43 @@ class Conv2dKernel(Kernel):
 
     def __init__(self, batch: int, h: int, w: int, cin: int, cout: int, kh: int, kw: int,
                  stride: int = 1, pad: int = 0, relu: bool = True, isa: str = "simd",
-                 tile: Tile | None = None) -> None:
+                 tile: Tile | None = None, rows: tuple[int, int] | None = None) -> None:
         self.batch, self.h, self.w, self.cin, self.cout = batch, h, w, cin, cout
         self.kh, self.kw, self.stride, self.pad, self.relu = kh, kw, stride, pad, relu
         self.oh, self.ow = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
         if self.oh < 1 or self.ow < 1:
             raise ShapeError(f"conv2d: a {kh}x{kw} kernel with padding {pad} does not fit a "
                              f"{h}x{w} input")
-        self.isa = isa
+        #: the output rows [lo, hi) this kernel computes, of one image (`row_slice`): its y
+        #: address is that of row lo; x is the whole image
+        self.rows = rows or (0, self.oh)
+        self.isa, self.tile = isa, tile
         tile = kernel_tile(tile, isa)
         variant = "scalar" if isa == "scalar" else f"{isa}{tile.label()}"
+        part = f"_rows{self.rows[0]}-{self.rows[1]}" if rows else ""
         self.name = (f"conv2d_{batch}x{h}x{w}x{cin}_k{kh}x{kw}s{stride}p{pad}_{cout}"
-                     f"{'_relu' if relu else ''}_{variant}")
+                     f"{'_relu' if relu else ''}{part}_{variant}")
         self.buffers = (BufferParam("x", "r"), BufferParam("w", "r"), BufferParam("bias", "r"),
                         BufferParam("y", "w"))
-        m, k = batch * self.oh * self.ow, kh * kw * cin
+        m, k = batch * (self.rows[1] - self.rows[0]) * self.ow, kh * kw * cin
         self.packed = PackedGemm(m, cout, k, tile, fma=isa == "relaxed") \
             if isa != "scalar" else None
         if self.packed is not None:
             self.scratch_bytes = self.packed.scratch_bytes(bias=True)
             self.features = isa_features(isa)
+
+    def splittable_rows(self) -> int:
+        """An image's output rows (one image: with more, a row band is not contiguous)."""
+        return self.oh if self.batch == 1 and self.rows == (0, self.oh) else 0
+
+    def row_slice(self, lo: int, hi: int) -> RowSlice:
+        """Output rows [lo, hi): the same convolution over the whole input, its y address
+        at row lo (NHWC: a band of rows is contiguous)."""
+        if not self.splittable_rows() or not 0 <= lo < hi <= self.oh:
+            raise ValueError(f"rows [{lo}, {hi}) of {self.name}")
+        part = Conv2dKernel(self.batch, self.h, self.w, self.cin, self.cout, self.kh, self.kw,
+                            self.stride, self.pad, self.relu, self.isa, self.tile, (lo, hi))
+        return RowSlice(part, (("y", 4 * lo * self.ow * self.cout),))
 
     # -- shared loop nest over output pixels ------------------------------------------
     def _pixels(self, fb: FunctionBuilder, x: Buffer, body: Callable[[], None]) -> None:
@@ -107,7 +124,7 @@ class Conv2dKernel(Kernel):
         b, oy, ox = fb.local("cv_b", "i32"), fb.local("cv_oy", "i32"), fb.local("cv_ox", "i32")
         iy0, ix0, px = fb.local("cv_iy0", "i32"), fb.local("cv_ix0", "i32"), fb.pointer("cv_px")
         s, p, cin = self.stride, self.pad, self.cin
-        with fb.for_range(b, 0, self.batch), fb.for_range(oy, 0, self.oh):
+        with fb.for_range(b, 0, self.batch), fb.for_range(oy, *self.rows):
             fb.set(iy0, oy * s - p)
             with fb.for_range(ox, 0, self.ow):
                 fb.set(ix0, ox * s - p)
@@ -141,7 +158,9 @@ class Conv2dKernel(Kernel):
 
     def _may_clip_y(self, ky: int) -> bool:
         """Whether some output row's tap ky falls outside the image (else no check)."""
-        return ky - self.pad < 0 or (self.oh - 1) * self.stride - self.pad + ky >= self.h
+        lo, hi = self.rows
+        return lo * self.stride - self.pad + ky < 0 or \
+            (hi - 1) * self.stride - self.pad + ky >= self.h
 
     def _may_clip_x(self, kx: int) -> bool:
         return kx - self.pad < 0 or (self.ow - 1) * self.stride - self.pad + kx >= self.w
