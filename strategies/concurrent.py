@@ -186,7 +186,7 @@ class ConcurrentPlanner:
         return steps
 
     def _scratch(self, steps: list[list[_Job]], top: int) -> int:
-        """Name each job's instance (one per executable, agent and kernel) and give it its
+        """Name each job's instance (one per executable and agent) and give it its
         scratch: a heap region of its own after the tensors, or its private memory."""
         regions: dict[str, int] = {}
         kernels: dict[str, str] = {}

@@ -167,8 +167,9 @@ class AgentPool:
                     for k in range(-1, len(steps))}
         self._await = be.make_call(self._stores[0], sync, "await_arrivals", [agents - 1])
         self._stop_flag = be.make_call(self._stores[0], sync, "stop", [])
+        # an agent's arrival when its serving call ended in a trap (agent 0 never serves)
         self._arrive = [be.make_call(self._stores[i], self._instance(i, _sync_wat(spin), []),
-                                     "arrive", []) for i in range(agents)]
+                                     "arrive", []) if i else _nothing for i in range(agents)]
         self._serve = [self._serving(i, [step[i] if i < len(step) else () for step in steps],
                                      spin) if i else None for i in range(agents)]
         self._errors: list[BaseException | None] = [None] * agents
