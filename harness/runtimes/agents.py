@@ -40,9 +40,9 @@ from harness.runtimes.base import Backend, RuntimeUnsupported
 
 #: atomic loads a waiting agent spins before it sleeps in `memory.atomic.wait32`: a few
 #: hundred µs here, longer than the host's work between two steps of one inference. Longer
-#: spins (2^21, milliseconds) cost the plan measured next in the same worker a CPU: with
-#: five variants interleaved in 10 ms batches, a 2-agent GEMM 256^3 went from 0.62 to
-#: 0.71 ms and its batch of two from 1.18 to 1.63 ms
+#: spins (2^21, milliseconds) cost the plans measured next in the same group worker a CPU:
+#: suite `threads`, GEMM 256^3, shared:threads=2, 1.09x over one agent with 2^21, 1.70x
+#: with 2^17 (the batch of two 0.88x and 1.80x)
 SPIN = 1 << 17
 #: byte offsets in the pool's memory: the generation, the arrivals, the step, the stop
 #: flag, each agent's last seen generation (a cache line each: a spinning reader shares no
