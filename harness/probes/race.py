@@ -58,9 +58,9 @@ def _racer_wat(heap_pages: int, private_pages: int | None) -> str:
       (br_if $pass (local.get $passes)))))"""
 
 
-def race_plan(plan: Plan, scratch_bytes: int) -> tuple[Plan, int]:
+def race_plan(plan: Plan, scratch_bytes: int) -> Plan:
     """`plan` with agent 1's first Parallel call replaced by the racer aimed at agent 0's
-    scratch; returns it and the rows agent 0 computes."""
+    scratch."""
     step = next((s for s in plan.run if isinstance(s, Parallel) and len(s.branches) > 1), None)
     if step is None or plan.requests != 1:
         raise Unsupported("the race probe needs a plan whose kernels two agents run at once "
@@ -75,15 +75,9 @@ def race_plan(plan: Plan, scratch_bytes: int) -> tuple[Plan, int]:
     run = tuple(replace(step, branches=((victim,), (call,))) if s is step else s
                 for s in plan.run)
     raced = replace(plan, modules=(*plan.modules, Module("racer", assemble(wat))),
-                    instances=(*plan.instances, racer), run=run, strategy=plan.strategy)
+                    instances=(*plan.instances, racer), run=run)
     raced.validate()
-    return raced, victim_rows(plan, victim)
-
-
-def victim_rows(plan: Plan, victim: Call) -> int:
-    """Rows of C agent 0's slice computes (its kernel's name says its shape)."""
-    module = next(i.module for i in plan.instances if i.name == victim.instance)
-    return int(module.split("_")[1].split("x")[0])
+    return raced
 
 
 def run_race(strategy: Strategy, runtime: Runtime, run_id: str, workloads: Registry[Workload],
@@ -100,11 +94,13 @@ def run_race(strategy: Strategy, runtime: Runtime, run_id: str, workloads: Regis
         return row("unavailable", caps.message)
     w = workloads.create(WORKLOAD)
     try:
-        plan, rows = race_plan(strategy.plan(w), w.dispatches[0].kernel.scratch_bytes)
+        plan = race_plan(strategy.plan(w), w.dispatches[0].kernel.scratch_bytes)
     except Unsupported as exc:
         return row("unsupported", str(exc))
     if caps is not None and caps.missing(plan.requires):
         return row("unsupported", f"{runtime.NAME} lacks {', '.join(caps.missing(plan.requires))}")
+    # agent 0's rows: the first of the agents' equal shares (`strategies.concurrent`)
+    rows = w.dispatches[0].kernel.splittable_rows() // plan.agents()
     data = w.generate(0)
     expected = w.reference(data)["c"][:rows]
     with tempfile.TemporaryDirectory(prefix="membench-race-") as tmp:
