@@ -53,7 +53,8 @@ const JSC_HOST = {
   // threads=N: the shell's test262 agents ($.agent) are not wired into this worker
   agents: (n, spec, Trap, Unsupported) => {
     throw new Unsupported('threads=N: this worker runs every dispatch on the jsc shell\'s ' +
-                          'one thread (its $.agent workers are not used here)');
+                          'one thread (its $.agent workers could share the memory, but the ' +
+                          'shell can neither pin its threads nor read its CPUs)');
   },
   openBlame: (file) => {
     if (!file) return { set() {}, close() {} };
