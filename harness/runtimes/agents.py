@@ -30,12 +30,12 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.codegen.module import assemble
-from harness.plugins.plan import Device, Import, Memory, Module
+from harness.plugins.plan import Device, Import, Memory, Module, Parallel, Plan
 from harness.runtimes.base import Backend, RuntimeUnsupported
 
 #: atomic loads a waiting agent spins before it sleeps in `memory.atomic.wait32`: a few
@@ -183,6 +183,30 @@ class AgentPool:
         for t in self._threads:
             t.start()
         started.wait()
+
+    @classmethod
+    def for_plan(cls, plan: Plan, backend: Backend, stores: Mapping[str, Any],
+                 instances: Mapping[str, Any]) -> AgentPool:
+        """The pool of `plan`'s agents, from its loaded `stores` (device -> store) and
+        `instances` (name -> instance): agent i serves its branch of every Parallel step,
+        in plan order, from the store of its one device, its kernels' exports given to it
+        here, on the caller's thread, before it starts (a store is used by one thread at a
+        time)."""
+        n = plan.agents()
+        devices = [[d.name for d in plan.devices if d.agent == i] for i in range(n)]
+        if any(len(ds) != 1 for ds in devices):
+            raise RuntimeUnsupported("each agent of a plan calls into one device's store here")
+        device_of = {i.name: i.device for i in plan.instances}
+        steps = []
+        for st in (s for s in (*plan.setup, *plan.run) if isinstance(s, Parallel)):
+            if any(call.windows for branch in st.branches for call in branch):
+                raise RuntimeUnsupported("a Parallel branch's calls have no host-checked "
+                                         "windows")
+            steps.append([[AgentCall(backend.export(stores[device_of[call.instance]],
+                                                    instances[call.instance], call.export),
+                                     tuple(call.args), call.arg_type) for call in branch]
+                          if i else [] for i, branch in enumerate(st.branches)])
+        return cls(n, backend, [stores[ds[0]] for ds in devices], steps)
 
     def _instance(self, agent: int, wat: str, funcs: Sequence[Any]) -> Any:
         be, store = self._be, self._stores[agent]

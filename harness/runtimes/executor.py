@@ -35,7 +35,7 @@ from harness.plugins.plan import (
 )
 from harness.plugins.wasmbin import fill_data, module_info
 from harness.runtimes import hostfuncs
-from harness.runtimes.agents import AgentCall, AgentPool
+from harness.runtimes.agents import AgentPool
 from harness.runtimes.base import Backend, RuntimeUnsupported
 
 COUNTERS = ("bytes_copied", "calls", "host_calls", "bytes_written", "bytes_read")
@@ -349,26 +349,11 @@ class LoadedPlan:
                                       step.args)
 
     def _agents(self) -> AgentPool:
-        """The pool of the plan's agents: agent i serves its branch of every Parallel step
-        from the store of its device, its kernels' exports given to it here, on this thread,
-        before it starts (a store is used by one thread at a time)."""
-        plan, be = self.plan, self.backend
-        n = plan.agents()
-        devices = [[d.name for d in plan.devices if d.agent == i] for i in range(n)]
-        if any(len(ds) != 1 for ds in devices):
-            raise RuntimeUnsupported("each agent of a plan calls into one device's store here")
-        device_of = {i.name: i.device for i in plan.instances}
-        self._parallels = [s for s in (*plan.setup, *plan.run) if isinstance(s, Parallel)]
-        steps = []
-        for st in self._parallels:
-            if any(call.windows for branch in st.branches for call in branch):
-                raise RuntimeUnsupported("a Parallel branch's calls have no host-checked "
-                                         "windows")
-            steps.append([[AgentCall(be.export(self.stores[device_of[call.instance]],
-                                               self.instances[call.instance], call.export),
-                                     tuple(call.args), call.arg_type) for call in branch]
-                          if i else [] for i, branch in enumerate(st.branches)])
-        return AgentPool(n, be, [self.stores[ds[0]] for ds in devices], steps)
+        """The pool of the plan's agents (`AgentPool.for_plan`), made on this thread before
+        any agent runs."""
+        self._parallels = [s for s in (*self.plan.setup, *self.plan.run)
+                           if isinstance(s, Parallel)]
+        return AgentPool.for_plan(self.plan, self.backend, self.stores, self.instances)
 
     def _parallel(self, step: Parallel, c: dict[str, int]) -> Callable[[], None]:
         """The step: branch 0's calls here, agent i's served by agent i (`AgentPool`), all
