@@ -162,17 +162,21 @@ class AgentPool:
         # to one engine)
         self._memory = be.new_memory(self._stores[0], Memory(
             "sync", "sync", "host", min_pages=1, max_pages=1, shared=True))
-        sync = self._instance(0, _sync_wat(spin), [])
+        # the worker thread's side and each agent's arrival: one module, compiled once
+        sync_module = be.compile(self._stores[0], Module("agent-sync", assemble(_sync_wat(spin))))
+        sync = self._instance(0, sync_module, [])
         self._go = {k: be.make_call(self._stores[0], sync, "go", [k])
                     for k in range(-1, len(steps))}
         self._await = be.make_call(self._stores[0], sync, "await_arrivals", [agents - 1])
         self._stop_flag = be.make_call(self._stores[0], sync, "stop", [])
         # an agent's arrival when its serving call ended in a trap (agent 0 never serves)
-        self._arrive = [be.make_call(self._stores[i], self._instance(i, _sync_wat(spin), []),
+        self._arrive = [be.make_call(self._stores[i], self._instance(i, sync_module, []),
                                      "arrive", []) if i else _nothing for i in range(agents)]
         self._serve = [self._serving(i, [step[i] if i < len(step) else () for step in steps],
                                      spin) if i else None for i in range(agents)]
         self._errors: list[BaseException | None] = [None] * agents
+        #: the Parallel steps `run` numbers, in order (`for_plan`)
+        self.parallels: list[Parallel] = []
         #: each agent thread's native id (agent 0: the caller's), once it has started
         self.native_ids: list[int | None] = [threading.get_native_id()] + [None] * (agents - 1)
         self._closed = False
@@ -197,8 +201,9 @@ class AgentPool:
         if any(len(ds) != 1 for ds in devices):
             raise RuntimeUnsupported("each agent of a plan calls into one device's store here")
         device_of = {i.name: i.device for i in plan.instances}
+        parallels = [s for s in (*plan.setup, *plan.run) if isinstance(s, Parallel)]
         steps = []
-        for st in (s for s in (*plan.setup, *plan.run) if isinstance(s, Parallel)):
+        for st in parallels:
             if any(call.windows for branch in st.branches for call in branch):
                 raise RuntimeUnsupported("a Parallel branch's calls have no host-checked "
                                          "windows")
@@ -206,11 +211,12 @@ class AgentPool:
                                                     instances[call.instance], call.export),
                                      tuple(call.args), call.arg_type) for call in branch]
                           if i else [] for i, branch in enumerate(st.branches)])
-        return cls(n, backend, [stores[ds[0]] for ds in devices], steps)
+        pool = cls(n, backend, [stores[ds[0]] for ds in devices], steps)
+        pool.parallels = parallels
+        return pool
 
-    def _instance(self, agent: int, wat: str, funcs: Sequence[Any]) -> Any:
+    def _instance(self, agent: int, compiled: Any, funcs: Sequence[Any]) -> Any:
         be, store = self._be, self._stores[agent]
-        compiled = be.compile(store, Module(f"agent{agent}", assemble(wat)))
         imports = [(Import("env", "sync", "memory", "sync"), self._memory)]
         imports += [(Import("k", f"f{n}", "func", ""), f) for n, f in enumerate(funcs)]
         return be.instantiate(store, compiled, imports)
@@ -231,7 +237,9 @@ class AgentPool:
                     signatures.append((len(c.args), c.arg_type))
                 step.append((ids[id(c.func)], c))
             numbered.append(step)
-        inst = self._instance(agent, _serving_wat(agent, numbered, signatures, spin), funcs)
+        wat = _serving_wat(agent, numbered, signatures, spin)
+        inst = self._instance(agent, self._be.compile(self._stores[agent], Module(
+            f"agent{agent}", assemble(wat))), funcs)
         return self._be.make_call(self._stores[agent], inst, "serve", [])
 
     def _agent(self, i: int, started: threading.Barrier) -> None:

@@ -92,7 +92,6 @@ class LoadedPlan:
         self._forgets: list[Callable[[], None]] = []
         #: the threads of a plan's agents (`Parallel` steps), made at load
         self.pool: AgentPool | None = None
-        self._parallels: list[Parallel] = []
 
     # -- loading ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -173,8 +172,8 @@ class LoadedPlan:
             for mem in plan.memories:  # exported memories become reachable now
                 if mem.kind == "export" and mem.instance == inst.name:
                     self.memories[mem.id] = be.export(store, self.instances[inst.name], mem.export or "")
-        if plan.agents() > 1:
-            self.pool = self._agents()
+        if plan.agents() > 1:  # made on this thread, before any agent runs
+            self.pool = AgentPool.for_plan(plan, be, self.stores, self.instances)
         t0 = time.perf_counter()
         for step in self.compile_steps(plan.setup):
             step()
@@ -348,19 +347,12 @@ class LoadedPlan:
         return self.backend.make_call(store, self.instances[step.instance], step.export,
                                       step.args)
 
-    def _agents(self) -> AgentPool:
-        """The pool of the plan's agents (`AgentPool.for_plan`), made on this thread before
-        any agent runs."""
-        self._parallels = [s for s in (*self.plan.setup, *self.plan.run)
-                           if isinstance(s, Parallel)]
-        return AgentPool.for_plan(self.plan, self.backend, self.stores, self.instances)
-
     def _parallel(self, step: Parallel, c: dict[str, int]) -> Callable[[], None]:
         """The step: branch 0's calls here, agent i's served by agent i (`AgentPool`), all
         at once; counted when every branch has ended."""
         if self.pool is None:
             raise AssertionError("a Parallel step in a plan of one agent")
-        k = self._parallels.index(step)  # equal steps serve the same calls
+        k = self.pool.parallels.index(step)  # equal steps serve the same calls
         own = _in_order([self._invoke(call) for call in step.branches[0]])
         calls = sum(len(b) for b in step.branches)
         run = self.pool.run
